@@ -1,0 +1,367 @@
+package efs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CreateFileSystemInput carries CreateFileSystem's parameters, already
+// checked against the model's shapes.
+type CreateFileSystemInput struct {
+	CreationToken         string
+	PerformanceMode       string
+	Encrypted             bool
+	KmsKeyID              string
+	ThroughputMode        string
+	ProvisionedThroughput *float64
+	AvailabilityZoneName  string
+	Backup                *bool
+	Tags                  []Tag
+}
+
+// MaxTags is the most tags one resource may carry.
+const MaxTags = 50
+
+// CreateFileSystem creates a file system in the creating state; the
+// lifecycle worker provisions its data directory and makes it available.
+func (s *Service) CreateFileSystem(ctx context.Context, p Principal, in CreateFileSystemInput) (*FileSystem, error) {
+	fs := &FileSystem{
+		Account:         p.Account,
+		Region:          p.Region,
+		CreationToken:   in.CreationToken,
+		CreatedAt:       s.now(),
+		State:           StateCreating,
+		PerformanceMode: in.PerformanceMode,
+		ThroughputMode:  in.ThroughputMode,
+		Encrypted:       in.Encrypted,
+		Protection:      ProtectionEnabled,
+		Tags:            []Tag{},
+		BackupStatus:    BackupDisabled,
+	}
+	if fs.PerformanceMode == "" {
+		fs.PerformanceMode = GeneralPurpose
+	}
+	if fs.ThroughputMode == "" {
+		fs.ThroughputMode = Bursting
+	}
+	if err := s.checkThroughput(fs.ThroughputMode, in.ProvisionedThroughput); err != nil {
+		return nil, err
+	}
+	if in.ProvisionedThroughput != nil {
+		fs.ProvisionedThroughput = *in.ProvisionedThroughput
+	}
+	if fs.PerformanceMode == MaxIO && fs.ThroughputMode == Elastic {
+		return nil, E(BadRequest, "Performance mode maxIO is not supported with the elastic throughput mode.")
+	}
+	if in.KmsKeyID != "" && !in.Encrypted {
+		return nil, E(BadRequest, "KmsKeyId can only be specified when Encrypted is true.")
+	}
+	if in.Encrypted {
+		fs.KmsKeyID = kmsKeyARN(p, in.KmsKeyID)
+	}
+	if in.AvailabilityZoneName != "" {
+		z, ok := s.cfg.Regions.Zone(p.Region, in.AvailabilityZoneName)
+		if !ok {
+			return nil, E(UnsupportedAvailabilityZone,
+				"Availability Zone '%s' is not supported in region %s.", in.AvailabilityZoneName, p.Region)
+		}
+		if fs.PerformanceMode == MaxIO {
+			return nil, E(BadRequest, "One Zone file systems do not support the maxIO performance mode.")
+		}
+		fs.AvailabilityZoneName, fs.AvailabilityZoneID = z.Name, z.ID
+		fs.BackupStatus = BackupEnabled // One Zone file systems back up by default
+	}
+	if in.Backup != nil {
+		fs.BackupStatus = BackupDisabled
+		if *in.Backup {
+			fs.BackupStatus = BackupEnabled
+		}
+	}
+	tags, err := mergeTags(nil, in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	fs.Tags = tags
+	fs.DueAt = fs.CreatedAt.Add(s.cfg.TransitionDelay)
+
+	err = s.store.Update(ctx, func(tx Tx) error {
+		existing, err := tx.FileSystemByToken(p.Account, p.Region, in.CreationToken)
+		if err == nil {
+			return &Error{Code: FileSystemAlreadyExists, FileSystemID: existing.ID,
+				Message: fmt.Sprintf("File system '%s' already exists with creation token '%s'.", existing.ID, in.CreationToken)}
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("look up creation token: %w", err)
+		}
+		n, err := tx.CountFileSystems(p.Account, p.Region)
+		if err != nil {
+			return fmt.Errorf("count file systems: %w", err)
+		}
+		if n >= s.cfg.FileSystemQuota {
+			return E(FileSystemLimitExceeded,
+				"Account %s has reached its limit of %d file systems in %s.", p.Account, s.cfg.FileSystemQuota, p.Region)
+		}
+		digits := longIDDigits
+		if pref, err := tx.AccountPreference(p.Account, p.Region); err != nil {
+			return fmt.Errorf("read account preferences: %w", err)
+		} else if pref == ShortID {
+			digits = shortIDDigits
+		}
+		for range 10 {
+			fs.ID = "fs-" + s.ids.Hex(digits)
+			err = tx.InsertFileSystem(fs)
+			if !errors.Is(err, ErrConflict) {
+				break
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("insert file system: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Kick()
+	s.withUsage(fs)
+	return fs, nil
+}
+
+// checkThroughput applies EFS's rules tying ProvisionedThroughputInMibps to
+// the provisioned throughput mode.
+func (s *Service) checkThroughput(mode string, provisioned *float64) error {
+	if mode == Provisioned && provisioned == nil {
+		return E(BadRequest, "ProvisionedThroughputInMibps is required when ThroughputMode is provisioned.")
+	}
+	if mode != Provisioned && provisioned != nil {
+		return E(BadRequest, "ProvisionedThroughputInMibps can only be specified when ThroughputMode is provisioned.")
+	}
+	if provisioned != nil && *provisioned > s.cfg.MaxProvisionedThroughput {
+		return E(ThroughputLimitExceeded,
+			"ProvisionedThroughputInMibps %g exceeds the limit of %g MiB/s.", *provisioned, s.cfg.MaxProvisionedThroughput)
+	}
+	return nil
+}
+
+// kmsKeyARN turns any accepted KmsKeyId form into the key ARN EFS reports.
+// Without a key, the account's default EFS key (aws/elasticfilesystem) is
+// used; efsd derives a stable key ID for it from the account and region.
+func kmsKeyARN(p Principal, key string) string {
+	switch {
+	case strings.HasPrefix(key, "arn:"):
+		return key
+	case key == "":
+		sum := sha256.Sum256([]byte("aws/elasticfilesystem/" + p.Account + "/" + p.Region))
+		h := hex.EncodeToString(sum[:16])
+		key = fmt.Sprintf("key/%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
+	case strings.HasPrefix(key, "alias/"):
+	default:
+		key = "key/" + key
+	}
+	return fmt.Sprintf("arn:aws:kms:%s:%s:%s", p.Region, p.Account, key)
+}
+
+// DescribeFileSystemsInput selects file systems to describe.
+type DescribeFileSystemsInput struct {
+	FileSystemID  string
+	CreationToken string
+	Marker        string
+	MaxItems      int
+}
+
+// DescribeFileSystemsOutput is one page of file systems.
+type DescribeFileSystemsOutput struct {
+	FileSystems []*FileSystem
+	NextMarker  string
+}
+
+// DefaultPageSize is the page size of Describe operations when the caller
+// gives none.
+const DefaultPageSize = 100
+
+// DescribeFileSystems describes one file system (by ID, ARN or creation
+// token) or pages through all of p's file systems in creation order.
+// Markers name the last file system of the previous page by its creation
+// sequence, so pages stay consistent while file systems come and go.
+func (s *Service) DescribeFileSystems(ctx context.Context, p Principal, in DescribeFileSystemsInput) (*DescribeFileSystemsOutput, error) {
+	limit := in.MaxItems
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	after, err := decodeMarker(in.Marker)
+	if err != nil {
+		return nil, err
+	}
+	out := &DescribeFileSystemsOutput{FileSystems: []*FileSystem{}}
+	err = s.store.View(ctx, func(tx Tx) error {
+		switch {
+		case in.FileSystemID != "":
+			fs, err := loadFS(tx, p, in.FileSystemID)
+			if err != nil {
+				return err
+			}
+			if in.CreationToken == "" || in.CreationToken == fs.CreationToken {
+				out.FileSystems = append(out.FileSystems, fs)
+			}
+		case in.CreationToken != "":
+			fs, err := tx.FileSystemByToken(p.Account, p.Region, in.CreationToken)
+			if errors.Is(err, ErrNotFound) {
+				return nil // AWS answers an empty list for an unknown token
+			}
+			if err != nil {
+				return err
+			}
+			out.FileSystems = append(out.FileSystems, fs)
+		default:
+			page, err := tx.FileSystems(p.Account, p.Region, after, limit+1)
+			if err != nil {
+				return err
+			}
+			if len(page) > limit {
+				page = page[:limit]
+				out.NextMarker = encodeMarker(page[limit-1].Seq)
+			}
+			out.FileSystems = page
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, fs := range out.FileSystems {
+		s.withUsage(fs)
+	}
+	return out, nil
+}
+
+const markerPrefix = "efsd1:"
+
+func encodeMarker(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(markerPrefix + strconv.FormatInt(seq, 10)))
+}
+
+func decodeMarker(m string) (int64, error) {
+	if m == "" {
+		return 0, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(m)
+	if err == nil && strings.HasPrefix(string(b), markerPrefix) {
+		if n, err := strconv.ParseInt(string(b[len(markerPrefix):]), 10, 64); err == nil && n >= 0 {
+			return n, nil
+		}
+	}
+	return 0, E(BadRequest, "The pagination marker '%s' is not valid.", m)
+}
+
+// DeleteFileSystem moves a file system to deleting; the lifecycle worker
+// removes its data and then its record.
+func (s *Service) DeleteFileSystem(ctx context.Context, p Principal, id string) error {
+	_, err := s.update(ctx, p, id, func(fs *FileSystem) error {
+		if fs.State == StateDeleting {
+			return nil
+		}
+		fs.State = StateDeleting
+		fs.DueAt = s.now()
+		return nil
+	})
+	if err == nil {
+		s.Kick()
+	}
+	return err
+}
+
+// UpdateFileSystemInput changes a file system's throughput.
+type UpdateFileSystemInput struct {
+	FileSystemID          string
+	ThroughputMode        string
+	ProvisionedThroughput *float64
+}
+
+// UpdateFileSystem changes throughput mode or provisioned throughput. A
+// change moves the file system to updating until the lifecycle worker
+// settles it; mode changes and decreases are rate-limited as in EFS.
+func (s *Service) UpdateFileSystem(ctx context.Context, p Principal, in UpdateFileSystemInput) (*FileSystem, error) {
+	fs, err := s.update(ctx, p, in.FileSystemID, func(fs *FileSystem) error {
+		if err := requireAvailable(fs); err != nil {
+			return err
+		}
+		mode := in.ThroughputMode
+		if mode == "" {
+			mode = fs.ThroughputMode
+		}
+		prov := in.ProvisionedThroughput
+		if prov == nil && mode == Provisioned && fs.ThroughputMode == Provisioned {
+			prov = &fs.ProvisionedThroughput
+		}
+		if err := s.checkThroughput(mode, prov); err != nil {
+			return err
+		}
+		if mode == Elastic && fs.PerformanceMode == MaxIO {
+			return E(BadRequest, "The elastic throughput mode is not supported with the maxIO performance mode.")
+		}
+		modeChange := mode != fs.ThroughputMode
+		var newProv float64
+		if prov != nil {
+			newProv = *prov
+		}
+		decrease := !modeChange && mode == Provisioned && newProv < fs.ProvisionedThroughput
+		if !modeChange && newProv == fs.ProvisionedThroughput {
+			return nil // nothing to change
+		}
+		now := s.now()
+		if (modeChange || decrease) && !fs.ThroughputChangedAt.IsZero() {
+			if next := fs.ThroughputChangedAt.Add(s.cfg.ThroughputCooldown); now.Before(next) {
+				return E(TooManyRequests,
+					"The throughput mode or a provisioned throughput decrease of file system '%s' was last changed at %s; the next change is allowed after %s.",
+					fs.ID, fs.ThroughputChangedAt.UTC().Format(time.RFC3339), next.UTC().Format(time.RFC3339))
+			}
+		}
+		if modeChange || decrease {
+			fs.ThroughputChangedAt = now
+		}
+		fs.ThroughputMode, fs.ProvisionedThroughput = mode, newProv
+		fs.State = StateUpdating
+		fs.DueAt = now.Add(s.cfg.TransitionDelay)
+		return nil
+	})
+	if err == nil {
+		s.Kick()
+	}
+	return fs, err
+}
+
+// UpdateFileSystemProtection sets a file system's replication overwrite
+// protection. An empty value leaves it unchanged. REPLICATING is set only
+// by replication itself.
+func (s *Service) UpdateFileSystemProtection(ctx context.Context, p Principal, id, protection string) (string, error) {
+	fs, err := s.update(ctx, p, id, func(fs *FileSystem) error {
+		if fs.State == StateCreating || fs.State == StateDeleting {
+			return E(IncorrectFileSystemLifeCycleState,
+				"File system '%s' is in the '%s' state; its protection cannot be changed.", fs.ID, fs.State)
+		}
+		if fs.Protection == ProtectionReplicating {
+			return E(ReplicationAlreadyExists,
+				"ReplicationOverwriteProtection cannot be changed while the file system is a replication destination.")
+		}
+		switch protection {
+		case "":
+		case ProtectionEnabled, ProtectionDisabled:
+			fs.Protection = protection
+		default:
+			return E(BadRequest,
+				"ReplicationOverwriteProtection can only be set to ENABLED or DISABLED; '%s' is set by replication.", protection)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return fs.Protection, nil
+}

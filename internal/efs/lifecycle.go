@@ -1,0 +1,149 @@
+package efs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Start runs the lifecycle worker, which settles transitional states
+// (creating, updating, deleting, backup ENABLING/DISABLING) once they are
+// due. Pending work is found in the store, so a restart resumes it.
+func (s *Service) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.runLifecycle(ctx)
+	}()
+}
+
+// Stop ends the lifecycle worker and waits for it.
+func (s *Service) Stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+}
+
+// Kick wakes the lifecycle worker. Many kicks before it runs collapse
+// into one wake-up.
+func (s *Service) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// maxIdle bounds how long the worker sleeps with nothing due, and
+// maxBackoff how long it waits after repeated failures.
+const (
+	maxIdle    = time.Minute
+	maxBackoff = 30 * time.Second
+)
+
+func (s *Service) runLifecycle(ctx context.Context) {
+	var failures int
+	for {
+		next, err := s.SettleDue(ctx)
+		wait := maxIdle
+		if !next.IsZero() {
+			wait = min(max(next.Sub(s.now()), 0), maxIdle)
+		}
+		if err != nil && ctx.Err() == nil {
+			failures++
+			wait = min(time.Duration(1<<min(failures, 10))*50*time.Millisecond, maxBackoff)
+			s.log.Error("lifecycle worker", "err", err, "retry_in", wait)
+		} else {
+			failures = 0
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// SettleDue settles every file system whose DueAt has passed and returns
+// the earliest DueAt still in the future (zero if none).
+func (s *Service) SettleDue(ctx context.Context) (time.Time, error) {
+	var due []*FileSystem
+	err := s.store.View(ctx, func(tx Tx) error {
+		var err error
+		due, err = tx.DueFileSystems(1000)
+		return err
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("list due file systems: %w", err)
+	}
+	var next time.Time
+	var errs []error
+	for _, fs := range due {
+		if fs.DueAt.After(s.now()) {
+			if next.IsZero() || fs.DueAt.Before(next) {
+				next = fs.DueAt
+			}
+			continue
+		}
+		if err := s.settle(ctx, fs); err != nil {
+			errs = append(errs, fmt.Errorf("settle %s: %w", fs.Key(), err))
+		}
+	}
+	return next, errors.Join(errs...)
+}
+
+// settle does the real work a transitional state stands for, then records
+// the settled state. The record is re-read inside the transaction so that
+// changes made meanwhile by API calls are kept.
+func (s *Service) settle(ctx context.Context, seen *FileSystem) error {
+	switch seen.State {
+	case StateCreating:
+		if err := s.cfg.Volumes.Create(seen.Key()); err != nil {
+			return fmt.Errorf("create volume: %w", err)
+		}
+	case StateDeleting:
+		if err := s.cfg.Volumes.Remove(seen.Key()); err != nil {
+			return fmt.Errorf("remove volume: %w", err)
+		}
+	}
+	return s.store.Update(ctx, func(tx Tx) error {
+		fs, err := tx.FileSystem(seen.Account, seen.Region, seen.ID)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fs.DueAt.IsZero() || fs.DueAt.After(s.now()) {
+			return nil // rescheduled meanwhile
+		}
+		switch fs.State {
+		case StateDeleting:
+			if seen.State != StateDeleting {
+				return nil // deleted after we looked; settle again next round
+			}
+			return tx.DeleteFileSystem(fs.Account, fs.Region, fs.ID)
+		case StateCreating:
+			if seen.State != StateCreating {
+				return nil
+			}
+			fs.State = StateAvailable
+		case StateUpdating:
+			fs.State = StateAvailable
+		}
+		switch fs.BackupStatus {
+		case BackupEnabling:
+			fs.BackupStatus = BackupEnabled
+		case BackupDisabling:
+			fs.BackupStatus = BackupDisabled
+		}
+		fs.DueAt = time.Time{}
+		return tx.UpdateFileSystem(fs)
+	})
+}

@@ -1,0 +1,52 @@
+package efs
+
+import "context"
+
+// Store persists efsd's records. Implementations (store/sqlite, and later
+// store/postgres) only save and load; every rule about what may be saved
+// lives in Service. All implementations pass store/storetest.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Update runs fn in a read-write transaction, committed durably when
+	// fn returns nil and rolled back otherwise.
+	Update(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Tx is one transaction. Lookups of missing records return ErrNotFound;
+// inserts that collide with a unique key return ErrConflict.
+type Tx interface {
+	FileSystem(account, region, id string) (*FileSystem, error)
+	FileSystemByToken(account, region, token string) (*FileSystem, error)
+	// FileSystems lists an account's file systems in a region in creation
+	// order, those with Seq greater than afterSeq, at most limit of them.
+	FileSystems(account, region string, afterSeq int64, limit int) ([]*FileSystem, error)
+	CountFileSystems(account, region string) (int, error)
+	// InsertFileSystem stores a new file system and sets its Seq.
+	InsertFileSystem(fs *FileSystem) error
+	// UpdateFileSystem replaces a stored file system.
+	UpdateFileSystem(fs *FileSystem) error
+	DeleteFileSystem(account, region, id string) error
+	// DueFileSystems lists file systems of every account whose DueAt is
+	// set, earliest first, at most limit of them.
+	DueFileSystems(limit int) ([]*FileSystem, error)
+
+	// AccountPreference returns the resource ID type an account chose in a
+	// region, or "" when it never chose.
+	AccountPreference(account, region string) (string, error)
+	PutAccountPreference(account, region, idType string) error
+}
+
+// Volumes holds the data of file systems. The volume package implements it
+// over directories on the local disk.
+type Volumes interface {
+	// Create makes the file system's root; creating an existing one is not
+	// an error.
+	Create(k FSKey) error
+	// Remove deletes the file system's data; removing a missing one is not
+	// an error.
+	Remove(k FSKey) error
+	// Usage is the last metered size of the file system's data.
+	Usage(k FSKey) (Usage, bool)
+}

@@ -1,0 +1,149 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/efsd/efsd/internal/efs"
+)
+
+// txn implements efs.Tx over one SQL transaction.
+type txn struct {
+	ctx context.Context
+	tx  *sql.Tx
+}
+
+const fsColumns = `seq, doc`
+
+func scanFS(row interface{ Scan(...any) error }) (*efs.FileSystem, error) {
+	var seq int64
+	var doc string
+	if err := row.Scan(&seq, &doc); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, efs.ErrNotFound
+		}
+		return nil, err
+	}
+	fs := new(efs.FileSystem)
+	if err := json.Unmarshal([]byte(doc), fs); err != nil {
+		return nil, fmt.Errorf("decode file system record: %w", err)
+	}
+	fs.Seq = seq
+	return fs, nil
+}
+
+func (t *txn) queryFS(query string, args ...any) ([]*efs.FileSystem, error) {
+	rows, err := t.tx.QueryContext(t.ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*efs.FileSystem
+	for rows.Next() {
+		fs, err := scanFS(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fs)
+	}
+	return out, rows.Err()
+}
+
+func (t *txn) FileSystem(account, region, id string) (*efs.FileSystem, error) {
+	return scanFS(t.tx.QueryRowContext(t.ctx,
+		`SELECT `+fsColumns+` FROM file_systems WHERE account = $1 AND region = $2 AND id = $3`, account, region, id))
+}
+
+func (t *txn) FileSystemByToken(account, region, token string) (*efs.FileSystem, error) {
+	return scanFS(t.tx.QueryRowContext(t.ctx,
+		`SELECT `+fsColumns+` FROM file_systems WHERE account = $1 AND region = $2 AND creation_token = $3`, account, region, token))
+}
+
+func (t *txn) FileSystems(account, region string, afterSeq int64, limit int) ([]*efs.FileSystem, error) {
+	return t.queryFS(`SELECT `+fsColumns+` FROM file_systems
+		WHERE account = $1 AND region = $2 AND seq > $3 ORDER BY seq LIMIT $4`, account, region, afterSeq, limit)
+}
+
+func (t *txn) CountFileSystems(account, region string) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(t.ctx,
+		`SELECT count(*) FROM file_systems WHERE account = $1 AND region = $2`, account, region).Scan(&n)
+	return n, err
+}
+
+func dueAt(fs *efs.FileSystem) any {
+	if fs.DueAt.IsZero() {
+		return nil
+	}
+	return fs.DueAt.UnixNano()
+}
+
+func (t *txn) InsertFileSystem(fs *efs.FileSystem) error {
+	doc, err := json.Marshal(fs)
+	if err != nil {
+		return err
+	}
+	err = t.tx.QueryRowContext(t.ctx, `INSERT INTO file_systems (account, region, id, creation_token, due_at, doc)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`,
+		fs.Account, fs.Region, fs.ID, fs.CreationToken, dueAt(fs), string(doc)).Scan(&fs.Seq)
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return fmt.Errorf("insert file system %s: %w", fs.ID, efs.ErrConflict)
+	}
+	return err
+}
+
+func (t *txn) UpdateFileSystem(fs *efs.FileSystem) error {
+	doc, err := json.Marshal(fs)
+	if err != nil {
+		return err
+	}
+	res, err := t.tx.ExecContext(t.ctx, `UPDATE file_systems SET due_at = $1, doc = $2
+		WHERE account = $3 AND region = $4 AND id = $5`, dueAt(fs), string(doc), fs.Account, fs.Region, fs.ID)
+	return affected(res, err)
+}
+
+func (t *txn) DeleteFileSystem(account, region, id string) error {
+	res, err := t.tx.ExecContext(t.ctx,
+		`DELETE FROM file_systems WHERE account = $1 AND region = $2 AND id = $3`, account, region, id)
+	return affected(res, err)
+}
+
+func affected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return efs.ErrNotFound
+	}
+	return nil
+}
+
+func (t *txn) DueFileSystems(limit int) ([]*efs.FileSystem, error) {
+	return t.queryFS(`SELECT `+fsColumns+` FROM file_systems
+		WHERE due_at IS NOT NULL ORDER BY due_at LIMIT $1`, limit)
+}
+
+func (t *txn) AccountPreference(account, region string) (string, error) {
+	var v string
+	err := t.tx.QueryRowContext(t.ctx,
+		`SELECT resource_id_type FROM account_preferences WHERE account = $1 AND region = $2`, account, region).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+func (t *txn) PutAccountPreference(account, region, idType string) error {
+	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO account_preferences (account, region, resource_id_type)
+		VALUES ($1, $2, $3) ON CONFLICT (account, region) DO UPDATE SET resource_id_type = excluded.resource_id_type`,
+		account, region, idType)
+	return err
+}
