@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/efsd/efsd/internal/api"
+	"github.com/efsd/efsd/internal/daemon"
+)
+
+// Main is the efsd program; tests call Run directly.
+type Main struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// Ready, when set, is called with the daemon's address once it serves.
+	Ready func(addr string)
+}
+
+// NewMain returns a Main bound to the process's streams and environment.
+func NewMain() *Main {
+	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+}
+
+// Defaults for the settings.
+const (
+	DefaultListen = "127.0.0.1:8049"
+)
+
+// Development credential, used when no config file names any account: the
+// convention LocalStack users already know.
+var devCredential = api.Credential{AccessKeyID: "test", SecretAccessKey: "test", Account: "000000000000"}
+
+const usage = `efsd serves the Amazon EFS API (elasticfilesystem 2015-02-01) over real file systems.
+
+Usage:
+  efsd [flags]
+
+Flags (each also settable by the environment variable shown, and, except
+--config, by the config file; a flag beats the environment, which beats the
+file):
+  --listen HOST:PORT   API address (EFSD_LISTEN; default %s).
+                       Without accounts in the config file only loopback
+                       addresses are allowed.
+  --data-dir DIR       where the database and file system data live
+                       (EFSD_DATA_DIR; default %s)
+  --config FILE        JSON config file (EFSD_CONFIG); see README.md
+  --log-format FORMAT  text or json (EFSD_LOG_FORMAT; default text)
+  --log-level LEVEL    debug, info, warn or error (EFSD_LOG_LEVEL; default info)
+
+Without a config file efsd accepts one development credential: access key
+"test", secret "test", account 000000000000.
+
+Each file system's files live in DATA_DIR/volumes/ACCOUNT/REGION/FS-ID.
+`
+
+// Run parses args and serves until ctx ends.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	fset := flag.NewFlagSet("efsd", flag.ContinueOnError)
+	fset.SetOutput(m.Stderr)
+	listen := fset.String("listen", "", "")
+	dataDir := fset.String("data-dir", "", "")
+	configPath := fset.String("config", "", "")
+	logFormat := fset.String("log-format", "", "")
+	logLevel := fset.String("log-level", "", "")
+	fset.Usage = func() { fmt.Fprintf(m.Stderr, usage, DefaultListen, defaultDataDir(m.Getenv)) }
+	if err := fset.Parse(args); err != nil {
+		return err
+	}
+	if fset.NArg() > 0 {
+		fset.Usage()
+		return fmt.Errorf("unexpected argument %q", fset.Arg(0))
+	}
+
+	file := &FileConfig{}
+	if p := first(*configPath, m.Getenv("EFSD_CONFIG")); p != "" {
+		var err error
+		if file, err = LoadFileConfig(p); err != nil {
+			return err
+		}
+	}
+	cfg, err := file.daemonConfig()
+	if err != nil {
+		return err
+	}
+	cfg.Listen = first(*listen, m.Getenv("EFSD_LISTEN"), file.Listen, DefaultListen)
+	cfg.DataDir = first(*dataDir, m.Getenv("EFSD_DATA_DIR"), file.DataDir, defaultDataDir(m.Getenv))
+	logger, err := newLogger(m.Stderr, first(*logFormat, m.Getenv("EFSD_LOG_FORMAT"), file.LogFormat, "text"),
+		first(*logLevel, m.Getenv("EFSD_LOG_LEVEL"), file.LogLevel, "info"))
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	if len(cfg.Credentials) == 0 {
+		if !loopbackOnly(cfg.Listen) {
+			return fmt.Errorf("refusing to listen on %s with the development credential: configure accounts in a config file to serve beyond loopback", cfg.Listen)
+		}
+		cfg.Credentials = []api.Credential{devCredential}
+	}
+
+	d, err := daemon.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "efsd listening on http://%s\nefsd data directory %s\n", d.Addr(), cfg.DataDir)
+	if len(file.Accounts) == 0 {
+		fmt.Fprintf(m.Stdout, "efsd accepts the development credential: access key %q, secret %q, account %s\n",
+			devCredential.AccessKeyID, devCredential.SecretAccessKey, devCredential.Account)
+	}
+	if m.Ready != nil {
+		m.Ready(d.Addr())
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return d.Close()
+}
+
+// first returns the first non-empty value.
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func defaultDataDir(getenv func(string) string) string {
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "efsd")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "state", "efsd")
+	}
+	return "efsd-data"
+}
+
+// loopbackOnly reports whether addr binds only loopback interfaces.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}

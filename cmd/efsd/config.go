@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/efsd/efsd/internal/api"
+	"github.com/efsd/efsd/internal/daemon"
+)
+
+// FileConfig is the JSON config file. Durations are Go duration strings
+// ("500ms", "24h").
+type FileConfig struct {
+	Listen    string `json:"listen"`
+	DataDir   string `json:"dataDir"`
+	LogFormat string `json:"logFormat"`
+	LogLevel  string `json:"logLevel"`
+	// Regions limits the served regions; empty serves every AWS commercial
+	// region.
+	Regions  []string        `json:"regions"`
+	Accounts []AccountConfig `json:"accounts"`
+
+	TransitionDelay          string  `json:"transitionDelay"`
+	ThroughputCooldown       string  `json:"throughputCooldown"`
+	FileSystemQuota          int     `json:"fileSystemQuota"`
+	MaxProvisionedThroughput float64 `json:"maxProvisionedThroughputMibps"`
+	MeterInterval            string  `json:"meterInterval"`
+}
+
+// AccountConfig is one account and its access keys.
+type AccountConfig struct {
+	ID          string             `json:"id"`
+	Credentials []CredentialConfig `json:"credentials"`
+}
+
+// CredentialConfig is one access key pair.
+type CredentialConfig struct {
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+}
+
+var accountID = regexp.MustCompile(`^\d{12}$`)
+
+// LoadFileConfig reads and checks a config file. Unknown keys are errors,
+// so a misspelt setting is not silently ignored.
+func LoadFileConfig(path string) (*FileConfig, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open config: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	var c FileConfig
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func (c *FileConfig) daemonConfig() (daemon.Config, error) {
+	cfg := daemon.Config{
+		Regions:                  c.Regions,
+		FileSystemQuota:          c.FileSystemQuota,
+		MaxProvisionedThroughput: c.MaxProvisionedThroughput,
+	}
+	seen := map[string]bool{}
+	for _, a := range c.Accounts {
+		if !accountID.MatchString(a.ID) {
+			return cfg, fmt.Errorf("config: account id %q must be 12 digits", a.ID)
+		}
+		for _, k := range a.Credentials {
+			if k.AccessKeyID == "" || k.SecretAccessKey == "" {
+				return cfg, fmt.Errorf("config: account %s has a credential without accessKeyId or secretAccessKey", a.ID)
+			}
+			if seen[k.AccessKeyID] {
+				return cfg, fmt.Errorf("config: access key %s is listed twice", k.AccessKeyID)
+			}
+			seen[k.AccessKeyID] = true
+			cfg.Credentials = append(cfg.Credentials, api.Credential{
+				AccessKeyID: k.AccessKeyID, SecretAccessKey: k.SecretAccessKey, Account: a.ID})
+		}
+	}
+	for _, d := range []struct {
+		name string
+		in   string
+		out  *time.Duration
+	}{
+		{"transitionDelay", c.TransitionDelay, &cfg.TransitionDelay},
+		{"throughputCooldown", c.ThroughputCooldown, &cfg.ThroughputCooldown},
+		{"meterInterval", c.MeterInterval, &cfg.MeterInterval},
+	} {
+		if d.in == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.in)
+		if err != nil || v < 0 {
+			return cfg, fmt.Errorf("config: %s %q is not a duration", d.name, d.in)
+		}
+		*d.out = v
+	}
+	return cfg, nil
+}

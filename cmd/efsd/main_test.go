@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/efs"
+	"github.com/aws/aws-sdk-go-v2/service/efs/types"
+)
+
+func TestHelpDocumentsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+	if err := m.Run(context.Background(), []string{"--help"}); err == nil {
+		t.Fatal("--help returned no error")
+	}
+	for _, s := range []string{"--listen", "--data-dir", "--config", "EFSD_LISTEN", "EFSD_DATA_DIR", "EFSD_CONFIG", "--log-format", "--log-level"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("help does not mention %s", s)
+		}
+	}
+}
+
+func TestRefusesNonLoopbackWithDevCredential(t *testing.T) {
+	var out bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+	err := m.Run(context.Background(), []string{"--listen", "0.0.0.0:0", "--data-dir", t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("got %v, want refusal", err)
+	}
+}
+
+func TestConfigFileAccounts(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "efsd.json")
+	os.WriteFile(cfgPath, []byte(`{"accounts":[{"id":"123456789012","credentials":[{"accessKeyId":"AKIACONFIG","secretAccessKey":"s3cr3t"}]}],"transitionDelay":"10ms"}`), 0o600)
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	m := &Main{Stdout: &out, Stderr: &out, Getenv: func(k string) string {
+		if k == "EFSD_CONFIG" {
+			return cfgPath
+		}
+		return ""
+	}, Ready: func(addr string) { ready <- addr }}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, []string{"--listen", "127.0.0.1:0", "--data-dir", dir}) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("efsd exited: %v\n%s", err, out.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("efsd did not start")
+	}
+	c := client("http://"+addr, "AKIACONFIG", "s3cr3t")
+	fs, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("cfg")})
+	if err != nil || aws.ToString(fs.OwnerId) != "123456789012" {
+		t.Fatalf("create: %v %+v", err, fs)
+	}
+	// The development credential is off once accounts are configured.
+	if _, err := client("http://"+addr, "test", "test").DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{}); err == nil {
+		t.Fatal("development credential accepted with a config file")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "s3cr3t") {
+		t.Fatal("secret written to the log")
+	}
+}
+
+func client(url, key, secret string) *efs.Client {
+	return efs.New(efs.Options{
+		BaseEndpoint: aws.String(url),
+		Region:       "us-east-1",
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: key, SecretAccessKey: secret}, nil
+		}),
+		RetryMaxAttempts: 1,
+	})
+}
+
+// startBinary runs the built efsd and returns its process and API URL.
+func startBinary(t *testing.T, bin, dataDir string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`listening on (http://\S+)`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+	}()
+	select {
+	case u := <-urls:
+		return cmd, u
+	case <-time.After(30 * time.Second):
+		t.Fatal("efsd did not print its address")
+	}
+	return nil, ""
+}
+
+// TestKill9LosesNothingAcknowledged kills the real binary with SIGKILL
+// right after a burst of acknowledged writes and checks every one of them
+// after a restart.
+func TestKill9LosesNothingAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "efsd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dataDir := t.TempDir()
+	cmd, url := startBinary(t, bin, dataDir)
+	ctx := context.Background()
+	c := client(url, "test", "test")
+	var ids []string
+	for i := range 20 {
+		fs, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("k" + string(rune('a'+i))),
+			Tags: []types.Tag{{Key: aws.String("n"), Value: aws.String(string(rune('a' + i)))}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, *fs.FileSystemId)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	_, url = startBinary(t, bin, dataDir)
+	c = client(url, "test", "test")
+	for i, id := range ids {
+		out, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String(id)})
+		if err != nil {
+			t.Fatalf("%s lost after kill -9: %v", id, err)
+		}
+		if got := out.FileSystems[0].Tags; len(got) != 1 || *got[0].Value != string(rune('a'+i)) {
+			t.Fatalf("%s tags after kill -9: %+v", id, got)
+		}
+	}
+	// Pending creations finish after the restart.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, id := range ids {
+		for {
+			out, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: aws.String(id)})
+			if err == nil && out.FileSystems[0].LifeCycleState == types.LifeCycleStateAvailable {
+				if _, err := os.Stat(filepath.Join(dataDir, "volumes", "000000000000", "us-east-1", id)); err != nil {
+					t.Fatalf("%s available without its data directory: %v", id, err)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never became available after restart", id)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}

@@ -1,0 +1,264 @@
+// Package api is efsd's REST-JSON front end: it authenticates each request,
+// decodes and validates it with the generated wire package, calls the
+// domain service and renders the answer or one AWS-shaped error. It holds
+// no business rules.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/efsd/efsd/internal/api/wire"
+	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/sigv4"
+)
+
+// Credential is one access key and the account it belongs to.
+type Credential struct {
+	AccessKeyID     string
+	SecretAccessKey string
+	Account         string
+}
+
+// Config wires a Server.
+type Config struct {
+	Service     *efs.Service
+	Credentials []Credential
+	Logger      *slog.Logger
+	Now         func() time.Time
+	// RequestID makes request IDs; nil uses random UUIDs.
+	RequestID func() string
+}
+
+// maxBody caps request bodies; the largest EFS input (a 20,000-character
+// policy) fits many times over.
+const maxBody = 1 << 20
+
+// Server serves the EFS API.
+type Server struct {
+	svc      *efs.Service
+	verifier *sigv4.Verifier
+	accounts map[string]Credential
+	log      *slog.Logger
+	reqID    func() string
+	mux      *http.ServeMux
+}
+
+// call is one authenticated request on its way to a handler.
+type call struct {
+	ctx  context.Context
+	r    *http.Request
+	body []byte
+	p    efs.Principal
+}
+
+// handler decodes a call, runs the operation and returns the response
+// shape (nil for operations without output).
+type handler func(c *call) (any, error)
+
+// New builds a Server and its routes.
+func New(cfg Config) *Server {
+	s := &Server{
+		svc:      cfg.Service,
+		accounts: make(map[string]Credential, len(cfg.Credentials)),
+		log:      cfg.Logger,
+		reqID:    cfg.RequestID,
+		mux:      http.NewServeMux(),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.reqID == nil {
+		s.reqID = randomRequestID
+	}
+	for _, c := range cfg.Credentials {
+		s.accounts[c.AccessKeyID] = c
+	}
+	s.verifier = &sigv4.Verifier{
+		Service: "elasticfilesystem",
+		Now:     cfg.Now,
+		Lookup: func(key string) (string, bool) {
+			c, ok := s.accounts[key]
+			return c.SecretAccessKey, ok
+		},
+	}
+	handlers := s.handlers()
+	for _, op := range wire.Operations {
+		h, ok := handlers[op.Name]
+		if !ok {
+			h = notImplemented(op.Name)
+		}
+		for _, pattern := range op.Patterns() {
+			s.mux.Handle(pattern, s.wrap(op, h))
+		}
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		id := s.reqID()
+		w.Header().Set("x-amzn-RequestId", id)
+		s.writeError(w, id, &apiError{code: "UnknownOperationException", status: http.StatusNotFound,
+			msg: fmt.Sprintf("No EFS operation matches %s %s.", r.Method, r.URL.EscapedPath())})
+	})
+	return s
+}
+
+func (s *Server) handlers() map[string]handler {
+	return map[string]handler{
+		"CreateFileSystem":               s.createFileSystem,
+		"DescribeFileSystems":            s.describeFileSystems,
+		"DeleteFileSystem":               s.deleteFileSystem,
+		"UpdateFileSystem":               s.updateFileSystem,
+		"UpdateFileSystemProtection":     s.updateFileSystemProtection,
+		"TagResource":                    s.tagResource,
+		"UntagResource":                  s.untagResource,
+		"ListTagsForResource":            s.listTagsForResource,
+		"CreateTags":                     s.createTags,
+		"DeleteTags":                     s.deleteTags,
+		"DescribeTags":                   s.describeTags,
+		"PutFileSystemPolicy":            s.putFileSystemPolicy,
+		"DescribeFileSystemPolicy":       s.describeFileSystemPolicy,
+		"DeleteFileSystemPolicy":         s.deleteFileSystemPolicy,
+		"PutLifecycleConfiguration":      s.putLifecycleConfiguration,
+		"DescribeLifecycleConfiguration": s.describeLifecycleConfiguration,
+		"PutBackupPolicy":                s.putBackupPolicy,
+		"DescribeBackupPolicy":           s.describeBackupPolicy,
+		"PutAccountPreferences":          s.putAccountPreferences,
+		"DescribeAccountPreferences":     s.describeAccountPreferences,
+	}
+}
+
+// ServeHTTP serves the EFS API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// wrap turns a handler into an http.Handler: request ID, body, signature,
+// principal, then the handler, then the response or error, then the
+// access log line (which never carries credentials).
+func (s *Server) wrap(op wire.Operation, h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := s.reqID()
+		w.Header().Set("x-amzn-RequestId", id)
+		status, err := s.serve(w, r, op, h)
+		if err != nil {
+			status = s.writeError(w, id, err)
+		}
+		attrs := []any{"op", op.Name, "status", status, "request_id", id, "duration", time.Since(start)}
+		if err != nil {
+			attrs = append(attrs, "error", err.Error())
+		}
+		s.log.Info("request", attrs...)
+	})
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, op wire.Operation, h handler) (int, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return 0, &apiError{code: string(efs.BadRequest), status: http.StatusBadRequest,
+			msg: fmt.Sprintf("The request body could not be read: %v.", err)}
+	}
+	ident, err := s.verifier.Verify(r, body)
+	if err != nil {
+		return 0, err
+	}
+	if !s.svc.Regions().Has(ident.Region) {
+		return 0, &apiError{code: "UnrecognizedClientException", status: http.StatusForbidden,
+			msg: fmt.Sprintf("Region '%s' is not served by this endpoint.", ident.Region)}
+	}
+	c := &call{ctx: r.Context(), r: r, body: body,
+		p: efs.Principal{Account: s.accounts[ident.AccessKey].Account, Region: ident.Region}}
+	out, err := h(c)
+	if err != nil {
+		return 0, err
+	}
+	if out == nil || op.SuccessStatus == http.StatusNoContent {
+		w.WriteHeader(op.SuccessStatus)
+		return op.SuccessStatus, nil
+	}
+	buf, err := json.Marshal(out)
+	if err != nil {
+		return 0, fmt.Errorf("encode %s response: %w", op.Name, err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(op.SuccessStatus)
+	w.Write(buf)
+	return op.SuccessStatus, nil
+}
+
+// apiError is an error that is not the domain's: authentication, routing,
+// unsupported operations.
+type apiError struct {
+	code   string
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.msg }
+
+// notImplemented answers operations whose issue has not landed yet with an
+// honest error, never a fake success.
+func notImplemented(op string) handler {
+	return func(*call) (any, error) {
+		return nil, &apiError{code: "NotImplemented", status: http.StatusNotImplemented,
+			msg: fmt.Sprintf("efsd does not support %s yet.", op)}
+	}
+}
+
+// writeError renders err in EFS's error format: the modeled status, an
+// X-Amzn-ErrorType header and a JSON body with ErrorCode and Message (plus
+// the modeled extra members). It returns the status written.
+func (s *Server) writeError(w http.ResponseWriter, reqID string, err error) int {
+	code, msg, status := string(efs.InternalServerError), "An internal error occurred.", http.StatusInternalServerError
+	body := map[string]string{}
+	var (
+		de  *efs.Error
+		ae  *apiError
+		se  *sigv4.Error
+		ve  *wire.ValidationError
+		dce *wire.DecodeError
+	)
+	switch {
+	case errors.As(err, &de):
+		code, msg = string(de.Code), de.Message
+		if de.FileSystemID != "" {
+			body["FileSystemId"] = de.FileSystemID
+		}
+		if shape, ok := wire.LookupError(code); ok {
+			status = shape.Status
+		}
+		if de.Code == efs.InternalServerError {
+			s.log.Error("internal error", "request_id", reqID, "err", err)
+			msg = "An internal error occurred."
+		}
+	case errors.As(err, &ae):
+		code, msg, status = ae.code, ae.msg, ae.status
+	case errors.As(err, &se):
+		code, msg, status = se.Code, se.Message, se.Status
+	case errors.As(err, &ve):
+		code, msg, status = string(efs.BadRequest), ve.Error(), http.StatusBadRequest
+	case errors.As(err, &dce):
+		code, msg, status = string(efs.BadRequest), dce.Error(), http.StatusBadRequest
+	default:
+		s.log.Error("internal error", "request_id", reqID, "err", err)
+	}
+	body["ErrorCode"], body["Message"] = code, msg
+	buf, _ := json.Marshal(body)
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(buf)
+	return status
+}
+
+func randomRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
