@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's test command: formatting, vet, the Go tests with the race
+# detector, then the end-to-end script against the real binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go test -race -count=1 ./...
+bash scripts/e2e.sh
