@@ -153,6 +153,18 @@ func TestRawRequests(t *testing.T) {
 		resp := srv.Raw(a, region, "GET", "/2015-02-01/nothing-here", nil)
 		errorBody(t, resp, 404, "UnknownOperationException")
 	})
+	t.Run("empty lists render as []", func(t *testing.T) {
+		for path, want := range map[string]string{
+			"/2015-02-01/file-systems?CreationToken=none":                  `"FileSystems":[]`,
+			"/2015-02-01/file-systems/" + id + "/lifecycle-configuration": `"LifecyclePolicies":[]`,
+			"/2015-02-01/resource-tags/" + id:                              `"Tags":[]`,
+		} {
+			resp := srv.Raw(a, region, "GET", path, nil)
+			if body := efstest.ReadBody(t, resp); resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+				t.Fatalf("%s: %d %s, want %s", path, resp.StatusCode, body, want)
+			}
+		}
+	})
 	t.Run("success carries request id", func(t *testing.T) {
 		resp := srv.Raw(a, region, "GET", "/2015-02-01/file-systems", nil)
 		efstest.ReadBody(t, resp)

@@ -17,6 +17,7 @@ type gen struct {
 	reach   map[string]bool     // shapes reachable from operations and error shapes
 	roles   map[string][]string // structure -> "the input of X" notes for doc comments
 	inputs  map[string]bool     // operation input shapes, the only ones with located members
+	outputs map[string]bool     // operation output shapes, whose lists always render
 	imports map[string]bool
 	out     bytes.Buffer
 }
@@ -26,7 +27,7 @@ func (g *gen) p(format string, args ...any) { fmt.Fprintf(&g.out, format+"\n", a
 // generate renders package wire's generated file for m; source names the
 // model in the header.
 func generate(m *model, source string) ([]byte, error) {
-	g := &gen{m: m, reach: map[string]bool{}, roles: map[string][]string{}, inputs: map[string]bool{}, imports: map[string]bool{}}
+	g := &gen{m: m, reach: map[string]bool{}, roles: map[string][]string{}, inputs: map[string]bool{}, outputs: map[string]bool{}, imports: map[string]bool{}}
 	if err := g.resolve(); err != nil {
 		return nil, err
 	}
@@ -78,6 +79,7 @@ func (g *gen) resolve() error {
 			g.roles[op.Input.Shape] = append(g.roles[op.Input.Shape], "the input of "+name)
 		}
 		if op.Output != nil {
+			g.outputs[op.Output.Shape] = true
 			g.roles[op.Output.Shape] = append(g.roles[op.Output.Shape], "the output of "+name)
 		}
 		roots = append(roots, op.Input, op.Output)

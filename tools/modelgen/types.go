@@ -34,8 +34,10 @@ func (g *gen) emitStructs() error {
 }
 
 // emitField emits one member. Body members are tagged with their JSON name
-// and omitempty, except required lists (and maps), which must render even
-// when empty ("Tags": []). Members bound from the URI, query or headers are json:"-".
+// and omitempty, except lists (and maps) that are required or belong to an
+// operation's output, which must render even when empty ("Tags": [],
+// "FileSystems": []): clients index them without checking. Members bound
+// from the URI, query or headers are json:"-".
 func (g *gen) emitField(structName string, s *shape, mname string) error {
 	mr := s.Members.Values[mname]
 	if !token.IsIdentifier(mname) || !token.IsExported(mname) {
@@ -52,7 +54,8 @@ func (g *gen) emitField(structName string, s *shape, mname string) error {
 	switch mr.Location {
 	case "":
 		tag := wire
-		if !strings.HasPrefix(typ, "[]") && !strings.HasPrefix(typ, "map[") || !s.isRequired(mname) {
+		collection := strings.HasPrefix(typ, "[]") || strings.HasPrefix(typ, "map[")
+		if !collection || !s.isRequired(mname) && !g.outputs[structName] {
 			tag += ",omitempty"
 		}
 		g.p("%s %s `json:\"%s\"`", mname, typ, tag)

@@ -180,7 +180,7 @@ func (s *AccessPointAlreadyExists) validate(vs *violations, prefix string) {
 type AccessPointDescription struct {
 	ClientToken    *string        `json:"ClientToken,omitempty"`
 	Name           *string        `json:"Name,omitempty"`
-	Tags           []Tag          `json:"Tags,omitempty"`
+	Tags           []Tag          `json:"Tags"`
 	AccessPointId  *string        `json:"AccessPointId,omitempty"`
 	AccessPointArn *string        `json:"AccessPointArn,omitempty"`
 	FileSystemId   *string        `json:"FileSystemId,omitempty"`
@@ -825,7 +825,7 @@ func (s *DescribeAccessPointsRequest) validate(vs *violations, prefix string) {
 
 // DescribeAccessPointsResponse is the output of DescribeAccessPoints.
 type DescribeAccessPointsResponse struct {
-	AccessPoints []AccessPointDescription `json:"AccessPoints,omitempty"`
+	AccessPoints []AccessPointDescription `json:"AccessPoints"`
 	NextToken    *string                  `json:"NextToken,omitempty"`
 }
 
@@ -980,7 +980,7 @@ func (s *DescribeFileSystemsRequest) validate(vs *violations, prefix string) {
 // DescribeFileSystemsResponse is the output of DescribeFileSystems.
 type DescribeFileSystemsResponse struct {
 	Marker      *string                 `json:"Marker,omitempty"`
-	FileSystems []FileSystemDescription `json:"FileSystems,omitempty"`
+	FileSystems []FileSystemDescription `json:"FileSystems"`
 	NextMarker  *string                 `json:"NextMarker,omitempty"`
 }
 
@@ -1115,7 +1115,7 @@ func (s *DescribeMountTargetsRequest) validate(vs *violations, prefix string) {
 // DescribeMountTargetsResponse is the output of DescribeMountTargets.
 type DescribeMountTargetsResponse struct {
 	Marker       *string                  `json:"Marker,omitempty"`
-	MountTargets []MountTargetDescription `json:"MountTargets,omitempty"`
+	MountTargets []MountTargetDescription `json:"MountTargets"`
 	NextMarker   *string                  `json:"NextMarker,omitempty"`
 }
 
@@ -1172,7 +1172,7 @@ func (s *DescribeReplicationConfigurationsRequest) validate(vs *violations, pref
 
 // DescribeReplicationConfigurationsResponse is the output of DescribeReplicationConfigurations.
 type DescribeReplicationConfigurationsResponse struct {
-	Replications []ReplicationConfigurationDescription `json:"Replications,omitempty"`
+	Replications []ReplicationConfigurationDescription `json:"Replications"`
 	NextToken    *string                               `json:"NextToken,omitempty"`
 }
 
@@ -1763,7 +1763,7 @@ func (s *IpAddressInUse) validate(vs *violations, prefix string) {
 
 // LifecycleConfigurationDescription is the output of DescribeLifecycleConfiguration, the output of PutLifecycleConfiguration.
 type LifecycleConfigurationDescription struct {
-	LifecyclePolicies []LifecyclePolicy `json:"LifecyclePolicies,omitempty"`
+	LifecyclePolicies []LifecyclePolicy `json:"LifecyclePolicies"`
 }
 
 // Validate checks s against the model's constraints, returning a *ValidationError.
@@ -1844,7 +1844,7 @@ func (s *ListTagsForResourceRequest) validate(vs *violations, prefix string) {
 
 // ListTagsForResourceResponse is the output of ListTagsForResource.
 type ListTagsForResourceResponse struct {
-	Tags      []Tag   `json:"Tags,omitempty"`
+	Tags      []Tag   `json:"Tags"`
 	NextToken *string `json:"NextToken,omitempty"`
 }
 
