@@ -155,9 +155,9 @@ func TestRawRequests(t *testing.T) {
 	})
 	t.Run("empty lists render as []", func(t *testing.T) {
 		for path, want := range map[string]string{
-			"/2015-02-01/file-systems?CreationToken=none":                  `"FileSystems":[]`,
+			"/2015-02-01/file-systems?CreationToken=none":                 `"FileSystems":[]`,
 			"/2015-02-01/file-systems/" + id + "/lifecycle-configuration": `"LifecyclePolicies":[]`,
-			"/2015-02-01/resource-tags/" + id:                              `"Tags":[]`,
+			"/2015-02-01/resource-tags/" + id:                             `"Tags":[]`,
 		} {
 			resp := srv.Raw(a, region, "GET", path, nil)
 			if body := efstest.ReadBody(t, resp); resp.StatusCode != 200 || !strings.Contains(string(body), want) {
