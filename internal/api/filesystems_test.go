@@ -239,7 +239,10 @@ func waitGone(t *testing.T, c *efs.Client, id string) {
 
 func TestUpdateFileSystem(t *testing.T) {
 	clock := &offsetClock{}
-	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) { c.Now = clock.Now }))
+	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) {
+		c.Now = clock.Now
+		c.TransitionDelay = 400 * time.Millisecond // long enough to act while updating
+	}))
 	c := srv.Client(efstest.AccountA, region)
 	ctx := context.Background()
 	fs := createFS(t, c, "update")
@@ -255,9 +258,7 @@ func TestUpdateFileSystem(t *testing.T) {
 	}
 	// While updating, another update is refused.
 	_, err = c.UpdateFileSystem(ctx, &efs.UpdateFileSystemInput{FileSystemId: id, ProvisionedThroughputInMibps: aws.Float64(256)})
-	if err != nil {
-		wantAPIError(t, err, "IncorrectFileSystemLifeCycleState")
-	}
+	wantAPIError(t, err, "IncorrectFileSystemLifeCycleState")
 	waitState(t, c, *id, types.LifeCycleStateAvailable)
 
 	// Increases are always allowed; decreases and mode changes wait out the cooldown.
@@ -378,3 +379,49 @@ type offsetClock struct {
 
 func (c *offsetClock) Now() time.Time          { return time.Now().Add(c.offset.Load()) }
 func (c *offsetClock) Advance(d time.Duration) { c.offset.Add(d) }
+
+// Operations that need an available file system refuse one still being
+// created.
+func TestOperationsNeedAvailable(t *testing.T) {
+	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) { c.TransitionDelay = time.Minute }))
+	c := srv.Client(efstest.AccountA, region)
+	ctx := context.Background()
+	out, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("slow")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := out.FileSystemId
+	for name, call := range map[string]func() error{
+		"PutFileSystemPolicy": func() error {
+			_, err := c.PutFileSystemPolicy(ctx, &efs.PutFileSystemPolicyInput{FileSystemId: id, Policy: aws.String(goodPolicy)})
+			return err
+		},
+		"DeleteFileSystemPolicy": func() error {
+			_, err := c.DeleteFileSystemPolicy(ctx, &efs.DeleteFileSystemPolicyInput{FileSystemId: id})
+			return err
+		},
+		"PutLifecycleConfiguration": func() error {
+			_, err := c.PutLifecycleConfiguration(ctx, &efs.PutLifecycleConfigurationInput{FileSystemId: id, LifecyclePolicies: []types.LifecyclePolicy{}})
+			return err
+		},
+		"PutBackupPolicy": func() error {
+			_, err := c.PutBackupPolicy(ctx, &efs.PutBackupPolicyInput{FileSystemId: id, BackupPolicy: &types.BackupPolicy{Status: types.StatusEnabled}})
+			return err
+		},
+		"UpdateFileSystem": func() error {
+			_, err := c.UpdateFileSystem(ctx, &efs.UpdateFileSystemInput{FileSystemId: id, ThroughputMode: types.ThroughputModeElastic})
+			return err
+		},
+		"UpdateFileSystemProtection": func() error {
+			_, err := c.UpdateFileSystemProtection(ctx, &efs.UpdateFileSystemProtectionInput{FileSystemId: id, ReplicationOverwriteProtection: types.ReplicationOverwriteProtectionDisabled})
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) { wantAPIError(t, call(), "IncorrectFileSystemLifeCycleState") })
+	}
+	// Deleting a file system that is still being created is allowed.
+	if _, err := c.DeleteFileSystem(ctx, &efs.DeleteFileSystemInput{FileSystemId: id}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, c, *id)
+}
