@@ -28,6 +28,7 @@ type FileConfig struct {
 	FileSystemQuota          int     `json:"fileSystemQuota"`
 	MaxProvisionedThroughput float64 `json:"maxProvisionedThroughputMibps"`
 	MeterInterval            string  `json:"meterInterval"`
+	ReplicationRescan        string  `json:"replicationRescanInterval"`
 }
 
 // AccountConfig is one account and its access keys.
@@ -92,6 +93,7 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		{"transitionDelay", c.TransitionDelay, &cfg.TransitionDelay},
 		{"throughputCooldown", c.ThroughputCooldown, &cfg.ThroughputCooldown},
 		{"meterInterval", c.MeterInterval, &cfg.MeterInterval},
+		{"replicationRescanInterval", c.ReplicationRescan, &cfg.ReplicationRescanInterval},
 	} {
 		if d.in == "" {
 			continue

@@ -131,6 +131,10 @@ func (s *Server) handlers() map[string]handler {
 		"DescribeBackupPolicy":           s.describeBackupPolicy,
 		"PutAccountPreferences":          s.putAccountPreferences,
 		"DescribeAccountPreferences":     s.describeAccountPreferences,
+
+		"CreateReplicationConfiguration":    s.createReplicationConfiguration,
+		"DescribeReplicationConfigurations": s.describeReplicationConfigurations,
+		"DeleteReplicationConfiguration":    s.deleteReplicationConfiguration,
 	}
 }
 

@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/region"
+	"github.com/efsd/efsd/internal/replication"
 	"github.com/efsd/efsd/internal/store/sqlite"
 	"github.com/efsd/efsd/internal/volume"
 )
@@ -35,6 +37,10 @@ type Config struct {
 	FileSystemQuota          int
 	MaxProvisionedThroughput float64
 	MeterInterval            time.Duration
+
+	// ReplicationRescanInterval is how often replication passes run
+	// without a change notification.
+	ReplicationRescanInterval time.Duration
 }
 
 // Daemon is a running efsd.
@@ -45,8 +51,10 @@ type Daemon struct {
 	store   *sqlite.Store
 	svc     *efs.Service
 	volumes *volume.Manager
+	repl    *replication.Manager
 	cancel  context.CancelFunc
 	done    chan struct{}
+	replWG  sync.WaitGroup
 }
 
 // Start opens the data directory, starts the background workers and
@@ -75,7 +83,12 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if len(cfg.Regions) > 0 {
 		regions = regions.Restrict(cfg.Regions)
 	}
+	accounts := map[string]bool{}
+	for _, c := range cfg.Credentials {
+		accounts[c.Account] = true
+	}
 	svc := efs.NewService(efs.Config{
+		Accounts:                 func(a string) bool { return accounts[a] },
 		Store:                    st,
 		Volumes:                  vols,
 		Regions:                  regions,
@@ -94,13 +107,20 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	repl := replication.NewManager(svc, vols, replication.Options{
+		RescanInterval: cfg.ReplicationRescanInterval, Now: cfg.Now, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
-		cfg: cfg, ln: ln, store: st, svc: svc, volumes: vols, cancel: cancel, done: make(chan struct{}),
+		cfg: cfg, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, cancel: cancel, done: make(chan struct{}),
 		http: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
 	}
 	svc.Start(ctx)
 	go vols.Run(ctx)
+	d.replWG.Add(1)
+	go func() {
+		defer d.replWG.Done()
+		repl.Run(ctx)
+	}()
 	go func() {
 		defer close(d.done)
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -113,6 +133,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 // Addr is the address the API listens on.
 func (d *Daemon) Addr() string { return d.ln.Addr().String() }
 
+// Replication is the replication engine.
+func (d *Daemon) Replication() *replication.Manager { return d.repl }
+
 // Volumes gives access to the file systems' data directories.
 func (d *Daemon) Volumes() *volume.Manager { return d.volumes }
 
@@ -124,6 +147,7 @@ func (d *Daemon) Close() error {
 	err := d.http.Shutdown(ctx)
 	<-d.done
 	d.cancel()
+	d.replWG.Wait()
 	d.svc.Stop()
 	return errors.Join(err, d.store.Close())
 }

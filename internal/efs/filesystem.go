@@ -96,6 +96,11 @@ type FileSystem struct {
 	Policy                string            `json:",omitempty"`
 	LifecyclePolicies     []LifecyclePolicy `json:",omitempty"`
 	BackupStatus          string
+	// OriginalSourceARN is set when the file system becomes a replication
+	// destination: the original source of its data, kept after the
+	// configuration is deleted so that a failback configuration (this file
+	// system replicated back) reports where the data first came from.
+	OriginalSourceARN string `json:",omitempty"`
 
 	// ThroughputChangedAt is the last throughput mode change or provisioned
 	// throughput decrease; EFS allows the next one only after a cooldown.

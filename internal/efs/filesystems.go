@@ -261,15 +261,30 @@ func decodeMarker(m string) (int64, error) {
 }
 
 // DeleteFileSystem moves a file system to deleting; the lifecycle worker
-// removes its data and then its record.
+// removes its data and then its record. A file system in a replication
+// configuration cannot be deleted.
 func (s *Service) DeleteFileSystem(ctx context.Context, p Principal, id string) error {
-	_, err := s.update(ctx, p, id, func(fs *FileSystem) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
+		fs, err := loadFS(tx, p, id)
+		if err != nil {
+			return err
+		}
 		if fs.State == StateDeleting {
 			return nil
 		}
+		reps, err := tx.ReplicationsByFSID(fs.ID)
+		if err != nil {
+			return fmt.Errorf("look up replications: %w", err)
+		}
+		for _, r := range reps {
+			if r.Source == fs.Key() || r.Dest == fs.Key() {
+				return E(FileSystemInUse,
+					"You cannot delete file system '%s' because it is in a replication configuration. Delete the replication configuration first.", fs.ID)
+			}
+		}
 		fs.State = StateDeleting
 		fs.DueAt = s.now()
-		return nil
+		return tx.UpdateFileSystem(fs)
 	})
 	if err == nil {
 		s.Kick()

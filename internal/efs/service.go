@@ -19,6 +19,10 @@ type Config struct {
 	Now     func() time.Time
 	IDs     IDSource
 	Logger  *slog.Logger
+	// Accounts reports whether an account exists on this server; cross-
+	// account replication needs its destination account to. Nil accepts
+	// every account.
+	Accounts func(account string) bool
 
 	// TransitionDelay is how long a transitional state (creating,
 	// updating, backup ENABLING/DISABLING) lasts at least before the
@@ -53,6 +57,9 @@ type Service struct {
 	ids    IDSource
 	log    *slog.Logger
 	kick   chan struct{} // wakes the lifecycle worker; capacity 1
+	// repChanged tells the replication engine that configurations were
+	// created or deleted; capacity 1.
+	repChanged chan struct{}
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -90,6 +97,8 @@ func NewService(cfg Config) *Service {
 		ids:   cfg.IDs,
 		log:   cfg.Logger,
 		kick:  make(chan struct{}, 1),
+
+		repChanged: make(chan struct{}, 1),
 	}
 }
 

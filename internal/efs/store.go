@@ -36,6 +36,19 @@ type Tx interface {
 	// region, or "" when it never chose.
 	AccountPreference(account, region string) (string, error)
 	PutAccountPreference(account, region, idType string) error
+
+	InsertReplication(r *Replication) error
+	UpdateReplication(r *Replication) error
+	DeleteReplication(id string) error
+	Replication(id string) (*Replication, error)
+	// ReplicationsByFSID lists configurations whose source or destination
+	// has the ID, in any account or region.
+	ReplicationsByFSID(id string) ([]*Replication, error)
+	// VisibleReplications lists, in creation order after afterSeq, the
+	// configurations whose source or destination side lies in the account
+	// and region and is not hidden on that side.
+	VisibleReplications(account, region string, afterSeq int64, limit int) ([]*Replication, error)
+	AllReplications() ([]*Replication, error)
 }
 
 // Volumes holds the data of file systems. The volume package implements it

@@ -19,6 +19,82 @@ func Run(t *testing.T, open func(t *testing.T) efs.Store) {
 	t.Run("Due", func(t *testing.T) { testDue(t, open(t)) })
 	t.Run("AccountPreference", func(t *testing.T) { testAccountPreference(t, open(t)) })
 	t.Run("Rollback", func(t *testing.T) { testRollback(t, open(t)) })
+	t.Run("Replications", func(t *testing.T) { testReplications(t, open(t)) })
+}
+
+func testReplications(t *testing.T, s efs.Store) {
+	ctx := context.Background()
+	a := efs.FSKey{Account: "111111111111", Region: "us-east-1", ID: "fs-aaaaaaaa"}
+	b := efs.FSKey{Account: "111111111111", Region: "eu-west-1", ID: "fs-bbbbbbbb"}
+	c := efs.FSKey{Account: "222222222222", Region: "us-east-1", ID: "fs-cccccccc"}
+	r1 := &efs.Replication{ID: "rep-1", Source: a, Dest: b, Status: efs.RepEnabling, CreatedAt: time.Unix(1700000000, 0).UTC()}
+	r2 := &efs.Replication{ID: "rep-2", Source: c, Dest: efs.FSKey{Account: "111111111111", Region: "us-east-1", ID: "fs-dddddddd"}, Status: efs.RepEnabled}
+	if err := s.Update(ctx, func(tx efs.Tx) error {
+		if err := tx.InsertReplication(r1); err != nil {
+			return err
+		}
+		return tx.InsertReplication(r2)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Update(ctx, func(tx efs.Tx) error {
+		return tx.InsertReplication(&efs.Replication{ID: "rep-3", Source: a, Dest: c})
+	})
+	if !errors.Is(err, efs.ErrConflict) {
+		t.Fatalf("second configuration with the same source: %v, want ErrConflict", err)
+	}
+	ids := func(reps []*efs.Replication) (out []string) {
+		for _, r := range reps {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	s.View(ctx, func(tx efs.Tx) error {
+		got, _ := tx.ReplicationsByFSID("fs-bbbbbbbb")
+		if len(got) != 1 || got[0].ID != "rep-1" || got[0].Source != a || !got[0].CreatedAt.Equal(r1.CreatedAt) {
+			t.Errorf("by destination id: %+v", got)
+		}
+		vis, _ := tx.VisibleReplications("111111111111", "us-east-1", 0, 10)
+		if len(vis) != 2 {
+			t.Errorf("visible in 1111/us-east-1: %v", ids(vis))
+		}
+		vis, _ = tx.VisibleReplications("111111111111", "us-east-1", vis[0].Seq, 10)
+		if len(vis) != 1 || vis[0].ID != "rep-2" {
+			t.Errorf("second page: %v", ids(vis))
+		}
+		vis, _ = tx.VisibleReplications("222222222222", "eu-west-1", 0, 10)
+		if len(vis) != 0 {
+			t.Errorf("visible in 2222/eu-west-1: %v", ids(vis))
+		}
+		return nil
+	})
+	r1.SourceDeleted = true
+	r1.Status = efs.RepError
+	if err := s.Update(ctx, func(tx efs.Tx) error { return tx.UpdateReplication(r1) }); err != nil {
+		t.Fatal(err)
+	}
+	s.View(ctx, func(tx efs.Tx) error {
+		if vis, _ := tx.VisibleReplications("111111111111", "us-east-1", 0, 10); len(vis) != 1 || vis[0].ID != "rep-2" {
+			t.Errorf("hidden source side still visible: %v", ids(vis))
+		}
+		if vis, _ := tx.VisibleReplications("111111111111", "eu-west-1", 0, 10); len(vis) != 1 || vis[0].Status != efs.RepError {
+			t.Errorf("destination side: %+v", vis)
+		}
+		return nil
+	})
+	if err := s.Update(ctx, func(tx efs.Tx) error { return tx.DeleteReplication("rep-1") }); err != nil {
+		t.Fatal(err)
+	}
+	s.View(ctx, func(tx efs.Tx) error {
+		if _, err := tx.Replication("rep-1"); !errors.Is(err, efs.ErrNotFound) {
+			t.Errorf("deleted replication: %v", err)
+		}
+		all, _ := tx.AllReplications()
+		if len(all) != 1 {
+			t.Errorf("all: %v", ids(all))
+		}
+		return nil
+	})
 }
 
 func newFS(account, region, id, token string) *efs.FileSystem {

@@ -1,0 +1,197 @@
+// Package replication is efsd's replication engine: a Manager that keeps
+// one Worker running per active replication configuration, and Workers
+// that copy a source file system's tree into its destination, pass after
+// pass, woken by change notifications and a periodic rescan, and report
+// honest statuses and timestamps through the domain service.
+package replication
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/efsd/efsd/internal/efs"
+)
+
+// Paths locates file systems' data directories (volume.Manager).
+type Paths interface {
+	Path(k efs.FSKey) string
+}
+
+// Options tune the engine. Zero values take the defaults.
+type Options struct {
+	// RescanInterval is how often a worker makes a pass without being
+	// notified of a change. Default 5s.
+	RescanInterval time.Duration
+	// SettleDelay is how long a worker waits after a change notification
+	// before its pass, so that a burst of writes is copied in one pass.
+	// Default 20ms.
+	SettleDelay time.Duration
+	// MaxBackoff caps the wait between retries of a failing pass.
+	// Default 30s.
+	MaxBackoff time.Duration
+	// CopyWorkers bounds concurrent file copies per pass; 0 uses the
+	// copier's default.
+	CopyWorkers int
+	Now         func() time.Time
+	Logger      *slog.Logger
+}
+
+// Manager reconciles stored configurations with running workers.
+type Manager struct {
+	svc   *efs.Service
+	paths Paths
+	opts  Options
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	workers map[string]*worker // by configuration ID
+	wg      sync.WaitGroup
+}
+
+// NewManager returns a Manager; Run starts it.
+func NewManager(svc *efs.Service, paths Paths, o Options) *Manager {
+	if o.RescanInterval <= 0 {
+		o.RescanInterval = 5 * time.Second
+	}
+	if o.SettleDelay <= 0 {
+		o.SettleDelay = 20 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{svc: svc, paths: paths, opts: o, log: o.Logger, workers: map[string]*worker{}}
+}
+
+// reconcileInterval bounds how stale the manager's view of the store may
+// get when no change signal arrives (e.g. rows changed by another tool).
+const reconcileInterval = time.Second
+
+// Run reconciles until ctx ends, then stops every worker.
+func (m *Manager) Run(ctx context.Context) {
+	defer m.stopAll()
+	for {
+		next := m.reconcile(ctx)
+		wait := reconcileInterval
+		if !next.IsZero() {
+			wait = min(max(next.Sub(m.opts.Now()), 0), wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-m.svc.ReplicationsChanged():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// reconcile starts workers for running configurations, stops the others,
+// and finishes deletions. It returns when it next needs to run.
+func (m *Manager) reconcile(ctx context.Context) time.Time {
+	reps, err := m.svc.Replications(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Error("list replications", "err", err)
+		}
+		return time.Time{}
+	}
+	seen := map[string]bool{}
+	var next time.Time
+	for _, r := range reps {
+		seen[r.ID] = true
+		if r.Running() {
+			m.start(ctx, r)
+			continue
+		}
+		m.stop(r.ID)
+		if r.Status != efs.RepDeleting {
+			continue // one side deleted locally: nothing runs, nothing to finish
+		}
+		done, retryAt, err := m.svc.FinishDeletion(ctx, r.ID)
+		switch {
+		case err != nil:
+			m.log.Error("finish replication deletion", "replication", r.ID, "err", err)
+			retryAt = m.opts.Now().Add(reconcileInterval)
+		case done:
+			m.log.Info("replication deleted", "replication", r.ID, "source", r.Source.String(), "destination", r.Dest.String())
+			continue
+		}
+		if next.IsZero() || retryAt.Before(next) {
+			next = retryAt
+		}
+	}
+	m.mu.Lock()
+	var gone []string
+	for id := range m.workers {
+		if !seen[id] {
+			gone = append(gone, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range gone {
+		m.stop(id)
+	}
+	return next
+}
+
+func (m *Manager) start(ctx context.Context, r *efs.Replication) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.workers[r.ID]; ok {
+		return
+	}
+	w := newWorker(m, r)
+	m.workers[r.ID] = w
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		w.run(ctx)
+	}()
+}
+
+// stop ends a configuration's worker and waits until it has stopped
+// writing to the destination.
+func (m *Manager) stop(id string) {
+	m.mu.Lock()
+	w, ok := m.workers[id]
+	delete(m.workers, id)
+	m.mu.Unlock()
+	if ok {
+		w.stop()
+	}
+}
+
+func (m *Manager) stopAll() {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.workers))
+	for id := range m.workers {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		m.stop(id)
+	}
+	m.wg.Wait()
+}
+
+// Notify tells the engine that the file system's data changed (the NFS
+// server calls it on writes); workers replicating from it wake up.
+func (m *Manager) Notify(k efs.FSKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, w := range m.workers {
+		if w.rep.Source == k {
+			w.wake()
+		}
+	}
+}

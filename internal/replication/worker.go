@@ -1,0 +1,215 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/treesync"
+)
+
+// racyMargin widens the content check of recently modified files: file
+// systems stamp mtimes from a coarse clock, so two writes a few
+// milliseconds apart can leave the same size and mtime.
+const racyMargin = time.Second
+
+// worker replicates one configuration: it waits for the destination to be
+// available, then makes passes until stopped.
+type worker struct {
+	m      *Manager
+	rep    *efs.Replication
+	src    string
+	dst    string
+	notify chan struct{} // capacity 1
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// what was last recorded, to write only changes
+	status, message string
+}
+
+func newWorker(m *Manager, r *efs.Replication) *worker {
+	return &worker{
+		m:       m,
+		rep:     r,
+		src:     m.paths.Path(r.Source),
+		dst:     m.paths.Path(r.Dest),
+		notify:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		status:  r.Status,
+		message: r.StatusMessage,
+	}
+}
+
+func (w *worker) wake() {
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) stop() {
+	w.cancel()
+	<-w.done
+}
+
+func (w *worker) run(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	w.cancel = cancel
+	defer close(w.done)
+	defer cancel()
+	log := w.m.log.With("replication", w.rep.ID, "source", w.rep.Source.String(), "destination", w.rep.Dest.String())
+
+	if !w.waitForDestination(ctx) {
+		return
+	}
+	if err := w.record(ctx, efs.RepEnabled, "", time.Time{}); err != nil {
+		return
+	}
+	var watch *watcher
+	defer func() {
+		if watch != nil {
+			watch.Close()
+		}
+	}()
+	lastStart := w.rep.LastReplicatedAt
+	failures := 0
+	for {
+		if watch == nil {
+			var err error
+			if watch, err = newWatcher(w.src); err != nil {
+				log.Debug("watch source", "err", err)
+				watch = nil
+			} else if watch.Limited() {
+				log.Warn("inotify watch limit reached; relying on periodic rescans")
+			}
+		}
+		start := w.m.opts.Now()
+		var racy time.Time
+		if !lastStart.IsZero() {
+			racy = lastStart.Add(-racyMargin)
+		}
+		stats, err := w.pass(ctx, racy)
+		if ctx.Err() != nil {
+			return
+		}
+		var wait time.Duration
+		if err != nil {
+			status, msg := classify(err, w.src, w.dst)
+			failures++
+			wait = min(time.Duration(1<<min(failures-1, 16))*100*time.Millisecond, w.m.opts.MaxBackoff)
+			if status != w.status || msg != w.message {
+				log.Warn("replication pass failed", "status", status, "err", err, "retry_in", wait)
+			}
+			if w.record(ctx, status, msg, time.Time{}) != nil {
+				return
+			}
+			if watch != nil && status == efs.RepError {
+				watch.Close() // the source may be gone; watch again once it is back
+				watch = nil
+			}
+		} else {
+			if failures > 0 {
+				log.Info("replication recovered")
+			}
+			failures = 0
+			if w.record(ctx, efs.RepEnabled, "", start) != nil {
+				return
+			}
+			lastStart = start
+			log.Debug("replication pass", "copied", stats.FilesCopied, "bytes", stats.BytesCopied, "deleted", stats.Deleted)
+			wait = w.m.opts.RescanInterval
+		}
+		if !w.sleep(ctx, watch, wait, err == nil) {
+			return
+		}
+	}
+}
+
+// sleep waits for the next pass: a change notification (followed by a
+// short settle delay, to take a burst of writes in one pass), or the
+// timeout. After a failure only the timeout counts (backoff).
+func (w *worker) sleep(ctx context.Context, watch *watcher, timeout time.Duration, wakeOnChange bool) bool {
+	var changes <-chan struct{}
+	if watch != nil && wakeOnChange {
+		changes = watch.C
+	}
+	notify := w.notify
+	if !wakeOnChange {
+		notify = nil
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	case <-changes:
+	case <-notify:
+	}
+	settle := time.NewTimer(w.m.opts.SettleDelay)
+	defer settle.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-settle.C:
+		return true
+	}
+}
+
+// waitForDestination holds the configuration at ENABLING until its
+// destination file system is available (a new destination is being
+// created).
+func (w *worker) waitForDestination(ctx context.Context) bool {
+	for {
+		fs, err := w.m.svc.FileSystemByKey(ctx, w.rep.Dest)
+		if err == nil && fs.State == efs.StateAvailable {
+			return true
+		}
+		if err != nil && !errors.Is(err, efs.ErrNotFound) && ctx.Err() == nil {
+			w.m.log.Error("load destination", "replication", w.rep.ID, "err", err)
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// pass makes the destination identical to the source. The roots are
+// checked first so that a missing side is reported as such.
+func (w *worker) pass(ctx context.Context, racyAfter time.Time) (treesync.Stats, error) {
+	if _, err := os.Stat(w.src); err != nil {
+		return treesync.Stats{}, &rootError{side: "source", err: err}
+	}
+	if fi, err := os.Stat(w.dst); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("not a directory")
+		}
+		return treesync.Stats{}, &rootError{side: "destination", err: err}
+	}
+	return treesync.Sync(ctx, w.src, w.dst, treesync.Options{Workers: w.m.opts.CopyWorkers, RacyAfter: racyAfter})
+}
+
+// record reports status and progress, writing only what changed. It
+// fails when the configuration is being deleted, which stops the worker.
+func (w *worker) record(ctx context.Context, status, msg string, replicated time.Time) error {
+	if status == w.status && msg == w.message && replicated.IsZero() {
+		return nil
+	}
+	err := w.m.svc.RecordProgress(ctx, w.rep.ID, efs.Progress{Status: status, StatusMessage: msg, Replicated: replicated})
+	if err != nil {
+		if !errors.Is(err, efs.ErrReplicationGone) && ctx.Err() == nil {
+			w.m.log.Error("record replication progress", "replication", w.rep.ID, "err", err)
+		}
+		return err
+	}
+	w.status, w.message = status, msg
+	return nil
+}

@@ -1,0 +1,301 @@
+package treesync
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// tmpPrefix names temporaries. A leftover one in the destination is deleted
+// by the next Sync like any other name the source lacks.
+const tmpPrefix = ".efsd-tmp-"
+
+type resultKind uint8
+
+const (
+	resNone      resultKind = iota // source changed type mid-pass: left to the next pass
+	resVanished                    // source vanished mid-pass: destination entry removed
+	resCopied                      // file content in tmp
+	resSymlink                     // symlink in tmp
+	resUnchanged                   // content compared equal
+	resMeta                        // content compared equal, metadata updated
+)
+
+// result is what a task hands back to the walker for the next flush.
+type result struct {
+	d     *dirH
+	name  string
+	tmp   string // temporary to rename over name; "" once renamed
+	kind  resultKind
+	bytes int64
+	ino   uint64 // destination inode now at name (files of link groups)
+	g     *linkGroup
+}
+
+// apply finishes a task at flush time, once the batch's temporaries are
+// durable: renames into place and counts.
+func (s *syncer) apply(r *result) error {
+	d := r.d
+	if r.tmp != "" {
+		if err := unix.Renameat(d.dstFd, r.tmp, d.dstFd, r.name); err != nil {
+			return errAt("rename into place", d.path(r.name), err)
+		}
+		r.tmp = ""
+		d.dirty = true
+	}
+	switch r.kind {
+	case resCopied:
+		s.stats.FilesCopied++
+		s.stats.BytesCopied += r.bytes
+		s.progress()
+	case resSymlink:
+		s.stats.SymlinksCreated++
+		s.progress()
+	case resUnchanged:
+		s.stats.Unchanged++
+	case resMeta:
+		s.stats.MetadataUpdated++
+	case resVanished:
+		if m, err := lstatAt(d.dstFd, r.name); err == nil {
+			if err := s.remove(d, r.name, m); err != nil {
+				return err
+			}
+		}
+	}
+	if g := r.g; g != nil {
+		g.final = true
+		g.dstIno = r.ino
+		g.vanished = r.kind != resCopied && r.kind != resUnchanged && r.kind != resMeta
+	}
+	s.release(d)
+	r.d = nil
+	return nil
+}
+
+// copyFile is the task for a regular file whose destination (dm) differs
+// or may differ. With compare, the destination has the source's size and is
+// compared by content first: only what differs is then rewritten.
+//
+// The source is stat'ed through the opened descriptor before reading and the
+// destination gets exactly that size-at-open's mtime: if the file is
+// modified while copied, its mtime moves on and the next pass copies again.
+func (s *syncer) copyFile(d *dirH, name string, dm meta, compare bool, g *linkGroup) (result, error) {
+	in, err := openAt(d.srcFd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_NOATIME, 0)
+	if err == unix.EPERM { // O_NOATIME needs ownership or CAP_FOWNER
+		in, err = openAt(d.srcFd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	}
+	switch err {
+	case nil:
+	case unix.ENOENT:
+		return result{kind: resVanished, g: g}, nil
+	case unix.ELOOP, unix.ENXIO, unix.ENODEV:
+		return result{kind: resNone, g: g}, nil
+	default:
+		return result{}, errAt("open source", d.path(name), err)
+	}
+	defer unix.Close(in)
+	m, err := fstat(in)
+	if err != nil {
+		return result{}, errAt("stat source", d.path(name), err)
+	}
+	if !m.isReg() {
+		return result{kind: resNone, g: g}, nil
+	}
+	if compare && m.size == dm.size {
+		same, err := sameContent(in, d.dstFd, name, m.size)
+		if err != nil {
+			return result{}, errAt("compare", d.path(name), err)
+		}
+		if same {
+			r := result{kind: resUnchanged, ino: dm.ino, g: g}
+			if !s.metaEqual(m, dm) {
+				if err := s.setMetaAt(d.dstFd, name, dm, m); err != nil {
+					return result{}, errAt("set metadata of", d.path(name), err)
+				}
+				r.kind = resMeta
+			}
+			return r, nil
+		}
+	}
+
+	tmp, out, err := createTemp(d.dstFd)
+	if err != nil {
+		return result{}, errAt("create temporary for", d.path(name), err)
+	}
+	r := result{tmp: tmp, kind: resCopied, g: g}
+	err = func() error {
+		if r.bytes, err = s.copyData(in, out, m.size); err != nil {
+			return err
+		}
+		if err := s.fsetMeta(out, m); err != nil {
+			return err
+		}
+		if m.size >= 1<<20 {
+			// Start writeback now so that the batch's syncfs mostly waits
+			// for I/O already under way instead of starting it all.
+			unix.SyncFileRange(out, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+		}
+		if g != nil {
+			om, err := fstat(out)
+			r.ino = om.ino
+			return err
+		}
+		return nil
+	}()
+	if cerr := unix.Close(out); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		unix.Unlinkat(d.dstFd, tmp, 0)
+		return result{}, errAt("copy", d.path(name), err)
+	}
+	return r, nil
+}
+
+// createTemp creates a fresh temporary file in the directory dirfd.
+func createTemp(dirfd int) (string, int, error) {
+	for {
+		name := tmpName()
+		fd, err := openAt(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		if err != unix.EEXIST {
+			return name, fd, err
+		}
+	}
+}
+
+func tmpName() string { return tmpPrefix + strconv.FormatUint(rand.Uint64(), 36) }
+
+const copyChunk = 16 << 20 // between cancellation checks
+
+// copyData copies size bytes (fewer if the source shrank) with
+// copy_file_range(2), which copies in the kernel (or reflinks), falling back
+// to read/write where it is not supported.
+func (s *syncer) copyData(in, out int, size int64) (int64, error) {
+	var roff, woff int64
+	for roff < size {
+		if err := s.ctx.Err(); err != nil {
+			return roff, fmt.Errorf("sync cancelled: %w", err)
+		}
+		var n int
+		err := ignoringEINTR(func() (err error) {
+			n, err = unix.CopyFileRange(in, &roff, out, &woff, int(min(size-roff, copyChunk)), 0)
+			return err
+		})
+		if roff == 0 && (n == 0 || err == unix.EXDEV || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EOPNOTSUPP) {
+			return s.copyRW(in, out, size)
+		}
+		if err != nil {
+			return roff, err
+		}
+		if n == 0 { // source shrank
+			break
+		}
+	}
+	return roff, nil
+}
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (s *syncer) copyRW(in, out int, size int64) (int64, error) {
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	var off int64
+	for off < size {
+		if err := s.ctx.Err(); err != nil {
+			return off, fmt.Errorf("sync cancelled: %w", err)
+		}
+		n, err := preadFull(in, (*bp)[:min(int64(len(*bp)), size-off)], off)
+		if err != nil {
+			return off, err
+		}
+		if n == 0 {
+			break
+		}
+		for w := 0; w < n; {
+			m, err := unix.Pwrite(out, (*bp)[w:n], off+int64(w))
+			if err != nil && err != unix.EINTR {
+				return off, err
+			}
+			w += max(m, 0)
+		}
+		off += int64(n)
+	}
+	return off, nil
+}
+
+// preadFull reads len(b) bytes at off, fewer only at end of file.
+func preadFull(fd int, b []byte, off int64) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pread(fd, b[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// sameContent compares the open source in with the destination file name.
+func sameContent(in, dirfd int, name string, size int64) (bool, error) {
+	fd, err := openAt(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	a, b := bufs.Get().(*[]byte), bufs.Get().(*[]byte)
+	defer bufs.Put(a)
+	defer bufs.Put(b)
+	for off := int64(0); off < size; {
+		n, err := preadFull(in, *a, off)
+		if err != nil {
+			return false, err
+		}
+		m, err := preadFull(fd, (*b)[:n], off)
+		if err != nil {
+			return false, err
+		}
+		if n == 0 || m != n || !bytes.Equal((*a)[:n], (*b)[:n]) {
+			return n == 0 && m == 0, nil
+		}
+		off += int64(n)
+	}
+	return true, nil
+}
+
+// makeSymlink is the task creating a symlink (never followed) under a
+// temporary name with the source's owner and mtime.
+func (s *syncer) makeSymlink(d *dirH, name, target string, sm meta) (result, error) {
+	for {
+		tmp := tmpName()
+		err := unix.Symlinkat(target, d.dstFd, tmp)
+		if err == unix.EEXIST {
+			continue
+		}
+		if err == nil {
+			err = s.chown(func() error {
+				return unix.Fchownat(d.dstFd, tmp, int(sm.uid), int(sm.gid), unix.AT_SYMLINK_NOFOLLOW)
+			})
+			if err == nil {
+				err = unix.UtimesNanoAt(d.dstFd, tmp, mtimeSpec(sm.mtime), unix.AT_SYMLINK_NOFOLLOW)
+			}
+			if err != nil {
+				unix.Unlinkat(d.dstFd, tmp, 0)
+			}
+		}
+		if err != nil {
+			return result{}, errAt("create symlink", d.path(name), err)
+		}
+		return result{tmp: tmp, kind: resSymlink}, nil
+	}
+}

@@ -1,0 +1,158 @@
+package treesync
+
+import (
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+type devIno struct{ dev, ino uint64 }
+
+// linkGroup is a source inode with several names (nlink > 1). Its first
+// name met in the walk is synced as a file; the others become hard links
+// to that destination path. Only multi-link inodes are remembered, and a
+// group is forgotten once all its links have been seen.
+type linkGroup struct {
+	path     string // destination path of the first name, below the root
+	left     uint64 // source links not yet seen
+	final    bool   // the first name is in place with inode dstIno
+	vanished bool   // the first name could not be synced: sync the rest alone
+	dstIno   uint64
+}
+
+// deferredLink is a hard link to a group whose first name is still in the
+// current batch; it is made at flush, after the batch's renames.
+type deferredLink struct {
+	d    *dirH
+	name string
+	g    *linkGroup
+}
+
+// syncFile syncs a regular file.
+//
+// Hard links: a destination file whose inode has other names must not be
+// kept unless it is the inode chosen for this source inode's group, or two
+// files that are separate in the source would stay linked. So a source file
+// with one link gets a fresh copy when its destination has several, and the
+// first name of a group keeps its destination inode only if no other group
+// has kept it (claimed).
+func (s *syncer) syncFile(d *dirH, name string, sm, dm meta, inDst bool) error {
+	var g *linkGroup
+	shared := inDst && dm.isReg() && dm.nlink > 1
+	if sm.nlink > 1 {
+		key := devIno{sm.dev, sm.ino}
+		if g = s.groups[key]; g != nil {
+			if g.left--; g.left == 0 {
+				delete(s.groups, key)
+			}
+			if !g.vanished {
+				return s.linkEntry(d, name, dm, inDst, g)
+			}
+		}
+		g = &linkGroup{path: d.path(name), left: sm.nlink - 1}
+		s.groups[key] = g
+		if shared && !s.claimed[dm.ino] {
+			s.claimed[dm.ino], shared = true, false
+		}
+	}
+	if inDst && dm.isDir() {
+		if err := s.remove(d, name, dm); err != nil {
+			return err
+		}
+		inDst = false
+	}
+	// Same size: if the mtime also matches, the content is taken as equal
+	// unless the mtime is in the racy window; if only the mtime differs
+	// (touch, or a rewrite with equal bytes), the content is compared before
+	// deciding to copy, so that only metadata changes when it is equal.
+	sameSize := inDst && dm.isReg() && !shared && sm.size == dm.size
+	if sameSize && sm.mtime == dm.mtime && (s.racyNs == 0 || sm.mtime < s.racyNs) {
+		if g != nil {
+			g.final, g.dstIno = true, dm.ino
+		}
+		return s.updateMeta(d, name, dm, sm)
+	}
+	return s.submit(d, name, sm.size, func() (result, error) { return s.copyFile(d, name, dm, sameSize, g) })
+}
+
+// linkEntry makes name another link of group g, unless it already is.
+func (s *syncer) linkEntry(d *dirH, name string, dm meta, inDst bool, g *linkGroup) error {
+	if g.final && inDst && dm.isReg() && dm.ino == g.dstIno {
+		s.stats.Unchanged++
+		return nil
+	}
+	if inDst && dm.isDir() {
+		if err := s.remove(d, name, dm); err != nil {
+			return err
+		}
+	}
+	if g.final {
+		return s.link(d, name, g)
+	}
+	d.refs++
+	s.cur.links = append(s.cur.links, deferredLink{d, name, g})
+	return nil
+}
+
+// link makes d/name a hard link to the group's first destination path,
+// replacing whatever non-directory is there atomically (link to a
+// temporary name, rename over).
+func (s *syncer) link(d *dirH, name string, g *linkGroup) error {
+	if g.vanished {
+		return nil
+	}
+	dm, err := lstatAt(d.dstFd, name)
+	exists := err == nil
+	if err != nil && err != unix.ENOENT {
+		return errAt("stat", d.path(name), err)
+	}
+	if exists && dm.isReg() && dm.ino == g.dstIno {
+		s.stats.Unchanged++
+		return nil
+	}
+	pfd, base, err := s.openParent(g.path)
+	if err != nil {
+		return errAt("open parent of", g.path, err)
+	}
+	if pfd != s.dstRoot {
+		defer unix.Close(pfd)
+	}
+	if !exists {
+		err = unix.Linkat(pfd, base, d.dstFd, name, 0)
+	} else {
+		tmp := tmpName()
+		if err = unix.Linkat(pfd, base, d.dstFd, tmp, 0); err == nil {
+			if err = unix.Renameat(d.dstFd, tmp, d.dstFd, name); err != nil {
+				unix.Unlinkat(d.dstFd, tmp, 0)
+			}
+		}
+	}
+	if err != nil {
+		return errAt("link", d.path(name), err)
+	}
+	d.dirty = true
+	s.stats.LinksCreated++
+	s.progress()
+	return nil
+}
+
+// openParent opens the destination directory holding rel one component at
+// a time with O_NOFOLLOW, so the path cannot leave the root. It returns the
+// directory (possibly the root itself) and rel's last component.
+func (s *syncer) openParent(rel string) (int, string, error) {
+	fd := s.dstRoot
+	for {
+		dir, rest, ok := strings.Cut(rel, "/")
+		if !ok {
+			return fd, rel, nil
+		}
+		next, err := openAt(fd, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		if fd != s.dstRoot {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return -1, "", err
+		}
+		fd, rel = next, rest
+	}
+}
