@@ -41,6 +41,8 @@ type Config struct {
 	// ReplicationRescanInterval is how often replication passes run
 	// without a change notification.
 	ReplicationRescanInterval time.Duration
+	// ReplicationNoWatch turns off inotify on source trees.
+	ReplicationNoWatch bool
 }
 
 // Daemon is a running efsd.
@@ -108,7 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	repl := replication.NewManager(svc, vols, replication.Options{
-		RescanInterval: cfg.ReplicationRescanInterval, Now: cfg.Now, Logger: cfg.Logger})
+		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch, Now: cfg.Now, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
 		cfg: cfg, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, cancel: cancel, done: make(chan struct{}),

@@ -52,7 +52,9 @@ type Replication struct {
 }
 
 // SourceARN is the source file system's ARN.
-func (r *Replication) SourceARN() string { return FileSystemARN(r.Source.Region, r.Source.Account, r.Source.ID) }
+func (r *Replication) SourceARN() string {
+	return FileSystemARN(r.Source.Region, r.Source.Account, r.Source.ID)
+}
 
 // Running reports whether the replication engine should be copying.
 func (r *Replication) Running() bool {

@@ -51,17 +51,17 @@ const (
 // Service implements the EFS operations: one method per operation, holding
 // every business rule. It knows nothing of HTTP.
 type Service struct {
-	cfg    Config
-	store  Store
-	now    func() time.Time
-	ids    IDSource
-	log    *slog.Logger
-	kick   chan struct{} // wakes the lifecycle worker; capacity 1
+	cfg   Config
+	store Store
+	now   func() time.Time
+	ids   IDSource
+	log   *slog.Logger
+	kick  chan struct{} // wakes the lifecycle worker; capacity 1
 	// repChanged tells the replication engine that configurations were
 	// created or deleted; capacity 1.
 	repChanged chan struct{}
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // NewService returns a Service; call Start to run its lifecycle worker.

@@ -26,7 +26,7 @@ func (e *rootError) Unwrap() error { return e.err }
 // returns to ENABLED once a pass succeeds. Host paths are replaced by
 // source:/ and destination:/ so messages show only file system paths.
 func classify(err error, src, dst string) (status, msg string) {
-	detail := strings.NewReplacer(src, "source:", dst, "destination:").Replace(err.Error())
+	detail := strings.NewReplacer(src+"/", "source:/", dst+"/", "destination:/", src, "source:/", dst, "destination:/").Replace(err.Error())
 	var re *rootError
 	switch {
 	case errors.As(err, &re) && errors.Is(err, fs.ErrNotExist):

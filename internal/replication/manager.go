@@ -31,6 +31,10 @@ type Options struct {
 	// MaxBackoff caps the wait between retries of a failing pass.
 	// Default 30s.
 	MaxBackoff time.Duration
+	// NoWatch turns off inotify: passes are then woken only by Notify and
+	// the periodic rescan (for data directories where inotify does not
+	// work, such as some network file systems).
+	NoWatch bool
 	// CopyWorkers bounds concurrent file copies per pass; 0 uses the
 	// copier's default.
 	CopyWorkers int

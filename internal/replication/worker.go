@@ -77,7 +77,7 @@ func (w *worker) run(parent context.Context) {
 	lastStart := w.rep.LastReplicatedAt
 	failures := 0
 	for {
-		if watch == nil {
+		if watch == nil && !w.m.opts.NoWatch {
 			var err error
 			if watch, err = newWatcher(w.src); err != nil {
 				log.Debug("watch source", "err", err)
