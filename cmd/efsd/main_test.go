@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/efs/types"
+
+	"github.com/efsd/efsd/internal/efstest"
 )
 
 func TestHelpDocumentsEverySetting(t *testing.T) {
@@ -179,5 +182,108 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// TestKill9MidReplicationResumes kills the real binary with SIGKILL while
+// the first replication pass is copying, restarts it, and checks that the
+// configuration resumes, converges, and did not recopy files that had
+// already landed.
+func TestKill9MidReplicationResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "efsd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dataDir := t.TempDir()
+	cmd, url := startBinary(t, bin, dataDir)
+	ctx := context.Background()
+	c := client(url, "test", "test")
+	src, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("big"), Encrypted: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vol := func(id string) string { return filepath.Join(dataDir, "volumes", "000000000000", "us-east-1", id) }
+	waitFor(t, "source available", func() bool {
+		out, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{FileSystemId: src.FileSystemId})
+		return err == nil && out.FileSystems[0].LifeCycleState == types.LifeCycleStateAvailable
+	})
+	srcDir := vol(*src.FileSystemId)
+	const files = 4000
+	for i := range files {
+		dir := filepath.Join(srcDir, "d"+strconv.Itoa(i%40))
+		os.MkdirAll(dir, 0o755)
+		if err := os.WriteFile(filepath.Join(dir, "f"+strconv.Itoa(i)), bytes.Repeat([]byte{byte(i)}, 32<<10), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := c.CreateReplicationConfiguration(ctx, &efs.CreateReplicationConfigurationInput{SourceFileSystemId: src.FileSystemId,
+		Destinations: []types.DestinationToCreate{{Region: aws.String("us-east-1")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstDir := vol(*rep.Destinations[0].FileSystemId)
+
+	// Kill as soon as some files have landed.
+	landed := func() map[string]uint64 {
+		out := map[string]uint64{}
+		filepath.WalkDir(dstDir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() && !strings.HasPrefix(d.Name(), ".efsd-tmp") {
+				var st syscall.Stat_t
+				if syscall.Stat(p, &st) == nil {
+					out[p] = st.Ino
+				}
+			}
+			return nil
+		})
+		return out
+	}
+	var before map[string]uint64
+	waitFor(t, "the first files to land", func() bool {
+		before = landed()
+		return len(before) >= 50
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	before = landed() // what is on disk at the moment of death
+	if len(before) >= files {
+		t.Skipf("the first pass finished (%d files) before the kill; nothing to resume", len(before))
+	}
+	_, url = startBinary(t, bin, dataDir)
+	c = client(url, "test", "test")
+	waitFor(t, "replication to complete after restart", func() bool {
+		out, err := c.DescribeReplicationConfigurations(ctx, &efs.DescribeReplicationConfigurationsInput{FileSystemId: src.FileSystemId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := out.Replications[0].Destinations[0]
+		return d.Status == types.ReplicationStatusEnabled && d.LastReplicatedTimestamp != nil
+	})
+	if diff := efstest.TreeDiff(srcDir, dstDir); diff != "" {
+		t.Fatalf("destination differs after resume: %s", diff)
+	}
+	recopied := 0
+	after := landed()
+	for p, ino := range before {
+		if after[p] != ino {
+			recopied++
+		}
+	}
+	if recopied > 0 {
+		t.Fatalf("%d of %d files that had landed before the kill were copied again", recopied, len(before))
+	}
+	t.Logf("killed with %d of %d files landed; none recopied", len(before), files)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
