@@ -102,6 +102,43 @@ print("boto3 ok")
 PY
 ok "boto3 typed exceptions"
 
+# Replication with the CLI: a file written into the source shows up in the
+# destination, and the status and timestamp say so.
+wait_available() {
+	for _ in $(seq 100); do
+		[ "$(efs describe-file-systems --file-system-id "$1" --query 'FileSystems[0].LifeCycleState' --output text)" = available ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+src=$(efs create-file-system --creation-token e2e-src --encrypted --query FileSystemId --output text)
+wait_available "$src" || fail "source not available"
+vol="$work/data/volumes/000000000000/us-east-1"
+mkdir -p "$vol/$src/dir" && echo "replicated by efsd" >"$vol/$src/dir/hello.txt"
+dst=$(efs create-replication-configuration --source-file-system-id "$src" --destinations Region=us-east-1 \
+	--query 'Destinations[0].FileSystemId' --output text)
+[[ $dst =~ ^fs- ]] || fail "no destination id: $dst"
+status=""
+for _ in $(seq 200); do
+	status=$(efs describe-replication-configurations --file-system-id "$src" \
+		--query 'Replications[0].Destinations[0].[Status,LastReplicatedTimestamp]' --output text)
+	[[ $status == ENABLED* && $status != *None ]] && cmp -s "$vol/$src/dir/hello.txt" "$vol/$dst/dir/hello.txt" && break
+	sleep 0.1
+done
+cmp -s "$vol/$src/dir/hello.txt" "$vol/$dst/dir/hello.txt" || fail "file not replicated (status $status)"
+ok "create-replication-configuration: ENABLED, file replicated"
+[ "$(efs describe-file-systems --file-system-id "$dst" --query 'FileSystems[0].FileSystemProtection.ReplicationOverwriteProtection' --output text)" = REPLICATING ] || fail "destination protection"
+efs delete-replication-configuration --source-file-system-id "$src"
+gone=""
+for _ in $(seq 100); do
+	if out=$(efs describe-replication-configurations --file-system-id "$src" 2>&1); then sleep 0.1; continue; fi
+	grep -q "(ReplicationNotFound)" <<<"$out" && gone=yes && break
+	fail "unexpected error: $out"
+done
+[ -n "$gone" ] || fail "replication configuration not deleted"
+[ "$(efs describe-file-systems --file-system-id "$dst" --query 'FileSystems[0].FileSystemProtection.ReplicationOverwriteProtection' --output text)" = ENABLED ] || fail "destination still protected"
+ok "delete-replication-configuration: gone, destination writable, data kept"
+
 kill -TERM "$pid"
 wait "$pid" || fail "efsd exited non-zero on SIGTERM"
 pid=""
