@@ -370,17 +370,14 @@ func TestReplicationRejections(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { wantAPIError(t, tc.err, tc.code) })
 	}
 
-	// A source that is not available yet.
-	slow := srv.Client(efstest.AccountB, region)
+	// A source that is not available yet (a server whose file systems take a minute to create).
+	slowSrv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) { c.TransitionDelay = time.Minute }))
+	slow := slowSrv.Client(efstest.AccountA, region)
 	pending, err := slow.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("pending")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := create(slow, pending.FileSystemId, types.DestinationToCreate{Region: aws.String(region)}); err != nil {
-		wantAPIError(t, err, "IncorrectFileSystemLifeCycleState")
-	} else if describe(t, slow, *pending.FileSystemId).LifeCycleState == types.LifeCycleStateCreating {
-		t.Fatal("replication of a creating file system accepted")
-	}
+	wantAPIError(t, create(slow, pending.FileSystemId, types.DestinationToCreate{Region: aws.String(region)}), "IncorrectFileSystemLifeCycleState")
 
 	// The six KMS key forms are accepted for a new destination; One Zone by AZ alone or with its region.
 	const uuid = "1234abcd-12ab-34cd-56ef-1234567890ab"

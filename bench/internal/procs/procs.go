@@ -1,0 +1,198 @@
+// Package procs starts the processes the harness measures, reads their CPU
+// time and memory from /proc, and stops each one by its PID. Every process
+// started is remembered until stopped, so that StopAll (called on every
+// exit path of the harness, including a signal or the global deadline)
+// leaves nothing running.
+package procs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Proc is a started process.
+type Proc struct {
+	Name  string
+	Cmd   *exec.Cmd
+	PID   int
+	Start time.Time // just before exec
+	Log   string    // file receiving stdout and stderr
+
+	logf *os.File
+	done chan struct{}
+	err  error // of Wait, valid after done
+}
+
+var (
+	mu      sync.Mutex
+	running = map[int]*Proc{}
+)
+
+// Start runs name with args, stdout and stderr appended to logPath. The
+// process gets its own process group so that a stop signal reaches
+// nothing else, and it is killed if the harness dies (Pdeathsig).
+func Start(name, logPath string, env []string, args ...string) (*Proc, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p := &Proc{Name: name, Cmd: cmd, Log: logPath, logf: f, done: make(chan struct{})}
+	p.Start = time.Now()
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p.PID = cmd.Process.Pid
+	mu.Lock()
+	running[p.PID] = p
+	mu.Unlock()
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		mu.Lock()
+		delete(running, p.PID)
+		mu.Unlock()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends SIGTERM to the process (by PID), waits up to grace for it to
+// exit, then sends SIGKILL and waits for it.
+func (p *Proc) Stop(grace time.Duration) error {
+	if p.Exited() {
+		return nil
+	}
+	_ = syscall.Kill(p.PID, syscall.SIGTERM)
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-t.C:
+	}
+	_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s (pid %d) ignored SIGTERM for %v; killed", p.Name, p.PID, grace)
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("%s (pid %d) did not exit after SIGKILL", p.Name, p.PID)
+	}
+}
+
+// StopAll stops every process started and not yet exited, by PID.
+func StopAll() {
+	mu.Lock()
+	ps := make([]*Proc, 0, len(running))
+	for _, p := range running {
+		ps = append(ps, p)
+	}
+	mu.Unlock()
+	for _, p := range ps {
+		_ = p.Stop(5 * time.Second)
+	}
+}
+
+// Usage is a process's CPU time and memory as /proc reports them.
+type Usage struct {
+	CPU     float64 // user+system seconds
+	RSS     int64   // current resident set, bytes
+	PeakRSS int64   // VmHWM, bytes
+}
+
+// clkTck is USER_HZ, which is 100 on every Linux architecture Go supports.
+const clkTck = 100
+
+// ReadUsage reads /proc/PID/stat and /proc/PID/status.
+func ReadUsage(pid int) (Usage, error) {
+	var u Usage
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, err
+	}
+	u.CPU, err = parseStatCPU(string(b))
+	if err != nil {
+		return u, err
+	}
+	b, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, err
+	}
+	u.RSS, u.PeakRSS = parseStatusMem(string(b))
+	return u, nil
+}
+
+// parseStatCPU returns utime+stime in seconds from a /proc/PID/stat line.
+// The command name (field 2) may contain spaces and parentheses, so fields
+// are counted from the last ')'.
+func parseStatCPU(s string) (float64, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, errors.New("short stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return float64(ut+st) / clkTck, nil
+}
+
+// parseStatusMem returns VmRSS and VmHWM in bytes.
+func parseStatusMem(s string) (rss, hwm int64) {
+	for _, line := range strings.Split(s, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[0], 10, 64)
+		if k == "VmRSS" {
+			rss = n << 10
+		} else {
+			hwm = n << 10
+		}
+	}
+	return rss, hwm
+}
+
+// ChildUsage returns the CPU seconds and peak RSS (bytes) of a finished
+// command, including the descendants it waited for (rsync's receiver).
+func ChildUsage(ps *os.ProcessState) (cpu float64, maxRSS int64) {
+	cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		maxRSS = ru.Maxrss << 10
+	}
+	return cpu, maxRSS
+}
