@@ -42,6 +42,9 @@ const usage = `efsd serves the Amazon EFS API (elasticfilesystem 2015-02-01) ove
 
 Usage:
   efsd [flags]
+  efsd network [--account ID] [--region REGION] [--data-dir DIR] [--config FILE]
+      prints the account's VPC, subnets (with their loopback address ranges) and
+      security groups in the region: the IDs CreateMountTarget needs
 
 Flags (each also settable by the environment variable shown, and, except
 --config, by the config file; a flag beats the environment, which beats the
@@ -61,8 +64,11 @@ Without a config file efsd accepts one development credential: access key
 Each file system's files live in DATA_DIR/volumes/ACCOUNT/REGION/FS-ID.
 `
 
-// Run parses args and serves until ctx ends.
+// Run parses args and serves until ctx ends, or runs a subcommand.
 func (m *Main) Run(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "network" {
+		return m.runNetwork(ctx, args[1:])
+	}
 	fset := flag.NewFlagSet("efsd", flag.ContinueOnError)
 	fset.SetOutput(m.Stderr)
 	listen := fset.String("listen", "", "")
@@ -79,19 +85,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("unexpected argument %q", fset.Arg(0))
 	}
 
-	file := &FileConfig{}
-	if p := first(*configPath, m.Getenv("EFSD_CONFIG")); p != "" {
-		var err error
-		if file, err = LoadFileConfig(p); err != nil {
-			return err
-		}
-	}
-	cfg, err := file.daemonConfig()
+	file, cfg, err := m.loadConfig(*configPath, *dataDir)
 	if err != nil {
 		return err
 	}
 	cfg.Listen = first(*listen, m.Getenv("EFSD_LISTEN"), file.Listen, DefaultListen)
-	cfg.DataDir = first(*dataDir, m.Getenv("EFSD_DATA_DIR"), file.DataDir, defaultDataDir(m.Getenv))
 	logger, err := newLogger(m.Stderr, first(*logFormat, m.Getenv("EFSD_LOG_FORMAT"), file.LogFormat, "text"),
 		first(*logLevel, m.Getenv("EFSD_LOG_LEVEL"), file.LogLevel, "info"))
 	if err != nil {
@@ -120,6 +118,58 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return d.Close()
+}
+
+// loadConfig reads the config file (flag, then environment) and settles
+// the data directory.
+func (m *Main) loadConfig(configFlag, dataDirFlag string) (*FileConfig, daemon.Config, error) {
+	file := &FileConfig{}
+	if p := first(configFlag, m.Getenv("EFSD_CONFIG")); p != "" {
+		var err error
+		if file, err = LoadFileConfig(p); err != nil {
+			return nil, daemon.Config{}, err
+		}
+	}
+	cfg, err := file.daemonConfig()
+	if err != nil {
+		return nil, cfg, err
+	}
+	cfg.DataDir = first(dataDirFlag, m.Getenv("EFSD_DATA_DIR"), file.DataDir, defaultDataDir(m.Getenv))
+	return file, cfg, nil
+}
+
+// runNetwork prints an account's network in a region as JSON.
+func (m *Main) runNetwork(ctx context.Context, args []string) error {
+	fset := flag.NewFlagSet("efsd network", flag.ContinueOnError)
+	fset.SetOutput(m.Stderr)
+	account := fset.String("account", "", "account ID (default: the development account, or the only configured one)")
+	region := fset.String("region", "us-east-1", "region")
+	dataDir := fset.String("data-dir", "", "data directory (EFSD_DATA_DIR)")
+	configPath := fset.String("config", "", "config file (EFSD_CONFIG)")
+	if err := fset.Parse(args); err != nil {
+		return err
+	}
+	file, cfg, err := m.loadConfig(*configPath, *dataDir)
+	if err != nil {
+		return err
+	}
+	if *account == "" {
+		*account = devCredential.Account
+		if len(file.Accounts) == 1 {
+			*account = file.Accounts[0].ID
+		} else if len(file.Accounts) > 1 {
+			return fmt.Errorf("several accounts are configured: name one with --account")
+		}
+	}
+	n, err := daemon.Network(ctx, cfg, *account, *region)
+	if err != nil {
+		return err
+	}
+	port := file.NFSPort
+	if port == 0 {
+		port = 2049
+	}
+	return writeNetwork(m.Stdout, *account, *region, port, n)
 }
 
 // first returns the first non-empty value.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/daemon"
+	"github.com/efsd/efsd/internal/efs"
 )
 
 // FileConfig is the JSON config file. Durations are Go duration strings
@@ -29,7 +30,32 @@ type FileConfig struct {
 	MaxProvisionedThroughput float64 `json:"maxProvisionedThroughputMibps"`
 	MeterInterval            string  `json:"meterInterval"`
 	ReplicationRescan        string  `json:"replicationRescanInterval"`
+	NFSPort                  int     `json:"nfsPort"`
+	AccessPointQuota         int     `json:"accessPointQuota"`
+	// Networks adds subnets and security groups to accounts' default VPCs.
+	Networks []NetworkConfig `json:"networks"`
 }
+
+// NetworkConfig declares subnets and security groups of one account in
+// one region.
+type NetworkConfig struct {
+	Account string `json:"account"`
+	Region  string `json:"region"`
+	Subnets []struct {
+		ID               string `json:"id"`
+		AvailabilityZone string `json:"availabilityZone"`
+		CIDR             string `json:"cidr"`
+	} `json:"subnets"`
+	SecurityGroups []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"securityGroups"`
+}
+
+var (
+	subnetID = regexp.MustCompile(`^subnet-[0-9a-f]{8,40}$`)
+	groupID  = regexp.MustCompile(`^sg-[0-9a-f]{8,40}$`)
+)
 
 // AccountConfig is one account and its access keys.
 type AccountConfig struct {
@@ -67,6 +93,27 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		Regions:                  c.Regions,
 		FileSystemQuota:          c.FileSystemQuota,
 		MaxProvisionedThroughput: c.MaxProvisionedThroughput,
+		NFSPort:                  c.NFSPort,
+		AccessPointQuota:         c.AccessPointQuota,
+	}
+	for _, n := range c.Networks {
+		if !accountID.MatchString(n.Account) {
+			return cfg, fmt.Errorf("config: network account %q must be 12 digits", n.Account)
+		}
+		d := efs.DeclaredNetwork{Account: n.Account, Region: n.Region}
+		for _, sn := range n.Subnets {
+			if !subnetID.MatchString(sn.ID) {
+				return cfg, fmt.Errorf("config: subnet id %q must look like subnet-0123abcd", sn.ID)
+			}
+			d.Subnets = append(d.Subnets, efs.DeclaredSubnet{ID: sn.ID, ZoneName: sn.AvailabilityZone, CIDR: sn.CIDR})
+		}
+		for _, g := range n.SecurityGroups {
+			if !groupID.MatchString(g.ID) {
+				return cfg, fmt.Errorf("config: security group id %q must look like sg-0123abcd", g.ID)
+			}
+			d.SecurityGroups = append(d.SecurityGroups, efs.SecurityGroup{ID: g.ID, Name: g.Name})
+		}
+		cfg.Networks = append(cfg.Networks, d)
 	}
 	seen := map[string]bool{}
 	for _, a := range c.Accounts {

@@ -49,7 +49,7 @@ func describeFS(fs *efs.FileSystem) wire.FileSystemDescription {
 		FileSystemArn:        ref(fs.ARN()),
 		CreationTime:         wire.NewTimestamp(fs.CreatedAt),
 		LifeCycleState:       ref(string(fs.State)),
-		NumberOfMountTargets: ref(int64(0)),
+		NumberOfMountTargets: ref(int64(fs.MountTargets)),
 		SizeInBytes: &wire.FileSystemSize{
 			Value:           ref(fs.Size.Bytes),
 			Timestamp:       wire.NewTimestamp(fs.Size.At),

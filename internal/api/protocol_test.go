@@ -145,10 +145,6 @@ func TestRawRequests(t *testing.T) {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
 	})
-	t.Run("operation not supported yet", func(t *testing.T) {
-		resp := srv.Raw(a, region, "GET", "/2015-02-01/mount-targets?FileSystemId="+id, nil)
-		errorBody(t, resp, 501, "NotImplemented")
-	})
 	t.Run("unknown route", func(t *testing.T) {
 		resp := srv.Raw(a, region, "GET", "/2015-02-01/nothing-here", nil)
 		errorBody(t, resp, 404, "UnknownOperationException")

@@ -135,6 +135,15 @@ func (s *Server) handlers() map[string]handler {
 		"CreateReplicationConfiguration":    s.createReplicationConfiguration,
 		"DescribeReplicationConfigurations": s.describeReplicationConfigurations,
 		"DeleteReplicationConfiguration":    s.deleteReplicationConfiguration,
+
+		"CreateMountTarget":                 s.createMountTarget,
+		"DescribeMountTargets":              s.describeMountTargets,
+		"DeleteMountTarget":                 s.deleteMountTarget,
+		"DescribeMountTargetSecurityGroups": s.describeMountTargetSecurityGroups,
+		"ModifyMountTargetSecurityGroups":   s.modifyMountTargetSecurityGroups,
+		"CreateAccessPoint":                 s.createAccessPoint,
+		"DescribeAccessPoints":              s.describeAccessPoints,
+		"DeleteAccessPoint":                 s.deleteAccessPoint,
 	}
 }
 
@@ -232,6 +241,9 @@ func (s *Server) writeError(w http.ResponseWriter, reqID string, err error) int 
 		code, msg = string(de.Code), de.Message
 		if de.FileSystemID != "" {
 			body["FileSystemId"] = de.FileSystemID
+		}
+		if de.AccessPointID != "" {
+			body["AccessPointId"] = de.AccessPointID
 		}
 		if shape, ok := wire.LookupError(code); ok {
 			status = shape.Status

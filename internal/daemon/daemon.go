@@ -17,6 +17,7 @@ import (
 
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/mounts"
 	"github.com/efsd/efsd/internal/region"
 	"github.com/efsd/efsd/internal/replication"
 	"github.com/efsd/efsd/internal/store/sqlite"
@@ -43,6 +44,12 @@ type Config struct {
 	ReplicationRescanInterval time.Duration
 	// ReplicationNoWatch turns off inotify on source trees.
 	ReplicationNoWatch bool
+
+	// NFSPort is the NFS port at every mount target address (default 2049).
+	NFSPort int
+	// Networks declares subnets and security groups beyond the defaults.
+	Networks         []efs.DeclaredNetwork
+	AccessPointQuota int
 }
 
 // Daemon is a running efsd.
@@ -54,9 +61,10 @@ type Daemon struct {
 	svc     *efs.Service
 	volumes *volume.Manager
 	repl    *replication.Manager
+	mounts  *mounts.Manager
 	cancel  context.CancelFunc
 	done    chan struct{}
-	replWG  sync.WaitGroup
+	replWG  sync.WaitGroup // replication and mount-target managers
 }
 
 // Start opens the data directory, starts the background workers and
@@ -81,10 +89,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		st.Close()
 		return nil, err
 	}
-	regions := region.Default()
-	if len(cfg.Regions) > 0 {
-		regions = regions.Restrict(cfg.Regions)
-	}
+	regions := regionCatalog(cfg)
 	accounts := map[string]bool{}
 	for _, c := range cfg.Credentials {
 		accounts[c.Account] = true
@@ -100,7 +105,14 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		ThroughputCooldown:       cfg.ThroughputCooldown,
 		FileSystemQuota:          cfg.FileSystemQuota,
 		MaxProvisionedThroughput: cfg.MaxProvisionedThroughput,
+		AccessPointQuota:         cfg.AccessPointQuota,
 	})
+	for _, n := range cfg.Networks {
+		if err := svc.DeclareNetwork(ctx, n); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("declare network of %s in %s: %w", n.Account, n.Region, err)
+		}
+	}
 	// Signatures are checked against the real clock: cfg.Now moves only the
 	// domain's time (tests jump it past cooldowns).
 	srv := api.New(api.Config{Service: svc, Credentials: cfg.Credentials, Logger: cfg.Logger})
@@ -111,17 +123,22 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch, Now: cfg.Now, Logger: cfg.Logger})
+	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
-		cfg: cfg, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, cancel: cancel, done: make(chan struct{}),
+		cfg: cfg, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, mounts: mts, cancel: cancel, done: make(chan struct{}),
 		http: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
 	}
 	svc.Start(ctx)
 	go vols.Run(ctx)
-	d.replWG.Add(1)
+	d.replWG.Add(2)
 	go func() {
 		defer d.replWG.Done()
 		repl.Run(ctx)
+	}()
+	go func() {
+		defer d.replWG.Done()
+		mts.Run(ctx)
 	}()
 	go func() {
 		defer close(d.done)
@@ -138,6 +155,12 @@ func (d *Daemon) Addr() string { return d.ln.Addr().String() }
 // Replication is the replication engine.
 func (d *Daemon) Replication() *replication.Manager { return d.repl }
 
+// Mounts runs the mount targets' NFS servers.
+func (d *Daemon) Mounts() *mounts.Manager { return d.mounts }
+
+// Service is the domain service.
+func (d *Daemon) Service() *efs.Service { return d.svc }
+
 // Volumes gives access to the file systems' data directories.
 func (d *Daemon) Volumes() *volume.Manager { return d.volumes }
 
@@ -152,4 +175,33 @@ func (d *Daemon) Close() error {
 	d.replWG.Wait()
 	d.svc.Stop()
 	return errors.Join(err, d.store.Close())
+}
+
+// Network opens the data directory of a daemon (running or not; SQLite
+// lets several processes share it) and returns an account's network in a
+// region, making the default one if needed. It serves `efsd network`.
+func Network(ctx context.Context, cfg Config, account, region string) (*efs.Network, error) {
+	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "efsd.db"))
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	regions := regionCatalog(cfg)
+	if !regions.Has(region) {
+		return nil, fmt.Errorf("region %s is not served", region)
+	}
+	svc := efs.NewService(efs.Config{Store: st, Regions: regions})
+	for _, n := range cfg.Networks {
+		if err := svc.DeclareNetwork(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	return svc.DescribeNetwork(ctx, efs.Principal{Account: account, Region: region})
+}
+
+func regionCatalog(cfg Config) *region.Catalog {
+	if len(cfg.Regions) > 0 {
+		return region.Default().Restrict(cfg.Regions)
+	}
+	return region.Default()
 }

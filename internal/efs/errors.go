@@ -27,6 +27,17 @@ const (
 	ReplicationAlreadyExists          Code = "ReplicationAlreadyExists"
 	ConflictException                 Code = "ConflictException"
 	AccessPointNotFound               Code = "AccessPointNotFound"
+	AccessPointAlreadyExists          Code = "AccessPointAlreadyExists"
+	AccessPointLimitExceeded          Code = "AccessPointLimitExceeded"
+	MountTargetNotFound               Code = "MountTargetNotFound"
+	MountTargetConflict               Code = "MountTargetConflict"
+	IncorrectMountTargetState         Code = "IncorrectMountTargetState"
+	SubnetNotFound                    Code = "SubnetNotFound"
+	SecurityGroupNotFound             Code = "SecurityGroupNotFound"
+	SecurityGroupLimitExceeded        Code = "SecurityGroupLimitExceeded"
+	IpAddressInUse                    Code = "IpAddressInUse"
+	NoFreeAddressesInSubnet           Code = "NoFreeAddressesInSubnet"
+	AvailabilityZonesMismatch         Code = "AvailabilityZonesMismatch"
 	InternalServerError               Code = "InternalServerError"
 )
 
@@ -37,7 +48,9 @@ type Error struct {
 	// FileSystemID is set for FileSystemAlreadyExists, whose error shape
 	// carries the existing file system's ID.
 	FileSystemID string
-	Err          error // underlying cause, never shown to clients
+	// AccessPointID is set for AccessPointAlreadyExists.
+	AccessPointID string
+	Err           error // underlying cause, never shown to clients
 }
 
 func (e *Error) Error() string {

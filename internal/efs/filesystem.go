@@ -101,6 +101,9 @@ type FileSystem struct {
 	// configuration is deleted so that a failback configuration (this file
 	// system replicated back) reports where the data first came from.
 	OriginalSourceARN string `json:",omitempty"`
+	// MountTargets counts the file system's mount targets, kept in the
+	// same transactions that create and remove them.
+	MountTargets int `json:",omitempty"`
 
 	// ThroughputChangedAt is the last throughput mode change or provisioned
 	// throughput decrease; EFS allows the next one only after a cooldown.

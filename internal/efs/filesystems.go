@@ -272,6 +272,9 @@ func (s *Service) DeleteFileSystem(ctx context.Context, p Principal, id string) 
 		if fs.State == StateDeleting {
 			return nil
 		}
+		if fs.MountTargets > 0 {
+			return E(FileSystemInUse, "File system '%s' has %d mount targets; delete them first.", fs.ID, fs.MountTargets)
+		}
 		reps, err := tx.ReplicationsByFSID(fs.ID)
 		if err != nil {
 			return fmt.Errorf("look up replications: %w", err)

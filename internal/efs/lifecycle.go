@@ -128,6 +128,9 @@ func (s *Service) settle(ctx context.Context, seen *FileSystem) error {
 			if seen.State != StateDeleting {
 				return nil // deleted after we looked; settle again next round
 			}
+			if err := tx.DeleteAccessPointsOfFS(fs.Account, fs.Region, fs.ID); err != nil {
+				return err
+			}
 			return tx.DeleteFileSystem(fs.Account, fs.Region, fs.ID)
 		case StateCreating:
 			if seen.State != StateCreating {

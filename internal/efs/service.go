@@ -38,6 +38,9 @@ type Config struct {
 	// MaxProvisionedThroughput is the highest provisioned throughput in
 	// MiB/s. Default 3414, as in EFS.
 	MaxProvisionedThroughput float64
+	// AccessPointQuota is the number of access points one file system may
+	// have. Default 10000, as in EFS.
+	AccessPointQuota int
 }
 
 // Defaults for Config.
@@ -60,8 +63,11 @@ type Service struct {
 	// repChanged tells the replication engine that configurations were
 	// created or deleted; capacity 1.
 	repChanged chan struct{}
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
+	// mtChanged tells the mount-target server that mount targets were
+	// created or deleted; capacity 1.
+	mtChanged chan struct{}
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // NewService returns a Service; call Start to run its lifecycle worker.
@@ -87,6 +93,9 @@ func NewService(cfg Config) *Service {
 	if cfg.FileSystemQuota == 0 {
 		cfg.FileSystemQuota = DefaultFileSystemQuota
 	}
+	if cfg.AccessPointQuota == 0 {
+		cfg.AccessPointQuota = DefaultAccessPointQuota
+	}
 	if cfg.MaxProvisionedThroughput == 0 {
 		cfg.MaxProvisionedThroughput = DefaultMaxProvisionedThroughput
 	}
@@ -99,6 +108,7 @@ func NewService(cfg Config) *Service {
 		kick:  make(chan struct{}, 1),
 
 		repChanged: make(chan struct{}, 1),
+		mtChanged:  make(chan struct{}, 1),
 	}
 }
 

@@ -49,6 +49,33 @@ type Tx interface {
 	// and region and is not hidden on that side.
 	VisibleReplications(account, region string, afterSeq int64, limit int) ([]*Replication, error)
 	AllReplications() ([]*Replication, error)
+
+	// Network returns an account's network in a region (ErrNotFound if
+	// never made); NextVPCBlock hands out the next loopback block number,
+	// starting at 1.
+	Network(account, region string) (*Network, error)
+	PutNetwork(account, region string, n *Network) error
+	NextVPCBlock() (int, error)
+
+	InsertMountTarget(mt *MountTarget) error // ErrConflict if the IP is taken
+	UpdateMountTarget(mt *MountTarget) error
+	DeleteMountTarget(account, region, id string) error
+	MountTarget(account, region, id string) (*MountTarget, error)
+	MountTargetByIP(ip string) (*MountTarget, error)
+	MountTargetsOfFS(account, region, fsID string) ([]*MountTarget, error)
+	MountTargetsPage(account, region, fsID string, afterSeq int64, limit int) ([]*MountTarget, error)
+	AllMountTargets() ([]*MountTarget, error)
+
+	InsertAccessPoint(ap *AccessPoint) error
+	UpdateAccessPoint(ap *AccessPoint) error
+	DeleteAccessPoint(account, region, id string) error
+	AccessPoint(account, region, id string) (*AccessPoint, error)
+	AccessPointByToken(account, region, token string) (*AccessPoint, error)
+	CountAccessPoints(account, region, fsID string) (int, error)
+	// AccessPoints pages through an account's access points in a region,
+	// only those of fsID when it is not empty.
+	AccessPoints(account, region, fsID string, afterSeq int64, limit int) ([]*AccessPoint, error)
+	DeleteAccessPointsOfFS(account, region, fsID string) error
 }
 
 // Volumes holds the data of file systems. The volume package implements it

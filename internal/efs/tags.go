@@ -51,38 +51,56 @@ func removeTags(tags []Tag, keys []string) []Tag {
 	return out
 }
 
-// checkTaggable refuses resource IDs of kinds efsd does not hold yet.
-func checkTaggable(id string) error {
-	ref := ParseResourceID(id)
-	if strings.HasPrefix(ref.ID, "fsap-") {
-		return E(AccessPointNotFound, "Access point '%s' does not exist.", ref.ID)
+// updateTags changes the tags of a file system or an access point.
+func (s *Service) updateTags(ctx context.Context, p Principal, resourceID string, fn func([]Tag) ([]Tag, error)) error {
+	if !strings.HasPrefix(ParseResourceID(resourceID).ID, "fsap-") {
+		_, err := s.update(ctx, p, resourceID, func(fs *FileSystem) error {
+			tags, err := fn(fs.Tags)
+			fs.Tags = tags
+			return err
+		})
+		return err
 	}
-	return nil
+	return s.store.Update(ctx, func(tx Tx) error {
+		ap, err := loadAP(tx, p, resourceID)
+		if err != nil {
+			return err
+		}
+		if ap.Tags, err = fn(ap.Tags); err != nil {
+			return err
+		}
+		return tx.UpdateAccessPoint(ap)
+	})
 }
 
-// TagResource adds or overwrites tags on a resource.
-func (s *Service) TagResource(ctx context.Context, p Principal, resourceID string, tags []Tag) error {
-	if err := checkTaggable(resourceID); err != nil {
-		return err
+// resourceTags reads the tags of a file system or an access point.
+func (s *Service) resourceTags(ctx context.Context, p Principal, resourceID string) ([]Tag, error) {
+	if !strings.HasPrefix(ParseResourceID(resourceID).ID, "fsap-") {
+		fs, err := s.view(ctx, p, resourceID)
+		if err != nil {
+			return nil, err
+		}
+		return fs.Tags, nil
 	}
-	_, err := s.update(ctx, p, resourceID, func(fs *FileSystem) error {
-		merged, err := mergeTags(fs.Tags, tags)
-		fs.Tags = merged
+	var tags []Tag
+	err := s.store.View(ctx, func(tx Tx) error {
+		ap, err := loadAP(tx, p, resourceID)
+		if err == nil {
+			tags = ap.Tags
+		}
 		return err
 	})
-	return err
+	return tags, err
+}
+
+// TagResource adds or overwrites tags on a file system or access point.
+func (s *Service) TagResource(ctx context.Context, p Principal, resourceID string, tags []Tag) error {
+	return s.updateTags(ctx, p, resourceID, func(old []Tag) ([]Tag, error) { return mergeTags(old, tags) })
 }
 
 // UntagResource removes tags by key; keys the resource lacks are ignored.
 func (s *Service) UntagResource(ctx context.Context, p Principal, resourceID string, keys []string) error {
-	if err := checkTaggable(resourceID); err != nil {
-		return err
-	}
-	_, err := s.update(ctx, p, resourceID, func(fs *FileSystem) error {
-		fs.Tags = removeTags(fs.Tags, keys)
-		return nil
-	})
-	return err
+	return s.updateTags(ctx, p, resourceID, func(old []Tag) ([]Tag, error) { return removeTags(old, keys), nil })
 }
 
 // TagPage is one page of a resource's tags.
@@ -95,9 +113,6 @@ type TagPage struct {
 // of a previous page's Next; both tag APIs (ListTagsForResource and the
 // legacy DescribeTags) page through the same tag set with it.
 func (s *Service) ListTags(ctx context.Context, p Principal, resourceID, token string, max int) (*TagPage, error) {
-	if err := checkTaggable(resourceID); err != nil {
-		return nil, err
-	}
 	start := 0
 	if token != "" {
 		b, err := base64.RawURLEncoding.DecodeString(token)
@@ -110,15 +125,15 @@ func (s *Service) ListTags(ctx context.Context, p Principal, resourceID, token s
 	if max <= 0 {
 		max = DefaultPageSize
 	}
-	fs, err := s.view(ctx, p, resourceID)
+	tags, err := s.resourceTags(ctx, p, resourceID)
 	if err != nil {
 		return nil, err
 	}
 	page := &TagPage{Tags: []Tag{}}
-	if start < len(fs.Tags) {
-		end := min(start+max, len(fs.Tags))
-		page.Tags = append(page.Tags, fs.Tags[start:end]...)
-		if end < len(fs.Tags) {
+	if start < len(tags) {
+		end := min(start+max, len(tags))
+		page.Tags = append(page.Tags, tags[start:end]...)
+		if end < len(tags) {
 			page.Next = base64.RawURLEncoding.EncodeToString([]byte("tags:" + strconv.Itoa(end)))
 		}
 	}

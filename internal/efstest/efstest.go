@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -52,6 +53,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		Credentials:     []api.Credential{AccountA, AccountB},
 		TransitionDelay: 50 * time.Millisecond,
 		MeterInterval:   100 * time.Millisecond,
+		// Servers of parallel test processes share loopback addresses;
+		// a port of their own keeps their mount targets apart.
+		NFSPort: freePort(t),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -75,6 +79,15 @@ func (s *Server) start() {
 	s.Daemon = d
 	s.URL = "http://" + d.Addr()
 	s.cfg.Listen = d.Addr() // keep the port across restarts
+}
+
+func freePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Restart closes the daemon and starts it again on the same data

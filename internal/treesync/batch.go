@@ -1,7 +1,10 @@
 package treesync
 
 import (
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -9,16 +12,18 @@ import (
 // A batch collects the temporaries written by tasks until one syncfs makes
 // them all durable; then they are renamed into place, the hard links to
 // them made and the directories they were in finished. Batches go through
-// a two-stage pipeline: while one sealed batch is being synced in the
-// background, tasks fill the next, so copying never waits for the disk
+// a two-stage pipeline: while a sealed batch waits for its last copies and
+// is synced and renamed in the background, tasks fill the next one, so
+// copying waits neither for the disk nor for the slowest copy of a batch,
 // except when both stages are full.
 type batch struct {
-	done   []result // finished tasks, appended under syncer.mu
+	wg     sync.WaitGroup // the batch's running tasks
+	done   []result       // finished tasks, appended under syncer.mu
 	links  []deferredLink
 	dirs   []*dirH // directories to finish after the batch's renames
 	tasks  int
 	bytes  int64
-	synced chan error // syncfs's result, once sealed
+	synced chan error // commit's result, once sealed
 }
 
 func (b *batch) full(openDirs int) bool {
@@ -26,7 +31,7 @@ func (b *batch) full(openDirs int) bool {
 }
 
 // progressBatches is called by the walker after each task it submits and
-// each directory it leaves: it applies the sealed batch if its syncfs is
+// each directory it leaves: it applies the sealed batch if its commit is
 // done, and seals the current one when it has reached its bounds.
 func (s *syncer) progressBatches() error {
 	if err := s.applySealed(false); err != nil {
@@ -41,9 +46,8 @@ func (s *syncer) progressBatches() error {
 	return s.seal()
 }
 
-// seal waits for the current batch's tasks and starts its syncfs.
+// seal hands the current batch to a background commit and starts a new one.
 func (s *syncer) seal() error {
-	s.wg.Wait() // no task runs now: the batch is the walker's alone
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -51,18 +55,41 @@ func (s *syncer) seal() error {
 	s.cur = &batch{}
 	s.sealed = b
 	b.synced = make(chan error, 1)
-	for _, r := range b.done {
-		if r.tmp != "" {
-			go func() { b.synced <- syncfs(s.dstRoot) }()
-			return nil
-		}
-	}
-	b.synced <- nil // nothing to make durable before renaming
+	go func() { b.synced <- s.commit(b) }()
 	return nil
 }
 
-// applySealed applies the sealed batch once its syncfs has returned;
-// without wait, only if it already has.
+// commit waits for a sealed batch's tasks, makes their temporaries durable
+// and renames them into place. It runs in the background and touches only
+// the results' names; the walker does the bookkeeping in applySealed.
+func (s *syncer) commit(b *batch) error {
+	b.wg.Wait() // b.done is complete and no longer written
+	if s.bad.Load() {
+		return errFailed // the walker reports the task's error
+	}
+	if !slices.ContainsFunc(b.done, func(r result) bool { return r.tmp != "" }) {
+		return nil // nothing to make durable
+	}
+	if err := syncfs(s.dstRoot); err != nil {
+		return err
+	}
+	for i := range b.done {
+		r := &b.done[i]
+		if r.tmp == "" {
+			continue
+		}
+		if err := unix.Renameat(r.d.dstFd, r.tmp, r.d.dstFd, r.name); err != nil {
+			return errAt("rename into place", r.d.path(r.name), err)
+		}
+		r.tmp = ""
+	}
+	return nil
+}
+
+var errFailed = errors.New("a task failed")
+
+// applySealed does the walker's part of the sealed batch once its commit
+// has returned; without wait, only if it already has.
 func (s *syncer) applySealed(wait bool) error {
 	b := s.sealed
 	if b == nil {
@@ -79,6 +106,9 @@ func (s *syncer) applySealed(wait bool) error {
 		}
 	}
 	b.synced = nil
+	if err == errFailed {
+		err = s.check()
+	}
 	if err != nil {
 		return err
 	}
@@ -131,7 +161,7 @@ func syncfs(fd int) error {
 	return nil
 }
 
-// abort cleans up after an error: waits for tasks and a running syncfs,
+// abort cleans up after an error: waits for tasks and a running commit,
 // removes temporaries that were never renamed and closes every directory.
 func (s *syncer) abort() {
 	s.wg.Wait()

@@ -125,3 +125,19 @@ func BenchmarkSyncDirs(b *testing.B) {
 	b.ReportMetric(float64(total.FilesCopied)/float64(b.N), "files/op")
 	b.SetBytes(total.BytesCopied / int64(b.N))
 }
+
+// BenchmarkStatWalkDirs is the stat-walk baseline for $TREESYNC_SRC.
+func BenchmarkStatWalkDirs(b *testing.B) {
+	src := os.Getenv("TREESYNC_SRC")
+	if src == "" {
+		b.Skip("TREESYNC_SRC not set")
+	}
+	for range b.N {
+		fd, err := unix.Open(src, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		statWalk(b, fd)
+		unix.Close(fd)
+	}
+}

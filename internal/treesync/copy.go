@@ -10,6 +10,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// testHook, set only by tests, is called before a source file is opened
+// ("open") and after it is stat'ed, before it is read ("read").
+var testHook func(stage, rel string)
+
 // tmpPrefix names temporaries. A leftover one in the destination is deleted
 // by the next Sync like any other name the source lacks.
 const tmpPrefix = ".efsd-tmp-"
@@ -25,7 +29,7 @@ const (
 	resMeta                        // content compared equal, metadata updated
 )
 
-// result is what a task hands back to the walker for the next flush.
+// result is what a task hands back to the walker, through its batch.
 type result struct {
 	d     *dirH
 	name  string
@@ -36,23 +40,18 @@ type result struct {
 	g     *linkGroup
 }
 
-// apply finishes a task at flush time, once the batch's temporaries are
-// durable: renames into place and counts.
+// apply does the walker's bookkeeping for a task once its batch has been
+// committed (its temporary, if any, is durable and renamed into place).
 func (s *syncer) apply(r *result) error {
 	d := r.d
-	if r.tmp != "" {
-		if err := unix.Renameat(d.dstFd, r.tmp, d.dstFd, r.name); err != nil {
-			return errAt("rename into place", d.path(r.name), err)
-		}
-		r.tmp = ""
-		d.dirty = true
-	}
 	switch r.kind {
 	case resCopied:
+		d.dirty = true // renamed into place by commit
 		s.stats.FilesCopied++
 		s.stats.BytesCopied += r.bytes
 		s.progress()
 	case resSymlink:
+		d.dirty = true
 		s.stats.SymlinksCreated++
 		s.progress()
 	case resUnchanged:
@@ -80,10 +79,14 @@ func (s *syncer) apply(r *result) error {
 // or may differ. With compare, the destination has the source's size and is
 // compared by content first: only what differs is then rewritten.
 //
-// The source is stat'ed through the opened descriptor before reading and the
-// destination gets exactly that size-at-open's mtime: if the file is
-// modified while copied, its mtime moves on and the next pass copies again.
+// The source is stat'ed through the opened descriptor before reading, and
+// the destination gets the mtime observed then: if the file is modified
+// while it is copied, its mtime moves on and the next pass copies it again
+// (or, within the clock's granularity, compares it: see Options.RacyAfter).
 func (s *syncer) copyFile(d *dirH, name string, dm meta, compare bool, g *linkGroup) (result, error) {
+	if testHook != nil {
+		testHook("open", d.path(name))
+	}
 	in, err := openAt(d.srcFd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_NOATIME, 0)
 	if err == unix.EPERM { // O_NOATIME needs ownership or CAP_FOWNER
 		in, err = openAt(d.srcFd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
@@ -105,6 +108,9 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare bool, g *linkGr
 	if !m.isReg() {
 		return result{kind: resNone, g: g}, nil
 	}
+	if testHook != nil {
+		testHook("read", d.path(name))
+	}
 	if compare && m.size == dm.size {
 		same, err := sameContent(in, d.dstFd, name, m.size)
 		if err != nil {
@@ -116,7 +122,9 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare bool, g *linkGr
 				if err := s.setMetaAt(d.dstFd, name, dm, m); err != nil {
 					return result{}, errAt("set metadata of", d.path(name), err)
 				}
-				r.kind = resMeta
+				if !s.metaEqual(m, dm) { // else only the owner differed, and chown is refused
+					r.kind = resMeta
+				}
 			}
 			return r, nil
 		}
@@ -133,11 +141,6 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare bool, g *linkGr
 		}
 		if err := s.fsetMeta(out, m); err != nil {
 			return err
-		}
-		if m.size >= 1<<20 {
-			// Start writeback now so that the batch's syncfs mostly waits
-			// for I/O already under way instead of starting it all.
-			unix.SyncFileRange(out, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 		}
 		if g != nil {
 			om, err := fstat(out)

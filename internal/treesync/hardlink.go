@@ -21,7 +21,7 @@ type linkGroup struct {
 }
 
 // deferredLink is a hard link to a group whose first name is still in the
-// current batch; it is made at flush, after the batch's renames.
+// current batch; it is made when that batch is applied, after its renames.
 type deferredLink struct {
 	d    *dirH
 	name string
@@ -51,8 +51,8 @@ func (s *syncer) syncFile(d *dirH, name string, sm, dm meta, inDst bool) error {
 		}
 		g = &linkGroup{path: d.path(name), left: sm.nlink - 1}
 		s.groups[key] = g
-		if shared && !s.claimed[dm.ino] {
-			s.claimed[dm.ino], shared = true, false
+		if k := (devIno{dm.dev, dm.ino}); shared && !s.claimed[k] {
+			s.claimed[k], shared = true, false
 		}
 	}
 	if inDst && dm.isDir() {
@@ -91,7 +91,7 @@ func (s *syncer) linkEntry(d *dirH, name string, dm meta, inDst bool, g *linkGro
 	}
 	d.refs++
 	s.cur.links = append(s.cur.links, deferredLink{d, name, g})
-	return nil
+	return s.progressBatches()
 }
 
 // link makes d/name a hard link to the group's first destination path,

@@ -286,6 +286,67 @@ func TestConverges(t *testing.T) {
 	}
 }
 
+// A source file modified while it is copied keeps the metadata observed
+// before reading, so the next pass copies it again; one that vanishes is
+// not an error and disappears from the destination.
+func TestSourceChangesDuringPass(t *testing.T) {
+	src, dst := tempDirs(t)
+	writeFile(t, src+"/busy", "aaaa", 0o644, old)
+	writeFile(t, src+"/gone", "gone", 0o644, old)
+	mustSync(t, src, dst, Options{})
+	// Both are to be copied; gone vanishes before it is opened, busy
+	// changes again after it is stat'ed and before it is read.
+	writeFile(t, src+"/gone", "changed", 0o644, old)
+	must(t, os.WriteFile(src+"/busy", []byte("AAAA"), 0))
+	setMtime(t, src+"/busy", old.Add(time.Second))
+	testHook = func(stage, rel string) { // runs in a worker: no t.Fatal
+		switch {
+		case stage == "open" && rel == "gone":
+			if err := os.Remove(src + "/gone"); err != nil {
+				t.Error(err)
+			}
+		case stage == "read" && rel == "busy":
+			if err := os.WriteFile(src+"/busy", []byte("bbbbbbbb"), 0); err != nil {
+				t.Error(err)
+			}
+			ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(old.Add(time.Hour).UnixNano())}
+			if err := unix.UtimesNanoAt(unix.AT_FDCWD, src+"/busy", ts, 0); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer func() { testHook = nil }()
+	mustSync(t, src, dst, Options{})
+	if !mtimeOf(t, dst+"/busy").Equal(old.Add(time.Second)) {
+		t.Errorf("busy got mtime %v, not the one observed before reading", mtimeOf(t, dst+"/busy"))
+	}
+	if _, err := os.Lstat(dst + "/gone"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("vanished file still in dst: %v", err)
+	}
+	testHook = nil
+	if st := mustSync(t, src, dst, Options{}); st.FilesCopied != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	assertIdentical(t, src, dst)
+}
+
+// Without CAP_CHOWN, ownership is left alone rather than failing the sync.
+func TestChownNotPermitted(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("runs only without root (try: setpriv --reuid=65534 ...)")
+	}
+	const src = "/etc/skel" // root-owned and readable on most systems
+	if _, err := os.Stat(src); err != nil {
+		t.Skip(err)
+	}
+	dst := t.TempDir() + "/dst"
+	mustSync(t, src, dst, Options{})
+	st := mustSync(t, src, dst, Options{})
+	if st.FilesCopied+st.MetadataUpdated+st.Deleted != 0 {
+		t.Errorf("second pass did something: %+v", st)
+	}
+}
+
 func TestSourceRootMissing(t *testing.T) {
 	src, dst := tempDirs(t)
 	_, err := Sync(context.Background(), src, dst, Options{})

@@ -12,58 +12,116 @@ import (
 // once, sorted and merge-joined, so each name costs one lstat per side.
 // Only this directory's names are in memory, plus those of its ancestors.
 func (s *syncer) walkDir(d *dirH) error {
+	// The destination is listed in parallel with the source.
+	var dstNames []string
+	var dstErr error
+	var wg sync.WaitGroup
+	if !d.created {
+		wg.Go(func() { dstNames, dstErr = readNames(d.dstFd) })
+	}
 	srcNames, err := readNames(d.srcFd)
+	wg.Wait()
 	if err != nil {
 		return errAt("read source directory", d.rel, err)
 	}
-	var dstNames []string
-	if !d.created {
-		if dstNames, err = readNames(d.dstFd); err != nil {
-			return errAt("read directory", d.rel, err)
-		}
+	if dstErr != nil {
+		return errAt("read directory", d.rel, dstErr)
 	}
+	ents := make([]ent, 0, min(statChunk, len(srcNames)+len(dstNames)))
 	i, j := 0, 0
 	for i < len(srcNames) || j < len(dstNames) {
-		if err := s.check(); err != nil {
-			return err
+		ents = ents[:0]
+		for len(ents) < statChunk && (i < len(srcNames) || j < len(dstNames)) {
+			var e ent
+			switch {
+			case j == len(dstNames) || i < len(srcNames) && srcNames[i] < dstNames[j]:
+				e = ent{name: srcNames[i], inSrc: true}
+				i++
+			case i == len(srcNames) || dstNames[j] < srcNames[i]:
+				e = ent{name: dstNames[j], inDst: true}
+				j++
+			default:
+				e = ent{name: srcNames[i], inSrc: true, inDst: true}
+				i++
+				j++
+			}
+			ents = append(ents, e)
 		}
-		var name string
-		inSrc, inDst := false, false
-		switch {
-		case j == len(dstNames) || i < len(srcNames) && srcNames[i] < dstNames[j]:
-			name, inSrc = srcNames[i], true
-			i++
-		case i == len(srcNames) || dstNames[j] < srcNames[i]:
-			name, inDst = dstNames[j], true
-			j++
-		default:
-			name, inSrc, inDst = srcNames[i], true, true
-			i++
-			j++
-		}
-		if err := s.entry(d, name, inSrc, inDst); err != nil {
-			return err
+		statEnts(d, ents)
+		for k := range ents {
+			if err := s.check(); err != nil {
+				return err
+			}
+			if err := s.entry(d, &ents[k]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
+// statChunk is how many names are stat'ed ahead of processing.
+const statChunk = 256
+
+// ent is a name of a directory pair with its lstat on either side.
+type ent struct {
+	name         string
+	inSrc, inDst bool
+	sm, dm       meta
+	serr, derr   error
+}
+
+// statEnts lstats a chunk of names on both sides. The two sides are done
+// in parallel when both have enough names: for a pass with nothing to do
+// the stats are all the work, so this brings it near the cost of a stat
+// walk of one tree.
+func statEnts(d *dirH, ents []ent) {
+	ns, nd := 0, 0
+	for _, e := range ents {
+		if e.inSrc {
+			ns++
+		}
+		if e.inDst {
+			nd++
+		}
+	}
+	dst := func() {
+		for k := range ents {
+			if e := &ents[k]; e.inDst {
+				e.dm, e.derr = lstatAt(d.dstFd, e.name)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	if ns >= 8 && nd >= 8 {
+		wg.Go(dst)
+	} else {
+		dst()
+	}
+	for k := range ents {
+		if e := &ents[k]; e.inSrc {
+			e.sm, e.serr = lstatAt(d.srcFd, e.name)
+		}
+	}
+	wg.Wait()
+}
+
 // entry syncs one name of d, present in the source, the destination or both.
-func (s *syncer) entry(d *dirH, name string, inSrc, inDst bool) error {
-	var sm, dm meta
-	var err error
+func (s *syncer) entry(d *dirH, e *ent) error {
+	name, sm, dm := e.name, e.sm, e.dm
+	inSrc, inDst := e.inSrc, e.inDst
 	if inSrc {
-		if sm, err = lstatAt(d.srcFd, name); err == unix.ENOENT {
+		if e.serr == unix.ENOENT {
 			inSrc = false // vanished since listed: treat as deleted
-		} else if err != nil {
-			return errAt("stat source", d.path(name), err)
+		} else if e.serr != nil {
+			return errAt("stat source", d.path(name), e.serr)
 		}
 	}
 	if inDst {
-		if dm, err = lstatAt(d.dstFd, name); err == unix.ENOENT {
+		if e.derr == unix.ENOENT {
 			inDst = false
-		} else if err != nil {
-			return errAt("stat", d.path(name), err)
+		} else if e.derr != nil {
+			return errAt("stat", d.path(name), e.derr)
 		}
 	}
 	switch {
@@ -173,7 +231,7 @@ func (s *syncer) finishMeta(d *dirH) error {
 	if err != nil {
 		return errAt("set metadata of", d.rel, err)
 	}
-	if !same && !d.created {
+	if !d.created && !s.metaEqual(d.src, d.dst) { // re-evaluated: chown may have been refused
 		s.stats.MetadataUpdated++
 	}
 	return nil
@@ -215,12 +273,17 @@ func (s *syncer) updateMeta(d *dirH, name string, dm, sm meta) error {
 	if err := s.setMetaAt(d.dstFd, name, dm, sm); err != nil {
 		return errAt("set metadata of", d.path(name), err)
 	}
-	s.stats.MetadataUpdated++
+	if s.metaEqual(sm, dm) { // only the owner differed, and chown is refused
+		s.stats.Unchanged++
+	} else {
+		s.stats.MetadataUpdated++
+	}
 	return nil
 }
 
-// submit runs a task in a worker slot; its result is applied at the next
-// flush. The task holds a reference to d until then.
+// submit runs a task in a worker slot; its result joins the current batch
+// and is applied when that batch has been committed. The task holds a
+// reference to d until then.
 func (s *syncer) submit(d *dirH, name string, size int64, task func() (result, error)) error {
 	select {
 	case s.sem <- struct{}{}:
@@ -232,8 +295,9 @@ func (s *syncer) submit(d *dirH, name string, size int64, task func() (result, e
 	b.tasks++
 	b.bytes += size
 	s.wg.Add(1)
+	b.wg.Add(1)
 	go func() {
-		defer func() { <-s.sem; s.wg.Done() }()
+		defer func() { <-s.sem; b.wg.Done(); s.wg.Done() }()
 		if err := s.ctx.Err(); err != nil {
 			s.fail(fmt.Errorf("sync cancelled: %w", err))
 			return

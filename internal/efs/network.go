@@ -1,0 +1,178 @@
+package efs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Network is an account's network in one region, as EFS sees it: VPCs,
+// their subnets (one availability zone each) and security groups. Every
+// account and region gets a default VPC with one subnet per zone and a
+// default security group, made on first use. Subnets hand out addresses
+// in the loopback range, so every mount target listens on an address of
+// its own on this machine.
+type Network struct {
+	VPCs           []VPC
+	Subnets        []Subnet
+	SecurityGroups []SecurityGroup
+}
+
+// VPC is a virtual network.
+type VPC struct {
+	ID      string
+	CIDR    string
+	Default bool
+}
+
+// Subnet is a range of addresses of a VPC in one availability zone.
+type Subnet struct {
+	ID       string
+	VPCID    string
+	ZoneName string
+	ZoneID   string
+	CIDR     string
+}
+
+// SecurityGroup is a named group of a VPC; efsd records memberships but
+// filters no traffic.
+type SecurityGroup struct {
+	ID    string
+	VPCID string
+	Name  string
+}
+
+// Subnet finds a subnet by ID.
+func (n *Network) Subnet(id string) (Subnet, bool) {
+	for _, s := range n.Subnets {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Subnet{}, false
+}
+
+// SecurityGroup finds a security group by ID.
+func (n *Network) SecurityGroup(id string) (SecurityGroup, bool) {
+	for _, g := range n.SecurityGroups {
+		if g.ID == id {
+			return g, true
+		}
+	}
+	return SecurityGroup{}, false
+}
+
+// DefaultSecurityGroup is the default group of a VPC.
+func (n *Network) DefaultSecurityGroup(vpcID string) (SecurityGroup, bool) {
+	for _, g := range n.SecurityGroups {
+		if g.VPCID == vpcID && g.Name == "default" {
+			return g, true
+		}
+	}
+	return SecurityGroup{}, false
+}
+
+// vpcBlocks is how many /20 blocks of 127.0.0.0/8 default VPCs can take;
+// block 0 holds 127.0.0.1 and is never used.
+const vpcBlocks = 4096
+
+// network returns p's network, making the default one on first use. The
+// default VPC n takes 127.A.B.0/20 (A = n/16, B = n%16*16) and its subnet
+// for the i-th zone 127.A.(B+i).0/24.
+func (s *Service) network(tx Tx, account, region string) (*Network, error) {
+	n, err := tx.Network(account, region)
+	if err == nil {
+		return n, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("load network: %w", err)
+	}
+	block, err := tx.NextVPCBlock()
+	if err != nil {
+		return nil, fmt.Errorf("allocate address block: %w", err)
+	}
+	if block <= 0 || block >= vpcBlocks {
+		return nil, E(InternalServerError, "no loopback address block left for a default VPC")
+	}
+	a, b := block/16, block%16*16
+	vpc := VPC{ID: "vpc-" + s.ids.Hex(longIDDigits), CIDR: fmt.Sprintf("127.%d.%d.0/20", a, b), Default: true}
+	n = &Network{VPCs: []VPC{vpc}}
+	for i, z := range s.cfg.Regions.Zones(region) {
+		if i >= 16 {
+			break
+		}
+		n.Subnets = append(n.Subnets, Subnet{ID: "subnet-" + s.ids.Hex(longIDDigits), VPCID: vpc.ID,
+			ZoneName: z.Name, ZoneID: z.ID, CIDR: fmt.Sprintf("127.%d.%d.0/24", a, b+i)})
+	}
+	n.SecurityGroups = []SecurityGroup{{ID: "sg-" + s.ids.Hex(longIDDigits), VPCID: vpc.ID, Name: "default"}}
+	if err := tx.PutNetwork(account, region, n); err != nil {
+		return nil, fmt.Errorf("save network: %w", err)
+	}
+	return n, nil
+}
+
+// DescribeNetwork returns p's network (for the `efsd network` command).
+func (s *Service) DescribeNetwork(ctx context.Context, p Principal) (*Network, error) {
+	var n *Network
+	err := s.store.Update(ctx, func(tx Tx) error {
+		var err error
+		n, err = s.network(tx, p.Account, p.Region)
+		return err
+	})
+	return n, err
+}
+
+// DeclaredSubnet is a subnet from the config file.
+type DeclaredSubnet struct {
+	ID       string
+	ZoneName string
+	CIDR     string
+}
+
+// DeclaredNetwork adds config-file subnets and security groups to an
+// account's default VPC in a region.
+type DeclaredNetwork struct {
+	Account        string
+	Region         string
+	Subnets        []DeclaredSubnet
+	SecurityGroups []SecurityGroup // VPCID ignored: they join the default VPC
+}
+
+// DeclareNetwork records subnets and security groups from the config file,
+// replacing earlier declarations with the same IDs.
+func (s *Service) DeclareNetwork(ctx context.Context, d DeclaredNetwork) error {
+	return s.store.Update(ctx, func(tx Tx) error {
+		n, err := s.network(tx, d.Account, d.Region)
+		if err != nil {
+			return err
+		}
+		vpc := n.VPCs[0].ID
+		for _, ds := range d.Subnets {
+			z, ok := s.cfg.Regions.Zone(d.Region, ds.ZoneName)
+			if !ok {
+				return fmt.Errorf("subnet %s: zone %q is not in %s", ds.ID, ds.ZoneName, d.Region)
+			}
+			if _, err := netip.ParsePrefix(ds.CIDR); err != nil {
+				return fmt.Errorf("subnet %s: cidr: %w", ds.ID, err)
+			}
+			sub := Subnet{ID: ds.ID, VPCID: vpc, ZoneName: z.Name, ZoneID: z.ID, CIDR: ds.CIDR}
+			replaced := false
+			for i := range n.Subnets {
+				if n.Subnets[i].ID == ds.ID {
+					n.Subnets[i], replaced = sub, true
+				}
+			}
+			if !replaced {
+				n.Subnets = append(n.Subnets, sub)
+			}
+		}
+		for _, g := range d.SecurityGroups {
+			g.VPCID = vpc
+			if _, ok := n.SecurityGroup(g.ID); !ok {
+				n.SecurityGroups = append(n.SecurityGroups, g)
+			}
+		}
+		return tx.PutNetwork(d.Account, d.Region, n)
+	})
+}

@@ -1,0 +1,221 @@
+// Package mounts runs the data plane of mount targets: an NFS server per
+// mount target, listening at the mount target's address, serving its file
+// system (or an access point of it). A Manager reconciles stored mount
+// targets with running servers, the way replication.Manager does with
+// workers: a creating mount target becomes available once its server is
+// up, and a deleting one goes once its server has stopped.
+package mounts
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/nfs"
+)
+
+// Paths locates file systems' data directories (volume.Manager).
+type Paths interface {
+	Path(k efs.FSKey) string
+}
+
+// Notifier is told when a file system's data changed (replication.Manager).
+type Notifier interface {
+	Notify(k efs.FSKey)
+}
+
+// Options tune the Manager.
+type Options struct {
+	// Port is the NFS port at every mount target address. Default 2049.
+	Port   int
+	Logger *slog.Logger
+}
+
+// Manager runs one NFS server per mount target.
+type Manager struct {
+	svc     *efs.Service
+	paths   Paths
+	handles nfs.HandleStore
+	notify  Notifier
+	port    int
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	servers map[string]*running // by account/region/mount target ID
+}
+
+type running struct {
+	mt   *efs.MountTarget
+	srv  *nfs.Server
+	done chan struct{}
+}
+
+// NewManager returns a Manager; Run starts it.
+func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify Notifier, o Options) *Manager {
+	if o.Port == 0 {
+		o.Port = 2049
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, log: o.Logger,
+		servers: map[string]*running{}}
+}
+
+// Port is the NFS port of every mount target.
+func (m *Manager) Port() int { return m.port }
+
+func key(mt *efs.MountTarget) string { return mt.Account + "/" + mt.Region + "/" + mt.ID }
+
+// Run reconciles until ctx ends, then stops every server.
+func (m *Manager) Run(ctx context.Context) {
+	defer m.stopAll()
+	for {
+		m.reconcile(ctx)
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-m.svc.MountTargetsChanged():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (m *Manager) reconcile(ctx context.Context) {
+	mts, err := m.svc.AllMountTargets(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Error("list mount targets", "err", err)
+		}
+		return
+	}
+	seen := map[string]bool{}
+	for _, mt := range mts {
+		k := key(mt)
+		seen[k] = true
+		if mt.State == efs.StateDeleting {
+			m.stop(k)
+			if err := m.svc.FinishMountTargetDeletion(ctx, mt); err != nil {
+				m.log.Error("finish mount target deletion", "mount_target", mt.ID, "err", err)
+			}
+			continue
+		}
+		if err := m.start(mt); err != nil {
+			m.log.Error("start NFS server", "mount_target", mt.ID, "address", mt.IP, "err", err)
+			continue
+		}
+		if mt.State == efs.StateCreating {
+			if err := m.svc.MountTargetServing(ctx, mt); err != nil {
+				m.log.Error("mark mount target available", "mount_target", mt.ID, "err", err)
+			}
+		}
+	}
+	m.mu.Lock()
+	var gone []string
+	for k := range m.servers {
+		if !seen[k] {
+			gone = append(gone, k)
+		}
+	}
+	m.mu.Unlock()
+	for _, k := range gone {
+		m.stop(k)
+	}
+}
+
+// start serves a mount target unless it is served already.
+func (m *Manager) start(mt *efs.MountTarget) error {
+	k := key(mt)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.servers[k]; ok {
+		return nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(mt.IP, strconv.Itoa(m.port)))
+	if err != nil {
+		return err
+	}
+	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mount_target", mt.ID))
+	r := &running{mt: mt, srv: srv, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			m.log.Warn("NFS server stopped", "mount_target", mt.ID, "err", err)
+		}
+	}()
+	m.servers[k] = r
+	m.log.Info("serving NFS", "mount_target", mt.ID, "file_system", mt.FileSystemID, "address", ln.Addr().String())
+	return nil
+}
+
+func (m *Manager) stop(k string) {
+	m.mu.Lock()
+	r, ok := m.servers[k]
+	delete(m.servers, k)
+	m.mu.Unlock()
+	if ok {
+		r.srv.Close()
+		<-r.done
+	}
+}
+
+func (m *Manager) stopAll() {
+	m.mu.Lock()
+	keys := make([]string, 0, len(m.servers))
+	for k := range m.servers {
+		keys = append(keys, k)
+	}
+	m.mu.Unlock()
+	for _, k := range keys {
+		m.stop(k)
+	}
+}
+
+// export describes what a mount target serves. Read-only-ness is looked
+// up on every modifying operation, so a file system turns read-only the
+// moment it becomes a replication destination and writable the moment the
+// configuration is gone.
+func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
+	fsKey := mt.FSKey()
+	return nfs.Export{
+		FileSystemID: fsKey.String(),
+		Root:         m.paths.Path(fsKey),
+		ReadOnly: func() bool {
+			fs, err := m.svc.FileSystemByKey(context.Background(), fsKey)
+			return err != nil || fs.Protection == efs.ProtectionReplicating
+		},
+		OnChange: func() {
+			if m.notify != nil {
+				m.notify.Notify(fsKey)
+			}
+		},
+		AccessPoint: func(id string) (nfs.AccessPoint, bool) {
+			ap, err := m.svc.AccessPointByKey(context.Background(), mt.Account, mt.Region, id)
+			if err != nil || ap.FileSystemID != mt.FileSystemID || ap.State != efs.StateAvailable {
+				return nfs.AccessPoint{}, false
+			}
+			return accessPoint(ap), true
+		},
+	}
+}
+
+func accessPoint(ap *efs.AccessPoint) nfs.AccessPoint {
+	out := nfs.AccessPoint{ID: ap.ID, Path: ap.RootPath}
+	if u := ap.PosixUser; u != nil {
+		uid, gid := u.UID, u.GID
+		out.UID, out.GID, out.SecondaryGIDs = &uid, &gid, u.SecondaryGIDs
+	}
+	if ci := ap.CreationInfo; ci != nil {
+		perm, _ := strconv.ParseUint(ci.Permissions, 8, 32)
+		out.CreationInfo = &nfs.CreationInfo{OwnerUID: ci.OwnerUID, OwnerGID: ci.OwnerGID, Permissions: fsMode(perm)}
+	}
+	return out
+}

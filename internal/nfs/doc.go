@@ -1,0 +1,78 @@
+// Package nfs is efsd's data plane: it serves a file system's directory over NFSv3 (TCP only), with
+// the MOUNT protocol on the same port, so that the file system is reachable at its mount targets.
+//
+// # Mounting
+//
+// There is no portmapper: give the client the port for both NFS and MOUNT, and disable NLM locking
+// (efsd has no lock manager; locks stay local to each client).
+//
+// Linux:
+//
+//	mount -t nfs -o nfsvers=3,proto=tcp,port=PORT,mountport=PORT,mountproto=tcp,nolock IP:/ /mnt/x
+//	mount -t nfs -o nfsvers=3,proto=tcp,port=PORT,mountport=PORT,mountproto=tcp,nolock IP:/fsap-0123456789abcdef0 /mnt/x
+//
+// macOS:
+//
+//	mount -t nfs -o vers=3,tcp,port=PORT,mountport=PORT,nolocks,resvport IP:/ /mnt/x
+//
+// libnfs (nfs-ls, nfs-cp, nfs-cat from Debian's libnfs-utils) take the ports in the URL:
+//
+//	nfs-ls  "nfs://IP/?version=3&nfsport=PORT&mountport=PORT"
+//	nfs-cp  ./local-file "nfs://IP/dir/file?version=3&nfsport=PORT&mountport=PORT"
+//
+// Mount paths: "/" is the file system's root; "/fsap-…" (or "fsap-…") an access point's root;
+// "/fsap-…/a/b" a directory below an access point's root; "/a/b" a directory of the file system.
+// Unknown access points and missing directories are MNT3ERR_NOENT. An access point whose root
+// directory is missing gets it created, as its CreationInfo says, at the first mount.
+//
+// # Identities and permissions
+//
+// go-nfs hands its handler no per-RPC context, but serves each connection strictly sequentially;
+// the Server wraps each connection, parses every RPC call header as it arrives, and so knows the
+// AUTH_UNIX credentials (uid, gid, up to 16 groups) of the call being served. Each file system
+// operation is performed with the serving thread's file-system UID/GID and groups switched to the
+// identity the call acts as, so the kernel itself enforces permissions and assigns ownership:
+//
+//   - Plain mounts act as the client's AUTH_UNIX identity (root is root: no root squashing, as EFS
+//     without an IAM policy); calls without AUTH_UNIX act as nobody (65534:65534).
+//   - Access points with a POSIX user act as that user (UID, GID, secondary GIDs) whatever the
+//     client sends; without one, as the client's identity.
+//
+// efsd must run as root for this (it is then logged as a warning and every operation acts as
+// efsd's own user).
+//
+// # Confinement
+//
+// Every path is resolved with openat2(RESOLVE_BENEATH) from the export's root directory: "..",
+// absolute or relative symlinks and concurrent renames cannot lead outside it. The server never
+// follows a symlink's last component except to test whether it names a directory (and then only
+// inside the export); READLINK returns the target text as stored, for the client to interpret. Only
+// regular files are opened for READ and WRITE. A handle of an access point's mount names the access
+// point; a file moved out of its root is stale through it.
+//
+// # Handles
+//
+// A file handle (at most 64 bytes) carries a hash of the file system ID, the inode number, the
+// inode's birth time (statx btime: tells a reused inode number apart) and the access point ID. The
+// HandleStore maps (file system, inode) to "parent inode/name"; the path is found by following
+// parents up to the export root, then checked (the inode and birth time must match). A rename
+// updates one entry, even for a directory with a large subtree; handles survive restarts. A file
+// renamed or replaced behind efsd's back (on the host, or by replication on a destination) has a
+// stale handle; clients look it up again.
+//
+// # Durability and notifications
+//
+// go-nfs answers every WRITE with FILE_SYNC, so every WRITE is fsynced before it is answered;
+// COMMIT fsyncs too. Namespace changes (create, mkdir, symlink, remove, rename) fsync the
+// directories involved, attribute changes the object, before the reply. Export.OnChange is called
+// after every successful modification. A read-only export (Export.ReadOnly) answers every
+// modifying call with NFS3ERR_ROFS.
+//
+// # Not supported
+//
+// NFSv4, NLM locks, the portmapper, UDP, hard links (LINK) and MKNOD (go-nfs v0.0.4 misparses LINK
+// and issues MKNOD's handle before the node exists: both answer NFS3ERR_ACCES), exclusive CREATE
+// (NFS3ERR_NOTSUPP; Linux clients fall back to a guarded create), the MOUNT EXPORT/DUMP procedures
+// (showmount). A non-empty RMDIR answers NFS3ERR_IO rather than NFS3ERR_NOTEMPTY, and ctime and
+// atime are reported equal to mtime (go-nfs's mappings).
+package nfs

@@ -1,0 +1,298 @@
+package nfs
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net"
+	"strings"
+
+	billy "github.com/go-git/go-billy/v5"
+	gonfs "github.com/willscott/go-nfs"
+	"golang.org/x/sys/unix"
+)
+
+// connHandler is the go-nfs Handler of one connection.
+type connHandler struct {
+	s *Server
+	c *rpcConn
+}
+
+var _ gonfs.Handler = (*connHandler)(nil)
+
+// Mount serves MOUNT: "/" is the file system root, "/fsap-…" (or "fsap-…") an access point's root,
+// "/fsap-…/sub/dir" a directory below it, and "/sub/dir" a directory of the file system (not
+// confined: ".." from it reaches the rest of the file system, as a subdirectory mount of EFS does).
+func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountRequest) (gonfs.MountStatus, billy.Filesystem, []gonfs.AuthFlavor) {
+	s := h.s
+	call := h.c.current()
+	dirpath := string(req.Dirpath)
+	fs, err := s.mount(dirpath, call)
+	log := s.logger.With("fileSystemId", s.e.FileSystemID, "dirpath", dirpath, "client", conn.RemoteAddr().String())
+	if err != nil {
+		log.Info("nfs: mount refused", "err", err)
+		return mountStatus(err), nil, nil
+	}
+	log.Info("nfs: mount", "uid", fs.id.uid, "gid", fs.id.gid)
+	return gonfs.MountStatusOk, fs, []gonfs.AuthFlavor{gonfs.AuthFlavorUnix}
+}
+
+func (s *Server) mount(dirpath string, call *callInfo) (*vfs, error) {
+	comps, ok := splitPath(dirpath)
+	if !ok {
+		return nil, unix.EINVAL
+	}
+	root, err := s.rootView()
+	if err != nil {
+		return nil, err
+	}
+	base, chain, ap := root, comps, (*AccessPoint)(nil)
+	if len(comps) > 0 && strings.HasPrefix(comps[0], "fsap-") {
+		v, a, err := s.accessPointView(comps[0], true)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.recordChain(root, v.comps); err != nil {
+			return nil, err
+		}
+		base, chain, ap = v, comps[1:], &a
+	}
+	if len(chain) > 0 {
+		fd, err := openBeneath(base.fd, chain, unix.O_PATH|unix.O_DIRECTORY)
+		if err != nil {
+			return nil, err
+		}
+		closeFD(fd)
+		if err := s.recordChain(base, chain); err != nil {
+			return nil, err
+		}
+	}
+	fs := s.newVFS(base, ap, call)
+	fs.prefix = chain
+	return fs, nil
+}
+
+func mountStatus(err error) gonfs.MountStatus {
+	var errno unix.Errno
+	switch {
+	case errors.Is(err, errNoAccessPoint):
+		return gonfs.MountStatusErrNoEnt
+	case errors.As(err, &errno):
+		switch errno {
+		case unix.ENOENT, unix.ELOOP:
+			return gonfs.MountStatusErrNoEnt
+		case unix.ENOTDIR:
+			return gonfs.MountStatusErrNotDir
+		case unix.EACCES, unix.EPERM:
+			return gonfs.MountStatusErrAcces
+		case unix.EINVAL:
+			return gonfs.MountStatusErrInval
+		case unix.ENAMETOOLONG:
+			return gonfs.MountStatusErrNameTooLong
+		}
+		return gonfs.MountStatusErrIO
+	}
+	return gonfs.MountStatusErrServerFault
+}
+
+// Change returns the vfs itself: billy.Change, not go-nfs's UnixChange (no MKNOD, no LINK).
+func (h *connHandler) Change(fs billy.Filesystem) billy.Change {
+	if v, ok := fs.(*vfs); ok {
+		return v
+	}
+	return nil
+}
+
+// FSStat reports the host file system's space and inodes.
+func (h *connHandler) FSStat(ctx context.Context, fs billy.Filesystem, st *gonfs.FSStat) error {
+	v, ok := fs.(*vfs)
+	if !ok {
+		return nil
+	}
+	var sf unix.Statfs_t
+	if err := unix.Fstatfs(v.view.fd, &sf); err != nil {
+		return err
+	}
+	bs := uint64(sf.Frsize)
+	if bs == 0 {
+		bs = uint64(sf.Bsize)
+	}
+	st.TotalSize = sf.Blocks * bs
+	st.FreeSize = sf.Bfree * bs
+	st.AvailableSize = sf.Bavail * bs
+	st.TotalFiles = sf.Files
+	st.FreeFiles = sf.Ffree
+	st.AvailableFiles = sf.Ffree
+	if v.ro {
+		st.AvailableSize, st.AvailableFiles = 0, 0
+	}
+	return nil
+}
+
+// ToHandle names the file at path below fs's root by (file system, inode, birth time, access
+// point) and records where it is in the handle table. A path that does not exist (go-nfs asks
+// before some operations) gets a handle that is always stale.
+func (h *connHandler) ToHandle(fs billy.Filesystem, path []string) []byte {
+	v, ok := fs.(*vfs)
+	if !ok || v == nil {
+		return nil
+	}
+	dead := fileHandle{fsTag: h.s.fsTag, apID: v.view.apID}.encode()
+	comps, err := v.split(v.Join(path...))
+	if err != nil {
+		return dead
+	}
+	fd, err := openBeneath(v.view.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
+	if err != nil {
+		return dead
+	}
+	st, err := statFD(fd)
+	closeFD(fd)
+	if err != nil {
+		return dead
+	}
+	if len(comps) > 0 {
+		if parent, ok := h.parentIno(v, comps[:len(comps)-1]); ok {
+			h.s.recordHandle(st.Ino, parent, comps[len(comps)-1], false)
+		}
+	}
+	return fileHandle{fsTag: h.s.fsTag, ino: st.Ino, gen: generation(&st), apID: v.view.apID}.encode()
+}
+
+// parentIno returns the inode of directory comps, remembered for the rest of the call
+// (READDIRPLUS asks for every entry of one directory).
+func (h *connHandler) parentIno(v *vfs, comps []string) (uint64, bool) {
+	if len(comps) == 0 {
+		return v.view.ino, true
+	}
+	rel := relPath(comps)
+	if c := v.call; c != nil && c.parentView == v.view && c.parentRel == rel {
+		return c.parentIno, true
+	}
+	fd, err := openBeneath(v.view.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return 0, false
+	}
+	st, err := statFD(fd)
+	closeFD(fd)
+	if err != nil {
+		return 0, false
+	}
+	if c := v.call; c != nil {
+		c.parentView, c.parentRel, c.parentIno = v.view, rel, st.Ino
+	}
+	return st.Ino, true
+}
+
+// FromHandle finds a handle's file, verifies it is still the same file, and returns the file system
+// the current call acts on (export root, identity, read-only state).
+func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
+	s := h.s
+	fhd, err := decodeHandle(fh)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fhd.fsTag != s.fsTag {
+		return nil, nil, errStale
+	}
+	var v *view
+	var ap *AccessPoint
+	if fhd.apID == "" {
+		v, err = s.rootView()
+	} else {
+		var a AccessPoint
+		v, a, err = s.accessPointView(fhd.apID, false)
+		ap = &a
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	call := h.c.current()
+	comps, err := s.resolve(v, fhd.ino, fhd.gen)
+	var se storeError
+	if errors.As(err, &se) && call != nil {
+		// go-nfs answers every FromHandle error with NFS3ERR_STALE, which makes clients drop the
+		// handle; a store failure fails the call's operations instead (NFS3ERR_IO or _ACCES).
+		s.logger.Error("nfs: handle store failed", "fileSystemId", s.e.FileSystemID, "err", err)
+		call.deny = unix.EIO
+		return s.newVFS(v, ap, call), nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	fs := s.newVFS(v, ap, call)
+	if call != nil {
+		call.listView, call.listIdent = v, fs.id.key()
+	}
+	switch {
+	case call.is(procCommit):
+		if err := fs.commit(comps); err != nil {
+			s.logger.Error("nfs: COMMIT failed", "fileSystemId", s.e.FileSystemID, "err", err)
+			return nil, nil, err
+		}
+	case call.is(procAccess):
+		if !fs.ro {
+			fd, err := openBeneath(v.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
+			if err == nil {
+				fs.noWrite = runAs(fs.id, func() error {
+					return unix.Faccessat2(fd, "", unix.W_OK, unix.AT_EACCESS|unix.AT_EMPTY_PATH)
+				}) != nil
+				closeFD(fd)
+			}
+		}
+	case call.is(procSetattr):
+		fs.specialBits(comps)
+	}
+	return fs, comps, nil
+}
+
+// commit makes a file durable (COMMIT). Every WRITE is already durable when answered (go-nfs
+// answers FILE_SYNC, and nfsFile.Close fsyncs), so this is a safety net.
+func (v *vfs) commit(comps []string) error {
+	fd, err := openBeneath(v.view.fd, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err != nil {
+		return err
+	}
+	defer closeFD(fd)
+	st, err := statFD(fd)
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return err
+	}
+	return unix.Fsync(fd)
+}
+
+// specialBits applies a SETATTR that changes only the setuid/setgid/sticky bits: go-nfs compares
+// permission bits only, and would not call Chmod. A failure (not the owner) makes go-nfs answer
+// NFS3ERR_ACCES through call.deny.
+func (v *vfs) specialBits(comps []string) {
+	sa := v.call.sattr
+	if sa == nil || sa.mode == nil || v.ro {
+		return
+	}
+	want := *sa.mode & 07777
+	fd, err := openBeneath(v.view.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
+	if err != nil {
+		return
+	}
+	st, err := statFD(fd)
+	closeFD(fd)
+	if err != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return
+	}
+	cur := uint32(st.Mode) & 07777
+	if cur&07000 == want&07000 || cur&0o777 != want&0o777 {
+		return
+	}
+	if g := v.call.guard; g != nil && (g[0] != uint32(st.Mtime.Sec) || g[1] != st.Mtime.Nsec) {
+		return // go-nfs answers NFS3ERR_NOT_SYNC (its ctime is the mtime)
+	}
+	if err := v.Chmod(strings.Join(comps, "/"), 0); err != nil {
+		v.call.deny = err
+	}
+}
+
+// InvalidateHandle is a no-op: Remove and Rename keep the table current themselves.
+func (h *connHandler) InvalidateHandle(billy.Filesystem, []byte) error { return nil }
+
+// HandleLimit: handles are persistent, there is no limit to keep.
+func (h *connHandler) HandleLimit() int { return math.MaxInt32 }

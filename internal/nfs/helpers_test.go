@@ -1,0 +1,362 @@
+package nfs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	nfsc "github.com/willscott/go-nfs-client/nfs"
+	"github.com/willscott/go-nfs-client/nfs/rpc"
+	"github.com/willscott/go-nfs-client/nfs/xdr"
+)
+
+const testFSID = "fs-0123456789abcdef0"
+
+type testEnv struct {
+	t       *testing.T
+	root    string
+	handles HandleStore
+	ro      atomic.Bool
+	changes atomic.Int64
+	apMu    sync.Mutex
+	aps     map[string]AccessPoint
+}
+
+func (e *testEnv) setAP(ap AccessPoint) {
+	e.apMu.Lock()
+	defer e.apMu.Unlock()
+	e.aps[ap.ID] = ap
+}
+
+func (e *testEnv) deleteAP(id string) {
+	e.apMu.Lock()
+	defer e.apMu.Unlock()
+	delete(e.aps, id)
+}
+
+func newEnv(t *testing.T) *testEnv {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the NFS server tests need root (identity switching, chown)")
+	}
+	root := filepath.Join(t.TempDir(), "fs")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return &testEnv{t: t, root: root, handles: NewMemHandles(), aps: map[string]AccessPoint{}}
+}
+
+func (e *testEnv) export() Export {
+	return Export{
+		FileSystemID: testFSID,
+		Root:         e.root,
+		ReadOnly:     e.ro.Load,
+		OnChange:     func() { e.changes.Add(1) },
+		AccessPoint: func(id string) (AccessPoint, bool) {
+			e.apMu.Lock()
+			defer e.apMu.Unlock()
+			ap, ok := e.aps[id]
+			return ap, ok
+		},
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// start serves the environment's export on a new loopback listener (or on addr) and returns the
+// server and its address.
+func (e *testEnv) start(addr string) (*Server, string) {
+	e.t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s := NewServer(e.export(), e.handles, testLogger(e.t))
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	e.t.Cleanup(func() {
+		_ = s.Close()
+		if err := <-done; err != nil {
+			e.t.Errorf("Serve: %v", err)
+		}
+	})
+	return s, ln.Addr().String()
+}
+
+func (e *testEnv) path(rel string) string { return filepath.Join(e.root, rel) }
+
+// authUnix builds an AUTH_UNIX credential (go-nfs-client's always claims group 0 as a secondary group).
+func authUnix(uid, gid uint32, gids ...uint32) rpc.Auth {
+	type body struct {
+		Stamp       uint32
+		Machinename string
+		UID, GID    uint32
+		Gids        []uint32
+	}
+	var b bytes.Buffer
+	if err := xdr.Write(&b, body{Stamp: 1, Machinename: "test", UID: uid, GID: gid, Gids: gids}); err != nil {
+		panic(err)
+	}
+	return rpc.Auth{Flavor: 1, Body: b.Bytes()}
+}
+
+var rootAuth = authUnix(0, 0)
+
+type client struct {
+	*nfsc.Target
+	auth rpc.Auth
+}
+
+// mount mounts dirpath over a new connection (MOUNT and NFS share it).
+func mount(t *testing.T, addr, dirpath string, auth rpc.Auth) (*client, error) {
+	t.Helper()
+	// go-nfs-client binds a random local port: retry the rare collision.
+	var c *rpc.Client
+	var err error
+	for i := 0; i < 20; i++ {
+		if c, err = rpc.DialTCP("tcp", addr, false); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &nfsc.Mount{Client: c}
+	target, err := m.Mount(dirpath, auth)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	t.Cleanup(c.Close)
+	return &client{Target: target, auth: auth}, nil
+}
+
+func mustMount(t *testing.T, addr, dirpath string, auth rpc.Auth) *client {
+	t.Helper()
+	c, err := mount(t, addr, dirpath, auth)
+	if err != nil {
+		t.Fatalf("mount %s: %v", dirpath, err)
+	}
+	return c
+}
+
+func (c *client) header(proc uint32) rpc.Header {
+	return rpc.Header{Rpcvers: 2, Prog: nfsc.Nfs3Prog, Vers: nfsc.Nfs3Vers, Proc: proc, Cred: c.auth, Verf: rpc.AuthNull}
+}
+
+// raw makes an NFSv3 call and returns the nfsstat3 and the rest of the reply.
+func (c *client) raw(call any) (uint32, io.ReadSeeker, error) {
+	res, err := c.Call(call)
+	if err != nil {
+		return 0, nil, err
+	}
+	st, err := xdr.ReadUint32(res)
+	return st, res, err
+}
+
+// readFH reads a whole file through a handle with READ calls.
+func (c *client) readFH(fh []byte) ([]byte, uint32, error) {
+	type readArgs struct {
+		rpc.Header
+		FH     []byte
+		Offset uint64
+		Count  uint32
+	}
+	type readRes struct {
+		Attr  nfsc.PostOpAttr
+		Count uint32
+		EOF   uint32
+		Data  []byte
+	}
+	var out []byte
+	for {
+		st, res, err := c.raw(&readArgs{Header: c.header(nfsc.NFSProc3Read), FH: fh, Offset: uint64(len(out)), Count: 256 << 10})
+		if err != nil || st != 0 {
+			return nil, st, err
+		}
+		var r readRes
+		if err := xdr.Read(res, &r); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, r.Data...)
+		if r.EOF != 0 {
+			return out, 0, nil
+		}
+	}
+}
+
+// lookupRaw makes one LOOKUP of name (which may contain anything) in directory fh.
+func (c *client) lookupRaw(fh []byte, name string) ([]byte, uint32, error) {
+	type lookupArgs struct {
+		rpc.Header
+		What nfsc.Diropargs3
+	}
+	st, res, err := c.raw(&lookupArgs{Header: c.header(nfsc.NFSProc3Lookup), What: nfsc.Diropargs3{FH: fh, Filename: name}})
+	if err != nil || st != 0 {
+		return nil, st, err
+	}
+	h, err := xdr.ReadOpaque(res)
+	return h, 0, err
+}
+
+func (c *client) getattrRaw(fh []byte) (*nfsc.Fattr, uint32, error) {
+	type args struct {
+		rpc.Header
+		FH []byte
+	}
+	st, res, err := c.raw(&args{Header: c.header(nfsc.NFSProc3GetAttr), FH: fh})
+	if err != nil || st != 0 {
+		return nil, st, err
+	}
+	var a nfsc.Fattr
+	err = xdr.Read(res, &a)
+	return &a, 0, err
+}
+
+func (c *client) setattrRaw(fh []byte, sa nfsc.Sattr3) (uint32, error) {
+	type args struct {
+		rpc.Header
+		FH    []byte
+		Sattr nfsc.Sattr3
+		Guard uint32
+	}
+	st, _, err := c.raw(&args{Header: c.header(nfsc.NFSProc3SetAttr), FH: fh, Sattr: sa})
+	return st, err
+}
+
+// writeFH writes data at offset through a handle (one WRITE, FILE_SYNC) and returns the stability
+// the server committed to.
+func (c *client) writeFH(fh []byte, off uint64, data []byte) (uint32, uint32, error) {
+	type args struct {
+		rpc.Header
+		FH     []byte
+		Offset uint64
+		Count  uint32
+		How    uint32
+		Data   []byte
+	}
+	type res struct {
+		Wcc       nfsc.WccData
+		Count     uint32
+		Committed uint32
+		Verf      uint64
+	}
+	st, r, err := c.raw(&args{Header: c.header(nfsc.NFSProc3Write), FH: fh, Offset: off, Count: uint32(len(data)), How: 0, Data: data})
+	if err != nil || st != 0 {
+		return st, 0, err
+	}
+	var w res
+	if err := xdr.Read(r, &w); err != nil {
+		return 0, 0, err
+	}
+	return 0, w.Committed, nil
+}
+
+func (c *client) commitRaw(fh []byte) (uint32, error) {
+	type args struct {
+		rpc.Header
+		FH     []byte
+		Offset uint64
+		Count  uint32
+	}
+	st, _, err := c.raw(&args{Header: c.header(nfsc.NFSProc3Commit), FH: fh})
+	return st, err
+}
+
+func (c *client) writeFile(t *testing.T, path string, data []byte, perm os.FileMode) {
+	t.Helper()
+	f, err := c.OpenFile(path, perm)
+	if err != nil {
+		t.Fatalf("OpenFile %s: %v", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatalf("Write %s: %v", path, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("Close %s: %v", path, err)
+	}
+}
+
+func (c *client) readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	_, fh, err := c.Lookup(path)
+	if err != nil {
+		t.Fatalf("Lookup %s: %v", path, err)
+	}
+	data, st, err := c.readFH(fh)
+	if err != nil || st != 0 {
+		t.Fatalf("read %s: status %d, %v", path, st, err)
+	}
+	return data
+}
+
+// nfsStatus extracts the NFS3ERR code of a go-nfs-client error (0 if none can be found).
+func nfsStatus(err error) uint32 {
+	var e *nfsc.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &e):
+		return e.ErrorNum
+	case errors.Is(err, os.ErrPermission):
+		return nfsc.NFS3ErrPerm
+	case errors.Is(err, os.ErrNotExist):
+		return nfsc.NFS3ErrNoEnt
+	case errors.Is(err, os.ErrExist):
+		return nfsc.NFS3ErrExist
+	}
+	return 1 << 31
+}
+
+func ownerOf(t *testing.T, path string) (uint32, uint32, os.FileMode) {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return st.Uid, st.Gid, os.FileMode(st.Mode & 07777)
+}
+
+func statPath(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	x := uint32(seed) + 1
+	for i := range b {
+		x = x*1664525 + 1013904223
+		b[i] = byte(x >> 24)
+	}
+	return b
+}
+
+func authNull() rpc.Auth { return rpc.AuthNull }
+
+func netDial(addr string) (net.Conn, error) { return net.Dial("tcp", addr) }

@@ -1,0 +1,125 @@
+package nfs
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// identity is the POSIX identity an operation acts as.
+type identity struct {
+	uid, gid uint32
+	groups   []uint32 // supplementary groups
+}
+
+// key is a string naming the identity.
+func (id identity) key() string {
+	b := make([]byte, 0, 24+8*len(id.groups))
+	b = strconv.AppendUint(b, uint64(id.uid), 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, uint64(id.gid), 10)
+	for _, g := range id.groups {
+		b = append(b, ',')
+		b = strconv.AppendUint(b, uint64(g), 10)
+	}
+	return string(b)
+}
+
+// nobody is the identity of requests without AUTH_UNIX credentials (AUTH_NULL), as knfsd's anonuid.
+var nobody = identity{uid: 65534, gid: 65534}
+
+// isServer reports whether id acts as the process itself: root with the process's group (root's
+// supplementary groups change nothing, root passes every permission check), so no switch is needed.
+func (id identity) isServer() bool {
+	return id.uid == 0 && int(id.gid) == creds.gid
+}
+
+// Identity switching. efsd runs as root; to act as a client identity it sets the calling OS
+// thread's file-system UID and GID (setfsuid/setfsgid) and supplementary groups (raw setgroups),
+// which on Linux are per thread, around one operation with the goroutine locked to its thread. The
+// kernel then does every permission check (mode bits, owner, group, secondary groups, sticky
+// directories, ACLs) and gives new files their owner and group (including setgid directory
+// inheritance) exactly as for a local process of that identity. The Go runtime never clones a new
+// thread from a locked one (it uses its template thread), so the switched credentials stay on this
+// thread, and they are restored before it is unlocked.
+var creds struct {
+	once   sync.Once
+	ok     bool  // the process can switch (effective UID 0)
+	gid    int   // the process's effective GID, restored after each switch
+	groups []int // the process's own supplementary groups, restored after each switch
+}
+
+func canSwitchIdentity() bool {
+	creds.once.Do(func() {
+		if os.Geteuid() != 0 {
+			return
+		}
+		g, err := unix.Getgroups()
+		if err != nil {
+			return
+		}
+		creds.groups = g
+		creds.gid = os.Getegid()
+		creds.ok = true
+	})
+	return creds.ok
+}
+
+// runAs runs fn as id. Without the privilege to switch, fn runs as the process itself (the caller
+// decides whether that is acceptable; Server logs it once).
+func runAs(id identity, fn func() error) error {
+	if !canSwitchIdentity() || id.isServer() {
+		return fn()
+	}
+	runtime.LockOSThread()
+	if err := setThreadIdentity(id); err != nil {
+		restoreThreadIdentity()
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer func() {
+		restoreThreadIdentity()
+		runtime.UnlockOSThread()
+	}()
+	return fn()
+}
+
+func setThreadIdentity(id identity) error {
+	groups := make([]int, len(id.groups))
+	for i, g := range id.groups {
+		groups[i] = int(g)
+	}
+	if err := unix.Setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	_, _ = unix.SetfsgidRetGid(int(id.gid))
+	if cur, _ := unix.SetfsgidRetGid(int(id.gid)); cur != int(id.gid) {
+		return fmt.Errorf("setfsgid(%d) failed", id.gid)
+	}
+	_, _ = unix.SetfsuidRetUid(int(id.uid))
+	if cur, _ := unix.SetfsuidRetUid(int(id.uid)); cur != int(id.uid) {
+		return fmt.Errorf("setfsuid(%d) failed", id.uid)
+	}
+	return nil
+}
+
+// restoreThreadIdentity gives the thread back the process's identity. Failing to do so would leave a
+// thread acting as a client identity; that cannot happen to a root process (CAP_SETUID and
+// CAP_SETGID are not dropped by setfsuid), and if it ever did, crashing is the only safe answer.
+func restoreThreadIdentity() {
+	_, _ = unix.SetfsuidRetUid(0)
+	if cur, _ := unix.SetfsuidRetUid(0); cur != 0 {
+		panic("nfs: cannot restore the thread's file-system UID to 0")
+	}
+	_, _ = unix.SetfsgidRetGid(creds.gid)
+	if cur, _ := unix.SetfsgidRetGid(creds.gid); cur != creds.gid {
+		panic("nfs: cannot restore the thread's file-system GID")
+	}
+	if err := unix.Setgroups(creds.groups); err != nil {
+		panic("nfs: cannot restore the thread's supplementary groups: " + err.Error())
+	}
+}
