@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,5 +286,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestNetworkCommand(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+	if err := m.Run(context.Background(), []string{"network", "--data-dir", dir, "--region", "eu-west-1"}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var n struct {
+		Account, Region string
+		NfsPort         int
+		Subnets         []struct{ SubnetId, AvailabilityZone, CidrBlock string }
+		SecurityGroups  []struct{ GroupId, GroupName string }
+	}
+	if err := json.Unmarshal(out.Bytes(), &n); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if n.Account != "000000000000" || n.Region != "eu-west-1" || n.NfsPort != 2049 || len(n.Subnets) != 3 ||
+		n.Subnets[0].AvailabilityZone != "eu-west-1a" || !strings.HasPrefix(n.Subnets[0].CidrBlock, "127.") ||
+		len(n.SecurityGroups) != 1 || n.SecurityGroups[0].GroupName != "default" {
+		t.Fatalf("network: %+v", n)
+	}
+	// The same IDs on every call: the network is stored.
+	first := out.String()
+	out.Reset()
+	if err := m.Run(context.Background(), []string{"network", "--data-dir", dir, "--region", "eu-west-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != first {
+		t.Fatalf("network changed between calls:\n%s\n%s", first, out.String())
 	}
 }

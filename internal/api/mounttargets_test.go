@@ -277,3 +277,53 @@ func TestAccessPoints(t *testing.T) {
 	_, err = srv.Client(efstest.AccountB, region).DescribeAccessPoints(ctx, &efs.DescribeAccessPointsInput{AccessPointId: aws.String(ids[1])})
 	wantAPIError(t, err, "AccessPointNotFound")
 }
+
+// A declared subnet of eight addresses has three usable ones (AWS reserves
+// the first four and the last); a mount target whose address cannot be
+// served stays creating, and its security groups cannot be read yet.
+func TestDeclaredSubnetLimits(t *testing.T) {
+	declared := internalefs.DeclaredNetwork{Account: efstest.AccountA.Account, Region: region,
+		Subnets:        []internalefs.DeclaredSubnet{{ID: "subnet-0000000000000abcd", ZoneName: "us-east-1a", CIDR: "127.250.0.0/29"}},
+		SecurityGroups: []internalefs.SecurityGroup{{ID: "sg-00000000000000abc", Name: "app"}}}
+	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) { c.Networks = []internalefs.DeclaredNetwork{declared} }))
+	c := srv.Client(efstest.AccountA, region)
+	ctx := context.Background()
+
+	// Something else holds the first usable address.
+	blocker, err := net.Listen("tcp", net.JoinHostPort("127.250.0.4", strconv.Itoa(srv.Mounts().Port())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	var ids []string
+	for i := range 3 {
+		fs := createFS(t, c, "small-"+strconv.Itoa(i))
+		mt, err := c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: fs.FileSystemId,
+			SubnetId: aws.String("subnet-0000000000000abcd"), SecurityGroups: []string{"sg-00000000000000abc"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "127.250.0." + strconv.Itoa(4+i); aws.ToString(mt.IpAddress) != want {
+			t.Fatalf("address %s, want %s", aws.ToString(mt.IpAddress), want)
+		}
+		ids = append(ids, *mt.MountTargetId)
+	}
+	fs := createFS(t, c, "small-full")
+	_, err = c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: fs.FileSystemId, SubnetId: aws.String("subnet-0000000000000abcd")})
+	wantAPIError(t, err, "NoFreeAddressesInSubnet")
+
+	waitMT(t, c, ids[1], types.LifeCycleStateAvailable)
+	out, err := c.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{MountTargetId: aws.String(ids[0])})
+	if err != nil || out.MountTargets[0].LifeCycleState != types.LifeCycleStateCreating {
+		t.Fatalf("mount target at a taken address: %v %+v", err, out)
+	}
+	_, err = c.DescribeMountTargetSecurityGroups(ctx, &efs.DescribeMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0])})
+	wantAPIError(t, err, "IncorrectMountTargetState")
+	// Once the address is free, the mount target comes up.
+	blocker.Close()
+	waitMT(t, c, ids[0], types.LifeCycleStateAvailable)
+	sgs, err := c.DescribeMountTargetSecurityGroups(ctx, &efs.DescribeMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0])})
+	if err != nil || len(sgs.SecurityGroups) != 1 || sgs.SecurityGroups[0] != "sg-00000000000000abc" {
+		t.Fatalf("declared security group: %v %+v", err, sgs)
+	}
+}

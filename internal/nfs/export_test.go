@@ -195,6 +195,18 @@ func TestClientIdentity(t *testing.T) {
 	if _, _, mode := ownerOf(t, e.path("group")); mode != 0o640 {
 		t.Errorf("mode of root's file changed to %o", mode)
 	}
+	// CREATE (UNCHECKED) of an existing file another user owns opens it, without trying to give it
+	// the mode asked (as knfsd).
+	root.writeFile(t, "shared/open", []byte("anyone"), 0o666)
+	if err := os.Chmod(e.path("shared/open"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Create("shared/open", 0o600); err != nil {
+		t.Errorf("CREATE of an existing file: %v", err)
+	}
+	if uid, _, mode := ownerOf(t, e.path("shared/open")); uid != 0 || mode != 0o666 {
+		t.Errorf("shared/open: uid %d mode %o", uid, mode)
+	}
 	// Root may do anything.
 	if got := root.readFile(t, "shared/mine"); string(got) != "x" {
 		t.Errorf("root reading uid 1000's 0640 file: %q", got)

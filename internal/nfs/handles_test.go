@@ -2,8 +2,10 @@ package nfs
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	gonfs "github.com/willscott/go-nfs"
@@ -163,5 +165,46 @@ func TestHandleTableEntries(t *testing.T) {
 		if err != nil || !ok || loc != want {
 			t.Errorf("entry of %s = %q %v %v, want %q", p, loc, ok, err, want)
 		}
+	}
+}
+
+type flakyStore struct {
+	HandleStore
+	fail atomic.Bool
+}
+
+func (f *flakyStore) HandlePath(fsID string, ino uint64) (string, bool, error) {
+	if f.fail.Load() {
+		return "", false, errors.New("database is locked")
+	}
+	return f.HandleStore.HandlePath(fsID, ino)
+}
+
+// A failing HandleStore fails calls with an I/O error, not NFS3ERR_STALE (which makes clients drop
+// their handles).
+func TestHandleStoreFailureIsNotStale(t *testing.T) {
+	e := newEnv(t)
+	store := &flakyStore{HandleStore: NewMemHandles()}
+	e.handles = store
+	_, addr := e.start("")
+	c := mustMount(t, addr, "/", rootAuth)
+	if _, err := c.Mkdir("d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.writeFile(t, "d/f", []byte("x"), 0o644)
+	_, fh, err := c.Lookup("d/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fresh server has an empty cache: it must ask the store.
+	_, addr2 := e.start("")
+	c2 := mustMount(t, addr2, "/", rootAuth)
+	store.fail.Store(true)
+	if _, st, _ := c2.getattrRaw(fh); st == 0 || st == nfsc.NFS3ErrStale {
+		t.Errorf("GETATTR with a failing store: status %d, want an error other than STALE", st)
+	}
+	store.fail.Store(false)
+	if _, st, _ := c2.getattrRaw(fh); st != 0 {
+		t.Errorf("GETATTR once the store works again: status %d", st)
 	}
 }

@@ -77,6 +77,9 @@ type callInfo struct {
 
 	// deny, when set by the handler, fails every file system operation of this call.
 	deny error
+	// existed: a CREATE (UNCHECKED) found the file already there; like knfsd, only a size is then
+	// applied, not the mode, owner or times go-nfs would set next.
+	existed bool
 
 	// the export root and identity of the call's file handle, for listing cache keys
 	listView  *view

@@ -383,6 +383,9 @@ func (v *vfs) create(name string, comps []string, flag int, perm os.FileMode) (b
 	if err == nil {
 		err = checkRegular(fd)
 	}
+	if err == nil && !created && v.call.is(procCreate) {
+		v.call.existed = true
+	}
 	if err == nil && created {
 		if err = unix.Fsync(fd); err == nil {
 			err = syncDir(pfd)
@@ -606,6 +609,9 @@ func (v *vfs) attrOp(op, name string, fn func(fd int, st *unix.Statx_t) error) e
 	}
 	if err != nil {
 		return statusErr(pathErr(op, name, err))
+	}
+	if v.call.is(procCreate) && v.call.existed {
+		return nil
 	}
 	err = v.do(func() error {
 		fd, err := openBeneath(v.view.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
