@@ -14,8 +14,11 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/efsd" ./cmd/efsd
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$work/efsd" --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/efsd.log" 2>&1 &
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(freeport)
+nfsport=$(freeport)
+echo "{\"nfsPort\": $nfsport}" >"$work/efsd.json"
+"$work/efsd" --listen "127.0.0.1:$port" --data-dir "$work/data" --config "$work/efsd.json" >"$work/efsd.log" 2>&1 &
 pid=$!
 
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
@@ -138,6 +141,53 @@ done
 [ -n "$gone" ] || fail "replication configuration not deleted"
 [ "$(efs describe-file-systems --file-system-id "$dst" --query 'FileSystems[0].FileSystemProtection.ReplicationOverwriteProtection' --output text)" = ENABLED ] || fail "destination still protected"
 ok "delete-replication-configuration: gone, destination writable, data kept"
+
+# NFS with a client nobody here wrote (libnfs): write through a mount
+# target, replicate, read through the destination's mount target, and be
+# refused a write there.
+if command -v nfs-cp >/dev/null; then
+	net=$("$work/efsd" network --data-dir "$work/data" --region us-east-1)
+	subnet() { python3 -c 'import json,sys; print(json.load(sys.stdin)["Subnets"][int(sys.argv[1])]["SubnetId"])' "$1" <<<"$net"; }
+	mt_ip() {
+		local id ip state
+		id=$(efs create-mount-target --file-system-id "$1" --subnet-id "$(subnet "$2")" --query MountTargetId --output text)
+		for _ in $(seq 100); do
+			read -r state ip < <(efs describe-mount-targets --mount-target-id "$id" --query 'MountTargets[0].[LifeCycleState,IpAddress]' --output text)
+			[ "$state" = available ] && echo "$ip" && return 0
+			sleep 0.1
+		done
+		return 1
+	}
+	# libnfs takes what precedes the last slash as the export: "//file" is file at the root export "/".
+	nfsurl() { echo "nfs://$1/${2:+/$2}?version=3&nfsport=$nfsport&mountport=$nfsport"; }
+	a=$(efs create-file-system --creation-token nfs-a --encrypted --query FileSystemId --output text)
+	wait_available "$a" || fail "nfs source not available"
+	a_ip=$(mt_ip "$a" 0) || fail "mount target of $a not available"
+	ok "create-mount-target: $a at $a_ip"
+	head -c 3000000 /dev/urandom >"$work/payload"
+	nfs-cp "$work/payload" "$(nfsurl "$a_ip" payload.bin)" >/dev/null || fail "nfs-cp into $a"
+	nfs-ls "$(nfsurl "$a_ip" "")" | grep -q payload.bin || fail "nfs-ls does not list the file"
+	cmp -s "$work/payload" "$vol/$a/payload.bin" || fail "file written over NFS differs on disk"
+	ok "nfs-cp / nfs-ls through the mount target"
+	b=$(efs create-replication-configuration --source-file-system-id "$a" --destinations Region=us-east-1 \
+		--query 'Destinations[0].FileSystemId' --output text)
+	wait_available "$b" || fail "destination not available"
+	b_ip=$(mt_ip "$b" 1) || fail "mount target of $b not available"
+	copied=""
+	for _ in $(seq 200); do
+		if nfs-cp "$(nfsurl "$b_ip" payload.bin)" "$work/back" >/dev/null 2>&1 && cmp -s "$work/payload" "$work/back"; then copied=yes; break; fi
+		sleep 0.1
+	done
+	[ -n "$copied" ] || fail "replicated file not readable over NFS at the destination"
+	ok "replicated file read back over NFS from the destination"
+	if nfs-cp "$work/payload" "$(nfsurl "$b_ip" intruder.bin)" >/dev/null 2>&1; then fail "NFS write to a replication destination succeeded"; fi
+	[ ! -e "$vol/$b/intruder.bin" ] || fail "intruder file landed on the destination"
+	ok "NFS write to the destination refused"
+elif [ "${CI:-}" = true ]; then
+	fail "libnfs-utils (nfs-cp) is not installed"
+else
+	echo "e2e: libnfs-utils not installed; skipping the NFS checks" >&2
+fi
 
 kill -TERM "$pid"
 wait "$pid" || fail "efsd exited non-zero on SIGTERM"
