@@ -3,22 +3,29 @@
 //
 // # Mounting
 //
-// There is no portmapper: give the client the port for both NFS and MOUNT, and disable NLM locking
-// (efsd has no lock manager; locks stay local to each client).
+// There is no portmapper: give the client the port for both NFS and MOUNT (one port serves both),
+// and disable NLM locking (efsd has no lock manager; locks stay local to each client).
 //
-// Linux:
+// Linux (kernel client; not exercised by the tests, which use go-nfs-client and libnfs):
 //
 //	mount -t nfs -o nfsvers=3,proto=tcp,port=PORT,mountport=PORT,mountproto=tcp,nolock IP:/ /mnt/x
 //	mount -t nfs -o nfsvers=3,proto=tcp,port=PORT,mountport=PORT,mountproto=tcp,nolock IP:/fsap-0123456789abcdef0 /mnt/x
 //
-// macOS:
+// macOS (not exercised by the tests):
 //
 //	mount -t nfs -o vers=3,tcp,port=PORT,mountport=PORT,nolocks,resvport IP:/ /mnt/x
 //
-// libnfs (nfs-ls, nfs-cp, nfs-cat from Debian's libnfs-utils) take the ports in the URL:
+// libnfs (nfs-ls, nfs-cp, nfs-cat of Debian's libnfs-utils 4.0) takes the ports in the URL. A file
+// URL's directory part is what libnfs mounts, so a file at the root is written with "//":
 //
 //	nfs-ls  "nfs://IP/?version=3&nfsport=PORT&mountport=PORT"
-//	nfs-cp  ./local-file "nfs://IP/dir/file?version=3&nfsport=PORT&mountport=PORT"
+//	nfs-ls  "nfs://IP/dir?version=3&nfsport=PORT&mountport=PORT"
+//	nfs-cp  ./local "nfs://IP//file?version=3&nfsport=PORT&mountport=PORT"
+//	nfs-cp  "nfs://IP/dir/file?version=3&nfsport=PORT&mountport=PORT" ./local
+//	nfs-cat "nfs://IP//file?version=3&nfsport=PORT&mountport=PORT"
+//	nfs-ls  "nfs://IP/fsap-0123456789abcdef0?version=3&nfsport=PORT&mountport=PORT"
+//
+// libnfs sends the calling process's uid and gid unless the URL says "&uid=1000&gid=1000".
 //
 // Mount paths: "/" is the file system's root; "/fsap-…" (or "fsap-…") an access point's root;
 // "/fsap-…/a/b" a directory below an access point's root; "/a/b" a directory of the file system.
@@ -68,11 +75,20 @@
 // after every successful modification. A read-only export (Export.ReadOnly) answers every
 // modifying call with NFS3ERR_ROFS.
 //
+// # Protocol details
+//
+// go-nfs v0.0.4 is used as is. The connection layer answers what it cannot: other RPC programs
+// (PROG_UNAVAIL), other versions of NFS and MOUNT (PROG_MISMATCH 3-3, so a client probing NFSv4
+// falls back), MOUNT DUMP, UMNTALL and EXPORT (empty lists; libnfs asks EXPORT at every mount).
+// File handles are a multiple of 4 bytes long (go-nfs reads some handles ignoring XDR padding).
+// Directory listings are cached by cookie verifier for a minute, so that paging through a large
+// directory reads it once.
+//
 // # Not supported
 //
 // NFSv4, NLM locks, the portmapper, UDP, hard links (LINK) and MKNOD (go-nfs v0.0.4 misparses LINK
 // and issues MKNOD's handle before the node exists: both answer NFS3ERR_ACCES), exclusive CREATE
-// (NFS3ERR_NOTSUPP; Linux clients fall back to a guarded create), the MOUNT EXPORT/DUMP procedures
-// (showmount). A non-empty RMDIR answers NFS3ERR_IO rather than NFS3ERR_NOTEMPTY, and ctime and
-// atime are reported equal to mtime (go-nfs's mappings).
+// (NFS3ERR_NOTSUPP; Linux clients fall back to a guarded create). A non-empty RMDIR answers
+// NFS3ERR_IO rather than NFS3ERR_NOTEMPTY, ctime and atime are reported equal to mtime, and FSINFO
+// advertises 1 GiB maximum transfers, each request being held in memory whole (go-nfs's choices).
 package nfs

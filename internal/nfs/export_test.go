@@ -207,6 +207,14 @@ func TestClientIdentity(t *testing.T) {
 	if uid, _, mode := ownerOf(t, e.path("shared/open")); uid != 0 || mode != 0o666 {
 		t.Errorf("shared/open: uid %d mode %o", uid, mode)
 	}
+	// ACCESS tells the client what it may not modify (go-nfs always grants read, lookup, execute).
+	const modify = nfsc.ACCESS3_MODIFY | nfsc.ACCESS3_EXTEND
+	if got, err := u.Access("group", modify|nfsc.ACCESS3_READ); err != nil || got&modify != 0 {
+		t.Errorf("ACCESS of root's 0640 file for uid 1000: %#x %v, want no modify", got, err)
+	}
+	if got, err := u.Access("shared/mine", modify); err != nil || got&modify != modify {
+		t.Errorf("ACCESS of its own file for uid 1000: %#x %v, want modify", got, err)
+	}
 	// Root may do anything.
 	if got := root.readFile(t, "shared/mine"); string(got) != "x" {
 		t.Errorf("root reading uid 1000's 0640 file: %q", got)

@@ -234,9 +234,11 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 		if !fs.ro {
 			fd, err := openBeneath(v.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
 			if err == nil {
-				fs.noWrite = runAs(fs.id, func() error {
+				err = runAs(fs.id, func() error {
 					return unix.Faccessat2(fd, "", unix.W_OK, unix.AT_EACCESS|unix.AT_EMPTY_PATH)
-				}) != nil
+				})
+				// Only a definite no (not, say, ENOSYS before Linux 5.8) withholds write access.
+				fs.noWrite = err == unix.EACCES || err == unix.EPERM || err == unix.EROFS
 				closeFD(fd)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
@@ -186,5 +187,53 @@ func TestParseCall(t *testing.T) {
 	}
 	if id := (*callInfo)(nil).identity(); id.uid != nobody.uid || id.gid != nobody.gid {
 		t.Errorf("no call: not nobody")
+	}
+}
+
+// A client that sends calls and never reads the replies does not keep Close from returning.
+func TestCloseWithAClientThatDoesNotRead(t *testing.T) {
+	e := newEnv(t)
+	if err := os.WriteFile(e.path("big"), pattern(4<<20, 5), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, addr := e.start("")
+	c := mustMount(t, addr, "/", rootAuth)
+	_, fh, err := c.Lookup("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := netDial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	type readCall struct {
+		Xid, Msgtype uint32
+		rpc.Header
+		FH     []byte
+		Offset uint64
+		Count  uint32
+	}
+	var rec strings.Builder
+	for i := 0; i < 64; i++ {
+		var b strings.Builder
+		if err := xdr.Write(&b, readCall{Xid: uint32(i), Header: c.header(nfsc.NFSProc3Read), FH: fh, Count: 1 << 20}); err != nil {
+			t.Fatal(err)
+		}
+		n := uint32(b.Len()) | 0x80000000
+		rec.WriteString(string([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}))
+		rec.WriteString(b.String())
+	}
+	go func() { _, _ = conn.Write([]byte(rec.String())) }()
+	time.Sleep(300 * time.Millisecond) // replies fill the socket buffers
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
 	}
 }

@@ -227,13 +227,15 @@ func (c *rpcConn) Close() error {
 	return err
 }
 
-// shutdown closes the socket and wakes a reply waiting for go-nfs's writer.
+// shutdown closes the socket (first: a Write blocked on a client that does not read holds wmu),
+// then wakes a reply waiting for go-nfs's writer.
 func (c *rpcConn) shutdown() error {
+	err := c.Conn.Close()
 	c.wmu.Lock()
 	c.wbroken = true
 	c.wcond.Broadcast()
 	c.wmu.Unlock()
-	return c.Conn.Close()
+	return err
 }
 
 func (c *rpcConn) Read(p []byte) (int, error) {

@@ -641,7 +641,7 @@ func (v *vfs) Chmod(name string, mode os.FileMode) error {
 	}
 	return v.attrOp("chmod", name, func(fd int, st *unix.Statx_t) error {
 		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			return unix.EOPNOTSUPP
+			return nil // symlinks have no mode of their own on Linux (SYMLINK may carry one)
 		}
 		return chmodFD(fd, m)
 	})
@@ -734,6 +734,9 @@ func (f *nfsFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (f *nfsFile) Write(p []byte) (int, error) {
+	if f.fd < 0 {
+		return 0, os.ErrClosed
+	}
 	total := 0
 	for total < len(p) {
 		n, err := unix.Pwrite(f.fd, p[total:], f.off)
@@ -745,14 +748,27 @@ func (f *nfsFile) Write(p []byte) (int, error) {
 			f.off += int64(n)
 			f.dirty = true
 		}
-		if err != nil {
-			return total, pathErr("write", f.name, err)
+		if err == nil && n == 0 {
+			err = io.ErrShortWrite
 		}
-		if n == 0 {
-			return total, pathErr("write", f.name, io.ErrShortWrite)
+		if err != nil {
+			f.abandon()
+			return total, pathErr("write", f.name, err)
 		}
 	}
 	return total, nil
+}
+
+// abandon closes the file after an error: go-nfs returns on a failed Write, Seek or Truncate
+// without closing it.
+func (f *nfsFile) abandon() {
+	if f.fd >= 0 {
+		_ = unix.Close(f.fd)
+		f.fd = -1
+		if f.dirty {
+			f.v.changed()
+		}
+	}
 }
 
 func (f *nfsFile) Seek(offset int64, whence int) (int64, error) {
@@ -770,6 +786,7 @@ func (f *nfsFile) Seek(offset int64, whence int) (int64, error) {
 		return f.off, unix.EINVAL
 	}
 	if offset < 0 {
+		f.abandon()
 		return f.off, unix.EINVAL
 	}
 	f.off = offset
@@ -777,7 +794,11 @@ func (f *nfsFile) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (f *nfsFile) Truncate(size int64) error {
+	if f.fd < 0 {
+		return os.ErrClosed
+	}
 	if err := unix.Ftruncate(f.fd, size); err != nil {
+		f.abandon()
 		return statusErr(pathErr("truncate", f.name, err))
 	}
 	f.dirty = true
@@ -790,7 +811,7 @@ func (f *nfsFile) Unlock() error { return nil }
 // Close makes written data and metadata durable (fsync) before go-nfs replies.
 func (f *nfsFile) Close() error {
 	if f.fd < 0 {
-		return os.ErrClosed
+		return nil // abandoned after an error already reported
 	}
 	var err error
 	if f.dirty {
