@@ -139,19 +139,24 @@ func (s *Service) CreateAccessPoint(ctx context.Context, p Principal, in CreateA
 	if err != nil {
 		return nil, err
 	}
+	s.dataPlaneChanged()
 	return ap, nil
 }
 
 // DeleteAccessPoint deletes an access point; clients mounted through it
 // lose access.
 func (s *Service) DeleteAccessPoint(ctx context.Context, p Principal, id string) error {
-	return s.store.Update(ctx, func(tx Tx) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
 		ap, err := loadAP(tx, p, id)
 		if err != nil {
 			return err
 		}
 		return tx.DeleteAccessPoint(p.Account, p.Region, ap.ID)
 	})
+	if err == nil {
+		s.dataPlaneChanged()
+	}
+	return err
 }
 
 // AccessPointPage is one page of access points.
@@ -207,13 +212,22 @@ func (s *Service) DescribeAccessPoints(ctx context.Context, p Principal, apID, f
 	return out, nil
 }
 
-// AccessPointByKey loads any access point, for the NFS server.
-func (s *Service) AccessPointByKey(ctx context.Context, account, region, id string) (*AccessPoint, error) {
-	var ap *AccessPoint
+// AccessPointsOf lists every access point of a file system, for the NFS
+// server.
+func (s *Service) AccessPointsOf(ctx context.Context, k FSKey) ([]*AccessPoint, error) {
+	var out []*AccessPoint
 	err := s.store.View(ctx, func(tx Tx) error {
-		var err error
-		ap, err = tx.AccessPoint(account, region, id)
-		return err
+		for after := int64(0); ; {
+			page, err := tx.AccessPoints(k.Account, k.Region, k.ID, after, 1000)
+			if err != nil {
+				return err
+			}
+			out = append(out, page...)
+			if len(page) < 1000 {
+				return nil
+			}
+			after = page[len(page)-1].Seq
+		}
 	})
-	return ap, err
+	return out, err
 }

@@ -112,6 +112,7 @@ func (s *Service) settle(ctx context.Context, seen *FileSystem) error {
 			return fmt.Errorf("remove volume: %w", err)
 		}
 	}
+	defer s.dataPlaneChanged() // a deleted file system takes its access points along
 	return s.store.Update(ctx, func(tx Tx) error {
 		fs, err := tx.FileSystem(seen.Account, seen.Region, seen.ID)
 		if errors.Is(err, ErrNotFound) {

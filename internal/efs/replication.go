@@ -175,6 +175,7 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 	if err != nil {
 		return nil, err
 	}
+	s.dataPlaneChanged()
 	s.Kick()
 	s.replicationChanged()
 	return rep, nil
@@ -385,6 +386,7 @@ func (s *Service) DeleteReplicationConfiguration(ctx context.Context, p Principa
 		return tx.UpdateReplication(r)
 	})
 	if err == nil {
+		s.dataPlaneChanged() // a local delete at the destination releases it at once
 		s.replicationChanged()
 	}
 	return err
@@ -522,6 +524,9 @@ func (s *Service) FinishDeletion(ctx context.Context, id string) (done bool, ret
 		done = true
 		return tx.DeleteReplication(r.ID)
 	})
+	if done {
+		s.dataPlaneChanged()
+	}
 	return done, retryAt, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/efsd/efsd/internal/region"
@@ -66,6 +67,10 @@ type Service struct {
 	// mtChanged tells the mount-target server that mount targets were
 	// created or deleted; capacity 1.
 	mtChanged chan struct{}
+	// dataPlane counts changes to what the data plane enforces (which file
+	// systems are replication destinations, which access points exist),
+	// so NFS servers can cache those answers until it moves.
+	dataPlane atomic.Uint64
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -111,6 +116,12 @@ func NewService(cfg Config) *Service {
 		mtChanged:  make(chan struct{}, 1),
 	}
 }
+
+// DataPlaneEpoch changes whenever a file system becomes or stops being a
+// replication destination, or an access point is created or deleted.
+func (s *Service) DataPlaneEpoch() uint64 { return s.dataPlane.Load() }
+
+func (s *Service) dataPlaneChanged() { s.dataPlane.Add(1) }
 
 // Regions is the catalogue of regions the service serves.
 func (s *Service) Regions() *region.Catalog { return s.cfg.Regions }

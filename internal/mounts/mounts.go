@@ -179,18 +179,20 @@ func (m *Manager) stopAll() {
 	}
 }
 
-// export describes what a mount target serves. Read-only-ness is looked
-// up on every modifying operation, so a file system turns read-only the
-// moment it becomes a replication destination and writable the moment the
-// configuration is gone.
+// export describes what a mount target serves. The NFS server asks, on
+// every call, whether the file system is read-only (a replication
+// destination) and what an access point is; the answers are cached until
+// the domain's data-plane epoch moves, so a file system turns read-only
+// the moment it becomes a destination and writable the moment the
+// configuration is gone, without a store query per call.
 func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 	fsKey := mt.FSKey()
+	c := &exportCache{}
 	return nfs.Export{
 		FileSystemID: fsKey.String(),
 		Root:         m.paths.Path(fsKey),
 		ReadOnly: func() bool {
-			fs, err := m.svc.FileSystemByKey(context.Background(), fsKey)
-			return err != nil || fs.Protection == efs.ProtectionReplicating
+			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).readOnly
 		},
 		OnChange: func() {
 			if m.notify != nil {
@@ -198,13 +200,60 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 			}
 		},
 		AccessPoint: func(id string) (nfs.AccessPoint, bool) {
-			ap, err := m.svc.AccessPointByKey(context.Background(), mt.Account, mt.Region, id)
-			if err != nil || ap.FileSystemID != mt.FileSystemID || ap.State != efs.StateAvailable {
-				return nfs.AccessPoint{}, false
-			}
-			return accessPoint(ap), true
+			st := c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) })
+			ap, ok := st.accessPoints[id]
+			return ap, ok
 		},
 	}
+}
+
+// exportState is what the data plane enforces for one file system.
+type exportState struct {
+	readOnly     bool
+	accessPoints map[string]nfs.AccessPoint
+}
+
+type exportCache struct {
+	mu    sync.Mutex
+	valid bool
+	epoch uint64
+	state exportState
+}
+
+// get returns the cached state for epoch, loading it when the epoch
+// moved. The epoch is read before loading, so a change during the load
+// makes the next call load again.
+func (c *exportCache) get(epoch uint64, load func() exportState) exportState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.valid || c.epoch != epoch {
+		c.state, c.epoch, c.valid = load(), epoch, true
+	}
+	return c.state
+}
+
+// load reads a mount target's file system and access points. Failing to
+// read them leaves the export read-only and without access points.
+func (m *Manager) load(mt *efs.MountTarget) exportState {
+	ctx := context.Background()
+	st := exportState{readOnly: true, accessPoints: map[string]nfs.AccessPoint{}}
+	fs, err := m.svc.FileSystemByKey(ctx, mt.FSKey())
+	if err != nil {
+		m.log.Error("load file system for NFS", "file_system", mt.FileSystemID, "err", err)
+		return st
+	}
+	st.readOnly = fs.Protection == efs.ProtectionReplicating
+	aps, err := m.svc.AccessPointsOf(ctx, mt.FSKey())
+	if err != nil {
+		m.log.Error("load access points for NFS", "file_system", mt.FileSystemID, "err", err)
+		return st
+	}
+	for _, ap := range aps {
+		if ap.State == efs.StateAvailable {
+			st.accessPoints[ap.ID] = accessPoint(ap)
+		}
+	}
+	return st
 }
 
 func accessPoint(ap *efs.AccessPoint) nfs.AccessPoint {

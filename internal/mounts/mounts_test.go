@@ -253,6 +253,13 @@ func TestAccessPointOverNFS(t *testing.T) {
 	if _, err := (&nfsc.Mount{Client: c}).Mount("/fsap-0123456789abcdef0", rpc.NewAuthUnix("x", 0, 0).Auth()); err == nil {
 		t.Fatal("mounted an unknown access point")
 	}
+	// A deleted access point cannot be mounted any more.
+	if _, err := e.c.DeleteAccessPoint(ctx, &efs.DeleteAccessPointInput{AccessPointId: ap.AccessPointId}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&nfsc.Mount{Client: c}).Mount("/"+*ap.AccessPointId, rpc.NewAuthUnix("x", 0, 0).Auth()); err == nil {
+		t.Fatal("mounted a deleted access point")
+	}
 }
 
 func TestHandlesSurviveRestart(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 
 // PutHandle records that inode ino of file system fs is at path.
 func (s *Store) PutHandle(fs string, ino uint64, path string) error {
-	_, err := s.w.ExecContext(context.Background(), `INSERT INTO nfs_handles (fs, ino, path) VALUES ($1, $2, $3)
+	_, err := s.h.ExecContext(context.Background(), `INSERT INTO nfs_handles (fs, ino, path) VALUES ($1, $2, $3)
 		ON CONFLICT (fs, ino) DO UPDATE SET path = excluded.path`, fs, int64(ino), path)
 	return err
 }
@@ -28,6 +28,6 @@ func (s *Store) HandlePath(fs string, ino uint64) (string, bool, error) {
 
 // DeleteHandle forgets an inode.
 func (s *Store) DeleteHandle(fs string, ino uint64) error {
-	_, err := s.w.ExecContext(context.Background(), `DELETE FROM nfs_handles WHERE fs = $1 AND ino = $2`, fs, int64(ino))
+	_, err := s.h.ExecContext(context.Background(), `DELETE FROM nfs_handles WHERE fs = $1 AND ino = $2`, fs, int64(ino))
 	return err
 }

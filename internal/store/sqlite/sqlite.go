@@ -29,15 +29,19 @@ var migrations embed.FS
 type Store struct {
 	w *sql.DB
 	r *sql.DB
+	// h writes the NFS handle table with synchronous=NORMAL: a handle
+	// lost in a power failure only makes a client look its file up again,
+	// and the NFS server records handles far too often to fsync each.
+	h *sql.DB
 }
 
 // Open opens (creating if needed) the database at path and applies any
 // pending migrations.
 func Open(path string) (*Store, error) {
-	dsn := func(txlock string) string {
+	dsn := func(txlock string, sync ...string) string {
 		q := url.Values{}
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous(FULL)")
+		q.Add("_pragma", "synchronous("+append(sync, "FULL")[0]+")")
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "foreign_keys(ON)")
 		q.Set("_txlock", txlock)
@@ -60,12 +64,20 @@ func Open(path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(8)
 	s.r = r
+	h, err := sql.Open("sqlite", dsn("immediate", "NORMAL"))
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	h.SetMaxOpenConns(1)
+	s.h = h
 	return s, nil
 }
 
 // Close closes the database.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.h.Close(), s.r.Close(), s.w.Close())
 }
 
 // migrate applies the embedded migrations not yet recorded in
