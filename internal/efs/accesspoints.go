@@ -199,11 +199,7 @@ func (s *Service) DescribeAccessPoints(ctx context.Context, p Principal, apID, f
 		if err != nil {
 			return err
 		}
-		if len(page) > max {
-			page = page[:max]
-			out.Next = encodeMarker(page[max-1].Seq)
-		}
-		out.AccessPoints = page
+		out.AccessPoints, out.Next = trimPage(page, max, func(ap *AccessPoint) int64 { return ap.Seq })
 		return nil
 	})
 	if err != nil {

@@ -224,11 +224,7 @@ func (s *Service) DescribeFileSystems(ctx context.Context, p Principal, in Descr
 			if err != nil {
 				return err
 			}
-			if len(page) > limit {
-				page = page[:limit]
-				out.NextMarker = encodeMarker(page[limit-1].Seq)
-			}
-			out.FileSystems = page
+			out.FileSystems, out.NextMarker = trimPage(page, limit, func(fs *FileSystem) int64 { return fs.Seq })
 		}
 		return nil
 	})
@@ -239,6 +235,16 @@ func (s *Service) DescribeFileSystems(ctx context.Context, p Principal, in Descr
 		s.withUsage(fs)
 	}
 	return out, nil
+}
+
+// trimPage cuts a page fetched with limit+1 items back to limit and, when
+// there was more, returns the marker of the next page.
+func trimPage[T any](page []T, limit int, seq func(T) int64) ([]T, string) {
+	if len(page) <= limit {
+		return page, ""
+	}
+	page = page[:limit]
+	return page, encodeMarker(seq(page[limit-1]))
 }
 
 const markerPrefix = "efsd1:"

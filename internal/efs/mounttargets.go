@@ -280,11 +280,7 @@ func (s *Service) DescribeMountTargets(ctx context.Context, p Principal, in Desc
 		if err != nil {
 			return err
 		}
-		if len(page) > limit {
-			page = page[:limit]
-			out.NextMarker = encodeMarker(page[limit-1].Seq)
-		}
-		out.MountTargets = page
+		out.MountTargets, out.NextMarker = trimPage(page, limit, func(mt *MountTarget) int64 { return mt.Seq })
 		return nil
 	})
 	if err != nil {

@@ -344,11 +344,7 @@ func (s *Service) DescribeReplicationConfigurations(ctx context.Context, p Princ
 		if err != nil {
 			return err
 		}
-		if len(page) > max {
-			page = page[:max]
-			out.Next = encodeMarker(page[max-1].Seq)
-		}
-		out.Replications = page
+		out.Replications, out.Next = trimPage(page, max, func(r *Replication) int64 { return r.Seq })
 		return nil
 	})
 	if err != nil {

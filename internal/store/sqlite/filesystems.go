@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/efsd/efsd/internal/efs"
 )
@@ -19,48 +17,18 @@ type txn struct {
 
 const fsColumns = `seq, doc`
 
-func scanFS(row interface{ Scan(...any) error }) (*efs.FileSystem, error) {
-	var seq int64
-	var doc string
-	if err := row.Scan(&seq, &doc); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, efs.ErrNotFound
-		}
-		return nil, err
-	}
-	fs := new(efs.FileSystem)
-	if err := json.Unmarshal([]byte(doc), fs); err != nil {
-		return nil, fmt.Errorf("decode file system record: %w", err)
-	}
-	fs.Seq = seq
-	return fs, nil
-}
+func fsSeq(fs *efs.FileSystem, seq int64) { fs.Seq = seq }
 
 func (t *txn) queryFS(query string, args ...any) ([]*efs.FileSystem, error) {
-	rows, err := t.tx.QueryContext(t.ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*efs.FileSystem
-	for rows.Next() {
-		fs, err := scanFS(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, fs)
-	}
-	return out, rows.Err()
+	return docRows(t, fsSeq, query, args...)
 }
 
 func (t *txn) FileSystem(account, region, id string) (*efs.FileSystem, error) {
-	return scanFS(t.tx.QueryRowContext(t.ctx,
-		`SELECT `+fsColumns+` FROM file_systems WHERE account = $1 AND region = $2 AND id = $3`, account, region, id))
+	return docRow(t, fsSeq, `SELECT `+fsColumns+` FROM file_systems WHERE account = $1 AND region = $2 AND id = $3`, account, region, id)
 }
 
 func (t *txn) FileSystemByToken(account, region, token string) (*efs.FileSystem, error) {
-	return scanFS(t.tx.QueryRowContext(t.ctx,
-		`SELECT `+fsColumns+` FROM file_systems WHERE account = $1 AND region = $2 AND creation_token = $3`, account, region, token))
+	return docRow(t, fsSeq, `SELECT `+fsColumns+` FROM file_systems WHERE account = $1 AND region = $2 AND creation_token = $3`, account, region, token)
 }
 
 func (t *txn) FileSystems(account, region string, afterSeq int64, limit int) ([]*efs.FileSystem, error) {
@@ -90,10 +58,7 @@ func (t *txn) InsertFileSystem(fs *efs.FileSystem) error {
 	err = t.tx.QueryRowContext(t.ctx, `INSERT INTO file_systems (account, region, id, creation_token, due_at, doc)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`,
 		fs.Account, fs.Region, fs.ID, fs.CreationToken, dueAt(fs), string(doc)).Scan(&fs.Seq)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
-		return fmt.Errorf("insert file system %s: %w", fs.ID, efs.ErrConflict)
-	}
-	return err
+	return uniqueErr(err, "file system "+fs.ID)
 }
 
 func (t *txn) UpdateFileSystem(fs *efs.FileSystem) error {

@@ -1,49 +1,17 @@
 package sqlite
 
 import (
-	"database/sql"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/efsd/efsd/internal/efs"
 )
 
 const repColumns = `seq, doc`
 
-func scanRep(row interface{ Scan(...any) error }) (*efs.Replication, error) {
-	var seq int64
-	var doc string
-	if err := row.Scan(&seq, &doc); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, efs.ErrNotFound
-		}
-		return nil, err
-	}
-	r := new(efs.Replication)
-	if err := json.Unmarshal([]byte(doc), r); err != nil {
-		return nil, fmt.Errorf("decode replication record: %w", err)
-	}
-	r.Seq = seq
-	return r, nil
-}
+func repSeq(r *efs.Replication, seq int64) { r.Seq = seq }
 
 func (t *txn) queryReps(query string, args ...any) ([]*efs.Replication, error) {
-	rows, err := t.tx.QueryContext(t.ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []*efs.Replication{}
-	for rows.Next() {
-		r, err := scanRep(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return docRows(t, repSeq, query, args...)
 }
 
 func (t *txn) InsertReplication(r *efs.Replication) error {
@@ -56,10 +24,7 @@ func (t *txn) InsertReplication(r *efs.Replication) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq`,
 		r.ID, r.Source.Account, r.Source.Region, r.Source.ID, r.SourceDeleted,
 		r.Dest.Account, r.Dest.Region, r.Dest.ID, r.DestDeleted, string(doc)).Scan(&r.Seq)
-	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
-		return fmt.Errorf("insert replication %s: %w", r.ID, efs.ErrConflict)
-	}
-	return err
+	return uniqueErr(err, "replication "+r.ID)
 }
 
 func (t *txn) UpdateReplication(r *efs.Replication) error {
@@ -78,7 +43,7 @@ func (t *txn) DeleteReplication(id string) error {
 }
 
 func (t *txn) Replication(id string) (*efs.Replication, error) {
-	return scanRep(t.tx.QueryRowContext(t.ctx, `SELECT `+repColumns+` FROM replications WHERE id = $1`, id))
+	return docRow(t, repSeq, `SELECT `+repColumns+` FROM replications WHERE id = $1`, id)
 }
 
 func (t *txn) ReplicationsByFSID(id string) ([]*efs.Replication, error) {
