@@ -82,8 +82,23 @@ try:
 except c.exceptions.FileSystemAlreadyExists as e:
     assert e.response["FileSystemId"] == fs["FileSystemId"], e.response
     assert e.response["ErrorCode"] == "FileSystemAlreadyExists", e.response
+import time
+for _ in range(100):
+    if c.describe_file_systems(FileSystemId=fs["FileSystemId"])["FileSystems"][0]["LifeCycleState"] == "available":
+        break
+    time.sleep(0.1)
+missing = "fs-0123456789abcdef0"
 for call, exc in [
-    (lambda: c.describe_file_systems(FileSystemId="fs-0123456789abcdef0"), c.exceptions.FileSystemNotFound),
+    (lambda: c.describe_file_systems(FileSystemId=missing), c.exceptions.FileSystemNotFound),
+    (lambda: c.describe_replication_configurations(FileSystemId=fs["FileSystemId"]), c.exceptions.ReplicationNotFound),
+    (lambda: c.delete_replication_configuration(SourceFileSystemId=missing), c.exceptions.FileSystemNotFound),
+    (lambda: c.describe_mount_targets(MountTargetId="fsmt-0123456789abcdef0"), c.exceptions.MountTargetNotFound),
+    (lambda: c.describe_access_points(AccessPointId="fsap-0123456789abcdef0"), c.exceptions.AccessPointNotFound),
+    (lambda: c.create_mount_target(FileSystemId=fs["FileSystemId"], SubnetId="subnet-0123456789abcdef0"), c.exceptions.SubnetNotFound),
+    (lambda: c.create_file_system(CreationToken="mars", AvailabilityZoneName="mars-1a"), c.exceptions.UnsupportedAvailabilityZone),
+    (lambda: c.create_file_system(CreationToken="tp", ThroughputMode="provisioned", ProvisionedThroughputInMibps=99999.0), c.exceptions.ThroughputLimitExceeded),
+    (lambda: c.create_replication_configuration(SourceFileSystemId=fs["FileSystemId"], Destinations=[]), c.exceptions.BadRequest),
+    (lambda: c.delete_access_point(AccessPointId="fsap-0123456789abcdef0"), c.exceptions.AccessPointNotFound),
     (lambda: c.describe_file_systems(FileSystemId="not-an-id"), c.exceptions.BadRequest),
     (lambda: c.describe_file_system_policy(FileSystemId=fs["FileSystemId"]), c.exceptions.PolicyNotFound),
     (lambda: c.put_file_system_policy(FileSystemId=fs["FileSystemId"], Policy="{}"), c.exceptions.InvalidPolicyException),
