@@ -10,11 +10,6 @@ import (
 	"github.com/efsd/efsd/internal/treesync"
 )
 
-// racyMargin widens the content check of recently modified files: file
-// systems stamp mtimes from a coarse clock, so two writes a few
-// milliseconds apart can leave the same size and mtime.
-const racyMargin = time.Second
-
 // worker replicates one configuration: it waits for the destination to be
 // available, then makes passes until stopped.
 type worker struct {
@@ -87,11 +82,10 @@ func (w *worker) run(parent context.Context) {
 			}
 		}
 		start := w.m.opts.Now()
-		var racy time.Time
-		if !lastStart.IsZero() {
-			racy = lastStart.Add(-racyMargin)
-		}
-		stats, err := w.pass(ctx, racy)
+		// Files modified near the previous pass's start may hide a change
+		// behind an unchanged size and mtime; treesync compares their
+		// content (with its own slack for coarse clocks).
+		stats, err := w.pass(ctx, lastStart)
 		if ctx.Err() != nil {
 			return
 		}
