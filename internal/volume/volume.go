@@ -25,6 +25,10 @@ type Manager struct {
 
 	mu    sync.Mutex
 	usage map[efs.FSKey]efs.Usage
+	// next is when each volume is due for measuring again: a volume whose
+	// walk takes long is measured less often (at most 5% of the time spent
+	// walking it), so metering a huge tree does not become a constant load.
+	next map[efs.FSKey]time.Time
 }
 
 // Options tune a Manager. Zero values take defaults.
@@ -49,7 +53,8 @@ func New(root string, o Options) (*Manager, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{root: root, interval: o.MeterInterval, now: o.Now, log: o.Logger, usage: map[efs.FSKey]efs.Usage{}}, nil
+	return &Manager{root: root, interval: o.MeterInterval, now: o.Now, log: o.Logger, usage: map[efs.FSKey]efs.Usage{},
+		next: map[efs.FSKey]time.Time{}}, nil
 }
 
 // Path is the directory holding the file system's files.
@@ -86,6 +91,7 @@ func (m *Manager) Remove(k efs.FSKey) error {
 	}
 	m.mu.Lock()
 	delete(m.usage, k)
+	delete(m.next, k)
 	m.mu.Unlock()
 	return nil
 }
@@ -121,6 +127,12 @@ func (m *Manager) MeasureAll() {
 		return
 	}
 	for _, k := range keys {
+		m.mu.Lock()
+		due := m.next[k]
+		m.mu.Unlock()
+		if m.now().Before(due) {
+			continue
+		}
 		if err := m.measure(k); err != nil && !os.IsNotExist(err) {
 			m.log.Warn("measure volume", "fs", k.String(), "err", err)
 		}
@@ -144,12 +156,14 @@ func (m *Manager) list() ([]efs.FSKey, error) {
 
 func (m *Manager) measure(k efs.FSKey) error {
 	at := m.now()
+	start := time.Now()
 	n, err := Metered(m.Path(k))
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
 	m.usage[k] = efs.Usage{Bytes: n, At: at}
+	m.next[k] = m.now().Add(20 * time.Since(start))
 	m.mu.Unlock()
 	return nil
 }
