@@ -27,7 +27,9 @@ func TestCreateMeasureRemove(t *testing.T) {
 	if err := os.Symlink("a", filepath.Join(m.Path(k), "l")); err != nil {
 		t.Fatal(err)
 	}
-	m.MeasureAll()
+	if err := m.measure(k); err != nil {
+		t.Fatal(err)
+	}
 	u1, _ := m.Usage(k)
 	if want := int64(4096 + 8192 + 4096); u1.Bytes != want {
 		t.Fatalf("usage = %d, want %d", u1.Bytes, want)
