@@ -96,6 +96,19 @@ func client(url, key, secret string) *efs.Client {
 	})
 }
 
+// buildBinary builds efsd into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "efsd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // startBinary runs the built efsd and returns its process and API URL.
 func startBinary(t *testing.T, bin, dataDir string) (*exec.Cmd, string) {
 	t.Helper()
@@ -131,13 +144,7 @@ func startBinary(t *testing.T, bin, dataDir string) (*exec.Cmd, string) {
 // right after a burst of acknowledged writes and checks every one of them
 // after a restart.
 func TestKill9LosesNothingAcknowledged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "efsd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	dataDir := t.TempDir()
 	cmd, url := startBinary(t, bin, dataDir)
 	ctx := context.Background()
@@ -191,13 +198,7 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 // configuration resumes, converges, and did not recopy files that had
 // already landed.
 func TestKill9MidReplicationResumes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "efsd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	dataDir := t.TempDir()
 	cmd, url := startBinary(t, bin, dataDir)
 	ctx := context.Background()
