@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -33,6 +34,14 @@ type Store struct {
 	// lost in a power failure only makes a client look its file up again,
 	// and the NFS server records handles far too often to fsync each.
 	h *sql.DB
+
+	// Writes go through one goroutine that commits them in groups (see
+	// batch.go).
+	queue      chan *writeReq
+	writerDone chan struct{}
+	closeOnce  sync.Once
+	closing    sync.RWMutex // held for reading while enqueuing
+	closed     bool
 }
 
 // Open opens (creating if needed) the database at path and applies any
@@ -72,11 +81,21 @@ func Open(path string) (*Store, error) {
 	}
 	h.SetMaxOpenConns(1)
 	s.h = h
+	s.queue = make(chan *writeReq, maxBatch)
+	s.writerDone = make(chan struct{})
+	go s.writer()
 	return s, nil
 }
 
-// Close closes the database.
+// Close waits for queued writes and closes the database.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closing.Lock()
+		s.closed = true
+		close(s.queue)
+		s.closing.Unlock()
+		<-s.writerDone
+	})
 	return errors.Join(s.h.Close(), s.r.Close(), s.w.Close())
 }
 
@@ -142,7 +161,17 @@ func (s *Store) View(ctx context.Context, fn func(efs.Tx) error) error {
 	return s.tx(ctx, s.r, func(tx *sql.Tx) error { return fn(&txn{ctx: ctx, tx: tx}) })
 }
 
-// Update runs fn in a write transaction.
+// Update runs fn in a write transaction and returns once it is durably
+// committed. Concurrent updates share commits (see batch.go); each sees
+// the effects of those committed before it, as with serial transactions.
 func (s *Store) Update(ctx context.Context, fn func(efs.Tx) error) error {
-	return s.tx(ctx, s.w, func(tx *sql.Tx) error { return fn(&txn{ctx: ctx, tx: tx}) })
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.closing.RLock()
+	if s.closed {
+		s.closing.RUnlock()
+		return errClosed
+	}
+	s.queue <- req
+	s.closing.RUnlock()
+	return <-req.done
 }

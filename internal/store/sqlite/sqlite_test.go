@@ -1,7 +1,11 @@
 package sqlite_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/efsd/efsd/internal/efs"
@@ -28,5 +32,57 @@ func TestReopenKeepsMigrations(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
+	}
+}
+
+// Concurrent writes share commits; one failing (or panicking) write is
+// rolled back alone.
+func TestGroupCommit(t *testing.T) {
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "efsd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const n = 200
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Update(ctx, func(tx efs.Tx) error {
+				if err := tx.InsertFileSystem(&efs.FileSystem{ID: fmt.Sprintf("fs-%08x", i), Account: "1", Region: "r",
+					CreationToken: fmt.Sprint(i)}); err != nil {
+					return err
+				}
+				switch i % 10 {
+				case 3:
+					return errors.New("refused")
+				case 7:
+					panic("boom")
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	var count int
+	s.View(ctx, func(tx efs.Tx) error { count, err = tx.CountFileSystems("1", "r"); return err })
+	if failed != n/5 || count != n-n/5 {
+		t.Fatalf("%d failed, %d stored; want %d and %d", failed, count, n/5, n-n/5)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ctx, func(efs.Tx) error { return nil }); err == nil {
+		t.Fatal("update after Close succeeded")
 	}
 }

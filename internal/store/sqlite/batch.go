@@ -1,0 +1,109 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/efsd/efsd/internal/efs"
+)
+
+// Group commit. Every write transaction must reach the disk before it is
+// acknowledged (synchronous=FULL), and SQLite has one writer, so writes
+// that arrive while a commit is being fsynced are queued and then run
+// together in one SQLite transaction, each inside a savepoint of its own:
+// one fsync then acknowledges them all. A write whose function fails is
+// rolled back to its savepoint without touching the others.
+
+// maxBatch bounds how many writes share one commit.
+const maxBatch = 128
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(efs.Tx) error
+	done chan error
+}
+
+// writer runs queued writes until the queue is closed.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	for req := range s.queue {
+		batch := []*writeReq{req}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-s.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+func (s *Store) commitBatch(batch []*writeReq) {
+	errs := make([]error, len(batch))
+	fail := func(err error) {
+		for i := range batch {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+			batch[i].done <- errs[i]
+		}
+	}
+	tx, err := s.w.BeginTx(context.Background(), nil)
+	if err != nil {
+		fail(fmt.Errorf("begin: %w", err))
+		return
+	}
+	for i, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		errs[i] = runWrite(req, tx)
+		if errs[i] != nil {
+			if _, err := tx.Exec(`ROLLBACK TO w`); err != nil {
+				tx.Rollback()
+				fail(fmt.Errorf("rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := tx.Exec(`RELEASE w`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("commit: %w", err))
+		return
+	}
+	for i := range batch {
+		batch[i].done <- errs[i]
+	}
+}
+
+// runWrite runs one write's function; a panic becomes its error rather
+// than killing the writer that every other write waits on.
+func runWrite(req *writeReq, tx *sql.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write transaction panicked: %v", r)
+		}
+	}()
+	return req.fn(&txn{ctx: req.ctx, tx: tx})
+}
+
+// errClosed is returned by Update after Close.
+var errClosed = errors.New("store closed")
