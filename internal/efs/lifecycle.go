@@ -71,29 +71,46 @@ func (s *Service) runLifecycle(ctx context.Context) {
 }
 
 // SettleDue settles every file system whose DueAt has passed and returns
-// the earliest DueAt still in the future (zero if none).
+// the earliest DueAt still in the future (zero if none). It reads only
+// what is due, so a kick costs little however many file systems wait.
 func (s *Service) SettleDue(ctx context.Context) (time.Time, error) {
-	var due []*FileSystem
+	var errs []error
+	var now time.Time
+	for {
+		var due []*FileSystem
+		now = s.now()
+		err := s.store.View(ctx, func(tx Tx) error {
+			var err error
+			due, err = tx.DueFileSystems(now, 100)
+			return err
+		})
+		if err != nil {
+			return time.Time{}, fmt.Errorf("list due file systems: %w", err)
+		}
+		settled := 0
+		for _, fs := range due {
+			if err := s.settle(ctx, fs); err != nil {
+				errs = append(errs, fmt.Errorf("settle %s: %w", fs.Key(), err))
+				continue
+			}
+			settled++
+		}
+		if len(due) < 100 || settled == 0 {
+			break
+		}
+	}
+	// Ask for what comes after the instant the last list was taken at, so
+	// that anything that fell due since is found (and due at once).
+	var next time.Time
 	err := s.store.View(ctx, func(tx Tx) error {
-		var err error
-		due, err = tx.DueFileSystems(1000)
+		n, ok, err := tx.NextDue(now)
+		if ok {
+			next = n
+		}
 		return err
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("list due file systems: %w", err)
-	}
-	var next time.Time
-	var errs []error
-	for _, fs := range due {
-		if fs.DueAt.After(s.now()) {
-			if next.IsZero() || fs.DueAt.Before(next) {
-				next = fs.DueAt
-			}
-			continue
-		}
-		if err := s.settle(ctx, fs); err != nil {
-			errs = append(errs, fmt.Errorf("settle %s: %w", fs.Key(), err))
-		}
+		errs = append(errs, fmt.Errorf("next due file system: %w", err))
 	}
 	return next, errors.Join(errs...)
 }

@@ -1,6 +1,9 @@
 package efs
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store persists efsd's records. Implementations (store/sqlite, and later
 // store/postgres) only save and load; every rule about what may be saved
@@ -29,8 +32,10 @@ type Tx interface {
 	UpdateFileSystem(fs *FileSystem) error
 	DeleteFileSystem(account, region, id string) error
 	// DueFileSystems lists file systems of every account whose DueAt is
-	// set, earliest first, at most limit of them.
-	DueFileSystems(limit int) ([]*FileSystem, error)
+	// set and not after now, earliest first, at most limit of them.
+	DueFileSystems(now time.Time, limit int) ([]*FileSystem, error)
+	// NextDue is the earliest DueAt after now, if any.
+	NextDue(now time.Time) (time.Time, bool, error)
 
 	// AccountPreference returns the resource ID type an account chose in a
 	// region, or "" when it never chose.

@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"log/slog"
+	"os"
 	"net"
 	"net/http"
 	"testing"
@@ -56,6 +58,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		// Servers of parallel test processes share loopback addresses;
 		// a port of their own keeps their mount targets apart.
 		NFSPort: freePort(t),
+	}
+	if os.Getenv("EFSD_TEST_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	for _, o := range opts {
 		o(&cfg)

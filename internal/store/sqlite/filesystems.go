@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"time"
 	"errors"
 
 	"github.com/efsd/efsd/internal/efs"
@@ -91,9 +92,18 @@ func affected(res sql.Result, err error) error {
 	return nil
 }
 
-func (t *txn) DueFileSystems(limit int) ([]*efs.FileSystem, error) {
+func (t *txn) DueFileSystems(now time.Time, limit int) ([]*efs.FileSystem, error) {
 	return t.queryFS(`SELECT `+fsColumns+` FROM file_systems
-		WHERE due_at IS NOT NULL ORDER BY due_at LIMIT $1`, limit)
+		WHERE due_at IS NOT NULL AND due_at <= $1 ORDER BY due_at LIMIT $2`, now.UnixNano(), limit)
+}
+
+func (t *txn) NextDue(now time.Time) (time.Time, bool, error) {
+	var ns sql.NullInt64
+	err := t.tx.QueryRowContext(t.ctx, `SELECT min(due_at) FROM file_systems WHERE due_at > $1`, now.UnixNano()).Scan(&ns)
+	if err != nil || !ns.Valid {
+		return time.Time{}, false, err
+	}
+	return time.Unix(0, ns.Int64), true, nil
 }
 
 func (t *txn) AccountPreference(account, region string) (string, error) {

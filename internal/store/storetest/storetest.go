@@ -215,13 +215,28 @@ func testDue(t *testing.T, s efs.Store) {
 	a.DueAt, b.DueAt = now.Add(time.Second), now
 	insert(t, s, a, b, c)
 	var due []*efs.FileSystem
-	s.View(ctx, func(tx efs.Tx) error { var err error; due, err = tx.DueFileSystems(10); return err })
+	later := now.Add(2 * time.Second)
+	s.View(ctx, func(tx efs.Tx) error { var err error; due, err = tx.DueFileSystems(later, 10); return err })
 	if len(due) != 2 || due[0].ID != "fs-b" || due[1].ID != "fs-a" {
 		t.Fatalf("due = %v", due)
 	}
+	s.View(ctx, func(tx efs.Tx) error { var err error; due, err = tx.DueFileSystems(now, 10); return err })
+	if len(due) != 1 || due[0].ID != "fs-b" {
+		t.Fatalf("due now = %v", due)
+	}
+	s.View(ctx, func(tx efs.Tx) error {
+		next, ok, err := tx.NextDue(now)
+		if err != nil || !ok || !next.Equal(a.DueAt) {
+			t.Errorf("NextDue = %v %v %v, want %v", next, ok, err, a.DueAt)
+		}
+		if _, ok, _ := tx.NextDue(later); ok {
+			t.Error("NextDue after the last due time found one")
+		}
+		return nil
+	})
 	b.DueAt = time.Time{}
 	s.Update(ctx, func(tx efs.Tx) error { return tx.UpdateFileSystem(b) })
-	s.View(ctx, func(tx efs.Tx) error { var err error; due, err = tx.DueFileSystems(10); return err })
+	s.View(ctx, func(tx efs.Tx) error { var err error; due, err = tx.DueFileSystems(later, 10); return err })
 	if len(due) != 1 || due[0].ID != "fs-a" {
 		t.Fatalf("due after clearing = %v", due)
 	}
