@@ -9,9 +9,9 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"os"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 

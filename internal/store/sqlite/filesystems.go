@@ -4,8 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"time"
 	"errors"
+	"time"
 
 	"github.com/efsd/efsd/internal/efs"
 )
