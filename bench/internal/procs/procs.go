@@ -187,12 +187,124 @@ func parseStatusMem(s string) (rss, hwm int64) {
 	return rss, hwm
 }
 
-// ChildUsage returns the CPU seconds and peak RSS (bytes) of a finished
-// command, including the descendants it waited for (rsync's receiver).
-func ChildUsage(ps *os.ProcessState) (cpu float64, maxRSS int64) {
-	cpu = (ps.UserTime() + ps.SystemTime()).Seconds()
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		maxRSS = ru.Maxrss << 10
+// ChildCPU returns the CPU seconds of a finished command, including the
+// descendants it waited for (rsync's receiver).
+func ChildCPU(ps *os.ProcessState) float64 {
+	return (ps.UserTime() + ps.SystemTime()).Seconds()
+}
+
+// TreePeak samples the peak RSS (VmHWM) of a process and of every
+// descendant it has while it runs, every interval, until Stop. Peak
+// memory from wait4's rusage is useless for a child of a Go program: Go
+// starts children with vfork semantics, so the kernel charges the
+// parent's own high-water mark to the child at exec.
+type TreePeak struct {
+	pid  int
+	mu   sync.Mutex
+	peak map[int]int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+// WatchTree starts sampling pid and its descendants.
+func WatchTree(pid int, interval time.Duration) *TreePeak {
+	t := &TreePeak{pid: pid, peak: map[int]int64{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			t.sample()
+			select {
+			case <-t.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return t
+}
+
+func (t *TreePeak) sample() {
+	for _, p := range descendants(t.pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			continue
+		}
+		_, hwm := parseStatusMem(string(b))
+		t.mu.Lock()
+		t.peak[p] = max(t.peak[p], hwm)
+		t.mu.Unlock()
 	}
-	return cpu, maxRSS
+}
+
+// Stop ends sampling and returns the largest peak of any one process and
+// the sum of every process's peak (an upper bound of their peak total).
+func (t *TreePeak) Stop() (maxOne, sum int64) {
+	close(t.stop)
+	<-t.done
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, v := range t.peak {
+		maxOne = max(maxOne, v)
+		sum += v
+	}
+	return maxOne, sum
+}
+
+// descendants returns pid and all its descendants, from
+// /proc/PID/task/TID/children.
+func descendants(pid int) []int {
+	out := []int{pid}
+	for i := 0; i < len(out) && i < 1000; i++ {
+		tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", out[i]))
+		for _, tk := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", out[i], tk.Name()))
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					out = append(out, c)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Machine is the whole machine's CPU time from /proc/stat, in seconds
+// summed over CPUs: Busy is user+nice+system+irq+softirq (guest time is
+// inside user), Steal is time the hypervisor gave to someone else.
+type Machine struct {
+	Busy, Steal float64
+}
+
+// ReadMachine reads the first line of /proc/stat.
+func ReadMachine() Machine {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return Machine{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseProcStat(line)
+}
+
+func parseProcStat(line string) Machine {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return Machine{}
+	}
+	v := make([]float64, len(f))
+	for i := 1; i < len(f); i++ {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		v[i] = float64(n) / clkTck
+	}
+	// user nice system idle iowait irq softirq steal ...
+	return Machine{Busy: v[1] + v[2] + v[3] + v[6] + v[7], Steal: v[8]}
+}
+
+// Sub returns m − o.
+func (m Machine) Sub(o Machine) Machine {
+	return Machine{Busy: m.Busy - o.Busy, Steal: m.Steal - o.Steal}
 }

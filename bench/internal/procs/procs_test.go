@@ -1,7 +1,9 @@
 package procs
 
 import (
+	"math"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -46,4 +48,39 @@ func TestStartStop(t *testing.T) {
 		t.Fatalf("%d processes still registered", n)
 	}
 	StopAll()
+}
+
+func TestWatchTree(t *testing.T) {
+	p, err := Start("sh", filepath.Join(t.TempDir(), "log"), nil, "-c", "sleep 30 & wait")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(5 * time.Second)
+	w := WatchTree(p.PID, 10*time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(descendants(p.PID)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(30 * time.Millisecond)
+	one, sum := w.Stop()
+	if one <= 0 || sum < one {
+		t.Fatalf("peak %d, sum %d", one, sum)
+	}
+	if n := len(descendants(p.PID)); n < 2 {
+		t.Fatalf("saw %d processes, want the shell and its sleep", n)
+	}
+	// Stopping the shell leaves its sleep to init; kill it by its PID.
+	for _, c := range descendants(p.PID)[1:] {
+		syscall.Kill(c, syscall.SIGKILL)
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	m := parseProcStat("cpu  100 10 200 5000 70 3 7 40 0 0")
+	if math.Abs(m.Busy-3.2) > 1e-9 || math.Abs(m.Steal-0.4) > 1e-9 {
+		t.Fatalf("%+v", m)
+	}
+	if ReadMachine().Busy <= 0 {
+		t.Fatal("no busy time on this machine?")
+	}
 }

@@ -111,7 +111,7 @@ func Num(x float64) string {
 	switch {
 	case math.IsNaN(x):
 		return "n/a"
-	case math.Abs(x) >= 1000:
+	case math.Abs(x) >= 100:
 		return fmt.Sprintf("%.0f", x)
 	default:
 		return fmt.Sprintf("%.3g", x)

@@ -53,7 +53,7 @@ func TestSummarize(t *testing.T) {
 func TestFormatters(t *testing.T) {
 	for _, c := range []struct{ got, want string }{
 		{Seconds(0.0000123), "12 µs"}, {Seconds(0.5), "500 ms"}, {Seconds(12.34), "12.3 s"},
-		{Num(12345.6), "12346"}, {Num(1.23456), "1.23"}, {MiB(3 << 20), "3.0 MiB"},
+		{Num(12345.6), "12346"}, {Num(999.6), "1000"}, {Num(99.96), "100"}, {Num(1.23456), "1.23"}, {MiB(3 << 20), "3.0 MiB"},
 		{Times(Ratio(10, 4)), "2.5×"}, {Times(Ratio(1, 0)), "n/a"},
 	} {
 		if c.got != c.want {

@@ -1,0 +1,339 @@
+// Command efsbench benchmarks efsd against its peers, side by side, in one
+// run: the API against moto (and a trivial Go server, the load
+// generator's ceiling), replication throughput against rsync and cp,
+// the recovery point under a steady writer, and scale to a million files.
+// It builds efsd, creates a dedicated ext4 file system for the data suites,
+// runs every suite with alternating repetitions, and writes BENCHMARKS.md
+// and raw JSON under bench/results/.
+//
+//	sudo go run ./bench/cmd/efsbench [--quick] [--suite api,replication,rpo,scale]
+//
+// See bench/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/efsd/efsd/bench/internal/fsmount"
+	"github.com/efsd/efsd/bench/internal/procs"
+	"github.com/efsd/efsd/bench/internal/report"
+)
+
+var allSuites = []string{"api", "replication", "rpo", "scale"}
+
+// harness is the state shared by the suites.
+type harness struct {
+	ctx   context.Context
+	quick bool
+	reps  int
+	repo  string // module root
+	work  string // scratch directory (logs, binaries)
+	mnt   *fsmount.Mount
+	bin   struct{ efsd, fixed, syncpass, moto, motoPython string }
+
+	source     string   // "head" or "worktree": what efsd is built from
+	apiServers []string // servers the API suite drives
+
+	// quickConfig, in --quick mode only, is an efsd config file setting a
+	// 1 s replication rescan interval, so that the data suites' no-op
+	// passes come sooner.
+	quickConfig string
+
+	mu       sync.Mutex
+	commands []string
+	round    int // mutation rounds handed out
+
+	raw map[string]any // per-suite raw results for the JSON file
+}
+
+type suiteResult struct {
+	section report.Section
+	goals   []report.Goal
+	raw     any
+}
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	var (
+		quick    = flag.Bool("quick", false, "smoke run: small trees and counts, 2 repetitions (~2–3 minutes)")
+		suites   = flag.String("suite", strings.Join(allSuites, ","), "comma-separated suites to run: "+strings.Join(allSuites, ","))
+		reps     = flag.Int("reps", 0, "repetitions per suite (default 3, or 2 with --quick)")
+		out      = flag.String("out", "", "Markdown report (default BENCHMARKS.md at the repo root; bench/results/BENCHMARKS-quick.md with --quick)")
+		workDir  = flag.String("work", "", "scratch directory for the image, logs and binaries (default $TMPDIR/efsbench-PID)")
+		imageGiB = flag.Int("image-gib", 0, "size of the dedicated file system's sparse image (default 60, 8 with --quick)")
+		noMount  = flag.Bool("no-mount", false, "do not create a dedicated file system; use a directory under --work")
+		timeout  = flag.Duration("timeout", 0, "hard limit for the whole run (default 90m, 15m with --quick)")
+		keep     = flag.Bool("keep", false, "keep the scratch directory (logs) after the run")
+		servers  = flag.String("api-servers", strings.Join(apiServers, ","), "servers the API suite drives (a subset of efsd,moto,trivial, e.g. to profile one)")
+		source   = flag.String("efsd-source", "head", "build efsd from the committed HEAD (head) or from the working tree (worktree)")
+	)
+	flag.Parse()
+	h := &harness{quick: *quick, reps: *reps, raw: map[string]any{}, source: *source}
+	if h.source != "head" && h.source != "worktree" {
+		fmt.Fprintln(os.Stderr, "efsbench: --efsd-source must be head or worktree")
+		return 2
+	}
+	if h.reps <= 0 {
+		h.reps = 3
+		if h.quick {
+			h.reps = 2
+		}
+	}
+	h.apiServers = strings.Split(*servers, ",")
+	for _, s := range h.apiServers {
+		if !slices.Contains(apiServers, s) {
+			fmt.Fprintf(os.Stderr, "efsbench: unknown API server %q\n", s)
+			return 2
+		}
+	}
+	want := strings.Split(*suites, ",")
+	for _, s := range want {
+		if !slices.Contains(allSuites, s) {
+			fmt.Fprintf(os.Stderr, "efsbench: unknown suite %q (have %s)\n", s, strings.Join(allSuites, ","))
+			return 2
+		}
+	}
+	if *timeout == 0 {
+		*timeout = 90 * time.Minute
+		if h.quick {
+			*timeout = 15 * time.Minute
+		}
+	}
+	if *imageGiB == 0 {
+		*imageGiB = 60
+		if h.quick {
+			*imageGiB = 8
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		h.logf("received %v: stopping", s)
+		cancel()
+	}()
+	h.ctx = ctx
+	// Whatever happens, every process started is stopped by PID.
+	defer procs.StopAll()
+
+	var err error
+	if h.repo, err = moduleRoot(); err != nil {
+		fmt.Fprintln(os.Stderr, "efsbench:", err)
+		return 1
+	}
+	h.work = *workDir
+	if h.work == "" {
+		h.work = filepath.Join(os.TempDir(), fmt.Sprintf("efsbench-%d", os.Getpid()))
+	}
+	for _, d := range []string{"bin", "logs"} {
+		if err := os.MkdirAll(filepath.Join(h.work, d), 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "efsbench:", err)
+			return 1
+		}
+	}
+	if !*keep {
+		defer os.RemoveAll(h.work)
+	}
+	if h.quick {
+		h.quickConfig = filepath.Join(h.work, "efsd-quick.json")
+		if err := os.WriteFile(h.quickConfig, []byte(`{"replicationRescanInterval": "1s"}`+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "efsbench:", err)
+			return 1
+		}
+	}
+	started := time.Now()
+	h.logf("efsbench: quick=%v reps=%d suites=%s work=%s", h.quick, h.reps, *suites, h.work)
+	if err := h.build(); err != nil {
+		fmt.Fprintln(os.Stderr, "efsbench:", err)
+		return 1
+	}
+
+	// Every suite keeps efsd's data on the dedicated file system.
+	{
+		mntDir := filepath.Join(h.work, "mnt")
+		if *noMount {
+			h.mnt, err = fsmount.Fallback(mntDir, "--no-mount was given")
+		} else {
+			h.logf("creating a %d GiB ext4 file system with a journal on a loop device", *imageGiB)
+			h.mnt, err = fsmount.Create(filepath.Join(h.work, "fs.img"), mntDir, *imageGiB, h.inodes())
+			if err != nil {
+				h.logf("dedicated file system not possible (%v); falling back to a directory", err)
+				h.mnt, err = fsmount.Fallback(mntDir, err.Error())
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "efsbench:", err)
+			return 1
+		}
+		defer func() {
+			procs.StopAll() // nothing may hold the mount
+			if err := h.mnt.Close(); err != nil {
+				h.logf("cleanup: %v", err)
+			}
+		}()
+	}
+
+	doc := h.newDoc(started, *timeout)
+	failed := false
+	for _, name := range allSuites {
+		if !slices.Contains(want, name) {
+			continue
+		}
+		if ctx.Err() != nil {
+			doc.Notes = append(doc.Notes, fmt.Sprintf("Suite %s was not run: the run's time limit (%v) passed or it was interrupted.", name, *timeout))
+			failed = true
+			continue
+		}
+		h.logf("=== suite %s", name)
+		t0, m0, own0 := time.Now(), procs.ReadMachine(), selfCPU()+childrenCPU()
+		res, err := h.runSuite(name)
+		procs.StopAll()
+		wall, dm, own := time.Since(t0).Seconds(), procs.ReadMachine().Sub(m0), selfCPU()+childrenCPU()-own0
+		other := max(0, dm.Busy-own)
+		if err != nil {
+			failed = true
+			h.logf("suite %s failed: %v", name, err)
+			doc.Notes = append(doc.Notes, fmt.Sprintf("Suite %s failed: %v (partial results, if any, are shown).", name, err))
+		}
+		if res != nil {
+			res.section.Notes = append(res.section.Notes, fmt.Sprintf("Suite wall time: %s. Meanwhile the harness and everything it started used %.0f CPU-seconds; "+
+				"anything else on the machine (other users, and kernel threads such as writeback and the journal, partly for this suite's own I/O) used %.0f CPU-seconds, "+
+				"%.0f%% of the machine's %d CPUs; the hypervisor stole %.1f s.",
+				time.Since(t0).Round(time.Second), own, other, 100*other/(wall*float64(runtime.NumCPU())), runtime.NumCPU(), dm.Steal))
+			doc.Sections = append(doc.Sections, res.section)
+			doc.Goals = append(doc.Goals, res.goals...)
+			h.raw[name] = res.raw
+		}
+		h.logf("=== suite %s done in %s", name, time.Since(t0).Round(time.Second))
+	}
+	doc.Commands = h.commandList()
+	doc.Facts = append(doc.Facts, [2]string{"Total wall time", time.Since(started).Round(time.Second).String()})
+
+	if err := h.write(doc, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "efsbench:", err)
+		return 1
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func (h *harness) runSuite(name string) (*suiteResult, error) {
+	switch name {
+	case "api":
+		return h.apiSuite()
+	case "replication":
+		return h.replicationSuite()
+	case "rpo":
+		return h.rpoSuite()
+	case "scale":
+		return h.scaleSuite()
+	}
+	return nil, fmt.Errorf("unknown suite %s", name)
+}
+
+// inodes sizes the dedicated file system's inode table for the largest
+// scale tree: three copies (source, efsd's destination, rsync's) plus
+// slack.
+func (h *harness) inodes() int {
+	n := slices.Max(h.scaleSizes())
+	return max(3*n+n/2+500_000, 1_000_000)
+}
+
+func (h *harness) write(doc *report.Doc, out string) error {
+	resDir := filepath.Join(h.repo, "bench", "results")
+	if err := os.MkdirAll(resDir, 0o755); err != nil {
+		return err
+	}
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	kind := "full"
+	if h.quick {
+		kind = "quick"
+	}
+	raw := map[string]any{"doc": doc, "suites": h.raw}
+	b, err := report.JSON(raw)
+	if err != nil {
+		return err
+	}
+	jsonPath := filepath.Join(resDir, fmt.Sprintf("efsbench-%s-%s.json", kind, stamp))
+	if err := os.WriteFile(jsonPath, b, 0o644); err != nil {
+		return err
+	}
+	if out == "" {
+		out = filepath.Join(h.repo, "BENCHMARKS.md")
+		if h.quick {
+			out = filepath.Join(resDir, "BENCHMARKS-quick.md")
+		}
+	}
+	doc.Preamble = append(doc.Preamble, fmt.Sprintf("Raw results of this run: `%s` (bench/results/ is git-ignored).",
+		relTo(h.repo, jsonPath)))
+	if err := os.WriteFile(out, []byte(doc.Markdown()), 0o644); err != nil {
+		return err
+	}
+	h.logf("wrote %s and %s", out, jsonPath)
+	return nil
+}
+
+// nextRound hands out mutation rounds, so that no two mutations of a run
+// pick the same files with the same contents.
+func (h *harness) nextRound() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.round++
+	return h.round
+}
+
+// record remembers a command line for the report (once).
+func (h *harness) record(cmd string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !slices.Contains(h.commands, cmd) {
+		h.commands = append(h.commands, cmd)
+	}
+}
+
+func (h *harness) commandList() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.commands)
+}
+
+func (h *harness) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// check returns the context's error, so loops end at the run's deadline.
+func (h *harness) check() error {
+	if err := h.ctx.Err(); err != nil {
+		return fmt.Errorf("stopped: %w", err)
+	}
+	return nil
+}
+
+var errNotIdentical = errors.New("destination not identical to source")
+
+func relTo(base, p string) string {
+	if r, err := filepath.Rel(base, p); err == nil {
+		return r
+	}
+	return p
+}

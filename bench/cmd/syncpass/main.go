@@ -1,0 +1,61 @@
+// Command syncpass runs efsd's copy engine, treesync.Sync, on two trees
+// without a server, and prints one JSON line per pass: the pass itself,
+// with nothing around it. efsbench uses it for the no-op pass; it is built
+// from the same source as the efsd binary under test.
+//
+//	syncpass -src SRC -dst DST [-n 3] [-workers 0] [-cpuprofile FILE]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/efsd/efsd/internal/treesync"
+)
+
+func cpu() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
+func main() {
+	src := flag.String("src", "", "source tree")
+	dst := flag.String("dst", "", "destination tree")
+	n := flag.Int("n", 1, "passes")
+	workers := flag.Int("workers", 0, "treesync.Options.Workers (0: its default)")
+	prof := flag.String("cpuprofile", "", "write a CPU profile of the passes to this file")
+	flag.Parse()
+	if *src == "" || *dst == "" || *n < 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if *prof != "" {
+		f, err := os.Create(*prof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "syncpass:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	enc := json.NewEncoder(os.Stdout)
+	for range *n {
+		c0, t0 := cpu(), time.Now()
+		st, err := treesync.Sync(context.Background(), *src, *dst, treesync.Options{Workers: *workers})
+		wall, c := time.Since(t0).Seconds(), cpu()-c0
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "syncpass:", err)
+			pprof.StopCPUProfile()
+			os.Exit(1)
+		}
+		enc.Encode(map[string]any{"wall_s": wall, "cpu_s": c, "copied": st.FilesCopied, "bytes": st.BytesCopied,
+			"deleted": st.Deleted, "unchanged": st.Unchanged})
+	}
+}
