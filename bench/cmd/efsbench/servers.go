@@ -366,16 +366,24 @@ type cmdResult struct {
 	MaxRSS int64   `json:"max_rss_bytes"`
 }
 
-// runCmdOutput runs a command like runCmd and returns its standard output.
-func (h *harness) runCmdOutput(limit time.Duration, name string, args ...string) ([]byte, error) {
+// command records a command line and prepares it in a process group of its
+// own, killed whole when ctx ends or the harness dies; its standard error
+// is collected for error messages.
+func (h *harness) command(ctx context.Context, name string, args ...string) (*exec.Cmd, *strings.Builder) {
 	h.record(name + " " + strings.Join(args, " "))
-	ctx, cancel := context.WithTimeout(h.ctx, limit)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	return cmd, stderr
+}
+
+// runCmdOutput runs a command like runCmd and returns its standard output.
+func (h *harness) runCmdOutput(limit time.Duration, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, limit)
+	defer cancel()
+	cmd, stderr := h.command(ctx, name, args...)
 	out, err := cmd.Output()
 	if err != nil {
 		return out, fmt.Errorf("%s: %v: %s", name, err, strings.TrimSpace(stderr.String()))
@@ -388,14 +396,9 @@ func (h *harness) runCmdOutput(limit time.Duration, name string, args ...string)
 // CPU time including the children it waited for, and the peak RSS of the
 // largest of its processes (sampled from /proc every 20 ms).
 func (h *harness) runCmd(limit time.Duration, name string, args ...string) (cmdResult, error) {
-	h.record(name + " " + strings.Join(args, " "))
 	ctx, cancel := context.WithTimeout(h.ctx, limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	cmd, stderr := h.command(ctx, name, args...)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return cmdResult{}, err
