@@ -66,7 +66,7 @@ func TestFileSystemLifecycle(t *testing.T) {
 	efstest.Eventually(t, 10*time.Second, "SizeInBytes to count the new file", func() bool {
 		d := describe(t, c, id)
 		return d.SizeInBytes.Value >= 1<<20 && aws.ToInt64(d.SizeInBytes.ValueInStandard) == d.SizeInBytes.Value &&
-			d.SizeInBytes.Timestamp != nil && d.SizeInBytes.Timestamp.After(*fs.CreationTime)
+			d.SizeInBytes.Timestamp != nil && !d.SizeInBytes.Timestamp.Before(*fs.CreationTime)
 	})
 
 	if _, err := c.DeleteFileSystem(ctx, &efs.DeleteFileSystemInput{FileSystemId: aws.String(id)}); err != nil {
@@ -150,7 +150,7 @@ func TestOneZoneAndEncryption(t *testing.T) {
 	for token, tc := range map[string]struct{ key, want string }{
 		"default": {"", "arn:aws:kms:us-east-1:111111111111:key/"},
 		"uuid":    {uuid, "arn:aws:kms:us-east-1:111111111111:key/" + uuid},
-		"alias":   {"alias/projectKey1", "arn:aws:kms:us-east-1:111111111111:alias/projectKey1"},
+		"alias":   {"alias/projectKey1", "arn:aws:kms:us-east-1:111111111111:key/"}, // the key the alias names
 		"arn":     {"arn:aws:kms:us-west-2:444455556666:key/" + uuid, "arn:aws:kms:us-west-2:444455556666:key/" + uuid},
 	} {
 		out, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String(token), Encrypted: aws.Bool(true),
@@ -460,4 +460,22 @@ func TestThroughputCooldownRule(t *testing.T) {
 	if got := describe(t, c, id); aws.ToFloat64(got.ProvisionedThroughputInMibps) != 20 || got.ThroughputMode != types.ThroughputModeProvisioned {
 		t.Fatalf("after refused changes: %s %v", got.ThroughputMode, got.ProvisionedThroughputInMibps)
 	}
+}
+
+// TestIDsAndTimestampsAsEFS: long IDs start with 0, timestamps are whole
+// seconds, and a new file system meters 6144 bytes.
+func TestIDsAndTimestampsAsEFS(t *testing.T) {
+	srv := efstest.Start(t)
+	c := srv.Client(efstest.AccountA, region)
+	fs := createFS(t, c, "shapes")
+	if id := aws.ToString(fs.FileSystemId); !strings.HasPrefix(id, "fs-0") || len(id) != len("fs-")+17 {
+		t.Errorf("file system ID %s, want fs-0 and 16 more hex digits", id)
+	}
+	if ct := *fs.CreationTime; ct.Nanosecond() != 0 {
+		t.Errorf("CreationTime %v is not whole seconds", ct)
+	}
+	efstest.Eventually(t, 10*time.Second, "an empty file system to meter 6144 bytes", func() bool {
+		d := describe(t, c, *fs.FileSystemId)
+		return d.SizeInBytes.Value == 6144 && d.SizeInBytes.Timestamp != nil && d.SizeInBytes.Timestamp.Nanosecond() == 0
+	})
 }

@@ -57,8 +57,8 @@ func (s *Service) CreateMountTarget(ctx context.Context, p Principal, in CreateM
 		return nil, E(BadRequest, "efsd subnets have no IPv6 range; use IpAddressType IPV4_ONLY.")
 	}
 	mt := &MountTarget{
-		ID:        "fsmt-" + s.ids.Hex(longIDDigits),
-		ENI:       "eni-" + s.ids.Hex(longIDDigits),
+		ID:        s.newID("fsmt-"),
+		ENI:       s.newID("eni-"),
 		Account:   p.Account,
 		Region:    p.Region,
 		State:     StateCreating,
