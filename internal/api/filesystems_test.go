@@ -425,3 +425,39 @@ func TestOperationsNeedAvailable(t *testing.T) {
 	}
 	waitGone(t, c, *id)
 }
+
+// TestThroughputCooldownRule follows "Managing throughput" (EFS User Guide):
+// only switching to provisioned throughput or raising it opens the cooldown;
+// bursting ↔ elastic is free, and inside the window decreases are refused.
+func TestThroughputCooldownRule(t *testing.T) {
+	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) { c.TransitionDelay = time.Millisecond }))
+	c := srv.Client(efstest.AccountA, region)
+	ctx := context.Background()
+	id := *createFS(t, c, "cooldown").FileSystemId
+	update := func(in *efs.UpdateFileSystemInput) error {
+		in.FileSystemId = &id
+		_, err := c.UpdateFileSystem(ctx, in)
+		if err == nil {
+			waitState(t, c, id, types.LifeCycleStateAvailable)
+		}
+		return err
+	}
+	for _, mode := range []types.ThroughputMode{types.ThroughputModeElastic, types.ThroughputModeBursting, types.ThroughputModeElastic} {
+		if err := update(&efs.UpdateFileSystemInput{ThroughputMode: mode}); err != nil {
+			t.Fatalf("switch to %s: %v", mode, err)
+		}
+	}
+	if err := update(&efs.UpdateFileSystemInput{ThroughputMode: types.ThroughputModeProvisioned, ProvisionedThroughputInMibps: aws.Float64(10)}); err != nil {
+		t.Fatalf("switch to provisioned: %v", err)
+	}
+	if err := update(&efs.UpdateFileSystemInput{ProvisionedThroughputInMibps: aws.Float64(20)}); err != nil {
+		t.Fatalf("increase: %v", err)
+	}
+	err := update(&efs.UpdateFileSystemInput{ProvisionedThroughputInMibps: aws.Float64(15)})
+	wantAPIError(t, err, "TooManyRequests")
+	err = update(&efs.UpdateFileSystemInput{ThroughputMode: types.ThroughputModeBursting})
+	wantAPIError(t, err, "TooManyRequests")
+	if got := describe(t, c, id); aws.ToFloat64(got.ProvisionedThroughputInMibps) != 20 || got.ThroughputMode != types.ThroughputModeProvisioned {
+		t.Fatalf("after refused changes: %s %v", got.ThroughputMode, got.ProvisionedThroughputInMibps)
+	}
+}

@@ -310,7 +310,8 @@ type UpdateFileSystemInput struct {
 
 // UpdateFileSystem changes throughput mode or provisioned throughput. A
 // change moves the file system to updating until the lifecycle worker
-// settles it; mode changes and decreases are rate-limited as in EFS.
+// settles it. After a switch to provisioned throughput or an increase of
+// it, mode changes and decreases wait out the cooldown, as in EFS.
 func (s *Service) UpdateFileSystem(ctx context.Context, p Principal, in UpdateFileSystemInput) (*FileSystem, error) {
 	fs, err := s.update(ctx, p, in.FileSystemID, func(fs *FileSystem) error {
 		if err := requireAvailable(fs); err != nil {
@@ -330,24 +331,27 @@ func (s *Service) UpdateFileSystem(ctx context.Context, p Principal, in UpdateFi
 		if mode == Elastic && fs.PerformanceMode == MaxIO {
 			return E(BadRequest, "The elastic throughput mode is not supported with the maxIO performance mode.")
 		}
-		modeChange := mode != fs.ThroughputMode
 		var newProv float64
 		if prov != nil {
 			newProv = *prov
 		}
-		decrease := !modeChange && mode == Provisioned && newProv < fs.ProvisionedThroughput
+		modeChange := mode != fs.ThroughputMode
 		if !modeChange && newProv == fs.ProvisionedThroughput {
 			return nil // nothing to change
 		}
+		// Only committing to provisioned throughput (switching to it or
+		// raising it) opens the cooldown window; inside it, leaving it or
+		// lowering it is refused ("Managing throughput", EFS User Guide).
+		commit := mode == Provisioned && (modeChange || newProv > fs.ProvisionedThroughput)
 		now := s.now()
-		if (modeChange || decrease) && !fs.ThroughputChangedAt.IsZero() {
+		if !commit && !fs.ThroughputChangedAt.IsZero() {
 			if next := fs.ThroughputChangedAt.Add(s.cfg.ThroughputCooldown); now.Before(next) {
 				return E(TooManyRequests,
-					"The throughput mode or a provisioned throughput decrease of file system '%s' was last changed at %s; the next change is allowed after %s.",
+					"File system '%s' switched to or increased provisioned throughput at %s; throughput mode changes and decreases are allowed after %s.",
 					fs.ID, fs.ThroughputChangedAt.UTC().Format(time.RFC3339), next.UTC().Format(time.RFC3339))
 			}
 		}
-		if modeChange || decrease {
+		if commit {
 			fs.ThroughputChangedAt = now
 		}
 		fs.ThroughputMode, fs.ProvisionedThroughput = mode, newProv
