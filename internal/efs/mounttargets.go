@@ -319,9 +319,11 @@ func (s *Service) DescribeMountTargetSecurityGroups(ctx context.Context, p Princ
 }
 
 // ModifyMountTargetSecurityGroups replaces a mount target's security
-// groups.
+// groups. New connections to the mount target are admitted by the new
+// groups at once; connections already open stay, as EC2's tracked
+// connections do.
 func (s *Service) ModifyMountTargetSecurityGroups(ctx context.Context, p Principal, id string, groups []string) error {
-	return s.store.Update(ctx, func(tx Tx) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
 		mt, err := availableMT(tx, p, id)
 		if err != nil {
 			return err
@@ -335,6 +337,10 @@ func (s *Service) ModifyMountTargetSecurityGroups(ctx context.Context, p Princip
 		}
 		return tx.UpdateMountTarget(mt)
 	})
+	if err == nil {
+		s.dataPlaneChanged()
+	}
+	return err
 }
 
 // MountTargetsChanged is signalled (coalesced) when mount targets are

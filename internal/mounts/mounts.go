@@ -3,7 +3,8 @@
 // system (or an access point of it). A Manager reconciles stored mount
 // targets with running servers, the way replication.Manager does with
 // workers: a creating mount target becomes available once its server is
-// up, and a deleting one goes once its server has stopped.
+// up, and a deleting one goes once its server has stopped. Each server
+// accepts only the sources that its mount target's security groups admit.
 package mounts
 
 import (
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
 )
 
@@ -143,6 +145,8 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 	if err != nil {
 		return err
 	}
+	// Only sources that the mount target's security groups admit get in.
+	ln = netlimit.Listen(ln, netlimit.Options{Admit: m.admission(mt).admit, Logger: m.log, Name: "nfs " + mt.ID})
 	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mount_target", mt.ID))
 	r := &running{mt: mt, srv: srv, done: make(chan struct{})}
 	go func() {
