@@ -289,26 +289,23 @@ func (s *Service) DescribeMountTargets(ctx context.Context, p Principal, in Desc
 	return out, nil
 }
 
-// availableMT loads one of p's mount targets, which must be available.
-func availableMT(tx Tx, p Principal, id string) (*MountTarget, error) {
+// mountTarget loads one of p's mount targets in whatever state it is: the
+// security group operations work in every state but deleted (their API
+// reference pages), so that Terraform can refresh a mount target that is
+// still being created or deleted.
+func mountTarget(tx Tx, p Principal, id string) (*MountTarget, error) {
 	mt, err := tx.MountTarget(p.Account, p.Region, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, mtNotFound(id)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if mt.State != StateAvailable {
-		return nil, E(IncorrectMountTargetState, "Mount target '%s' is in the '%s' state; it must be 'available'.", mt.ID, mt.State)
-	}
-	return mt, nil
+	return mt, err
 }
 
 // DescribeMountTargetSecurityGroups lists a mount target's security groups.
 func (s *Service) DescribeMountTargetSecurityGroups(ctx context.Context, p Principal, id string) ([]string, error) {
 	var out []string
 	err := s.store.View(ctx, func(tx Tx) error {
-		mt, err := availableMT(tx, p, id)
+		mt, err := mountTarget(tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -324,7 +321,7 @@ func (s *Service) DescribeMountTargetSecurityGroups(ctx context.Context, p Princ
 // connections do.
 func (s *Service) ModifyMountTargetSecurityGroups(ctx context.Context, p Principal, id string, groups []string) error {
 	err := s.store.Update(ctx, func(tx Tx) error {
-		mt, err := availableMT(tx, p, id)
+		mt, err := mountTarget(tx, p, id)
 		if err != nil {
 			return err
 		}
