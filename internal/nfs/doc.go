@@ -59,13 +59,18 @@
 //
 // # Handles
 //
-// A file handle (at most 64 bytes) carries a hash of the file system ID, the inode number, the
-// inode's birth time (statx btime: tells a reused inode number apart) and the access point ID. The
+// A file handle (at most 64 bytes) carries the inode number, the inode's birth time (statx btime:
+// tells a reused inode number apart), the access point ID, and a MAC (HMAC-SHA256, 128 bits) over
+// all of them and the file system ID, keyed with a secret of the data directory (LoadHandleKey). A
+// client can therefore only use handles the server issued, for the file system and access point it
+// issued them for: a changed byte, a handle of another file system or account, or one made up
+// answers NFS3ERR_STALE (logged once per connection), before any file is looked at. The
 // HandleStore maps (file system, inode) to "parent inode/name"; the path is found by following
 // parents up to the export root, then checked (the inode and birth time must match). A rename
 // updates one entry, even for a directory with a large subtree; handles survive restarts. A file
 // renamed or replaced behind efsd's back (on the host, or by replication on a destination) has a
-// stale handle; clients look it up again.
+// stale handle; clients look it up again. Handles of efsd versions before the MAC are stale, as are
+// all handles if the data directory's key file is lost or replaced: clients mount again.
 //
 // # Durability and notifications
 //

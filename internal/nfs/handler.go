@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"sync"
 
 	billy "github.com/go-git/go-billy/v5"
 	gonfs "github.com/willscott/go-nfs"
@@ -16,6 +17,10 @@ import (
 type connHandler struct {
 	s *Server
 	c *rpcConn
+
+	mu sync.Mutex
+	// warned: a forged handle has been logged for this connection (once is enough)
+	warned bool
 }
 
 var _ gonfs.Handler = (*connHandler)(nil)
@@ -137,7 +142,7 @@ func (h *connHandler) ToHandle(fs billy.Filesystem, path []string) []byte {
 	if !ok || v == nil {
 		return nil
 	}
-	dead := fileHandle{fsTag: h.s.fsTag, apID: v.view.apID}.encode()
+	dead := h.s.handles.encode(fileHandle{apID: v.view.apID})
 	comps, err := v.split(v.Join(path...))
 	if err != nil {
 		return dead
@@ -156,7 +161,7 @@ func (h *connHandler) ToHandle(fs billy.Filesystem, path []string) []byte {
 			h.s.recordHandle(st.Ino, parent, comps[len(comps)-1], false)
 		}
 	}
-	return fileHandle{fsTag: h.s.fsTag, ino: st.Ino, gen: generation(&st), apID: v.view.apID}.encode()
+	return h.s.handles.encode(fileHandle{ino: st.Ino, gen: generation(&st), apID: v.view.apID})
 }
 
 // parentIno returns the inode of directory comps, remembered for the rest of the call
@@ -184,16 +189,17 @@ func (h *connHandler) parentIno(v *vfs, comps []string) (uint64, bool) {
 	return st.Ino, true
 }
 
-// FromHandle finds a handle's file, verifies it is still the same file, and returns the file system
-// the current call acts on (export root, identity, read-only state).
+// FromHandle authenticates a handle, finds its file, verifies it is still the same file, and
+// returns the file system the current call acts on (export root, identity, read-only state). go-nfs
+// answers every error with NFS3ERR_STALE.
 func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
 	s := h.s
-	fhd, err := decodeHandle(fh)
+	fhd, err := s.handles.decode(fh)
 	if err != nil {
+		if errors.Is(err, errForgedHandle) {
+			h.warnForged()
+		}
 		return nil, nil, err
-	}
-	if fhd.fsTag != s.fsTag {
-		return nil, nil, errStale
 	}
 	var v *view
 	var ap *AccessPoint
@@ -246,6 +252,19 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 		fs.specialBits(comps)
 	}
 	return fs, comps, nil
+}
+
+// warnForged logs, once per connection, a handle that fails authentication: a client forging
+// handles, or one holding handles from before the data directory's handle key was replaced.
+func (h *connHandler) warnForged() {
+	h.mu.Lock()
+	first := !h.warned
+	h.warned = true
+	h.mu.Unlock()
+	if first {
+		h.s.logger.Warn("nfs: file handle fails authentication", "fileSystemId", h.s.e.FileSystemID,
+			"client", h.c.RemoteAddr().String())
+	}
 }
 
 // commit makes a file durable (COMMIT). Every WRITE is already durable when answered (go-nfs

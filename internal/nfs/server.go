@@ -21,7 +21,7 @@ type Server struct {
 	e        Export
 	logger   *slog.Logger
 	table    *handleTable
-	fsTag    [8]byte
+	handles  *handleCodec
 	verifier [8]byte // WRITE/COMMIT verifier: changes when the server restarts
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -66,12 +66,17 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 		logger = slog.Default()
 	}
 	installGoNFSLogger()
+	key := e.HandleKey
+	if len(key) == 0 {
+		key = make([]byte, HandleKeySize)
+		_, _ = rand.Read(key)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		e:         e,
 		logger:    logger,
 		table:     newHandleTable(e.FileSystemID, handles),
-		fsTag:     fsTagOf(e.FileSystemID),
+		handles:   newHandleCodec(key, e.FileSystemID),
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
