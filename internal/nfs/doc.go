@@ -55,7 +55,14 @@
 // follows a symlink's last component except to test whether it names a directory (and then only
 // inside the export); READLINK returns the target text as stored, for the client to interpret. Only
 // regular files are opened for READ and WRITE. A handle of an access point's mount names the access
-// point; a file moved out of its root is stale through it.
+// point (under the handle's MAC); a file moved out of its root is stale through it. A connection that
+// has mounted is bound to what it mounted: after MOUNT of an access point (or of a directory below
+// one) a handle of the file system root or of another access point is stale on that connection, and
+// after MOUNT of "/" (or of a directory of the file system) an access point's handle is; a
+// connection that mounted several exports may use the handles of each. Clients that mount over one
+// connection and call NFS over another (the Linux and macOS kernels) are confined by the MAC alone.
+// A subdirectory mount is not confined to its directory, as on EFS: ".." leads up to its export's
+// root (the file system's, or the access point's).
 //
 // # Handles
 //

@@ -219,6 +219,69 @@ func TestAccessPointHandleCannotBecomeRootHandle(t *testing.T) {
 	}
 }
 
+// The export a connection has mounted bounds the handles used on it: after MOUNT of an access
+// point, a genuine root handle or another access point's handle is stale there, and the reverse.
+// A connection that mounted several exports may use the handles of each.
+func TestConnectionBoundToMountedExport(t *testing.T) {
+	f := newAPFixture(t)
+	const ap2 = "fsap-0000000000000000b"
+	f.e.setAP(AccessPoint{ID: ap2, Path: "/data/b", CreationInfo: &CreationInfo{OwnerUID: 0, OwnerGID: 0, Permissions: 0o755}})
+	b := mustMount(t, f.addr, "/"+ap2, rootAuth)
+	b.writeFile(t, "bfile", []byte("of the other access point"), 0o644)
+	_, bFile, err := b.Lookup("bfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Genuine handles of other exports: stale on the access point's connection...
+	for name, fh := range map[string][]byte{
+		"root handle of a file inside the access point": f.rootFile,
+		"root handle of a root-only file":               f.rootSecret,
+		"root handle of a sibling directory":            f.rootSibling,
+		"handle of another access point":                bFile,
+	} {
+		mustRefuse(t, f.ap, name, fh)
+	}
+	// ...as are the access points' handles on the root mount's connection.
+	mustRefuse(t, f.root, "access point handle on a root mount", f.apFile)
+	mustRefuse(t, f.root, "other access point's handle on a root mount", bFile)
+	mustRefuse(t, b, "access point handle on another access point's mount", f.apFile)
+	// The connection's own handles still work.
+	if got, st, _ := f.ap.readFH(f.apFile); st != 0 || string(got) != f.appFileTxt {
+		t.Errorf("own handle on the access point's connection: status %d %q", st, got)
+	}
+	if got, st, _ := f.root.readFH(f.rootSecret); st != 0 || string(got) != f.secretText {
+		t.Errorf("own handle on the root connection: status %d %q", st, got)
+	}
+
+	// A subdirectory mount below the access point binds to the access point (EFS confines an
+	// access point, not a subdirectory mount: its root's handle works there).
+	sub := mustMount(t, f.addr, "/"+apID+"/dir", rootAuth)
+	if _, st, _ := sub.getattrRaw(f.apRoot); st != 0 {
+		t.Errorf("access point root handle on a mount of a directory below it: status %d", st)
+	}
+	mustRefuse(t, sub, "root handle on a mount of a directory below an access point", f.rootFile)
+	// A subdirectory mount of the file system is not confined: root handles work, access point
+	// handles do not.
+	rsub := mustMount(t, f.addr, "/data/sibling", rootAuth)
+	if _, st, _ := rsub.getattrRaw(f.rootSecret); st != 0 {
+		t.Errorf("root handle on a subdirectory mount: status %d", st)
+	}
+	mustRefuse(t, rsub, "access point handle on a subdirectory mount", f.apFile)
+
+	// One connection that mounted both may use the handles of both.
+	both := mustMount(t, f.addr, "/", rootAuth)
+	if _, err := (&nfsc.Mount{Client: both.Client}).Mount("/"+apID, rootAuth); err != nil {
+		t.Fatal(err)
+	}
+	for name, fh := range map[string][]byte{"root": f.rootSecret, "access point": f.apFile} {
+		if _, st, _ := both.getattrRaw(fh); st != 0 {
+			t.Errorf("%s handle on a connection that mounted both: status %d", name, st)
+		}
+	}
+	mustRefuse(t, both, "unmounted access point's handle", bFile)
+}
+
 // Handles of another file system are stale, even one of another account with the same file
 // system ID, and even when that other file system could resolve the inode (here, two file system
 // IDs over one directory and one handle table): the handle alone must say which file system it is

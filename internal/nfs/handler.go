@@ -19,6 +19,10 @@ type connHandler struct {
 	c *rpcConn
 
 	mu sync.Mutex
+	// mounted holds the exports this connection has mounted, by access point ID ("" = the file
+	// system root, or a directory of it); nil until its first MOUNT. Once set, a handle of any other
+	// export is stale on this connection. It is bounded by the file system's access points.
+	mounted map[string]struct{}
 	// warned: a forged handle has been logged for this connection (once is enough)
 	warned bool
 }
@@ -38,8 +42,33 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 		log.Info("nfs: mount refused", "err", err)
 		return mountStatus(err), nil, nil
 	}
+	h.bind(fs.view.apID)
 	log.Info("nfs: mount", "uid", fs.id.uid, "gid", fs.id.gid)
 	return gonfs.MountStatusOk, fs, []gonfs.AuthFlavor{gonfs.AuthFlavorUnix}
+}
+
+// bind confines the connection's later calls to the exports it has mounted: after MOUNT of an
+// access point (or a directory below it) a root handle, or another access point's, is refused on
+// it. Clients that MOUNT on one connection and call NFS on another (the Linux and macOS kernels)
+// are not bound; the handles' MAC is what keeps them inside the export they were given.
+func (h *connHandler) bind(apID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mounted == nil {
+		h.mounted = make(map[string]struct{}, 1)
+	}
+	h.mounted[apID] = struct{}{}
+}
+
+// allows reports whether a handle of export apID may be used on this connection.
+func (h *connHandler) allows(apID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mounted == nil {
+		return true
+	}
+	_, ok := h.mounted[apID]
+	return ok
 }
 
 func (s *Server) mount(dirpath string, call *callInfo) (*vfs, error) {
@@ -189,9 +218,9 @@ func (h *connHandler) parentIno(v *vfs, comps []string) (uint64, bool) {
 	return st.Ino, true
 }
 
-// FromHandle authenticates a handle, finds its file, verifies it is still the same file, and
-// returns the file system the current call acts on (export root, identity, read-only state). go-nfs
-// answers every error with NFS3ERR_STALE.
+// FromHandle authenticates a handle, checks that this connection may use it, finds its file,
+// verifies it is still the same file, and returns the file system the current call acts on (export
+// root, identity, read-only state). go-nfs answers every error with NFS3ERR_STALE.
 func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
 	s := h.s
 	fhd, err := s.handles.decode(fh)
@@ -200,6 +229,9 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 			h.warnForged()
 		}
 		return nil, nil, err
+	}
+	if !h.allows(fhd.apID) {
+		return nil, nil, errStale
 	}
 	var v *view
 	var ap *AccessPoint
