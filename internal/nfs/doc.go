@@ -30,7 +30,9 @@
 // Mount paths: "/" is the file system's root; "/fsap-…" (or "fsap-…") an access point's root;
 // "/fsap-…/a/b" a directory below an access point's root; "/a/b" a directory of the file system.
 // Unknown access points and missing directories are MNT3ERR_NOENT. An access point whose root
-// directory is missing gets it created, as its CreationInfo says, at the first mount.
+// directory is missing gets it created, as its CreationInfo says, at the first mount, unless the
+// export is read-only (a replication destination): that mount fails with MNT3ERR_NOENT and creates
+// nothing.
 //
 // # Identities and permissions
 //

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	gonfs "github.com/willscott/go-nfs"
@@ -329,5 +330,44 @@ func TestHandlesOfOtherFileSystems(t *testing.T) {
 				mustRefuse(t, raw, fmt.Sprintf("%s: %s with B's tag at %d", otherID, name, off), forged)
 			}
 		}
+	}
+}
+
+// A read-only export (a replication destination) creates nothing: mounting an access point whose
+// root directory is missing fails with MNT3ERR_NOENT (replication would remove the directory
+// within seconds anyway), and works once the export is writable.
+func TestReadOnlyExportCreatesNoAccessPointRoot(t *testing.T) {
+	e := newEnv(t)
+	e.setAP(AccessPoint{ID: apID, Path: "/data/app", UID: u32(1001), GID: u32(1001),
+		CreationInfo: &CreationInfo{OwnerUID: 1001, OwnerGID: 1001, Permissions: 0o750}})
+	e.ro.Store(true)
+	_, addr := e.start("")
+	before := e.changes.Load()
+	for _, p := range []string{"/" + apID, apID, "/" + apID + "/sub"} {
+		if _, err := mount(t, addr, p, rootAuth); err == nil || !strings.Contains(err.Error(), "NOENT") {
+			t.Errorf("mount %s of a read-only export: %v, want MNT3ERR_NOENT", p, err)
+		}
+	}
+	if _, err := os.Lstat(e.path("data")); !os.IsNotExist(err) {
+		t.Errorf("mount of a read-only export created /data: %v", err)
+	}
+	if e.changes.Load() != before {
+		t.Errorf("OnChange called for a read-only export")
+	}
+	// An existing root mounts fine read-only.
+	if err := os.MkdirAll(e.path("data/app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := mustMount(t, addr, "/"+apID, rootAuth)
+	if _, err := c.Mkdir("x", 0o755); nfsStatus(err) != nfsc.NFS3ErrROFS {
+		t.Errorf("MKDIR on a read-only access point: %v, want ROFS", err)
+	}
+	if err := os.RemoveAll(e.path("data")); err != nil {
+		t.Fatal(err)
+	}
+	e.ro.Store(false)
+	mustMount(t, addr, "/"+apID, rootAuth)
+	if uid, _, mode := ownerOf(t, e.path("data/app")); uid != 1001 || mode != 0o750 {
+		t.Errorf("root created once writable: uid %d mode %o", uid, mode)
 	}
 }

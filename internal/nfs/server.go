@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -250,7 +251,7 @@ func splitPath(p string) (comps []string, ok bool) {
 }
 
 // accessPointView returns the current root of access point id; with create, a missing root is
-// created as its CreationInfo says.
+// created as its CreationInfo says, unless the export is read-only.
 func (s *Server) accessPointView(id string, create bool) (*view, AccessPoint, error) {
 	if s.e.AccessPoint == nil {
 		return nil, AccessPoint{}, errNoAccessPoint
@@ -272,6 +273,11 @@ func (s *Server) accessPointView(id string, create bool) (*view, AccessPoint, er
 	}
 	fd, err := openBeneath(root.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
 	if err == unix.ENOENT && create && ap.CreationInfo != nil {
+		if s.readOnly() {
+			// A replication destination: nothing may be created (replication would remove it).
+			return nil, ap, fmt.Errorf("root directory %s of access point %s is missing and the file system is read-only: %w",
+				ap.Path, id, unix.ENOENT)
+		}
 		if err = s.createAccessPointRoot(root, comps, ap.CreationInfo); err == nil {
 			fd, err = openBeneath(root.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
 		}
@@ -460,5 +466,7 @@ func (s *Server) newVFS(v *view, ap *AccessPoint, call *callInfo) *vfs {
 			id.gid = *ap.GID
 		}
 	}
-	return &vfs{s: s, view: v, id: id, ro: s.e.ReadOnly != nil && s.e.ReadOnly(), call: call}
+	return &vfs{s: s, view: v, id: id, ro: s.readOnly(), call: call}
 }
+
+func (s *Server) readOnly() bool { return s.e.ReadOnly != nil && s.e.ReadOnly() }
