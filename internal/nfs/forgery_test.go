@@ -283,6 +283,33 @@ func TestConnectionBoundToMountedExport(t *testing.T) {
 	mustRefuse(t, both, "unmounted access point's handle", bFile)
 }
 
+// One connection may mount only so many exports (the set that bounds its handles is bounded too);
+// mounting one it has already mounted again still works.
+func TestConnectionMountLimit(t *testing.T) {
+	e := newEnv(t)
+	for i := range maxBoundExports + 1 {
+		e.setAP(AccessPoint{ID: fmt.Sprintf("fsap-%017x", i), Path: "/"})
+	}
+	_, addr := e.start("")
+	c := mustMount(t, addr, "/", rootAuth)
+	m := &nfsc.Mount{Client: c.Client}
+	for i := range maxBoundExports - 1 {
+		if _, err := m.Mount(fmt.Sprintf("/fsap-%017x", i), rootAuth); err != nil {
+			t.Fatalf("mount %d: %v", i, err)
+		}
+	}
+	if _, err := m.Mount(fmt.Sprintf("/fsap-%017x", maxBoundExports), rootAuth); err == nil || !strings.Contains(err.Error(), "ACCES") {
+		t.Errorf("mount of export %d over one connection: %v, want MNT3ERR_ACCES", maxBoundExports+1, err)
+	}
+	for _, p := range []string{"/", "/fsap-00000000000000000"} {
+		if _, err := m.Mount(p, rootAuth); err != nil {
+			t.Errorf("mount %s again: %v", p, err)
+		}
+	}
+	// Another connection is not affected.
+	mustMount(t, addr, fmt.Sprintf("/fsap-%017x", maxBoundExports), rootAuth)
+}
+
 // Handles of another file system are stale, even one of another account with the same file
 // system ID, and even when that other file system could resolve the inode (here, two file system
 // IDs over one directory and one handle table): the handle alone must say which file system it is

@@ -21,7 +21,7 @@ type connHandler struct {
 	mu sync.Mutex
 	// mounted holds the exports this connection has mounted, by access point ID ("" = the file
 	// system root, or a directory of it); nil until its first MOUNT. Once set, a handle of any other
-	// export is stale on this connection. It is bounded by the file system's access points.
+	// export is stale on this connection. At most maxBoundExports.
 	mounted map[string]struct{}
 	// warned: a forged handle has been logged for this connection (once is enough)
 	warned bool
@@ -42,7 +42,10 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 		log.Info("nfs: mount refused", "err", err)
 		return mountStatus(err), nil, nil
 	}
-	h.bind(fs.view.apID)
+	if !h.bind(fs.view.apID) {
+		log.Warn("nfs: mount refused: too many exports mounted over one connection", "max", maxBoundExports)
+		return gonfs.MountStatusErrAcces, nil, nil
+	}
 	log.Info("nfs: mount", "uid", fs.id.uid, "gid", fs.id.gid)
 	return gonfs.MountStatusOk, fs, []gonfs.AuthFlavor{gonfs.AuthFlavorUnix}
 }
@@ -51,14 +54,22 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 // access point (or a directory below it) a root handle, or another access point's, is refused on
 // it. Clients that MOUNT on one connection and call NFS on another (the Linux and macOS kernels)
 // are not bound; the handles' MAC is what keeps them inside the export they were given.
-func (h *connHandler) bind(apID string) {
+// It reports false, binding nothing, when the connection has mounted maxBoundExports others.
+func (h *connHandler) bind(apID string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.mounted == nil {
 		h.mounted = make(map[string]struct{}, 1)
 	}
+	if _, ok := h.mounted[apID]; !ok && len(h.mounted) >= maxBoundExports {
+		return false
+	}
 	h.mounted[apID] = struct{}{}
+	return true
 }
+
+// maxBoundExports bounds the exports one connection may mount (and the memory that records them).
+const maxBoundExports = 64
 
 // allows reports whether a handle of export apID may be used on this connection.
 func (h *connHandler) allows(apID string) bool {

@@ -134,17 +134,19 @@ func (c *handleCodec) mac(body []byte, out *[sha256.Size]byte) {
 	c.macs.Put(m)
 }
 
+// encode returns h's handle; nil (which no call accepts) for an access point ID too long to carry,
+// which accessPointView never serves.
 func (c *handleCodec) encode(h fileHandle) []byte {
 	n := len(h.apID)
 	if n > maxAPIDLen {
-		n = 0 // never issued: accessPointView refuses longer IDs
+		return nil
 	}
 	b := make([]byte, handleLen(n))
 	b[0] = handleVersion
 	b[1] = byte(n)
 	binary.BigEndian.PutUint64(b[2:10], h.ino)
 	binary.BigEndian.PutUint64(b[10:18], h.gen)
-	copy(b[handleHeaderLen:], h.apID[:n])
+	copy(b[handleHeaderLen:], h.apID)
 	var sum [sha256.Size]byte
 	body := len(b) - handleMACLen
 	c.mac(b[:body], &sum)

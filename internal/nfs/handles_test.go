@@ -26,6 +26,9 @@ func TestHandleEncoding(t *testing.T) {
 			t.Errorf("decode(encode(%+v)) = %+v, %v", h, got, err)
 		}
 	}
+	if b := codec.encode(fileHandle{ino: 7, apID: strings.Repeat("x", maxAPIDLen+1)}); b != nil {
+		t.Errorf("handle for an access point ID too long to carry: %x, want none", b)
+	}
 	if n := len(codec.encode(fileHandle{apID: "fsap-0123456789abcdef0"})); n != 56 {
 		t.Errorf("an EFS access point's handle is %d bytes, want 56", n)
 	}
