@@ -18,6 +18,7 @@ import (
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/mounts"
+	"github.com/efsd/efsd/internal/nfs"
 	"github.com/efsd/efsd/internal/region"
 	"github.com/efsd/efsd/internal/replication"
 	"github.com/efsd/efsd/internal/store/sqlite"
@@ -90,6 +91,10 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			lock.release()
 		}
 	}()
+	handleKey, err := nfs.LoadHandleKey(filepath.Join(cfg.DataDir, "nfs-handle.key"))
+	if err != nil {
+		return nil, err
+	}
 	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "efsd.db"))
 	if err != nil {
 		return nil, err
@@ -134,7 +139,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch, Now: cfg.Now, Logger: cfg.Logger})
-	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, Logger: cfg.Logger})
+	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, HandleKey: handleKey, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
 		cfg: cfg, lock: lock, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, mounts: mts, cancel: cancel, done: make(chan struct{}),
