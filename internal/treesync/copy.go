@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,17 +39,33 @@ type result struct {
 	bytes int64
 	ino   uint64 // destination inode now at name (files of link groups)
 	g     *linkGroup
+
+	// For the record: the source file as stat'ed before it was read.
+	src      meta
+	racy     bool  // its ctime was within racySlack of that moment
+	compared int64 // bytes read comparing, on both sides; 0: not compared
+	differed bool  // compared and found different where it looked the same
 }
 
 // apply does the walker's bookkeeping for a task once its batch has been
 // committed (its temporary, if any, is durable and renamed into place).
 func (s *syncer) apply(r *result) error {
 	d := r.d
+	if r.compared > 0 || r.kind == resUnchanged || r.kind == resMeta {
+		s.stats.FilesCompared++
+		s.stats.BytesCompared += r.compared
+	}
 	switch r.kind {
 	case resCopied:
 		d.dirty = true // renamed into place by commit
 		s.stats.FilesCopied++
 		s.stats.BytesCopied += r.bytes
+		if r.differed {
+			s.stats.Differences++
+			if s.o.OnDifference != nil {
+				s.o.OnDifference(d.path(r.name))
+			}
+		}
 		s.progress()
 	case resSymlink:
 		d.dirty = true
@@ -56,13 +73,23 @@ func (s *syncer) apply(r *result) error {
 		s.progress()
 	case resUnchanged:
 		s.stats.Unchanged++
+		s.progress()
 	case resMeta:
 		s.stats.MetadataUpdated++
+		s.progress()
 	case resVanished:
 		if m, err := lstatAt(d.dstFd, r.name); err == nil {
 			if err := s.remove(d, r.name, m); err != nil {
 				return err
 			}
+		}
+	}
+	if s.rec != nil && (r.kind == resCopied || r.kind == resUnchanged || r.kind == resMeta) {
+		// The destination's identity is taken now, after the rename and
+		// any metadata change, which both move its ctime. Its content is
+		// durable: a copy was synced before its rename.
+		if m, err := lstatAt(d.dstFd, r.name); err == nil && m.isReg() {
+			s.rec.put(m, r.src.ino, r.src.ctime, r.racy)
 		}
 	}
 	if g := r.g; g != nil {
@@ -77,13 +104,14 @@ func (s *syncer) apply(r *result) error {
 
 // copyFile is the task for a regular file whose destination (dm) differs
 // or may differ. With compare, the destination has the source's size and is
-// compared by content first: only what differs is then rewritten.
+// compared by content first: only what differs is then rewritten. looksSame
+// says a difference found is one to report (Options.OnDifference).
 //
 // The source is stat'ed through the opened descriptor before reading, and
-// the destination gets the mtime observed then: if the file is modified
-// while it is copied, its mtime moves on and the next pass copies it again
-// (or, within the clock's granularity, compares it: see Options.RacyAfter).
-func (s *syncer) copyFile(d *dirH, name string, dm meta, compare bool, g *linkGroup) (result, error) {
+// the record gets the ctime observed then: if the file is modified while it
+// is copied, its ctime moves on and the next pass copies it again (or,
+// within the clock's granularity, compares it: see racySlack).
+func (s *syncer) copyFile(d *dirH, name string, dm meta, compare, looksSame bool, g *linkGroup) (result, error) {
 	if testHook != nil {
 		testHook("open", d.path(name))
 	}
@@ -108,16 +136,21 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare bool, g *linkGr
 	if !m.isReg() {
 		return result{kind: resNone, g: g}, nil
 	}
+	// The real clock, not an injected one: it is compared with the
+	// kernel's file timestamps.
+	racy := m.ctime > time.Now().Add(-racySlack).UnixNano()
 	if testHook != nil {
 		testHook("read", d.path(name))
 	}
+	var compared int64
 	if compare && m.size == dm.size {
-		same, err := sameContent(in, d.dstFd, name, m.size)
+		same, n, err := sameContent(in, d.dstFd, name, m.size)
 		if err != nil {
 			return result{}, errAt("compare", d.path(name), err)
 		}
+		compared = n
 		if same {
-			r := result{kind: resUnchanged, ino: dm.ino, g: g}
+			r := result{kind: resUnchanged, ino: dm.ino, g: g, src: m, racy: racy, compared: compared}
 			if !s.metaEqual(m, dm) {
 				if err := s.setMetaAt(d.dstFd, name, dm, m); err != nil {
 					return result{}, errAt("set metadata of", d.path(name), err)
@@ -134,7 +167,7 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare bool, g *linkGr
 	if err != nil {
 		return result{}, errAt("create temporary for", d.path(name), err)
 	}
-	r := result{tmp: tmp, kind: resCopied, g: g}
+	r := result{tmp: tmp, kind: resCopied, g: g, src: m, racy: racy, compared: compared, differed: compared > 0 && looksSame}
 	err = func() error {
 		if r.bytes, err = s.copyData(in, out, m.size); err != nil {
 			return err
@@ -249,31 +282,39 @@ func preadFull(fd int, b []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// sameContent compares the open source in with the destination file name.
-func sameContent(in, dirfd int, name string, size int64) (bool, error) {
-	fd, err := openAt(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+// sameContent compares the open source in with the destination file name,
+// streaming, and returns how many bytes it read from both.
+func sameContent(in, dirfd int, name string, size int64) (bool, int64, error) {
+	fd, err := openAt(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = openAt(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	}
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	defer unix.Close(fd)
 	a, b := bufs.Get().(*[]byte), bufs.Get().(*[]byte)
 	defer bufs.Put(a)
 	defer bufs.Put(b)
+	var read int64
 	for off := int64(0); off < size; {
 		n, err := preadFull(in, *a, off)
+		read += int64(n)
 		if err != nil {
-			return false, err
+			return false, read, err
 		}
-		m, err := preadFull(fd, (*b)[:n], off)
+		// One byte more than the source gave, to see the destination's end.
+		m, err := preadFull(fd, (*b)[:min(n+1, len(*b))], off)
+		read += int64(m)
 		if err != nil {
-			return false, err
+			return false, read, err
 		}
 		if n == 0 || m != n || !bytes.Equal((*a)[:n], (*b)[:n]) {
-			return n == 0 && m == 0, nil
+			return n == 0 && m == 0, read, nil
 		}
 		off += int64(n)
 	}
-	return true, nil
+	return true, read, nil
 }
 
 // makeSymlink is the task creating a symlink (never followed) under a

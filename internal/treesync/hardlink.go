@@ -61,18 +61,23 @@ func (s *syncer) syncFile(d *dirH, name string, sm, dm meta, inDst bool) error {
 		}
 		inDst = false
 	}
-	// Same size: if the mtime also matches, the content is taken as equal
-	// unless the mtime is in the racy window; if only the mtime differs
-	// (touch, or a rewrite with equal bytes), the content is compared before
-	// deciding to copy, so that only metadata changes when it is equal.
+	// Same size: the file is skipped if the record vouches for both sides
+	// (neither was touched since it was copied); otherwise the content is
+	// compared before deciding to copy, so that only what differs is
+	// rewritten (an equal file keeps its inode) and a rewrite that kept
+	// the size and put the mtime back is not missed.
 	sameSize := inDst && dm.isReg() && !shared && sm.size == dm.size
-	if sameSize && sm.mtime == dm.mtime && (s.racyNs == 0 || sm.mtime < s.racyNs) {
+	vouched := sameSize && s.rec != nil && s.rec.trusted(sm, dm)
+	if vouched && !s.o.Verify {
 		if g != nil {
 			g.final, g.dstIno = true, dm.ino
 		}
 		return s.updateMeta(d, name, dm, sm)
 	}
-	return s.submit(d, name, sm.size, func() (result, error) { return s.copyFile(d, name, dm, sameSize, g) })
+	// A difference found by the comparison is reported only where an
+	// mtime-based check would have missed it.
+	looksSame := vouched || sameSize && sm.mtime == dm.mtime
+	return s.submit(d, name, sm.size, func() (result, error) { return s.copyFile(d, name, dm, sameSize, looksSame, g) })
 }
 
 // linkEntry makes name another link of group g, unless it already is.
@@ -129,6 +134,11 @@ func (s *syncer) link(d *dirH, name string, g *linkGroup) error {
 	}
 	if err != nil {
 		return errAt("link", d.path(name), err)
+	}
+	if s.rec != nil { // linking moved the inode's ctime
+		if m, err := lstatAt(d.dstFd, name); err == nil {
+			s.rec.touched(m)
+		}
 	}
 	d.dirty = true
 	s.stats.LinksCreated++

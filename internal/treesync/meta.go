@@ -14,6 +14,7 @@ type meta struct {
 	nlink    uint64
 	size     int64
 	mtime    int64  // nanoseconds since the epoch
+	ctime    int64  // inode change time, ns: moved by every write and metadata change
 	mode     uint32 // st_mode: type and permission bits
 	uid, gid uint32
 }
@@ -21,7 +22,7 @@ type meta struct {
 func metaOf(st *unix.Stat_t) meta {
 	return meta{
 		dev: st.Dev, ino: st.Ino, nlink: uint64(st.Nlink), size: st.Size,
-		mtime: st.Mtim.Nano(), mode: st.Mode, uid: st.Uid, gid: st.Gid,
+		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), mode: st.Mode, uid: st.Uid, gid: st.Gid,
 	}
 }
 

@@ -34,11 +34,14 @@ func TestRandomized(t *testing.T) {
 	// batch boundaries.
 	batchEntries, batchDirs = 3, 4
 	defer func() { batchEntries, batchDirs = defaultBatchEntries, defaultBatchDirs }()
-	var racyAfter time.Time
+	recPath := t.TempDir() + "/record"
+	rec := openRecord(t, recPath)
 	for round := range 20 {
-		start := time.Now()
-		st := mustSync(t, src, dst, Options{RacyAfter: racyAfter, Workers: 1 + round%5})
-		racyAfter = start
+		if round%7 == 6 { // a restart: the record is read back from its file
+			rec.Close()
+			rec = openRecord(t, recPath)
+		}
+		st := mustSync(t, src, dst, Options{Record: rec, Workers: 1 + round%5})
 		if testing.Verbose() {
 			t.Logf("round %d: %d entries, %+v", round, len(r.paths(false)), st)
 		}
@@ -56,9 +59,9 @@ func TestRandomized(t *testing.T) {
 			writeFile(t, dst+"/"+tmpPrefix+strconv.Itoa(round), "crash leftover", 0o600, old)
 		}
 	}
-	st := mustSync(t, src, dst, Options{RacyAfter: racyAfter})
+	st := mustSync(t, src, dst, Options{Record: rec})
 	assertIdentical(t, src, dst)
-	if st = mustSync(t, src, dst, Options{RacyAfter: racyAfter}); st.FilesCopied+st.Deleted+st.MetadataUpdated+st.LinksCreated+st.SymlinksCreated != 0 {
+	if st = mustSync(t, src, dst, Options{Record: rec}); st.FilesCopied+st.Deleted+st.MetadataUpdated+st.LinksCreated+st.SymlinksCreated != 0 {
 		t.Errorf("no-op pass did something: %+v", st)
 	}
 }
@@ -155,7 +158,7 @@ func (r *randTree) mutate() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	switch r.rng.IntN(11) {
+	switch r.rng.IntN(13) {
 	case 0: // rewrite in place (keeps hard links), with a new mtime
 		if fi.Mode().IsRegular() {
 			must(t, os.WriteFile(p, []byte(r.content()), 0))
@@ -185,6 +188,16 @@ func (r *randTree) mutate() {
 	case 7, 9, 10:
 		ds := r.dirs()
 		r.fill(ds[r.rng.IntN(len(ds))], 1)
+	case 11, 12: // same-size rewrite, mtime put back (cp -p, rsync -t, tar -x)
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			must(t, err)
+			for i := range b {
+				b[i] ^= byte(1 + r.rng.IntN(255))
+			}
+			must(t, os.WriteFile(p, b, 0))
+			setMtime(t, p, fi.ModTime())
+		}
 	case 8: // break a hard link keeping content and mtime (like cp -p)
 		if fi.Mode().IsRegular() {
 			b, err := os.ReadFile(p)

@@ -40,34 +40,46 @@ import (
 
 // Options tune Sync. The zero value is usable.
 type Options struct {
-	// Workers bounds concurrent file copies; 0 means 4.
+	// Workers bounds concurrent file copies and comparisons; 0 means 4.
 	Workers int
-	// RacyAfter: files whose source mtime is not before this instant (less a
-	// slack for coarse file-system clocks, see racySlack) are compared by
-	// content even when size and mtime match, because a write within the
-	// clock's granularity could hide a change (git's "racy clean" problem).
-	// The caller passes the previous pass's start time; zero disables
-	// content checks. A change that keeps size and restores an older mtime
-	// (touch -d, cp -p) is not detected, as with rsync.
-	RacyAfter time.Time
-	// Progress, if set, is called after each copied or deleted entry, from
-	// one goroutine at a time; it must be cheap.
+	// Record, if set, is the memory of earlier passes over the same two
+	// trees (see Record): files it vouches for are skipped for one lstat
+	// per side. Without it every file whose size matches is compared by
+	// content. A Record must not be shared by concurrent Syncs.
+	Record *Record
+	// Verify compares every file whose size matches by content, whatever
+	// the Record says (a scrub). The Record is still updated.
+	Verify bool
+	// OnDifference, if set, is called (from one goroutine at a time) with
+	// the path, relative to the roots, of each file whose destination had
+	// the source's size and mtime, or was vouched for by the Record, but
+	// other bytes, once it has been rewritten.
+	OnDifference func(rel string)
+	// Progress, if set, is called after each copied, compared or deleted
+	// entry, from one goroutine at a time; it must be cheap.
 	Progress func(Stats)
 }
 
 // Stats counts what Sync did. Deleted counts every removed entry, including
 // each one inside a removed directory. Unchanged counts entries (files,
-// links, directories) that needed nothing.
+// links, directories) that needed nothing. FilesCompared counts files
+// compared by content and BytesCompared the bytes read for that, on both
+// sides; Differences counts the compared files that looked unchanged (see
+// Options.OnDifference) but were not.
 type Stats struct {
 	FilesCopied, BytesCopied, Deleted, DirsCreated, LinksCreated, SymlinksCreated, MetadataUpdated, Skipped, Unchanged int64
+	FilesCompared, BytesCompared, Differences                                                                          int64
 }
 
 const (
 	defaultWorkers = 4
-	// racySlack widens the RacyAfter window: file-system timestamps come
-	// from a coarse clock (a jiffy behind time.Now) and some file systems
-	// store whole or even two seconds (ext4 with 128-byte inodes, FAT).
-	racySlack = 2 * time.Second
+	// defaultRacySlack: a source file whose ctime is less than this before the
+	// moment it was read is not vouched for by the Record, because a later
+	// write could leave the same ctime: file-system timestamps come from a
+	// coarse clock (a jiffy behind time.Now) and some file systems store
+	// whole or even two seconds (ext4 with 128-byte inodes). The next pass
+	// compares it by content instead (git's "racy clean" problem).
+	defaultRacySlack = 2 * time.Second
 	// A batch of temporaries is made durable and renamed into place when
 	// it holds this many entries or bytes, or this many directories are
 	// held open for it; these bound memory and descriptors, and how much
@@ -77,8 +89,10 @@ const (
 	defaultBatchDirs    = 256
 )
 
-// Variables so that tests can exercise many small batches.
+// Variables so that tests can exercise many small batches, and the record
+// without waiting out the racy window.
 var (
+	racySlack          = defaultRacySlack
 	batchEntries       = defaultBatchEntries
 	batchBytes   int64 = defaultBatchBytes
 	batchDirs          = defaultBatchDirs
@@ -101,15 +115,19 @@ func Sync(ctx context.Context, src, dst string, o Options) (Stats, error) {
 	}
 	s := &syncer{ctx: ctx, o: o, sem: make(chan struct{}, o.Workers),
 		groups: map[devIno]*linkGroup{}, claimed: map[devIno]bool{}, open: map[*dirH]bool{}, cur: &batch{}}
-	if !o.RacyAfter.IsZero() {
-		s.racyNs = o.RacyAfter.Add(-racySlack).UnixNano()
-	}
 	root, err := s.openRoots(src, dst)
 	if err != nil {
 		return s.stats, err
 	}
 	defer unix.Close(s.srcRoot)
 	defer unix.Close(s.dstRoot)
+	if o.Record != nil {
+		if err := o.Record.begin(s.srcID.ino, s.dstID.ino); err != nil {
+			s.abort()
+			return s.stats, err
+		}
+		s.rec = o.Record
+	}
 
 	err = s.walkDir(root)
 	if err == nil {
@@ -120,18 +138,22 @@ func Sync(ctx context.Context, src, dst string, o Options) (Stats, error) {
 	}
 	if err != nil {
 		s.abort()
-		return s.stats, err
 	}
-	return s.stats, nil
+	// Entries are added to the record only once their copies are durable
+	// (see Record); after a failure the ones already added stay true.
+	if s.rec != nil {
+		err = errors.Join(err, s.rec.end(err == nil))
+	}
+	return s.stats, err
 }
 
 // syncer is the state of one Sync. Apart from the fields marked otherwise it
 // is owned by the walker goroutine; copy tasks only read the descriptors of
 // the directories they work in and hand results back through batch.done.
 type syncer struct {
-	ctx    context.Context
-	o      Options
-	racyNs int64 // source mtimes ≥ this are content-checked; 0: never
+	ctx context.Context
+	o   Options
+	rec *Record // nil: every file of matching size is compared
 
 	srcRoot, dstRoot int
 	srcID, dstID     devIno

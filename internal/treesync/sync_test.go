@@ -19,7 +19,6 @@ func TestInitialAndNoop(t *testing.T) {
 	src, dst := tempDirs(t)
 	buildTree(t, src)
 	var calls int
-	start := time.Now()
 	st := mustSync(t, src, dst, Options{Progress: func(Stats) { calls++ }})
 	assertIdentical(t, src, dst)
 	// 6 files copied once each, 2 extra names of a.txt linked, 4 symlinks.
@@ -33,50 +32,13 @@ func TestInitialAndNoop(t *testing.T) {
 		t.Errorf("Progress called %d times", calls)
 	}
 
-	st = mustSync(t, src, dst, Options{RacyAfter: start})
+	st = mustSync(t, src, dst, Options{})
 	assertIdentical(t, src, dst)
 	if st.FilesCopied != 0 || st.Deleted != 0 || st.MetadataUpdated != 0 || st.LinksCreated != 0 || st.SymlinksCreated != 0 || st.DirsCreated != 0 {
 		t.Errorf("no-op pass did something: %+v", st)
 	}
 	if st.Unchanged != 19 {
 		t.Errorf("Unchanged = %d, want 19", st.Unchanged)
-	}
-}
-
-func TestRacyWindow(t *testing.T) {
-	src, dst := tempDirs(t)
-	recent := time.Now().Add(-time.Second).Truncate(time.Second) // racy: within the slack
-	writeFile(t, src+"/recent", "aaaa", 0o644, recent)
-	writeFile(t, src+"/old", "aaaa", 0o644, old)
-	pass1 := time.Now()
-	mustSync(t, src, dst, Options{RacyAfter: pass1})
-
-	// Same size, mtime restored: only the file in the racy window is caught.
-	writeFile(t, src+"/recent", "bbbb", 0o644, recent)
-	writeFile(t, src+"/old", "bbbb", 0o644, old)
-	pass2 := time.Now()
-	st := mustSync(t, src, dst, Options{RacyAfter: pass1})
-	if st.FilesCopied != 1 {
-		t.Errorf("FilesCopied = %d, want 1", st.FilesCopied)
-	}
-	if b, _ := os.ReadFile(dst + "/recent"); string(b) != "bbbb" {
-		t.Errorf("racy change not caught: %q", b)
-	}
-	// Documented limitation: outside the window a same-size change with a
-	// restored mtime is invisible, as for rsync without --checksum.
-	if b, _ := os.ReadFile(dst + "/old"); string(b) != "aaaa" {
-		t.Errorf("old file was compared by content: %q", b)
-	}
-	// Content checked and equal: nothing copied, counted unchanged.
-	st = mustSync(t, src, dst, Options{RacyAfter: pass2})
-	if st.FilesCopied != 0 || st.Unchanged != 3 {
-		t.Errorf("stats %+v", st)
-	}
-	// Zero RacyAfter disables content checks.
-	writeFile(t, src+"/recent", "cccc", 0o644, recent)
-	mustSync(t, src, dst, Options{})
-	if b, _ := os.ReadFile(dst + "/recent"); string(b) != "bbbb" {
-		t.Errorf("content compared without RacyAfter: %q", b)
 	}
 }
 

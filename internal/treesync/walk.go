@@ -273,6 +273,11 @@ func (s *syncer) updateMeta(d *dirH, name string, dm, sm meta) error {
 	if err := s.setMetaAt(d.dstFd, name, dm, sm); err != nil {
 		return errAt("set metadata of", d.path(name), err)
 	}
+	if s.rec != nil && dm.isReg() { // the change moved the file's ctime
+		if m, err := lstatAt(d.dstFd, name); err == nil {
+			s.rec.touched(m)
+		}
+	}
 	if s.metaEqual(sm, dm) { // only the owner differed, and chown is refused
 		s.stats.Unchanged++
 	} else {

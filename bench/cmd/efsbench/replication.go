@@ -478,7 +478,7 @@ func (h *harness) replicationReport(raw *dataRaw, specs []*trees.Spec) *suiteRes
 				"(efsd's default transitionDelay is 500 ms) — shown on its own line — and efsd's durability (contents fsynced in batches via syncfs). " +
 				"**Incremental**: 1% of the files are rewritten in place (same sizes, new bytes) with efsd running; timed from the end of the " +
 				"writes until LastReplicatedTimestamp ≥ that instant (includes the 20 ms settle delay after inotify). " +
-				"**No-op**: efsd's treesync.Sync called on the same trees by `bench/cmd/syncpass` (built from the same source as efsd) with the server stopped — the pass itself — and, through " +
+				"**No-op**: efsd's treesync.Sync called on the same trees by `bench/cmd/syncpass` (built from the same source as efsd) with the server stopped, with a change record filled by one untimed pass as efsd's worker keeps one — the pass itself — and, through " +
 				"the server, the rescan passes that follow the change (5 s apart by default), timed from efsd's log: pass start (its " +
 				"LastReplicatedTimestamp) to its `replication pass` line.",
 			"Anchors: `rsync -a --delete SRC/ DST/` (plain: not durable when it returns), `rsync -a --delete --fsync` (fsync per file), " +
@@ -615,7 +615,11 @@ func identical(src, dst string, spec *trees.Spec, changed []string) error {
 // in the syncpass helper (the server is stopped), and records each pass.
 func (h *harness) noopPasses(raw *dataRaw, suite string, spec *trees.Spec, rep int, src, dst string) error {
 	unix.Sync()
-	out, err := h.runCmdOutput(30*time.Minute, h.bin.syncpass, "-src", src, "-dst", dst, "-n", fmt.Sprint(h.iterations()))
+	// With a record of its own, as efsd's worker has, filled by a pass
+	// that is not timed (it compares every file's content).
+	rec := filepath.Join(h.work, fmt.Sprintf("syncpass-%s-%s-r%d.record", suite, spec.Name, rep))
+	os.Remove(rec)
+	out, err := h.runCmdOutput(30*time.Minute, h.bin.syncpass, "-src", src, "-dst", dst, "-record", rec, "-warmup", "1", "-n", fmt.Sprint(h.iterations()))
 	if err != nil {
 		return fmt.Errorf("syncpass: %w", err)
 	}

@@ -3,7 +3,12 @@
 // with nothing around it. efsbench uses it for the no-op pass; it is built
 // from the same source as the efsd binary under test.
 //
-//	syncpass -src SRC -dst DST [-n 3] [-workers 0] [-cpuprofile FILE]
+// With -record, passes use (and keep) that treesync.Record, as efsd's
+// replication does; without, every file whose size matches is compared.
+// -warmup passes run first and are not printed (a new record is filled by
+// a pass comparing contents).
+//
+//	syncpass -src SRC -dst DST [-n 3] [-workers 0] [-record FILE [-warmup 1]] [-cpuprofile FILE]
 package main
 
 import (
@@ -31,6 +36,8 @@ func main() {
 	n := flag.Int("n", 1, "passes")
 	workers := flag.Int("workers", 0, "treesync.Options.Workers (0: its default)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the passes to this file")
+	recPath := flag.String("record", "", "treesync record file (created if missing)")
+	warmup := flag.Int("warmup", 0, "passes to run before the measured ones")
 	flag.Parse()
 	if *src == "" || *dst == "" || *n < 1 {
 		flag.Usage()
@@ -45,10 +52,26 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	o := treesync.Options{Workers: *workers}
+	if *recPath != "" {
+		rec, err := treesync.OpenRecord(*recPath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "syncpass:", err)
+			os.Exit(1)
+		}
+		defer rec.Close()
+		o.Record = rec
+	}
+	for range *warmup {
+		if _, err := treesync.Sync(context.Background(), *src, *dst, o); err != nil {
+			fmt.Fprintln(os.Stderr, "syncpass:", err)
+			os.Exit(1)
+		}
+	}
 	enc := json.NewEncoder(os.Stdout)
 	for range *n {
 		c0, t0 := cpu(), time.Now()
-		st, err := treesync.Sync(context.Background(), *src, *dst, treesync.Options{Workers: *workers})
+		st, err := treesync.Sync(context.Background(), *src, *dst, o)
 		wall, c := time.Since(t0).Seconds(), cpu()-c0
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "syncpass:", err)
@@ -56,6 +79,6 @@ func main() {
 			os.Exit(1)
 		}
 		enc.Encode(map[string]any{"wall_s": wall, "cpu_s": c, "copied": st.FilesCopied, "bytes": st.BytesCopied,
-			"deleted": st.Deleted, "unchanged": st.Unchanged})
+			"deleted": st.Deleted, "unchanged": st.Unchanged, "compared": st.FilesCompared})
 	}
 }

@@ -1,0 +1,368 @@
+package treesync
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Record is the durable memory, for one source/destination pair, of what
+// Sync copied: for each destination file, the source inode and inode
+// change time (ctime) it holds the bytes of, and its own ctime once Sync
+// had written it. Users can set mtimes (cp -p, touch -r, tar -x) but not
+// ctimes: every write, chmod, chown, utimes, link and rename moves a
+// file's ctime to the present. So a file whose source (inode, ctime) and
+// destination (inode, ctime) both still match the record was not touched
+// on either side since it was copied, and is skipped for one lstat per
+// side; any other file whose size matches is compared by content, never
+// trusted on size and mtime alone. Without a Record, Sync compares every
+// such file.
+//
+// The record is a file: a header naming the roots (their inode numbers, so
+// that a record of other trees, or of a restored copy of the data
+// directory, is discarded rather than trusted) and an append-only log of
+// fixed-size, checksummed entries, keyed by destination inode; a later
+// entry for an inode replaces an earlier one. Entries are appended only
+// after what they describe is durable in the destination (after the
+// batch's syncfs and rename), and the file is fsynced at the end of each
+// pass that added any: a crash can lose entries (costing a content
+// comparison) but never make one claim a copy that did not land. A torn
+// tail is dropped on load. The log is rewritten when it holds more than
+// twice as many entries as there are live files.
+//
+// The whole record is held in memory: about 80 bytes per file.
+type Record struct {
+	mu   sync.Mutex // held by the Sync using the record
+	path string     // "" for a record in memory only
+	f    *os.File
+
+	srcRoot, dstRoot uint64
+	scrubbed         int64 // Unix ns of the last complete verification; 0: never
+	m                map[uint64]recEntry
+	gen              uint32 // the current pass; entries seen in it carry it
+	live             int    // entries seen or written in the current pass
+	logged           int    // entries in the file
+	buf              []byte // entries not yet written
+	unsynced         bool   // written since the last fsync
+	broken           error  // a write failed: the record is no longer appended to
+}
+
+// recEntry is what the destination inode (the map key) was made from.
+type recEntry struct {
+	srcIno             uint64
+	srcCtime, dstCtime int64
+	racy               bool // srcCtime was too recent at the copy to rule out a later write with the same ctime
+	gen                uint32
+}
+
+const (
+	recMagic     = "EFSDREC1"
+	recHeaderLen = 8 + 8 + 8 + 8 + 4 // magic, srcRoot, dstRoot, scrubbed, crc
+	recEntryLen  = 8 + 8 + 8 + 8 + 4 + 4
+	// recCompactMin keeps small records from being rewritten often.
+	recCompactMin = 4096
+)
+
+// OpenRecord opens the record at path, creating it (and its directory)
+// if missing. A record that cannot be parsed is started afresh: it is an
+// optimisation, and without it Sync compares contents. path "" gives a
+// record held in memory only.
+func OpenRecord(path string) (*Record, error) {
+	r := &Record{path: path, m: map[uint64]recEntry{}}
+	if path == "" {
+		return r, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create record directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open record: %w", err)
+	}
+	r.f = f
+	b, err := io.ReadAll(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("read record %s: %w", path, err)
+	}
+	if !r.parse(b) {
+		if err := r.reset(0, 0); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// parse loads a record file's content; false if its header is unusable.
+// A torn or corrupt entry ends the log there.
+func (r *Record) parse(b []byte) bool {
+	if len(b) < recHeaderLen || string(b[:8]) != recMagic ||
+		crc32.ChecksumIEEE(b[:recHeaderLen-4]) != binary.LittleEndian.Uint32(b[recHeaderLen-4:]) {
+		return false
+	}
+	r.srcRoot = binary.LittleEndian.Uint64(b[8:])
+	r.dstRoot = binary.LittleEndian.Uint64(b[16:])
+	r.scrubbed = int64(binary.LittleEndian.Uint64(b[24:]))
+	b = b[recHeaderLen:]
+	for len(b) >= recEntryLen {
+		e := b[:recEntryLen]
+		if crc32.ChecksumIEEE(e[:recEntryLen-4]) != binary.LittleEndian.Uint32(e[recEntryLen-4:]) {
+			break
+		}
+		r.m[binary.LittleEndian.Uint64(e)] = recEntry{
+			srcIno:   binary.LittleEndian.Uint64(e[8:]),
+			srcCtime: int64(binary.LittleEndian.Uint64(e[16:])),
+			dstCtime: int64(binary.LittleEndian.Uint64(e[24:])),
+			racy:     e[32]&1 != 0,
+		}
+		r.logged++
+		b = b[recEntryLen:]
+	}
+	return true
+}
+
+func (r *Record) header() []byte {
+	h := make([]byte, recHeaderLen)
+	copy(h, recMagic)
+	binary.LittleEndian.PutUint64(h[8:], r.srcRoot)
+	binary.LittleEndian.PutUint64(h[16:], r.dstRoot)
+	binary.LittleEndian.PutUint64(h[24:], uint64(r.scrubbed))
+	binary.LittleEndian.PutUint32(h[recHeaderLen-4:], crc32.ChecksumIEEE(h[:recHeaderLen-4]))
+	return h
+}
+
+func appendEntry(b []byte, dstIno uint64, e recEntry) []byte {
+	var x [recEntryLen]byte
+	binary.LittleEndian.PutUint64(x[0:], dstIno)
+	binary.LittleEndian.PutUint64(x[8:], e.srcIno)
+	binary.LittleEndian.PutUint64(x[16:], uint64(e.srcCtime))
+	binary.LittleEndian.PutUint64(x[24:], uint64(e.dstCtime))
+	if e.racy {
+		x[32] = 1
+	}
+	binary.LittleEndian.PutUint32(x[recEntryLen-4:], crc32.ChecksumIEEE(x[:recEntryLen-4]))
+	return append(b, x[:]...)
+}
+
+// reset forgets everything and binds the record to new roots, durably.
+func (r *Record) reset(srcRoot, dstRoot uint64) error {
+	r.srcRoot, r.dstRoot, r.scrubbed = srcRoot, dstRoot, 0
+	clear(r.m)
+	r.buf, r.logged, r.live, r.broken = r.buf[:0], 0, 0, nil
+	if r.f == nil {
+		return nil
+	}
+	return r.rewrite()
+}
+
+// rewrite replaces the file with the header and the entries seen in the
+// current pass (all of them after a reset, when there are none), through
+// a temporary file renamed over it.
+func (r *Record) rewrite() error {
+	b := r.header()
+	n := 0
+	for ino, e := range r.m {
+		if e.gen == r.gen {
+			b = appendEntry(b, ino, e)
+			n++
+		} else {
+			delete(r.m, ino)
+		}
+	}
+	tmp := r.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		if _, err = f.Write(b); err == nil {
+			err = f.Sync()
+		}
+		if err == nil {
+			err = os.Rename(tmp, r.path)
+		}
+		if err == nil {
+			err = syncDir(filepath.Dir(r.path))
+		}
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rewrite record %s: %w", r.path, err)
+	}
+	if _, err := f.Seek(0, io.SeekEnd); err != nil {
+		f.Close()
+		return fmt.Errorf("rewrite record %s: %w", r.path, err)
+	}
+	r.f.Close()
+	r.f, r.logged, r.buf, r.unsynced = f, n, r.buf[:0], false
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Close closes the record's file.
+func (r *Record) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	return err
+}
+
+// Remove closes the record and deletes its file (its configuration is gone).
+func (r *Record) Remove() error {
+	err := r.Close()
+	if r.path != "" {
+		if e := os.Remove(r.path); e != nil && !errors.Is(e, os.ErrNotExist) {
+			err = errors.Join(err, e)
+		}
+	}
+	return err
+}
+
+// Scrubbed is when the last complete verification (Options.Verify) of the
+// record's trees ended; zero if none did since the record was started.
+func (r *Record) Scrubbed() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.scrubbed == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, r.scrubbed)
+}
+
+// SetScrubbed durably records when a verification ended (or, for a new
+// record, when the next one counts from).
+func (r *Record) SetScrubbed(t time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.scrubbed = t.UnixNano()
+	if r.f == nil {
+		return nil
+	}
+	if _, err := r.f.WriteAt(r.header(), 0); err != nil {
+		return fmt.Errorf("write record header: %w", err)
+	}
+	if err := r.f.Sync(); err != nil {
+		return fmt.Errorf("sync record: %w", err)
+	}
+	return nil
+}
+
+// begin starts a pass over the given roots (inode numbers); the record is
+// emptied if it described other roots.
+func (r *Record) begin(srcRoot, dstRoot uint64) error {
+	r.mu.Lock()
+	if r.srcRoot != srcRoot || r.dstRoot != dstRoot {
+		if err := r.reset(srcRoot, dstRoot); err != nil {
+			r.mu.Unlock()
+			return err
+		}
+	}
+	r.gen++
+	r.live = 0
+	return nil
+}
+
+// trusted reports whether the destination file dm still holds what it was
+// given from the source file sm: neither was touched since.
+func (r *Record) trusted(sm, dm meta) bool {
+	e, ok := r.m[dm.ino]
+	if !ok || e.racy || e.srcIno != sm.ino || e.srcCtime != sm.ctime || e.dstCtime != dm.ctime {
+		return false
+	}
+	if e.gen != r.gen {
+		e.gen = r.gen
+		r.m[dm.ino] = e
+		r.live++
+	}
+	return true
+}
+
+// put records that the destination file dm holds the bytes of the source
+// inode srcIno as of its ctime srcCtime. Call only once that is durable,
+// or will be before the end of the pass with nothing else claimed in
+// between (entries reach the file only through flush).
+func (r *Record) put(dm meta, srcIno uint64, srcCtime int64, racy bool) {
+	e := recEntry{srcIno: srcIno, srcCtime: srcCtime, dstCtime: dm.ctime, racy: racy, gen: r.gen}
+	if old, ok := r.m[dm.ino]; !ok || old.gen != r.gen {
+		r.live++
+	}
+	r.m[dm.ino] = e
+	if r.f != nil {
+		r.buf = appendEntry(r.buf, dm.ino, e)
+	}
+}
+
+// touched notes that Sync itself moved the ctime of a destination file it
+// has vouched for in this pass (a link or a metadata change).
+func (r *Record) touched(dm meta) {
+	if e, ok := r.m[dm.ino]; ok && e.gen == r.gen && e.dstCtime != dm.ctime {
+		r.put(dm, e.srcIno, e.srcCtime, e.racy)
+	}
+}
+
+// flush writes the pending entries to the file (not yet durably). A write
+// error stops appending; end reports it.
+func (r *Record) flush() {
+	if len(r.buf) == 0 || r.f == nil || r.broken != nil {
+		return
+	}
+	if _, err := r.f.Write(r.buf); err != nil {
+		r.broken = fmt.Errorf("append to record %s: %w", r.path, err)
+		return
+	}
+	r.logged += len(r.buf) / recEntryLen
+	r.buf, r.unsynced = r.buf[:0], true
+}
+
+// end finishes a pass, after the destination was made durable: the new
+// entries are made durable, and after a complete pass the log is compacted
+// if it has grown to more than twice the live entries.
+func (r *Record) end(complete bool) error {
+	defer r.mu.Unlock()
+	r.flush()
+	if err := r.broken; err != nil {
+		// Start afresh at the next pass: entries may be missing from the file.
+		r.srcRoot, r.dstRoot = 0, 0
+		return err
+	}
+	if r.f == nil {
+		if complete {
+			for ino, e := range r.m {
+				if e.gen != r.gen {
+					delete(r.m, ino)
+				}
+			}
+		}
+		return nil
+	}
+	if complete && r.logged > 2*r.live+recCompactMin {
+		return r.rewrite()
+	}
+	if r.unsynced {
+		if err := r.f.Sync(); err != nil {
+			r.srcRoot, r.dstRoot = 0, 0
+			return fmt.Errorf("sync record %s: %w", r.path, err)
+		}
+		r.unsynced = false
+	}
+	return nil
+}
