@@ -191,9 +191,6 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 	fsKey := mt.FSKey()
 	c := &exportCache{}
 	return nfs.Export{
-		Access: func(apID string) nfs.ClientAccess {
-			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).clientAccess(apID)
-		},
 		FileSystemID: fsKey.String(),
 		Root:         m.paths.Path(fsKey),
 		ReadOnly: func() bool {
@@ -208,6 +205,9 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 			st := c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) })
 			ap, ok := st.accessPoints[id]
 			return ap, ok
+		},
+		Access: func(apID string) nfs.ClientAccess {
+			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).clientAccess(apID)
 		},
 	}
 }
