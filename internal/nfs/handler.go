@@ -123,6 +123,9 @@ func (h *connHandler) FSStat(ctx context.Context, fs billy.Filesystem, st *gonfs
 	if !ok {
 		return nil
 	}
+	if v.call != nil && v.call.deny != nil {
+		return statusErr(v.call.deny)
+	}
 	var sf unix.Statfs_t
 	if err := unix.Fstatfs(v.view.fd, &sf); err != nil {
 		return err

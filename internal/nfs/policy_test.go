@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	nfsc "github.com/willscott/go-nfs-client/nfs"
+	"github.com/willscott/go-nfs-client/nfs/rpc"
+	"github.com/willscott/go-nfs-client/nfs/xdr"
 )
 
 // policyEnv serves the test export with an Access function the test sets per access point.
@@ -82,7 +84,34 @@ func TestPolicyMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pe.set("", ClientAccess{})
+	if err := os.Mkdir(pe.path("d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"x", "y", "z"} {
+		if err := os.WriteFile(pe.path("d/"+n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, dfh, err := root.Lookup("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, verf, err := root.readdirRaw(dfh, 0, 0)
+	if err != nil || st != 0 || verf == 0 {
+		t.Fatalf("READDIR: status %d verifier %x %v", st, verf, err)
+	}
+	const secondEntry = 2 // go-nfs's cookies: 0 ".", 1 "..", then 2, 3, … for the entries
+	if st, v2, err := root.readdirRaw(dfh, secondEntry, verf); err != nil || st != 0 || v2 != verf {
+		t.Fatalf("READDIR continued: status %d verifier %x (was %x) %v", st, v2, verf, err)
+	}
+
+	pe.set("", ClientAccess{Write: true, Root: true}) // everything but ClientMount
+	if st, _, _ := root.readdirRaw(dfh, secondEntry, verf); st != nfsc.NFS3ErrAcces {
+		t.Errorf("READDIR continued from a cached listing after ClientMount was withdrawn: status %d, want ACCES", st)
+	}
+	if st, _ := root.fsstatRaw(dfh); st != nfsc.NFS3ErrAcces {
+		t.Errorf("FSSTAT after ClientMount was withdrawn: status %d, want ACCES", st)
+	}
 	if _, st, _ := root.readFH(fh); st != nfsc.NFS3ErrAcces {
 		t.Errorf("READ after ClientMount was withdrawn: status %d, want ACCES", st)
 	}
@@ -181,3 +210,37 @@ func TestPolicyWriteAndRoot(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// readdirRaw makes one READDIR of directory fh from cookie with verifier verf and returns the
+// status and the reply's verifier.
+func (c *client) readdirRaw(fh []byte, cookie, verf uint64) (uint32, uint64, error) {
+	type args struct {
+		rpc.Header
+		FH     []byte
+		Cookie uint64
+		Verf   uint64
+		Count  uint32
+	}
+	const procReaddir = 16 // NFSPROC3_READDIR
+	st, res, err := c.raw(&args{Header: c.header(procReaddir), FH: fh, Cookie: cookie, Verf: verf, Count: 4096})
+	if err != nil || st != 0 {
+		return st, 0, err
+	}
+	var head struct {
+		Attr nfsc.PostOpAttr
+		Verf uint64
+	}
+	err = xdr.Read(res, &head)
+	return 0, head.Verf, err
+}
+
+// fsstatRaw makes an FSSTAT of the file system of fh.
+func (c *client) fsstatRaw(fh []byte) (uint32, error) {
+	type args struct {
+		rpc.Header
+		FH []byte
+	}
+	const procFSStat = 18 // NFSPROC3_FSSTAT
+	st, _, err := c.raw(&args{Header: c.header(procFSStat), FH: fh})
+	return st, err
+}
