@@ -154,12 +154,15 @@ func (m *Manager) start(ctx context.Context, r *efs.Replication) {
 	if _, ok := m.workers[r.ID]; ok {
 		return
 	}
-	w := newWorker(m, r)
+	// The cancel function exists before the goroutine starts, so a stop
+	// right after this start (at shutdown) always has one to call.
+	wctx, cancel := context.WithCancel(ctx)
+	w := newWorker(m, r, cancel)
 	m.workers[r.ID] = w
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		w.run(ctx)
+		w.run(wctx)
 	}()
 }
 

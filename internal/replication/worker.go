@@ -25,9 +25,10 @@ type worker struct {
 	status, message string
 }
 
-func newWorker(m *Manager, r *efs.Replication) *worker {
+func newWorker(m *Manager, r *efs.Replication, cancel context.CancelFunc) *worker {
 	return &worker{
 		m:       m,
+		cancel:  cancel,
 		rep:     r,
 		src:     m.paths.Path(r.Source),
 		dst:     m.paths.Path(r.Dest),
@@ -50,11 +51,10 @@ func (w *worker) stop() {
 	<-w.done
 }
 
-func (w *worker) run(parent context.Context) {
-	ctx, cancel := context.WithCancel(parent)
-	w.cancel = cancel
+// run replicates until ctx (cancelled by stop) ends.
+func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
-	defer cancel()
+	defer w.cancel()
 	log := w.m.log.With("replication", w.rep.ID, "source", w.rep.Source.String(), "destination", w.rep.Dest.String())
 
 	if !w.waitForDestination(ctx) {
