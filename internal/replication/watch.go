@@ -66,7 +66,9 @@ type hub struct {
 	wds    map[int32]*watch
 	// ignored counts IN_IGNORED events still due for watches the hub
 	// removed itself, so that one arriving late is not taken for the
-	// removal of a newer watch that got the same descriptor.
+	// removal of a newer watch that got the same descriptor. An entry
+	// whose event was lost in a queue overflow stays (a few bytes); it
+	// could matter only once the kernel's cyclic numbering wraps.
 	ignored map[int32]int
 	trees   map[*tree]struct{}
 	total   int // len(wds): watches held in the kernel
