@@ -182,12 +182,17 @@ func testDue(t *testing.T, s efs.Store) {
 		}
 	}
 
-	b.DueAt = time.Time{} // settled
-	a.DueAt = now.Add(-2 * time.Hour)
-	replace(t, s, b)
-	replace(t, s, a)
+	b.DueAt = time.Time{}             // settled
+	a.DueAt = later.Add(time.Hour)    // postponed
+	c.DueAt = now.Add(-2 * time.Hour) // scheduled
+	for _, fs := range []*efs.FileSystem{a, b, c} {
+		replace(t, s, fs)
+	}
 	deleteFS(t, s, pA2, "fs-d")
-	expectIDs(t, "DueFileSystems after updates", due(later, 10), "fs-a")
+	expectIDs(t, "DueFileSystems after updates", due(later, 10), "fs-c")
+	if next, ok, err := tryNextDue(s, later); err != nil || !ok || !next.Equal(a.DueAt) {
+		t.Errorf("NextDue after updates = %v, %v, %v; want %v", next, ok, err, a.DueAt)
+	}
 }
 
 func tryNextDue(s efs.Store, after time.Time) (next time.Time, ok bool, err error) {
