@@ -83,12 +83,29 @@ func diffValue(path string, w, g reflect.Value) string {
 	return ""
 }
 
+// show prints a value for a failure message; a list of records by their
+// IDs.
 func show(v reflect.Value) string {
 	if !v.IsValid() {
 		return "nothing"
 	}
-	if v.Kind() == reflect.Pointer && !v.IsNil() {
-		v = v.Elem()
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return "nil"
+		}
+		return show(v.Elem())
+	case reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			e := reflect.Indirect(v.Index(i))
+			if id := e.FieldByName("ID"); e.Kind() == reflect.Struct && id.IsValid() {
+				parts[i] = id.String()
+			} else {
+				parts[i] = show(e)
+			}
+		}
+		return "[" + strings.Join(parts, " ") + "]"
 	}
 	return fmt.Sprintf("%+v", v)
 }

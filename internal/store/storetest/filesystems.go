@@ -73,7 +73,14 @@ func testFileSystemRoundTrip(t *testing.T, s efs.Store) {
 	replace(t, s, &u)
 	expect("updated", &u)
 
+	// Deleting a file system deletes nothing else.
+	insert(t, s, newMT(pA, "fsmt-1", fs.ID, "127.0.16.4"), newAP(pA, "fsap-1", fs.ID),
+		newRep("fsrep-1", key(pA, fs.ID), key(pB, "fs-2")))
+	before := snap(t, s)
 	deleteFS(t, s, pA, fs.ID)
+	after := snap(t, s)
+	after.FileSystems[0] = before.FileSystems[0]
+	expectSame(t, "store after DeleteFileSystem, but for the file system", before, after)
 	_, err := getFS(s, pA, fs.ID)
 	expectNotFound(t, "FileSystem after delete", err)
 	_, err = tryRead(s, func(tx efs.Tx) (*efs.FileSystem, error) {
