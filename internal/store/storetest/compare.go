@@ -99,10 +99,9 @@ func show(v reflect.Value) string {
 		parts := make([]string, v.Len())
 		for i := range parts {
 			e := reflect.Indirect(v.Index(i))
-			if id := e.FieldByName("ID"); e.Kind() == reflect.Struct && id.IsValid() {
-				parts[i] = id.String()
-			} else {
-				parts[i] = show(e)
+			parts[i] = show(e)
+			if e.Kind() == reflect.Struct && e.FieldByName("ID").IsValid() {
+				parts[i] = e.FieldByName("ID").String()
 			}
 		}
 		return "[" + strings.Join(parts, " ") + "]"
