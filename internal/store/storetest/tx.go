@@ -93,7 +93,15 @@ func testIsolation(t *testing.T, s efs.Store) {
 		return tx.PutAccountPreference(pA.Account, pA.Region, efs.ShortID)
 	})
 	before := snap(t, s)
+	expectNotFoundElsewhere(t, s)
+	expectEmptyElsewhere(t, s)
+	expectSame(t, "store after reads and writes aimed elsewhere", before, snap(t, s))
+}
 
+// expectNotFoundElsewhere looks up, updates and deletes the records
+// testIsolation stored, in other scopes and under other IDs.
+func expectNotFoundElsewhere(t *testing.T, s efs.Store) {
+	t.Helper()
 	// Each op names a record of pA's by the suffix "1" of its ID.
 	scoped := []struct {
 		name string
@@ -161,8 +169,13 @@ func testIsolation(t *testing.T, s efs.Store) {
 	for name, op := range unscoped {
 		expectNotFound(t, name, s.Update(t.Context(), op))
 	}
+}
 
-	// Lists elsewhere are empty; DeleteAccessPointsOfFS there deletes nothing.
+// expectEmptyElsewhere lists in other scopes and of another file system
+// than testIsolation's records; DeleteAccessPointsOfFS there deletes
+// nothing.
+func expectEmptyElsewhere(t *testing.T, s efs.Store) {
+	t.Helper()
 	lists := map[string]func(tx efs.Tx, p efs.Principal, fsID string) (any, error){
 		"MountTargetsOfFS": func(tx efs.Tx, p efs.Principal, fsID string) (any, error) {
 			return tx.MountTargetsOfFS(p.Account, p.Region, fsID)
@@ -232,7 +245,6 @@ func testIsolation(t *testing.T, s efs.Store) {
 			t.Errorf("ReplicationsByFSID(%q) = %q", id, ids(got))
 		}
 	}
-	expectSame(t, "store after reads and writes aimed elsewhere", before, snap(t, s))
 }
 
 // isEmpty reports whether v is an empty list, a zero count or "".
