@@ -116,8 +116,8 @@ func newRep(id string, src, dst efs.FSKey) *efs.Replication {
 func newNetwork(n int) *efs.Network {
 	vpc := fmt.Sprintf("vpc-%d", n)
 	return &efs.Network{
-		VPCs:           []efs.VPC{{ID: vpc, CIDR: fmt.Sprintf("127.0.%d.0/20", n*16), Default: true}},
-		Subnets:        []efs.Subnet{{ID: fmt.Sprintf("subnet-%d", n), VPCID: vpc, ZoneName: "us-east-1a", ZoneID: "use1-az1", CIDR: fmt.Sprintf("127.0.%d.0/24", n*16)}},
+		VPCs:    []efs.VPC{{ID: vpc, CIDR: fmt.Sprintf("127.0.%d.0/20", n*16), Default: true}},
+		Subnets: []efs.Subnet{{ID: fmt.Sprintf("subnet-%d", n), VPCID: vpc, ZoneName: "us-east-1a", ZoneID: "use1-az1", CIDR: fmt.Sprintf("127.0.%d.0/24", n*16)}},
 		SecurityGroups: []efs.SecurityGroup{{ID: fmt.Sprintf("sg-%d", n), VPCID: vpc, Name: "default",
 			Ingress: []efs.IngressRule{{Protocol: "tcp", FromPort: 2049, ToPort: 2049, CIDR: "10.0.0.0/16", Description: "nfs"}}}},
 	}
