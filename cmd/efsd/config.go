@@ -32,6 +32,10 @@ type FileConfig struct {
 	ReplicationRescan        string  `json:"replicationRescanInterval"`
 	NFSPort                  int     `json:"nfsPort"`
 	AccessPointQuota         int     `json:"accessPointQuota"`
+
+	// ReplicationMaxWatches caps the inotify watches (one per directory)
+	// of one source file system; beyond it changes are found by rescans.
+	ReplicationMaxWatches int `json:"replicationMaxWatchesPerFileSystem"`
 	// Networks adds subnets and security groups to accounts' default VPCs.
 	Networks []NetworkConfig `json:"networks"`
 }
@@ -113,6 +117,11 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		MaxProvisionedThroughput: c.MaxProvisionedThroughput,
 		NFSPort:                  c.NFSPort,
 		AccessPointQuota:         c.AccessPointQuota,
+
+		ReplicationMaxWatchesPerFileSystem: c.ReplicationMaxWatches,
+	}
+	if c.ReplicationMaxWatches < 0 {
+		return cfg, fmt.Errorf("config: replicationMaxWatchesPerFileSystem %d must not be negative", c.ReplicationMaxWatches)
 	}
 	for ni, n := range c.Networks {
 		if !accountID.MatchString(n.Account) {

@@ -45,6 +45,9 @@ type Config struct {
 	ReplicationRescanInterval time.Duration
 	// ReplicationNoWatch turns off inotify on source trees.
 	ReplicationNoWatch bool
+	// ReplicationMaxWatchesPerFileSystem caps the inotify watches (one per
+	// directory) of one source file system; 0 takes the default.
+	ReplicationMaxWatchesPerFileSystem int
 
 	// NFSPort is the NFS port at every mount target address (default 2049).
 	NFSPort int
@@ -138,7 +141,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	repl := replication.NewManager(svc, vols, replication.Options{
-		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch, Now: cfg.Now, Logger: cfg.Logger})
+		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch,
+		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger})
 	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, HandleKey: handleKey, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{

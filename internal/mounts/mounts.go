@@ -195,10 +195,12 @@ func (m *Manager) stopAll() {
 
 // export describes what a mount target serves. The NFS server asks, on
 // every call, whether the file system is read-only (a replication
-// destination) and what an access point is; the answers are cached until
-// the domain's data-plane epoch moves, so a file system turns read-only
-// the moment it becomes a destination and writable the moment the
-// configuration is gone, without a store query per call.
+// destination), what an access point is, and what the file system policy
+// lets clients do; the answers are cached until the domain's data-plane
+// epoch moves, so a file system turns read-only the moment it becomes a
+// destination and writable the moment the configuration is gone, and a
+// policy applies from the call after it is put, without a store query per
+// call.
 func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 	fsKey := mt.FSKey()
 	c := &exportCache{}
@@ -219,6 +221,9 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 			ap, ok := st.accessPoints[id]
 			return ap, ok
 		},
+		Access: func(apID string) nfs.ClientAccess {
+			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).clientAccess(apID)
+		},
 	}
 }
 
@@ -226,6 +231,35 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 type exportState struct {
 	readOnly     bool
 	accessPoints map[string]nfs.AccessPoint
+	// access is what the file system policy grants clients, by access
+	// point ID ("" for mounts without one); policy (nil: no policy, full
+	// access) answers for IDs that are no access point of the file system.
+	access map[string]nfs.ClientAccess
+	policy *efs.Policy
+	fsKey  efs.FSKey
+	// loaded is false when the store could not be read: the state then
+	// denies everything and is not cached.
+	loaded bool
+}
+
+// clientAccess is what the file system policy grants NFS clients through
+// access point apID ("" for none). An unreadable state grants nothing.
+func (st exportState) clientAccess(apID string) nfs.ClientAccess {
+	if a, ok := st.access[apID]; ok {
+		return a
+	}
+	if !st.loaded {
+		return nfs.ClientAccess{}
+	}
+	if st.policy == nil {
+		return nfs.FullAccess
+	}
+	apARN := (&efs.AccessPoint{Account: st.fsKey.Account, Region: st.fsKey.Region, ID: apID}).ARN()
+	return nfsAccess(st.policy.ClientAccess(efs.FileSystemARN(st.fsKey.Region, st.fsKey.Account, st.fsKey.ID), apARN))
+}
+
+func nfsAccess(a efs.ClientAccess) nfs.ClientAccess {
+	return nfs.ClientAccess{Mount: a.Mount, Write: a.Write, Root: a.Root}
 }
 
 type exportCache struct {
@@ -237,35 +271,53 @@ type exportCache struct {
 
 // get returns the cached state for epoch, loading it when the epoch
 // moved. The epoch is read before loading, so a change during the load
-// makes the next call load again.
+// makes the next call load again. A state that could not be loaded is
+// not cached, so a passing store failure does not outlast itself.
 func (c *exportCache) get(epoch uint64, load func() exportState) exportState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.valid || c.epoch != epoch {
-		c.state, c.epoch, c.valid = load(), epoch, true
+		c.state, c.epoch = load(), epoch
+		c.valid = c.state.loaded
 	}
 	return c.state
 }
 
-// load reads a mount target's file system and access points. Failing to
-// read them leaves the export read-only and without access points.
+// load reads a mount target's file system, access points and policy.
+// Failing to read them leaves the export read-only, without access points,
+// and closed to every client.
 func (m *Manager) load(mt *efs.MountTarget) exportState {
 	ctx := context.Background()
-	st := exportState{readOnly: true, accessPoints: map[string]nfs.AccessPoint{}}
+	st := exportState{readOnly: true, accessPoints: map[string]nfs.AccessPoint{}, fsKey: mt.FSKey()}
 	fs, err := m.svc.FileSystemByKey(ctx, mt.FSKey())
 	if err != nil {
 		m.log.Error("load file system for NFS", "file_system", mt.FileSystemID, "err", err)
 		return st
 	}
-	st.readOnly = fs.Protection == efs.ProtectionReplicating
 	aps, err := m.svc.AccessPointsOf(ctx, mt.FSKey())
 	if err != nil {
 		m.log.Error("load access points for NFS", "file_system", mt.FileSystemID, "err", err)
 		return st
 	}
+	st.readOnly = fs.Protection == efs.ProtectionReplicating
 	for _, ap := range aps {
 		if ap.State == efs.StateAvailable {
 			st.accessPoints[ap.ID] = accessPoint(ap)
+		}
+	}
+	st.loaded = true
+	st.policy, err = fs.ParsedPolicy()
+	if err != nil {
+		// Stored policies were checked when put; one efsd cannot read grants nothing.
+		m.log.Error("file system policy unreadable: NFS clients are refused", "file_system", mt.FileSystemID, "err", err)
+		st.access = map[string]nfs.ClientAccess{"": {}}
+		st.policy = &efs.Policy{}
+		return st
+	}
+	if st.policy != nil {
+		st.access = map[string]nfs.ClientAccess{"": nfsAccess(st.policy.ClientAccess(fs.ARN(), ""))}
+		for _, ap := range aps {
+			st.access[ap.ID] = nfsAccess(st.policy.ClientAccess(fs.ARN(), ap.ARN()))
 		}
 	}
 	return st

@@ -42,8 +42,9 @@
 // operation is performed with the serving thread's file-system UID/GID and groups switched to the
 // identity the call acts as, so the kernel itself enforces permissions and assigns ownership:
 //
-//   - Plain mounts act as the client's AUTH_UNIX identity (root is root: no root squashing, as EFS
-//     without an IAM policy); calls without AUTH_UNIX act as nobody (65534:65534).
+//   - Plain mounts act as the client's AUTH_UNIX identity (root is root, as EFS without a file system
+//     policy; Export.Access withholding Root squashes uid 0 and gid 0 to 65534, as knfsd's
+//     root_squash); calls without AUTH_UNIX act as nobody (65534:65534).
 //   - Access points with a POSIX user act as that user (UID, GID, secondary GIDs) whatever the
 //     client sends; without one, as the client's identity.
 //
@@ -86,8 +87,9 @@
 // go-nfs answers every WRITE with FILE_SYNC, so every WRITE is fsynced before it is answered;
 // COMMIT fsyncs too. Namespace changes (create, mkdir, symlink, remove, rename) fsync the
 // directories involved, attribute changes the object, before the reply. Export.OnChange is called
-// after every successful modification. A read-only export (Export.ReadOnly) answers every
-// modifying call with NFS3ERR_ROFS.
+// after every successful modification. A read-only export (Export.ReadOnly), or one whose
+// Export.Access withholds Write, answers every modifying call with NFS3ERR_ROFS. Export.Access
+// withholding Mount refuses MOUNT (MNT3ERR_ACCES) and every call of clients already mounted.
 //
 // # Protocol details
 //

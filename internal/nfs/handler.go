@@ -36,8 +36,13 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 	s := h.s
 	call := h.c.current()
 	dirpath := string(req.Dirpath)
-	fs, err := s.mount(dirpath, call)
 	log := s.logger.With("fileSystemId", s.e.FileSystemID, "dirpath", dirpath, "client", conn.RemoteAddr().String())
+	if !s.access(mountAccessPoint(dirpath)).Mount {
+		// Refused before anything is looked up or created (an access point's root directory).
+		log.Info("nfs: mount refused by the file system policy")
+		return gonfs.MountStatusErrAcces, nil, nil
+	}
+	fs, err := s.mount(dirpath, call)
 	if err != nil {
 		log.Info("nfs: mount refused", "err", err)
 		return mountStatus(err), nil, nil
@@ -117,6 +122,15 @@ func (s *Server) mount(dirpath string, call *callInfo) (*vfs, error) {
 	return fs, nil
 }
 
+// mountAccessPoint is the access point ID a MOUNT dirpath names ("" for none).
+func mountAccessPoint(dirpath string) string {
+	comps, ok := splitPath(dirpath)
+	if ok && len(comps) > 0 && strings.HasPrefix(comps[0], "fsap-") {
+		return comps[0]
+	}
+	return ""
+}
+
 func mountStatus(err error) gonfs.MountStatus {
 	var errno unix.Errno
 	switch {
@@ -153,6 +167,9 @@ func (h *connHandler) FSStat(ctx context.Context, fs billy.Filesystem, st *gonfs
 	v, ok := fs.(*vfs)
 	if !ok {
 		return nil
+	}
+	if v.call != nil && v.call.deny != nil {
+		return statusErr(v.call.deny)
 	}
 	var sf unix.Statfs_t
 	if err := unix.Fstatfs(v.view.fd, &sf); err != nil {

@@ -457,16 +457,33 @@ func (s *Server) chain(v *view, fsRootIno, ino uint64, fresh bool) ([]string, bo
 }
 
 // newVFS returns the file system an RPC sees: the access point's POSIX user if it has one, else
-// the caller's AUTH_UNIX identity.
+// the caller's AUTH_UNIX identity (root squashed unless the file system policy grants root access),
+// read-only if the file system is a replication destination or the policy does not grant writes,
+// and denied altogether if it no longer grants mounting.
 func (s *Server) newVFS(v *view, ap *AccessPoint, call *callInfo) *vfs {
+	acc := s.access(v.apID)
 	id := call.identity()
+	if !acc.Root {
+		id = id.squashRoot()
+	}
 	if ap != nil && ap.UID != nil {
 		id = identity{uid: *ap.UID, gid: nobody.gid, groups: ap.SecondaryGIDs}
 		if ap.GID != nil {
 			id.gid = *ap.GID
 		}
 	}
-	return &vfs{s: s, view: v, id: id, ro: s.readOnly(), call: call}
+	if !acc.Mount && call != nil && call.deny == nil {
+		call.deny = unix.EACCES
+	}
+	return &vfs{s: s, view: v, id: id, ro: !acc.Write || s.readOnly(), call: call}
+}
+
+// access is what the file system policy grants clients of access point apID ("" for none).
+func (s *Server) access(apID string) ClientAccess {
+	if s.e.Access == nil {
+		return FullAccess
+	}
+	return s.e.Access(apID)
 }
 
 func (s *Server) readOnly() bool { return s.e.ReadOnly != nil && s.e.ReadOnly() }

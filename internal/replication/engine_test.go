@@ -161,10 +161,11 @@ func TestManagerNotifyWakesWorker(t *testing.T) {
 }
 
 func TestInotifyWakesWorker(t *testing.T) {
-	_, c, src, srcDir, dstDir := setup(t, efstest.WithConfig(func(c *daemon.Config) { c.ReplicationRescanInterval = time.Hour }))
+	srv, c, src, srcDir, dstDir := setup(t, efstest.WithConfig(func(c *daemon.Config) { c.ReplicationRescanInterval = time.Hour }))
 	os.MkdirAll(filepath.Join(srcDir, "new", "deeper"), 0o755)
 	os.WriteFile(filepath.Join(srcDir, "new", "deeper", "f"), []byte("watched"), 0o644)
 	waitStatus(t, c, src, types.ReplicationStatusEnabled, "", identical(srcDir, dstDir))
+	efstest.Eventually(t, 10*time.Second, "new directories watched", func() bool { return srv.Replication().Stats().WatchedDirs == 3 })
 	// A directory created after the first pass is watched too.
 	os.WriteFile(filepath.Join(srcDir, "new", "deeper", "g"), []byte("watched too"), 0o644)
 	waitStatus(t, c, src, types.ReplicationStatusEnabled, "", identical(srcDir, dstDir))

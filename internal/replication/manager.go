@@ -35,6 +35,14 @@ type Options struct {
 	// the periodic rescan (for data directories where inotify does not
 	// work, such as some network file systems).
 	NoWatch bool
+	// MaxWatchesPerFileSystem caps the directories watched in one source
+	// file system; beyond it the file system relies on the periodic
+	// rescan. Default DefaultMaxWatchesPerFileSystem.
+	MaxWatchesPerFileSystem int
+	// MaxWatches caps the watches of the whole process. Default: half of
+	// the host's fs.inotify.max_user_watches, leaving the rest to the
+	// other processes of efsd's user.
+	MaxWatches int
 	// CopyWorkers bounds concurrent file copies per pass; 0 uses the
 	// copier's default.
 	CopyWorkers int
@@ -49,9 +57,39 @@ type Manager struct {
 	opts  Options
 	log   *slog.Logger
 
+	// hub is the process's inotify instance shared by the workers; nil
+	// with NoWatch.
+	hub *hub
+
 	mu      sync.Mutex
 	workers map[string]*worker // by configuration ID
 	wg      sync.WaitGroup
+}
+
+// Stats tells how change notification is doing, for operators: whether
+// inotify is available and which file systems fell back to rescans.
+type Stats struct {
+	// Instances is the number of inotify instances open: 0 or 1, however
+	// many configurations run.
+	Instances int
+	// WatchedFileSystems is the number of source trees subscribed.
+	WatchedFileSystems int
+	// WatchedDirs is the number of inotify watches held (one per
+	// directory).
+	WatchedDirs int
+	// WatchLimitedFileSystems is the number of source trees with
+	// directories left unwatched by a cap or the host's limit; changes
+	// there are found by the periodic rescan.
+	WatchLimitedFileSystems int
+	// WatchLimitHits counts the times a tree became limited.
+	WatchLimitHits uint64
+	// QueueOverflows counts the kernel's event queue overflows (each
+	// wakes every worker).
+	QueueOverflows uint64
+	// InotifyInitFailures counts failed attempts to open the instance.
+	InotifyInitFailures uint64
+	// MaxWatches and MaxWatchesPerFileSystem are the caps in force.
+	MaxWatches, MaxWatchesPerFileSystem int
 }
 
 // NewManager returns a Manager; Run starts it.
@@ -71,16 +109,40 @@ func NewManager(svc *efs.Service, paths Paths, o Options) *Manager {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{svc: svc, paths: paths, opts: o, log: o.Logger, workers: map[string]*worker{}}
+	if o.MaxWatchesPerFileSystem <= 0 {
+		o.MaxWatchesPerFileSystem = DefaultMaxWatchesPerFileSystem
+	}
+	if o.MaxWatches <= 0 {
+		o.MaxWatches = defaultWatchBudget()
+	}
+	m := &Manager{svc: svc, paths: paths, opts: o, log: o.Logger, workers: map[string]*worker{}}
+	if !o.NoWatch {
+		m.hub = newHub(o.MaxWatchesPerFileSystem, o.MaxWatches, o.Now, o.Logger)
+	}
+	return m
+}
+
+// Stats reports on change notification. With NoWatch everything is zero.
+func (m *Manager) Stats() Stats {
+	if m.hub == nil {
+		return Stats{}
+	}
+	return m.hub.stats()
 }
 
 // reconcileInterval bounds how stale the manager's view of the store may
 // get when no change signal arrives (e.g. rows changed by another tool).
 const reconcileInterval = time.Second
 
-// Run reconciles until ctx ends, then stops every worker.
+// Run reconciles until ctx ends, then stops every worker and closes the
+// inotify instance.
 func (m *Manager) Run(ctx context.Context) {
-	defer m.stopAll()
+	defer func() {
+		m.stopAll()
+		if m.hub != nil {
+			m.hub.close()
+		}
+	}()
 	for {
 		next := m.reconcile(ctx)
 		wait := reconcileInterval
@@ -154,12 +216,15 @@ func (m *Manager) start(ctx context.Context, r *efs.Replication) {
 	if _, ok := m.workers[r.ID]; ok {
 		return
 	}
-	w := newWorker(m, r)
+	// The cancel function exists before the goroutine starts, so a stop
+	// right after this start (at shutdown) always has one to call.
+	wctx, cancel := context.WithCancel(ctx)
+	w := newWorker(m, r, cancel)
 	m.workers[r.ID] = w
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		w.run(ctx)
+		w.run(wctx)
 	}()
 }
 

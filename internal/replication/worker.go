@@ -25,9 +25,10 @@ type worker struct {
 	status, message string
 }
 
-func newWorker(m *Manager, r *efs.Replication) *worker {
+func newWorker(m *Manager, r *efs.Replication, cancel context.CancelFunc) *worker {
 	return &worker{
 		m:       m,
+		cancel:  cancel,
 		rep:     r,
 		src:     m.paths.Path(r.Source),
 		dst:     m.paths.Path(r.Dest),
@@ -50,11 +51,10 @@ func (w *worker) stop() {
 	<-w.done
 }
 
-func (w *worker) run(parent context.Context) {
-	ctx, cancel := context.WithCancel(parent)
-	w.cancel = cancel
+// run replicates until ctx (cancelled by stop) ends.
+func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
-	defer cancel()
+	defer w.cancel()
 	log := w.m.log.With("replication", w.rep.ID, "source", w.rep.Source.String(), "destination", w.rep.Dest.String())
 
 	if !w.waitForDestination(ctx) {
@@ -63,7 +63,7 @@ func (w *worker) run(parent context.Context) {
 	if err := w.record(ctx, efs.RepEnabled, "", time.Time{}); err != nil {
 		return
 	}
-	var watch *watcher
+	var watch *tree
 	defer func() {
 		if watch != nil {
 			watch.Close()
@@ -72,14 +72,15 @@ func (w *worker) run(parent context.Context) {
 	lastStart := w.rep.LastReplicatedAt
 	failures := 0
 	for {
-		if watch == nil && !w.m.opts.NoWatch {
+		if watch == nil && w.m.hub != nil {
 			var err error
-			if watch, err = newWatcher(w.src); err != nil {
+			if watch, err = w.m.hub.watch(w.src, log); err != nil {
 				log.Debug("watch source", "err", err)
 				watch = nil
-			} else if watch.Limited() {
-				log.Warn("inotify watch limit reached; relying on periodic rescans")
 			}
+		}
+		if watch != nil {
+			watch.Resync() // after lost events; before the pass, so that it misses nothing
 		}
 		start := w.m.opts.Now()
 		// Files modified near the previous pass's start may hide a change
@@ -125,7 +126,7 @@ func (w *worker) run(parent context.Context) {
 // sleep waits for the next pass: a change notification (followed by a
 // short settle delay, to take a burst of writes in one pass), or the
 // timeout. After a failure only the timeout counts (backoff).
-func (w *worker) sleep(ctx context.Context, watch *watcher, timeout time.Duration, wakeOnChange bool) bool {
+func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, wakeOnChange bool) bool {
 	var changes <-chan struct{}
 	if watch != nil && wakeOnChange {
 		changes = watch.C

@@ -47,16 +47,19 @@ type Store struct {
 // Open opens (creating if needed) the database at path and applies any
 // pending migrations.
 func Open(path string) (*Store, error) {
-	dsn := func(txlock string, sync ...string) string {
+	dsn := func(txlock, sync string, pragmas ...string) string {
 		q := url.Values{}
 		q.Add("_pragma", "journal_mode(WAL)")
-		q.Add("_pragma", "synchronous("+append(sync, "FULL")[0]+")")
+		q.Add("_pragma", "synchronous("+sync+")")
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Add("_pragma", "foreign_keys(ON)")
+		for _, p := range pragmas {
+			q.Add("_pragma", p)
+		}
 		q.Set("_txlock", txlock)
 		return "file:" + path + "?" + q.Encode()
 	}
-	w, err := sql.Open("sqlite", dsn("immediate"))
+	w, err := sql.Open("sqlite", dsn("immediate", "FULL"))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -66,7 +69,9 @@ func Open(path string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", dsn("deferred"))
+	// Reads refuse to write: View's transactions are read-only, and every
+	// write must go through the writer's group commit.
+	r, err := sql.Open("sqlite", dsn("deferred", "FULL", "query_only(1)"))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)

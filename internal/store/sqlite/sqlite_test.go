@@ -9,18 +9,37 @@ import (
 	"testing"
 
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/nfs"
 	"github.com/efsd/efsd/internal/store/sqlite"
 	"github.com/efsd/efsd/internal/store/storetest"
 )
 
+// open opens the database at path for the length of the test.
+func open(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) efs.Store {
-		s, err := sqlite.Open(filepath.Join(t.TempDir(), "efsd.db"))
-		if err != nil {
-			t.Fatal(err)
+	storetest.Run(t, func(t *testing.T) efs.Store { return open(t, filepath.Join(t.TempDir(), "efsd.db")) })
+}
+
+func TestHandleStoreConformance(t *testing.T) {
+	storetest.RunHandles(t, func(t *testing.T) (nfs.HandleStore, func() nfs.HandleStore) {
+		path := filepath.Join(t.TempDir(), "efsd.db")
+		s := open(t, path)
+		return s, func() nfs.HandleStore {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = open(t, path)
+			return s
 		}
-		t.Cleanup(func() { s.Close() })
-		return s
 	})
 }
 

@@ -1,10 +1,14 @@
 // Package storetest is the conformance suite every efs.Store
-// implementation must pass.
+// implementation must pass (Run), and every nfs.HandleStore
+// implementation too (RunHandles). It holds a store to the contract
+// documented on efs.Store and efs.Tx: each Tx method has a test that
+// round-trips whole records, checks ErrNotFound and ErrConflict, order,
+// paging, isolation between accounts and regions, and rollback.
 package storetest
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,268 +18,194 @@ import (
 // Run runs the suite against stores made by open; each subtest gets a
 // fresh, empty store.
 func Run(t *testing.T, open func(t *testing.T) efs.Store) {
-	t.Run("FileSystemCRUD", func(t *testing.T) { testFileSystemCRUD(t, open(t)) })
-	t.Run("Pagination", func(t *testing.T) { testPagination(t, open(t)) })
-	t.Run("Due", func(t *testing.T) { testDue(t, open(t)) })
-	t.Run("AccountPreference", func(t *testing.T) { testAccountPreference(t, open(t)) })
-	t.Run("Rollback", func(t *testing.T) { testRollback(t, open(t)) })
-	t.Run("Replications", func(t *testing.T) { testReplications(t, open(t)) })
+	tests := []struct {
+		name string
+		run  func(*testing.T, efs.Store)
+	}{
+		{"FileSystemRoundTrip", testFileSystemRoundTrip},
+		{"FileSystemConflicts", testFileSystemConflicts},
+		{"FileSystemPaging", testFileSystemPaging},
+		{"Due", testDue},
+		{"AccountPreference", testAccountPreference},
+		{"ReplicationRoundTrip", testReplicationRoundTrip},
+		{"ReplicationConflicts", testReplicationConflicts},
+		{"ReplicationsByFSID", testReplicationsByFSID},
+		{"VisibleReplications", testVisibleReplications},
+		{"Network", testNetwork},
+		{"NextVPCBlock", testNextVPCBlock},
+		{"MountTargetRoundTrip", testMountTargetRoundTrip},
+		{"MountTargetConflicts", testMountTargetConflicts},
+		{"MountTargetLists", testMountTargetLists},
+		{"AccessPointRoundTrip", testAccessPointRoundTrip},
+		{"AccessPointConflicts", testAccessPointConflicts},
+		{"AccessPointLists", testAccessPointLists},
+		{"DeleteAccessPointsOfFS", testDeleteAccessPointsOfFS},
+		{"Isolation", testIsolation},
+		{"Rollback", testRollback},
+		{"RetryAfterConflict", testRetryAfterConflict},
+		{"ViewIsReadOnly", testViewIsReadOnly},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
+	}
 }
 
-func testReplications(t *testing.T, s efs.Store) {
-	ctx := context.Background()
-	a := efs.FSKey{Account: "111111111111", Region: "us-east-1", ID: "fs-aaaaaaaa"}
-	b := efs.FSKey{Account: "111111111111", Region: "eu-west-1", ID: "fs-bbbbbbbb"}
-	c := efs.FSKey{Account: "222222222222", Region: "us-east-1", ID: "fs-cccccccc"}
-	r1 := &efs.Replication{ID: "rep-1", Source: a, Dest: b, Status: efs.RepEnabling, CreatedAt: time.Unix(1700000000, 0).UTC()}
-	r2 := &efs.Replication{ID: "rep-2", Source: c, Dest: efs.FSKey{Account: "111111111111", Region: "us-east-1", ID: "fs-dddddddd"}, Status: efs.RepEnabled}
-	if err := s.Update(ctx, func(tx efs.Tx) error {
-		if err := tx.InsertReplication(r1); err != nil {
-			return err
-		}
-		return tx.InsertReplication(r2)
-	}); err != nil {
-		t.Fatal(err)
+// The suite's records live in two accounts and two regions.
+var (
+	pA     = efs.Principal{Account: "111111111111", Region: "us-east-1"}
+	pA2    = efs.Principal{Account: "111111111111", Region: "eu-west-1"} // same account, other region
+	pB     = efs.Principal{Account: "222222222222", Region: "us-east-1"} // other account, same region
+	pB2    = efs.Principal{Account: "222222222222", Region: "eu-west-1"}
+	scopes = []efs.Principal{pA, pA2, pB, pB2}
+)
+
+// t0 has nanoseconds so that a store rounding times is caught.
+var t0 = time.Date(2026, 11, 27, 12, 0, 0, 123456789, time.UTC)
+
+// newFS returns a file system with every stored field set (DueAt aside:
+// it makes the file system due). Its creation token is "tok-"+id.
+func newFS(p efs.Principal, id string) *efs.FileSystem {
+	return &efs.FileSystem{
+		ID: id, Account: p.Account, Region: p.Region, CreationToken: "tok-" + id, CreatedAt: t0,
+		State: efs.StateAvailable, PerformanceMode: efs.GeneralPurpose, ThroughputMode: "provisioned",
+		ProvisionedThroughput: 12.5, Encrypted: true,
+		KmsKeyID:             "arn:aws:kms:" + p.Region + ":" + p.Account + ":key/k1",
+		AvailabilityZoneName: p.Region + "a", AvailabilityZoneID: "az-1", Protection: efs.ProtectionEnabled,
+		Tags:              []efs.Tag{{Key: "Name", Value: id}, {Key: "team", Value: "a b\n\"c\""}},
+		Policy:            `{"Version":"2012-10-17","Statement":[]}`,
+		LifecyclePolicies: []efs.LifecyclePolicy{{TransitionToIA: "AFTER_30_DAYS", TransitionToPrimaryStorageClass: "AFTER_1_ACCESS", TransitionToArchive: "AFTER_90_DAYS"}},
+		BackupStatus:      efs.BackupEnabled, OriginalSourceARN: "arn:aws:elasticfilesystem:eu-west-1:333333333333:file-system/fs-0",
+		MountTargets: 2, ThroughputChangedAt: t0.Add(-time.Hour),
 	}
-	err := s.Update(ctx, func(tx efs.Tx) error {
-		return tx.InsertReplication(&efs.Replication{ID: "rep-3", Source: a, Dest: c})
-	})
-	if !errors.Is(err, efs.ErrConflict) {
-		t.Fatalf("second configuration with the same source: %v, want ErrConflict", err)
-	}
-	ids := func(reps []*efs.Replication) (out []string) {
-		for _, r := range reps {
-			out = append(out, r.ID)
-		}
-		return out
-	}
-	s.View(ctx, func(tx efs.Tx) error {
-		got, _ := tx.ReplicationsByFSID("fs-bbbbbbbb")
-		if len(got) != 1 || got[0].ID != "rep-1" || got[0].Source != a || !got[0].CreatedAt.Equal(r1.CreatedAt) {
-			t.Errorf("by destination id: %+v", got)
-		}
-		vis, _ := tx.VisibleReplications("111111111111", "us-east-1", 0, 10)
-		if len(vis) != 2 {
-			t.Errorf("visible in 1111/us-east-1: %v", ids(vis))
-		}
-		vis, _ = tx.VisibleReplications("111111111111", "us-east-1", vis[0].Seq, 10)
-		if len(vis) != 1 || vis[0].ID != "rep-2" {
-			t.Errorf("second page: %v", ids(vis))
-		}
-		vis, _ = tx.VisibleReplications("222222222222", "eu-west-1", 0, 10)
-		if len(vis) != 0 {
-			t.Errorf("visible in 2222/eu-west-1: %v", ids(vis))
-		}
-		return nil
-	})
-	r1.SourceDeleted = true
-	r1.Status = efs.RepError
-	if err := s.Update(ctx, func(tx efs.Tx) error { return tx.UpdateReplication(r1) }); err != nil {
-		t.Fatal(err)
-	}
-	s.View(ctx, func(tx efs.Tx) error {
-		if vis, _ := tx.VisibleReplications("111111111111", "us-east-1", 0, 10); len(vis) != 1 || vis[0].ID != "rep-2" {
-			t.Errorf("hidden source side still visible: %v", ids(vis))
-		}
-		if vis, _ := tx.VisibleReplications("111111111111", "eu-west-1", 0, 10); len(vis) != 1 || vis[0].Status != efs.RepError {
-			t.Errorf("destination side: %+v", vis)
-		}
-		return nil
-	})
-	if err := s.Update(ctx, func(tx efs.Tx) error { return tx.DeleteReplication("rep-1") }); err != nil {
-		t.Fatal(err)
-	}
-	s.View(ctx, func(tx efs.Tx) error {
-		if _, err := tx.Replication("rep-1"); !errors.Is(err, efs.ErrNotFound) {
-			t.Errorf("deleted replication: %v", err)
-		}
-		all, _ := tx.AllReplications()
-		if len(all) != 1 {
-			t.Errorf("all: %v", ids(all))
-		}
-		return nil
-	})
 }
 
-func newFS(account, region, id, token string) *efs.FileSystem {
-	return &efs.FileSystem{ID: id, Account: account, Region: region, CreationToken: token,
-		CreatedAt: time.Unix(1700000000, 0).UTC(), State: efs.StateAvailable,
-		Tags: []efs.Tag{{Key: "Name", Value: id}}}
+// newMT returns a mount target with every stored field set.
+func newMT(p efs.Principal, id, fsID, ip string) *efs.MountTarget {
+	return &efs.MountTarget{
+		ID: id, Account: p.Account, Region: p.Region, FileSystemID: fsID, SubnetID: "subnet-1", VPCID: "vpc-1",
+		ZoneName: p.Region + "a", ZoneID: "az-1", IP: ip, ENI: "eni-" + id, SecurityGroups: []string{"sg-1", "sg-2"},
+		State: efs.StateAvailable, CreatedAt: t0,
+	}
 }
 
-func insert(t *testing.T, s efs.Store, fss ...*efs.FileSystem) {
+// newAP returns an access point with every stored field set. Its client
+// token is "tok-"+id.
+func newAP(p efs.Principal, id, fsID string) *efs.AccessPoint {
+	return &efs.AccessPoint{
+		ID: id, Account: p.Account, Region: p.Region, FileSystemID: fsID, ClientToken: "tok-" + id,
+		Tags:         []efs.Tag{{Key: "Name", Value: id}},
+		PosixUser:    &efs.PosixUser{UID: 1000, GID: 1001, SecondaryGIDs: []uint32{4, 27}},
+		RootPath:     "/data/" + id,
+		CreationInfo: &efs.CreationInfo{OwnerUID: 1000, OwnerGID: 1001, Permissions: "0750"},
+		State:        efs.StateAvailable, CreatedAt: t0,
+	}
+}
+
+// newRep returns a replication configuration with every stored field set
+// but those that hide it from a side or schedule its deletion.
+func newRep(id string, src, dst efs.FSKey) *efs.Replication {
+	return &efs.Replication{
+		ID: id, Source: src, Dest: dst,
+		OriginalSourceARN: "arn:aws:elasticfilesystem:" + src.Region + ":" + src.Account + ":file-system/" + src.ID,
+		CreatedAt:         t0, RoleARN: "arn:aws:iam::" + src.Account + ":role/r", NewDest: true,
+		Status: efs.RepEnabled, StatusMessage: "ok", LastReplicatedAt: t0.Add(time.Minute),
+	}
+}
+
+// newNetwork returns a network with every field set; n tells networks apart.
+func newNetwork(n int) *efs.Network {
+	vpc := fmt.Sprintf("vpc-%d", n)
+	return &efs.Network{
+		VPCs:    []efs.VPC{{ID: vpc, CIDR: fmt.Sprintf("127.0.%d.0/20", n*16), Default: true}},
+		Subnets: []efs.Subnet{{ID: fmt.Sprintf("subnet-%d", n), VPCID: vpc, ZoneName: "us-east-1a", ZoneID: "use1-az1", CIDR: fmt.Sprintf("127.0.%d.0/24", n*16)}},
+		SecurityGroups: []efs.SecurityGroup{{ID: fmt.Sprintf("sg-%d", n), VPCID: vpc, Name: "default",
+			Ingress: []efs.IngressRule{{Protocol: "tcp", FromPort: 2049, ToPort: 2049, CIDR: "10.0.0.0/16", Description: "nfs"}}}},
+	}
+}
+
+func key(p efs.Principal, id string) efs.FSKey {
+	return efs.FSKey{Account: p.Account, Region: p.Region, ID: id}
+}
+
+// update runs fn in a write transaction and fails the test if it fails.
+func update(t *testing.T, s efs.Store, fn func(efs.Tx) error) {
 	t.Helper()
-	err := s.Update(context.Background(), func(tx efs.Tx) error {
-		for _, fs := range fss {
-			if err := tx.InsertFileSystem(fs); err != nil {
+	if err := s.Update(context.Background(), fn); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+}
+
+// read returns what fn reads in a read transaction and fails the test if
+// that fails.
+func read[T any](t *testing.T, s efs.Store, fn func(efs.Tx) (T, error)) T {
+	t.Helper()
+	v, err := tryRead(s, fn)
+	if err != nil {
+		t.Fatalf("view: %v", err)
+	}
+	return v
+}
+
+// tryRead returns what fn reads in a read transaction, and its error.
+func tryRead[T any](s efs.Store, fn func(efs.Tx) (T, error)) (T, error) {
+	var v T
+	err := s.View(context.Background(), func(tx efs.Tx) error {
+		var err error
+		v, err = fn(tx)
+		return err
+	})
+	return v, err
+}
+
+// insert stores records of any kind in one transaction.
+func insert(t *testing.T, s efs.Store, recs ...any) {
+	t.Helper()
+	update(t, s, func(tx efs.Tx) error {
+		for _, r := range recs {
+			if err := insertRecord(tx, r); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
-func testFileSystemCRUD(t *testing.T, s efs.Store) {
-	ctx := context.Background()
-	a := newFS("111111111111", "us-east-1", "fs-aaaaaaaa", "tok")
-	insert(t, s, a)
-	if a.Seq == 0 {
-		t.Fatal("insert did not assign Seq")
+func insertRecord(tx efs.Tx, rec any) error {
+	switch r := rec.(type) {
+	case *efs.FileSystem:
+		return tx.InsertFileSystem(r)
+	case *efs.MountTarget:
+		return tx.InsertMountTarget(r)
+	case *efs.AccessPoint:
+		return tx.InsertAccessPoint(r)
+	case *efs.Replication:
+		return tx.InsertReplication(r)
 	}
-	// Same ID or token in another account or region does not collide.
-	insert(t, s, newFS("222222222222", "us-east-1", "fs-aaaaaaaa", "tok"), newFS("111111111111", "eu-west-1", "fs-aaaaaaaa", "tok"))
-
-	err := s.Update(ctx, func(tx efs.Tx) error {
-		return tx.InsertFileSystem(newFS("111111111111", "us-east-1", "fs-bbbbbbbb", "tok"))
-	})
-	if !errors.Is(err, efs.ErrConflict) {
-		t.Fatalf("duplicate token: got %v, want ErrConflict", err)
-	}
-	err = s.View(ctx, func(tx efs.Tx) error {
-		got, err := tx.FileSystem("111111111111", "us-east-1", "fs-aaaaaaaa")
-		if err != nil {
-			return err
-		}
-		if got.CreationToken != "tok" || len(got.Tags) != 1 || !got.CreatedAt.Equal(a.CreatedAt) || got.Seq != a.Seq {
-			t.Errorf("round trip: got %+v", got)
-		}
-		if _, err := tx.FileSystemByToken("111111111111", "us-east-1", "tok"); err != nil {
-			t.Errorf("by token: %v", err)
-		}
-		if _, err := tx.FileSystem("333333333333", "us-east-1", "fs-aaaaaaaa"); !errors.Is(err, efs.ErrNotFound) {
-			t.Errorf("other account: got %v, want ErrNotFound", err)
-		}
-		n, err := tx.CountFileSystems("111111111111", "us-east-1")
-		if n != 1 || err != nil {
-			t.Errorf("count = %d, %v", n, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.State = efs.StateDeleting
-	if err := s.Update(ctx, func(tx efs.Tx) error { return tx.UpdateFileSystem(a) }); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Update(ctx, func(tx efs.Tx) error { return tx.DeleteFileSystem(a.Account, a.Region, a.ID) }); err != nil {
-		t.Fatal(err)
-	}
-	err = s.Update(ctx, func(tx efs.Tx) error { return tx.DeleteFileSystem(a.Account, a.Region, a.ID) })
-	if !errors.Is(err, efs.ErrNotFound) {
-		t.Fatalf("second delete: got %v, want ErrNotFound", err)
-	}
+	panic(fmt.Sprintf("storetest: cannot insert a %T", rec))
 }
 
-func testPagination(t *testing.T, s efs.Store) {
-	ctx := context.Background()
-	for i := range 5 {
-		insert(t, s, newFS("111111111111", "us-east-1", "fs-0000000"+string(rune('a'+i)), "t"+string(rune('a'+i))))
-	}
-	var first []*efs.FileSystem
-	s.View(ctx, func(tx efs.Tx) error {
-		var err error
-		first, err = tx.FileSystems("111111111111", "us-east-1", 0, 2)
-		return err
-	})
-	if len(first) != 2 || first[0].ID != "fs-0000000a" || first[1].ID != "fs-0000000b" {
-		t.Fatalf("first page: %v", first)
-	}
-	// Delete one already listed and add one: the next page continues after b.
-	s.Update(ctx, func(tx efs.Tx) error { return tx.DeleteFileSystem("111111111111", "us-east-1", "fs-0000000a") })
-	insert(t, s, newFS("111111111111", "us-east-1", "fs-0000000z", "tz"))
-	var rest []*efs.FileSystem
-	s.View(ctx, func(tx efs.Tx) error {
-		var err error
-		rest, err = tx.FileSystems("111111111111", "us-east-1", first[1].Seq, 100)
-		return err
-	})
-	var ids []string
-	for _, fs := range rest {
-		ids = append(ids, fs.ID)
-	}
-	want := []string{"fs-0000000c", "fs-0000000d", "fs-0000000e", "fs-0000000z"}
-	if len(ids) != len(want) {
-		t.Fatalf("rest = %v, want %v", ids, want)
-	}
-	for i := range want {
-		if ids[i] != want[i] {
-			t.Fatalf("rest = %v, want %v", ids, want)
+// replace updates one stored record of any kind.
+func replace(t *testing.T, s efs.Store, rec any) {
+	t.Helper()
+	update(t, s, func(tx efs.Tx) error {
+		switch r := rec.(type) {
+		case *efs.FileSystem:
+			return tx.UpdateFileSystem(r)
+		case *efs.MountTarget:
+			return tx.UpdateMountTarget(r)
+		case *efs.AccessPoint:
+			return tx.UpdateAccessPoint(r)
+		case *efs.Replication:
+			return tx.UpdateReplication(r)
 		}
-	}
+		panic(fmt.Sprintf("storetest: cannot update a %T", rec))
+	})
 }
 
-func testDue(t *testing.T, s efs.Store) {
-	ctx := context.Background()
-	now := time.Now()
-	a, b, c := newFS("1", "r", "fs-a", "a"), newFS("2", "r", "fs-b", "b"), newFS("1", "r", "fs-c", "c")
-	a.DueAt, b.DueAt = now.Add(time.Second), now
-	insert(t, s, a, b, c)
-	var due []*efs.FileSystem
-	later := now.Add(2 * time.Second)
-	s.View(ctx, func(tx efs.Tx) error { var err error; due, err = tx.DueFileSystems(later, 10); return err })
-	if len(due) != 2 || due[0].ID != "fs-b" || due[1].ID != "fs-a" {
-		t.Fatalf("due = %v", due)
+// expectSame fails the test unless got equals want field by field.
+func expectSame(t *testing.T, what string, want, got any) {
+	t.Helper()
+	if d := diff(want, got); d != "" {
+		t.Errorf("%s: %s", what, d)
 	}
-	s.View(ctx, func(tx efs.Tx) error { var err error; due, err = tx.DueFileSystems(now, 10); return err })
-	if len(due) != 1 || due[0].ID != "fs-b" {
-		t.Fatalf("due now = %v", due)
-	}
-	s.View(ctx, func(tx efs.Tx) error {
-		next, ok, err := tx.NextDue(now)
-		if err != nil || !ok || !next.Equal(a.DueAt) {
-			t.Errorf("NextDue = %v %v %v, want %v", next, ok, err, a.DueAt)
-		}
-		if _, ok, _ := tx.NextDue(later); ok {
-			t.Error("NextDue after the last due time found one")
-		}
-		return nil
-	})
-	b.DueAt = time.Time{}
-	s.Update(ctx, func(tx efs.Tx) error { return tx.UpdateFileSystem(b) })
-	s.View(ctx, func(tx efs.Tx) error { var err error; due, err = tx.DueFileSystems(later, 10); return err })
-	if len(due) != 1 || due[0].ID != "fs-a" {
-		t.Fatalf("due after clearing = %v", due)
-	}
-}
-
-func testAccountPreference(t *testing.T, s efs.Store) {
-	ctx := context.Background()
-	var got string
-	s.View(ctx, func(tx efs.Tx) error { var err error; got, err = tx.AccountPreference("1", "r"); return err })
-	if got != "" {
-		t.Fatalf("unset preference = %q", got)
-	}
-	for _, v := range []string{efs.ShortID, efs.LongID} {
-		if err := s.Update(ctx, func(tx efs.Tx) error { return tx.PutAccountPreference("1", "r", v) }); err != nil {
-			t.Fatal(err)
-		}
-		s.View(ctx, func(tx efs.Tx) error { var err error; got, err = tx.AccountPreference("1", "r"); return err })
-		if got != v {
-			t.Fatalf("preference = %q, want %q", got, v)
-		}
-	}
-}
-
-func testRollback(t *testing.T, s efs.Store) {
-	ctx := context.Background()
-	boom := errors.New("boom")
-	err := s.Update(ctx, func(tx efs.Tx) error {
-		if err := tx.InsertFileSystem(newFS("1", "r", "fs-x", "x")); err != nil {
-			return err
-		}
-		return boom
-	})
-	if !errors.Is(err, boom) {
-		t.Fatalf("got %v", err)
-	}
-	s.View(ctx, func(tx efs.Tx) error {
-		if _, err := tx.FileSystem("1", "r", "fs-x"); !errors.Is(err, efs.ErrNotFound) {
-			t.Errorf("rolled-back insert visible: %v", err)
-		}
-		return nil
-	})
 }
