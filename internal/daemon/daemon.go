@@ -45,6 +45,10 @@ type Config struct {
 	ReplicationRescanInterval time.Duration
 	// ReplicationNoWatch turns off inotify on source trees.
 	ReplicationNoWatch bool
+	// ReplicationScrubInterval is how often each configuration's
+	// destination is verified by content; 0 takes the default (24h),
+	// negative disables periodic scrubs.
+	ReplicationScrubInterval time.Duration
 	// ReplicationMaxWatchesPerFileSystem caps the inotify watches (one per
 	// directory) of one source file system; 0 takes the default.
 	ReplicationMaxWatchesPerFileSystem int
@@ -142,7 +146,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch,
-		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger})
+		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger,
+		RecordDir: filepath.Join(cfg.DataDir, "replication"), ScrubInterval: cfg.ReplicationScrubInterval})
 	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, HandleKey: handleKey, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{

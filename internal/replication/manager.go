@@ -7,7 +7,10 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,11 +46,21 @@ type Options struct {
 	// the host's fs.inotify.max_user_watches, leaving the rest to the
 	// other processes of efsd's user.
 	MaxWatches int
-	// CopyWorkers bounds concurrent file copies per pass; 0 uses the
-	// copier's default.
+	// CopyWorkers bounds concurrent file copies and comparisons per pass;
+	// 0 uses the copier's default.
 	CopyWorkers int
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// RecordDir holds each configuration's record of what was copied
+	// (treesync.Record, ID.record), which lets a pass skip files untouched
+	// on both sides since, across restarts. "": records are kept in
+	// memory, so the first pass after a start compares contents.
+	RecordDir string
+	// ScrubInterval is how often each configuration's destination is
+	// verified by content against its source (and repaired); 0 means
+	// DefaultScrubInterval, negative disables periodic scrubs (Scrub
+	// still runs one on demand).
+	ScrubInterval time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // Manager reconciles stored configurations with running workers.
@@ -60,6 +73,8 @@ type Manager struct {
 	// hub is the process's inotify instance shared by the workers; nil
 	// with NoWatch.
 	hub *hub
+
+	swept bool // records of configurations deleted while efsd was down are removed
 
 	mu      sync.Mutex
 	workers map[string]*worker // by configuration ID
@@ -105,6 +120,9 @@ func NewManager(svc *efs.Service, paths Paths, o Options) *Manager {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ScrubInterval == 0 {
+		o.ScrubInterval = DefaultScrubInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -172,9 +190,15 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 		return time.Time{}
 	}
 	seen := map[string]bool{}
-	var next time.Time
 	for _, r := range reps {
 		seen[r.ID] = true
+	}
+	if !m.swept {
+		m.sweepRecords(seen)
+		m.swept = true
+	}
+	var next time.Time
+	for _, r := range reps {
 		if r.Running() {
 			m.start(ctx, r)
 			continue
@@ -190,6 +214,7 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 			retryAt = m.opts.Now().Add(reconcileInterval)
 		case done:
 			m.log.Info("replication deleted", "replication", r.ID, "source", r.Source.String(), "destination", r.Dest.String())
+			m.removeRecord(r.ID)
 			continue
 		}
 		if next.IsZero() || retryAt.Before(next) {
@@ -261,6 +286,31 @@ func (m *Manager) Notify(k efs.FSKey) {
 	for _, w := range m.workers {
 		if w.rep.Source == k {
 			w.wake()
+		}
+	}
+}
+
+// removeRecord deletes a deleted configuration's record of what was copied.
+func (m *Manager) removeRecord(id string) {
+	if p := m.recordPath(id); p != "" {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("remove replication record", "replication", id, "err", err)
+		}
+	}
+}
+
+// sweepRecords removes the records of configurations that no longer exist.
+func (m *Manager) sweepRecords(exist map[string]bool) {
+	if m.opts.RecordDir == "" {
+		return
+	}
+	ents, err := os.ReadDir(m.opts.RecordDir)
+	if err != nil {
+		return // not created yet
+	}
+	for _, e := range ents {
+		if id, ok := strings.CutSuffix(e.Name(), ".record"); ok && !exist[id] {
+			m.removeRecord(id)
 		}
 	}
 }

@@ -3,7 +3,10 @@ package replication
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
+	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
@@ -18,8 +21,10 @@ type worker struct {
 	src    string
 	dst    string
 	notify chan struct{} // capacity 1
+	scrubs chan *scrubRequest
 	cancel context.CancelFunc
 	done   chan struct{}
+	rec    *treesync.Record // owned by run
 
 	// what was last recorded, to write only changes
 	status, message string
@@ -33,6 +38,7 @@ func newWorker(m *Manager, r *efs.Replication, cancel context.CancelFunc) *worke
 		src:     m.paths.Path(r.Source),
 		dst:     m.paths.Path(r.Dest),
 		notify:  make(chan struct{}, 1),
+		scrubs:  make(chan *scrubRequest),
 		done:    make(chan struct{}),
 		status:  r.Status,
 		message: r.StatusMessage,
@@ -63,13 +69,15 @@ func (w *worker) run(ctx context.Context) {
 	if err := w.record(ctx, efs.RepEnabled, "", time.Time{}); err != nil {
 		return
 	}
+	w.rec = w.openRecord(log)
+	defer w.rec.Close()
 	var watch *tree
 	defer func() {
 		if watch != nil {
 			watch.Close()
 		}
 	}()
-	lastStart := w.rep.LastReplicatedAt
+	var scrubbing []*scrubRequest // requests served by the next pass
 	failures := 0
 	for {
 		if watch == nil && w.m.hub != nil {
@@ -83,12 +91,27 @@ func (w *worker) run(ctx context.Context) {
 			watch.Resync() // after lost events; before the pass, so that it misses nothing
 		}
 		start := w.m.opts.Now()
-		// Files modified near the previous pass's start may hide a change
-		// behind an unchanged size and mtime; treesync compares their
-		// content (with its own slack for coarse clocks).
-		stats, err := w.pass(ctx, lastStart)
+		scrub := len(scrubbing) > 0 || w.scrubDue(start)
+		stats, err := w.pass(ctx, scrub, scrubbing, log)
 		if ctx.Err() != nil {
+			for _, r := range scrubbing {
+				r.finish(stats, w.m.opts.Now().Sub(start), ctx.Err())
+			}
 			return
+		}
+		if scrub {
+			elapsed := w.m.opts.Now().Sub(start)
+			if err == nil {
+				if serr := w.rec.SetScrubbed(w.m.opts.Now()); serr != nil {
+					log.Warn("record scrub time", "err", serr)
+				}
+				log.Info("replication scrub", "files_compared", stats.FilesCompared, "bytes_read", stats.BytesCompared+stats.BytesCopied,
+					"differences", stats.Differences, "copied", stats.FilesCopied, "deleted", stats.Deleted, "duration", elapsed)
+			}
+			for _, r := range scrubbing {
+				r.finish(stats, elapsed, err)
+			}
+			scrubbing = nil
 		}
 		var wait time.Duration
 		if err != nil {
@@ -113,20 +136,65 @@ func (w *worker) run(ctx context.Context) {
 			if w.record(ctx, efs.RepEnabled, "", start) != nil {
 				return
 			}
-			lastStart = start
-			log.Debug("replication pass", "copied", stats.FilesCopied, "bytes", stats.BytesCopied, "deleted", stats.Deleted)
+			log.Debug("replication pass", "copied", stats.FilesCopied, "bytes", stats.BytesCopied, "deleted", stats.Deleted,
+				"compared", stats.FilesCompared, "differences", stats.Differences)
 			wait = w.m.opts.RescanInterval
 		}
-		if !w.sleep(ctx, watch, wait, err == nil) {
+		if w.m.opts.ScrubInterval > 0 {
+			wait = min(wait, max(w.rec.Scrubbed().Add(w.m.opts.ScrubInterval).Sub(w.m.opts.Now()), 0))
+		}
+		r, ok := w.sleep(ctx, watch, wait, err == nil)
+		if !ok {
 			return
+		}
+		if r != nil {
+			scrubbing = append(scrubbing, r)
 		}
 	}
 }
 
+// recordName is what a configuration ID must look like to name a file.
+var recordName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+// recordPath is where the configuration's change record lives; "" keeps
+// it in memory.
+func (m *Manager) recordPath(id string) string {
+	if m.opts.RecordDir == "" || !recordName.MatchString(id) {
+		return ""
+	}
+	return filepath.Join(m.opts.RecordDir, id+".record")
+}
+
+// openRecord opens the configuration's record of what was copied. Without
+// one (it cannot be opened) the worker keeps it in memory: the first pass
+// then compares contents, as after a restart.
+func (w *worker) openRecord(log *slog.Logger) *treesync.Record {
+	rec, err := treesync.OpenRecord(w.m.recordPath(w.rep.ID))
+	if err != nil {
+		log.Warn("open replication record; keeping it in memory", "err", err)
+		rec, _ = treesync.OpenRecord("")
+	}
+	if rec.Scrubbed().IsZero() {
+		// A new record: its first pass compares the contents of every file
+		// the destination already has, so the scrub interval starts now.
+		if err := rec.SetScrubbed(w.m.opts.Now()); err != nil {
+			log.Warn("record scrub time", "err", err)
+		}
+	}
+	return rec
+}
+
+// scrubDue reports whether the periodic scrub is due at now.
+func (w *worker) scrubDue(now time.Time) bool {
+	iv := w.m.opts.ScrubInterval
+	return iv > 0 && !now.Before(w.rec.Scrubbed().Add(iv))
+}
+
 // sleep waits for the next pass: a change notification (followed by a
-// short settle delay, to take a burst of writes in one pass), or the
-// timeout. After a failure only the timeout counts (backoff).
-func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, wakeOnChange bool) bool {
+// short settle delay, to take a burst of writes in one pass), a scrub
+// request (returned, at once), or the timeout. After a failure only the
+// timeout and scrub requests count (backoff). false: the worker stops.
+func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, wakeOnChange bool) (*scrubRequest, bool) {
 	var changes <-chan struct{}
 	if watch != nil && wakeOnChange {
 		changes = watch.C
@@ -139,9 +207,11 @@ func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, 
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return nil, false
 	case <-t.C:
-		return true
+		return nil, true
+	case r := <-w.scrubs:
+		return r, true
 	case <-changes:
 	case <-notify:
 	}
@@ -149,9 +219,11 @@ func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, 
 	defer settle.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return nil, false
+	case r := <-w.scrubs:
+		return r, true
 	case <-settle.C:
-		return true
+		return nil, true
 	}
 }
 
@@ -177,9 +249,11 @@ func (w *worker) waitForDestination(ctx context.Context) bool {
 	}
 }
 
-// pass makes the destination identical to the source. The roots are
-// checked first so that a missing side is reported as such.
-func (w *worker) pass(ctx context.Context, racyAfter time.Time) (treesync.Stats, error) {
+// pass makes the destination identical to the source; a scrub compares
+// every file by content, reports to the requests' progress functions and
+// logs each difference it repairs. The roots are checked first so that a
+// missing side is reported as such.
+func (w *worker) pass(ctx context.Context, scrub bool, reqs []*scrubRequest, log *slog.Logger) (treesync.Stats, error) {
 	if _, err := os.Stat(w.src); err != nil {
 		return treesync.Stats{}, &rootError{side: "source", err: err}
 	}
@@ -189,7 +263,27 @@ func (w *worker) pass(ctx context.Context, racyAfter time.Time) (treesync.Stats,
 		}
 		return treesync.Stats{}, &rootError{side: "destination", err: err}
 	}
-	return treesync.Sync(ctx, w.src, w.dst, treesync.Options{Workers: w.m.opts.CopyWorkers, RacyAfter: racyAfter})
+	o := treesync.Options{Workers: w.m.opts.CopyWorkers, Record: w.rec, Verify: scrub}
+	if scrub {
+		o.OnDifference = func(rel string) {
+			log.Warn("replication scrub repaired a difference", "path", rel)
+		}
+		if len(reqs) > 0 {
+			start := w.m.opts.Now()
+			o.Progress = func(st treesync.Stats) {
+				for _, r := range reqs {
+					r.update(st, start, w.m.opts.Now)
+				}
+			}
+		}
+	} else {
+		o.OnDifference = func(rel string) {
+			// A same-size rewrite with its mtime put back, or a destination
+			// changed behind efsd's back: found and copied.
+			log.Debug("replication pass: content differed under equal size and mtime", "path", rel)
+		}
+	}
+	return treesync.Sync(ctx, w.src, w.dst, o)
 }
 
 // record reports status and progress, writing only what changed. It
