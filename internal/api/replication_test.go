@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -295,6 +296,27 @@ func TestReplicationToExistingDestination(t *testing.T) {
 	os.WriteFile(filepath.Join(dstDir, "extra.txt"), []byte("only here"), 0o644)
 	os.MkdirAll(filepath.Join(dstDir, "docs"), 0o700)
 	os.WriteFile(filepath.Join(dstDir, "docs", "readme.txt"), []byte("stale"), 0o600)
+	// Same size and mtime as the source's, other bytes: rewritten (issue
+	// #9); same size, mtime and bytes: kept, inode and all.
+	// The mtimes are old, as in any real tree: no "recently modified"
+	// heuristic can catch these.
+	sameMeta := func(rel string, data []byte) {
+		t.Helper()
+		mtime := time.Date(2019, 5, 6, 7, 8, 9, 10, time.UTC)
+		if err := os.Chtimes(filepath.Join(srcDir, rel), mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dstDir, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, mtime, mtime)
+	}
+	sameMeta("docs/deep/er/big.bin", bytes.Repeat([]byte{'x'}, 3<<20))
+	sameMeta("script.sh", []byte("#!/bin/sh\necho ho\n"))
+	sameMeta("private/owned", []byte("x"))
+	keptIno := inode(t, filepath.Join(dstDir, "private", "owned"))
 
 	create := func(dstRef string) error {
 		_, err := c.CreateReplicationConfiguration(ctx, &efs.CreateReplicationConfigurationInput{SourceFileSystemId: src.FileSystemId,
@@ -313,6 +335,9 @@ func TestReplicationToExistingDestination(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReplicated(t, c, *src.FileSystemId, srcDir, dstDir, time.Time{})
+	if inode(t, filepath.Join(dstDir, "private", "owned")) != keptIno {
+		t.Error("an identical file of the existing destination was rewritten")
+	}
 	if got := describe(t, c, *dst.FileSystemId); got.FileSystemProtection.ReplicationOverwriteProtection != types.ReplicationOverwriteProtectionReplicating {
 		t.Fatalf("protection %s", got.FileSystemProtection.ReplicationOverwriteProtection)
 	}
@@ -499,7 +524,10 @@ func TestFailoverAndFailback(t *testing.T) {
 	primary := createFS(t, c, "primary", func(in *efs.CreateFileSystemInput) { in.Encrypted = aws.Bool(true) })
 	pDir := fsDir(srv, efstest.AccountA, region, *primary.FileSystemId)
 	for i := range 50 {
-		os.WriteFile(filepath.Join(pDir, "file-"+string(rune('a'+i%26))+string(rune('a'+i/26))), []byte(strings.Repeat("x", i*100)), 0o644)
+		p := filepath.Join(pDir, "file-"+string(rune('a'+i%26))+string(rune('a'+i/26)))
+		os.WriteFile(p, []byte(strings.Repeat("x", i*100)), 0o644)
+		mtime := time.Date(2019, 5, 6, 7, 8, 9, 10, time.UTC) // old, as in any real tree
+		os.Chtimes(p, mtime, mtime)
 	}
 	out, err := c.CreateReplicationConfiguration(ctx, &efs.CreateReplicationConfigurationInput{SourceFileSystemId: primary.FileSystemId,
 		Destinations: []types.DestinationToCreate{{Region: aws.String(region)}}})
@@ -517,6 +545,12 @@ func TestFailoverAndFailback(t *testing.T) {
 	waitReplicationGone(t, c, *primary.FileSystemId)
 	os.WriteFile(filepath.Join(rDir, "written-after-failover"), []byte("new data"), 0o644)
 	os.WriteFile(filepath.Join(rDir, "file-aa"), []byte("changed at the replica"), 0o644)
+	// Rewritten at the replica keeping size and mtime (cp -p, tar -x): the
+	// primary's copy has the same size and mtime but old bytes (issue #9).
+	restored := filepath.Join(rDir, "file-ab")
+	fi, _ := os.Stat(restored)
+	os.WriteFile(restored, bytes.Repeat([]byte("y"), int(fi.Size())), 0o644)
+	os.Chtimes(restored, fi.ModTime(), fi.ModTime())
 
 	inodes := map[string]uint64{}
 	entries, _ := os.ReadDir(pDir)
@@ -545,14 +579,24 @@ func TestFailoverAndFailback(t *testing.T) {
 	for name, ino := range inodes {
 		var st syscall.Stat_t
 		syscall.Stat(filepath.Join(pDir, name), &st)
-		if name != "file-aa" && st.Ino == ino {
+		changed := name == "file-aa" || name == "file-ab"
+		if !changed && st.Ino == ino {
 			kept++
 		}
-		if name == "file-aa" && st.Ino == ino {
-			t.Fatal("changed file was not rewritten")
+		if changed && st.Ino == ino {
+			t.Fatalf("changed file %s was not rewritten", name)
 		}
 	}
-	if kept != len(inodes)-1 {
-		t.Fatalf("%d of %d unchanged files were rewritten during failback", len(inodes)-1-kept, len(inodes)-1)
+	if kept != len(inodes)-2 {
+		t.Fatalf("%d of %d unchanged files were rewritten during failback", len(inodes)-2-kept, len(inodes)-2)
 	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }
