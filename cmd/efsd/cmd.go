@@ -46,6 +46,10 @@ Usage:
       prints the account's VPC, subnets (with their loopback address ranges) and
       security groups in the region: the IDs CreateMountTarget needs, and each
       group's ingress rules with the sources they admit to NFS (NfsSources)
+  efsd scrub [--data-dir DIR] [--config FILE] [FS-ID]
+      asks the running efsd to verify replication destinations by content
+      now (all, or the configuration of that source or destination file
+      system), repairing what differs; shows progress and a summary
 
 Flags (each also settable by the environment variable shown, and, except
 --config, by the config file; a flag beats the environment, which beats the
@@ -69,6 +73,9 @@ Each file system's files live in DATA_DIR/volumes/ACCOUNT/REGION/FS-ID.
 func (m *Main) Run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "network" {
 		return m.runNetwork(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "scrub" {
+		return m.runScrub(ctx, args[1:])
 	}
 	fset := flag.NewFlagSet("efsd", flag.ContinueOnError)
 	fset.SetOutput(m.Stderr)

@@ -30,6 +30,7 @@ type FileConfig struct {
 	MaxProvisionedThroughput float64 `json:"maxProvisionedThroughputMibps"`
 	MeterInterval            string  `json:"meterInterval"`
 	ReplicationRescan        string  `json:"replicationRescanInterval"`
+	ReplicationScrub         string  `json:"replicationScrubInterval"` // "0" disables`
 	NFSPort                  int     `json:"nfsPort"`
 	AccessPointQuota         int     `json:"accessPointQuota"`
 
@@ -176,6 +177,7 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		{"throughputCooldown", c.ThroughputCooldown, &cfg.ThroughputCooldown},
 		{"meterInterval", c.MeterInterval, &cfg.MeterInterval},
 		{"replicationRescanInterval", c.ReplicationRescan, &cfg.ReplicationRescanInterval},
+		{"replicationScrubInterval", c.ReplicationScrub, &cfg.ReplicationScrubInterval},
 	} {
 		if d.in == "" {
 			continue
@@ -185,6 +187,9 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 			return cfg, fmt.Errorf("config: %s %q is not a duration", d.name, d.in)
 		}
 		*d.out = v
+	}
+	if c.ReplicationScrub != "" && cfg.ReplicationScrubInterval == 0 {
+		cfg.ReplicationScrubInterval = -1 // "0" disables periodic scrubs; unset takes the default
 	}
 	return cfg, nil
 }

@@ -110,9 +110,9 @@ func buildBinary(t *testing.T) string {
 }
 
 // startBinary runs the built efsd and returns its process and API URL.
-func startBinary(t *testing.T, bin, dataDir string) (*exec.Cmd, string) {
+func startBinary(t *testing.T, bin, dataDir string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--data-dir", dataDir}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/efsd/efsd/internal/admin"
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/mounts"
@@ -70,6 +71,7 @@ type Daemon struct {
 	svc     *efs.Service
 	volumes *volume.Manager
 	repl    *replication.Manager
+	admin   *admin.Server // nil if its socket could not be made
 	mounts  *mounts.Manager
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -148,10 +150,16 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch,
 		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger,
 		RecordDir: filepath.Join(cfg.DataDir, "replication"), ScrubInterval: cfg.ReplicationScrubInterval})
+	// `efsd scrub` talks to the daemon through the admin socket; without it
+	// (a data directory path too long for a socket name) efsd still runs.
+	adm, err := admin.Listen(cfg.DataDir, repl, cfg.Logger)
+	if err != nil {
+		cfg.Logger.Warn("admin socket unavailable: efsd scrub will not reach this daemon", "err", err)
+	}
 	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, HandleKey: handleKey, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
-		cfg: cfg, lock: lock, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, mounts: mts, cancel: cancel, done: make(chan struct{}),
+		cfg: cfg, lock: lock, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, admin: adm, mounts: mts, cancel: cancel, done: make(chan struct{}),
 		http: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
 	}
 	svc.Start(ctx)
@@ -197,6 +205,9 @@ func (d *Daemon) Close() error {
 	defer cancel()
 	err := d.http.Shutdown(ctx)
 	<-d.done
+	if d.admin != nil {
+		d.admin.Close()
+	}
 	d.cancel()
 	d.replWG.Wait()
 	d.svc.Stop()

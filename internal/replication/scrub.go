@@ -72,8 +72,9 @@ func (r *scrubRequest) finish(st treesync.Stats, elapsed time.Duration, err erro
 	r.done <- p
 }
 
-// Scrub verifies the destination of the configuration id, or of every
-// running configuration when id is "", one after the other: each scrub
+// Scrub verifies the destination of the configuration id (its ID, or its
+// source's or destination's file system ID), or of every running
+// configuration when id is "", one after the other: each scrub
 // pass compares every file by content and repairs what differs (each
 // repair is logged). progress is called with the running state about
 // every interval and with each configuration's final state. Scrub returns
@@ -82,7 +83,7 @@ func (m *Manager) Scrub(ctx context.Context, id string, interval time.Duration, 
 	m.mu.Lock()
 	var ws []*worker
 	for wid, w := range m.workers {
-		if id == "" || wid == id {
+		if id == "" || wid == id || w.rep.Source.ID == id || w.rep.Dest.ID == id {
 			ws = append(ws, w)
 		}
 	}
