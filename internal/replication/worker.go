@@ -26,6 +26,8 @@ type worker struct {
 	done   chan struct{}
 	rec    *treesync.Record // owned by run
 
+	scrubRetry time.Time // after a failed scrub: no periodic one before
+
 	// what was last recorded, to write only changes
 	status, message string
 }
@@ -101,6 +103,11 @@ func (w *worker) run(ctx context.Context) {
 		}
 		if scrub {
 			elapsed := w.m.opts.Now().Sub(start)
+			if err != nil {
+				// Not every pass until one succeeds: a failing scrub is
+				// retried with the periodic one, at most hourly.
+				w.scrubRetry = w.m.opts.Now().Add(min(w.m.opts.ScrubInterval, time.Hour))
+			}
 			if err == nil {
 				if serr := w.rec.SetScrubbed(w.m.opts.Now()); serr != nil {
 					log.Warn("record scrub time", "err", serr)
@@ -141,7 +148,7 @@ func (w *worker) run(ctx context.Context) {
 			wait = w.m.opts.RescanInterval
 		}
 		if w.m.opts.ScrubInterval > 0 {
-			wait = min(wait, max(w.rec.Scrubbed().Add(w.m.opts.ScrubInterval).Sub(w.m.opts.Now()), 0))
+			wait = min(wait, max(w.nextScrub().Sub(w.m.opts.Now()), 0))
 		}
 		r, ok := w.sleep(ctx, watch, wait, err == nil)
 		if !ok {
@@ -186,8 +193,16 @@ func (w *worker) openRecord(log *slog.Logger) *treesync.Record {
 
 // scrubDue reports whether the periodic scrub is due at now.
 func (w *worker) scrubDue(now time.Time) bool {
-	iv := w.m.opts.ScrubInterval
-	return iv > 0 && !now.Before(w.rec.Scrubbed().Add(iv))
+	return w.m.opts.ScrubInterval > 0 && !now.Before(w.nextScrub())
+}
+
+// nextScrub is when the periodic scrub is next due.
+func (w *worker) nextScrub() time.Time {
+	next := w.rec.Scrubbed().Add(w.m.opts.ScrubInterval)
+	if w.scrubRetry.After(next) {
+		return w.scrubRetry
+	}
+	return next
 }
 
 // sleep waits for the next pass: a change notification (followed by a

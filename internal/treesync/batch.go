@@ -135,6 +135,11 @@ func (s *syncer) applySealed(wait bool) error {
 		s.release(d)
 	}
 	s.sealed = nil
+	if s.rec != nil {
+		// The batch's entries go to the record's file now (made durable at
+		// the end of the pass), so that a killed process keeps them.
+		s.rec.flush()
+	}
 	return nil
 }
 
