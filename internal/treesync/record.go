@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Record is the durable memory, for one source/destination pair, of what
@@ -30,9 +32,11 @@ import (
 // fixed-size, checksummed entries, keyed by destination inode; a later
 // entry for an inode replaces an earlier one. Entries are appended only
 // after what they describe is durable in the destination (after the
-// batch's syncfs and rename), and the file is fsynced at the end of each
-// pass that added any: a crash can lose entries (costing a content
-// comparison) but never make one claim a copy that did not land. A torn
+// batch's syncfs and rename), and made durable at the end of each pass
+// that added any (by the pass's final syncfs when the record is on the
+// destination's file system, else by fsync): a crash can lose entries
+// (costing a content comparison) but never make one claim a copy that did
+// not land. A torn
 // tail is dropped on load. The log is rewritten when it holds more than
 // twice as many entries as there are live files.
 //
@@ -50,6 +54,7 @@ type Record struct {
 	logged           int    // entries in the file
 	buf              []byte // entries not yet written
 	unsynced         bool   // written since the last fsync
+	dev              uint64 // the file's device: a syncfs of it makes the file durable too
 	broken           error  // a write failed: the record is no longer appended to
 }
 
@@ -86,6 +91,7 @@ func OpenRecord(path string) (*Record, error) {
 		return nil, fmt.Errorf("open record: %w", err)
 	}
 	r.f = f
+	r.dev = fileDev(f)
 	b, err := io.ReadAll(f)
 	if err != nil {
 		f.Close()
@@ -202,7 +208,17 @@ func (r *Record) rewrite() error {
 	}
 	r.f.Close()
 	r.f, r.logged, r.buf, r.unsynced = f, n, r.buf[:0], false
+	r.dev = fileDev(f)
 	return nil
+}
+
+// fileDev is the device of an open file; 0 if unknown.
+func fileDev(f *os.File) uint64 {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0
+	}
+	return st.Dev
 }
 
 func syncDir(dir string) error {
@@ -333,11 +349,16 @@ func (r *Record) flush() {
 	r.buf, r.unsynced = r.buf[:0], true
 }
 
-// end finishes a pass, after the destination was made durable: the new
-// entries are made durable, and after a complete pass the log is compacted
-// if it has grown to more than twice the live entries.
-func (r *Record) end(complete bool) error {
+// end finishes a pass: the new entries are made durable, and after a
+// complete pass the log is compacted if it has grown to more than twice
+// the live entries. synced is the device a syncfs has flushed since the
+// last flush (the destination's, at the end of a complete pass; 0 if
+// none): a record on it needs no fsync of its own.
+func (r *Record) end(complete bool, synced uint64) error {
 	defer r.mu.Unlock()
+	if len(r.buf) == 0 && synced != 0 && synced == r.dev {
+		r.unsynced = false
+	}
 	r.flush()
 	if err := r.broken; err != nil {
 		// Start afresh at the next pass: entries may be missing from the file.

@@ -140,9 +140,15 @@ func Sync(ctx context.Context, src, dst string, o Options) (Stats, error) {
 		s.abort()
 	}
 	// Entries are added to the record only once their copies are durable
-	// (see Record); after a failure the ones already added stay true.
+	// (see Record); after a failure the ones already added stay true. The
+	// final syncfs of a complete pass also made a record kept on the
+	// destination's file system durable.
 	if s.rec != nil {
-		err = errors.Join(err, s.rec.end(err == nil))
+		var synced uint64
+		if err == nil {
+			synced = s.dstID.dev
+		}
+		err = errors.Join(err, s.rec.end(err == nil, synced))
 	}
 	return s.stats, err
 }
