@@ -50,6 +50,10 @@ type Config struct {
 	// Networks declares subnets and security groups beyond the defaults.
 	Networks         []efs.DeclaredNetwork
 	AccessPointQuota int
+
+	// APILimits bound the API listener's connections, timeouts and request
+	// body memory; zero fields take api's defaults.
+	APILimits api.Limits
 }
 
 // Daemon is a running efsd.
@@ -115,7 +119,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	// Signatures are checked against the real clock: cfg.Now moves only the
 	// domain's time (tests jump it past cooldowns).
-	srv := api.New(api.Config{Service: svc, Credentials: cfg.Credentials, Logger: cfg.Logger})
+	srv := api.New(api.Config{Service: svc, Credentials: cfg.Credentials, Logger: cfg.Logger, Limits: cfg.APILimits})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -127,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
 		cfg: cfg, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, mounts: mts, cancel: cancel, done: make(chan struct{}),
-		http: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
+		http: srv.HTTPServer(),
 	}
 	svc.Start(ctx)
 	go vols.Run(ctx)
