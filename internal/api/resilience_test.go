@@ -1,0 +1,168 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/efs"
+
+	"github.com/efsd/efsd/internal/api"
+	"github.com/efsd/efsd/internal/daemon"
+	"github.com/efsd/efsd/internal/efstest"
+)
+
+// heapInUse is the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// stall opens a connection from address from, sends head and then body
+// (as much as the server takes), and never finishes the request. The
+// returned channel is closed once the server has closed the connection.
+func stall(t *testing.T, addr, from, head string, body []byte) <-chan struct{} {
+	closed := make(chan struct{})
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Errorf("dial from %s: %v", from, err)
+		close(closed)
+		return closed
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		defer close(closed)
+		// Bounded: the test closes the connection when it ends.
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.WriteString(conn, head); err == nil && len(body) > 0 {
+			conn.Write(body)
+		}
+		io.Copy(io.Discard, conn) // until the server closes it (or the deadline)
+	}()
+	return closed
+}
+
+// The issue's attack, scaled down: 1,000 uploads announcing 1 MiB and
+// stalling held 1.2 GB for good, and idle connections exhausted
+// descriptors. Here 200 uploads from one address send all but the last
+// byte of 1 MiB and stall, and 300 connections from another address send
+// nothing. The server's heap stays under a ceiling, every stalled
+// connection is closed by the deadlines, and an SDK client from a third
+// address keeps being answered throughout.
+func TestSlowUploadsAndIdleConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 500 connections")
+	}
+	const (
+		uploads, idle = 200, 300
+		readTimeout   = 2 * time.Second
+		ceiling       = 48 << 20 // the issue's 200 uploads held about 240 MiB
+	)
+	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) {
+		c.APILimits = api.Limits{MaxConns: 400, MaxConnsPerClient: 150, BodyMemory: 8 << 20,
+			ReadHeaderTimeout: time.Second, ReadTimeout: readTimeout, WriteTimeout: 5 * time.Second, IdleTimeout: time.Second}
+	}))
+	c := srv.Client(efstest.AccountA, region)
+	ctx := context.Background()
+	if _, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	base := heapInUse()
+
+	head := uploadHeaders(t, efstest.AccountA, region, 1<<20, "", time.Now())
+	body := []byte(`{"CreationToken":"` + strings.Repeat("x", 1<<20-20) + ``)[:1<<20-1]
+	start := time.Now()
+	var closed []<-chan struct{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range uploads + idle {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ch <-chan struct{}
+			if i < uploads {
+				ch = stall(t, srv.Addr(), "127.0.0.2", head, body)
+			} else {
+				ch = stall(t, srv.Addr(), "127.0.0.3", "", nil)
+			}
+			mu.Lock()
+			closed = append(closed, ch)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+
+	// While they stall: the heap stays low and the SDK client is answered.
+	var peak uint64
+	for i := 0; time.Since(start) < readTimeout-300*time.Millisecond || i < 3; i++ {
+		if _, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("during-" + string(rune('a'+i)))}); err != nil {
+			t.Fatalf("SDK client refused during the attack: %v", err)
+		}
+		if _, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{}); err != nil {
+			t.Fatalf("SDK client refused during the attack: %v", err)
+		}
+		if h := heapInUse(); h > base {
+			peak = max(peak, h-base)
+		}
+	}
+	t.Logf("heap above baseline at most %d KiB while stalled", peak>>10)
+	if peak > ceiling {
+		t.Fatalf("heap grew by %d MiB under stalled uploads, ceiling %d MiB", peak>>20, ceiling>>20)
+	}
+
+	// The deadlines close every connection.
+	deadline := time.After(readTimeout + 5*time.Second)
+	for i, ch := range closed {
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("connection %d of %d still open %v after the attack began", i, len(closed), time.Since(start))
+		}
+	}
+	if _, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// When the body budget is taken, a request is refused with a
+// ThrottlingException the SDK retries, before its body is read.
+func TestBodyBudgetThrottles(t *testing.T) {
+	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) {
+		c.APILimits = api.Limits{BodyMemory: 4 << 20, ReadTimeout: 10 * time.Second}
+	}))
+	head := uploadHeaders(t, efstest.AccountA, region, 1<<20, "", time.Now())
+	// One client address may hold a quarter of the budget (1 MiB): one
+	// stalled upload takes it.
+	stall(t, srv.Addr(), "127.0.0.1", head, []byte("{"))
+	var err error
+	n := 0
+	efstest.Eventually(t, 5*time.Second, "the budget to be taken", func() bool {
+		n++
+		_, err = srv.Client(efstest.AccountA, region).CreateFileSystem(context.Background(),
+			&efs.CreateFileSystemInput{CreationToken: aws.String("t" + strconv.Itoa(n))})
+		return err != nil
+	})
+	wantAPIError(t, err, "ThrottlingException")
+	if !retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err).Bool() {
+		t.Fatalf("the SDK does not treat %v as throttling", err)
+	}
+	// Another address is served, and a request without a body needs none.
+	resp := rawExchange(t, srv.Addr(), "127.0.0.2", strings.Replace(head, "Content-Length: 1048576", "Content-Length: 2", 1)+"{}", 5*time.Second)
+	if code := awsShaped(t, "other address", resp); code != "InvalidSignatureException" {
+		t.Fatalf("other address: %s, want its (bad) signature checked", code)
+	}
+	if _, err := srv.Client(efstest.AccountA, region).DescribeFileSystems(context.Background(), &efs.DescribeFileSystemsInput{}); err != nil {
+		t.Fatal(err)
+	}
+}
