@@ -164,17 +164,18 @@ func dialFrom(t *testing.T, addr, from string) net.Conn {
 }
 
 // uploadHeaders returns the request line and headers of a POST announcing a
-// body of length bytes, signed as cred in reg for the payload hash claim
-// (or a made-up hash when claim is ""), with the body not sent.
-func uploadHeaders(t *testing.T, cred api.Credential, reg string, length int, claim string, at time.Time) string {
+// body of length bytes, signed as cred in reg for the payload hash (a
+// made-up one when hash is ""), sent in X-Amz-Content-Sha256 when claim;
+// the body is not included.
+func uploadHeaders(t *testing.T, cred api.Credential, reg string, length int, hash string, claim bool, at time.Time) string {
 	t.Helper()
 	req, _ := http.NewRequest("POST", "http://efsd/2015-02-01/file-systems", nil)
-	hash := claim
 	if hash == "" {
 		sum := sha256.Sum256([]byte("not the body"))
 		hash = hex.EncodeToString(sum[:])
-	} else {
-		req.Header.Set("X-Amz-Content-Sha256", claim)
+	}
+	if claim {
+		req.Header.Set("X-Amz-Content-Sha256", hash)
 	}
 	err := v4.NewSigner().SignHTTP(context.Background(),
 		aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey},
@@ -204,11 +205,11 @@ func TestRefusedBeforeTheBody(t *testing.T) {
 		name, raw, code string
 	}{
 		{"unsigned", "POST /2015-02-01/file-systems HTTP/1.1\r\nHost: efsd\r\nContent-Length: 1000000\r\n\r\n", "MissingAuthenticationTokenException"},
-		{"unknown key", uploadHeaders(t, unknown, region, 1000000, "", now), "UnrecognizedClientException"},
-		{"stale date", uploadHeaders(t, efstest.AccountA, region, 1000000, "", now.Add(-time.Hour)), "InvalidSignatureException"},
-		{"region not served", uploadHeaders(t, efstest.AccountA, "xx-nowhere-1", 1000000, "", now), "UnrecognizedClientException"},
-		{"body over the cap", uploadHeaders(t, efstest.AccountA, region, 2<<20, "", now), "BadRequest"},
-		{"claimed hash, wrong signature", strings.Replace(uploadHeaders(t, efstest.AccountA, region, 1000, claim, now),
+		{"unknown key", uploadHeaders(t, unknown, region, 1000000, "", false, now), "UnrecognizedClientException"},
+		{"stale date", uploadHeaders(t, efstest.AccountA, region, 1000000, "", false, now.Add(-time.Hour)), "InvalidSignatureException"},
+		{"region not served", uploadHeaders(t, efstest.AccountA, "xx-nowhere-1", 1000000, "", false, now), "UnrecognizedClientException"},
+		{"body over the cap", uploadHeaders(t, efstest.AccountA, region, 2<<20, "", false, now), "BadRequest"},
+		{"claimed hash, wrong signature", strings.Replace(uploadHeaders(t, efstest.AccountA, region, 1000, claim, true, now),
 			"X-Amz-Content-Sha256: "+claim, "X-Amz-Content-Sha256: "+strings.Repeat("cd", 32), 1), "InvalidSignatureException"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -217,5 +218,39 @@ func TestRefusedBeforeTheBody(t *testing.T) {
 				t.Fatalf("answered %s, want %s", code, tc.code)
 			}
 		})
+	}
+}
+
+// A chunked body has no announced length: it is read up to the cap and
+// refused past it, and one within the cap is served. A claimed payload
+// hash is held against the body.
+func TestBodies(t *testing.T) {
+	srv := efstest.Start(t)
+	chunked := func(body string) string {
+		sum := sha256.Sum256([]byte(body))
+		head := uploadHeaders(t, efstest.AccountA, region, 0, hex.EncodeToString(sum[:]), false, time.Now())
+		head = strings.Replace(head, "Content-Length: 0\r\n", "Transfer-Encoding: chunked\r\n", 1)
+		return head + fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+	}
+	resp := rawExchange(t, srv.Addr(), "", chunked(strings.Repeat(" ", 1<<20+1)), 10*time.Second)
+	if code := awsShaped(t, "chunked over the cap", resp); code != "BadRequest" {
+		t.Fatalf("chunked over the cap: %s", code)
+	}
+	resp = rawExchange(t, srv.Addr(), "", chunked(`{"CreationToken":"c"}`), 10*time.Second)
+	if body := efstest.ReadBody(t, resp); resp.StatusCode != 201 || !strings.Contains(string(body), `"CreationToken":"c"`) {
+		t.Fatalf("chunked: %d %s", resp.StatusCode, body)
+	}
+	// With the payload hash claimed, the signature is checked before the
+	// body and the body against the claim.
+	body := `{"CreationToken":"claimed"}`
+	sum := sha256.Sum256([]byte(body))
+	head := uploadHeaders(t, efstest.AccountA, region, len(body), hex.EncodeToString(sum[:]), true, time.Now())
+	resp = rawExchange(t, srv.Addr(), "", head+body, 10*time.Second)
+	if b := efstest.ReadBody(t, resp); resp.StatusCode != 201 {
+		t.Fatalf("claimed hash: %d %s", resp.StatusCode, b)
+	}
+	resp = rawExchange(t, srv.Addr(), "", head+strings.Replace(body, "claimed", "claimex", 1), 10*time.Second)
+	if code := awsShaped(t, "body not matching the claim", resp); code != "InvalidSignatureException" {
+		t.Fatalf("body not matching the claim: %s", code)
 	}
 }

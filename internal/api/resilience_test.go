@@ -80,7 +80,7 @@ func TestSlowUploadsAndIdleConnections(t *testing.T) {
 	}
 	base := heapInUse()
 
-	head := uploadHeaders(t, efstest.AccountA, region, 1<<20, "", time.Now())
+	head := uploadHeaders(t, efstest.AccountA, region, 1<<20, "", false, time.Now())
 	body := []byte(`{"CreationToken":"` + strings.Repeat("x", 1<<20-20) + ``)[:1<<20-1]
 	start := time.Now()
 	var closed []<-chan struct{}
@@ -141,7 +141,7 @@ func TestBodyBudgetThrottles(t *testing.T) {
 	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) {
 		c.APILimits = api.Limits{BodyMemory: 4 << 20, ReadTimeout: 10 * time.Second}
 	}))
-	head := uploadHeaders(t, efstest.AccountA, region, 1<<20, "", time.Now())
+	head := uploadHeaders(t, efstest.AccountA, region, 1<<20, "", false, time.Now())
 	// One client address may hold a quarter of the budget (1 MiB): one
 	// stalled upload takes it.
 	stall(t, srv.Addr(), "127.0.0.1", head, []byte("{"))
