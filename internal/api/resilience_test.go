@@ -1,11 +1,12 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -142,17 +143,32 @@ func TestBodyBudgetThrottles(t *testing.T) {
 		c.APILimits = api.Limits{BodyMemory: 4 << 20, ReadTimeout: 10 * time.Second}
 	}))
 	head := uploadHeaders(t, efstest.AccountA, region, 1<<20, "", false, time.Now())
-	// One client address may hold a quarter of the budget (1 MiB): one
-	// stalled upload takes it.
-	stall(t, srv.Addr(), "127.0.0.1", head, []byte("{"))
-	var err error
-	n := 0
-	efstest.Eventually(t, 5*time.Second, "the budget to be taken", func() bool {
-		n++
-		_, err = srv.Client(efstest.AccountA, region).CreateFileSystem(context.Background(),
-			&efs.CreateFileSystemInput{CreationToken: aws.String("t" + strconv.Itoa(n))})
-		return err != nil
-	})
+	// One client address may hold a quarter of the budget, 1 MiB. Two
+	// uploads of 1 MiB from it: one takes the share and stalls, the other
+	// is refused at once, which proves the share is held.
+	answers := make(chan *http.Response, 2)
+	for range 2 {
+		conn := dialFrom(t, srv.Addr(), "127.0.0.1")
+		conn.SetDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			if _, err := io.WriteString(conn, head+"{"); err != nil {
+				return
+			}
+			if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
+				answers <- resp
+			}
+		}()
+	}
+	select {
+	case resp := <-answers:
+		resp.Request, _ = http.NewRequest("POST", "/", nil)
+		if code := awsShaped(t, "second upload", resp); code != "ThrottlingException" || resp.StatusCode != 429 {
+			t.Fatalf("second upload: %d %s", resp.StatusCode, code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("neither upload was refused")
+	}
+	_, err := srv.Client(efstest.AccountA, region).CreateFileSystem(context.Background(), &efs.CreateFileSystemInput{CreationToken: aws.String("t")})
 	wantAPIError(t, err, "ThrottlingException")
 	if !retry.IsErrorThrottles(retry.DefaultThrottles).IsErrorThrottle(err).Bool() {
 		t.Fatalf("the SDK does not treat %v as throttling", err)
