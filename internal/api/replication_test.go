@@ -225,7 +225,7 @@ func TestReplicationCrossRegionTerraformDelete(t *testing.T) {
 	waitReplicated(t, east, *src.FileSystemId, srcDir, dstDir, time.Time{})
 
 	dst := describe(t, west, dstID)
-	if !strings.HasPrefix(aws.ToString(dst.KmsKeyId), "arn:aws:kms:eu-west-1:111111111111:alias/replica") {
+	if !strings.HasPrefix(aws.ToString(dst.KmsKeyId), "arn:aws:kms:eu-west-1:111111111111:key/") {
 		t.Fatalf("destination key %s", aws.ToString(dst.KmsKeyId))
 	}
 	// Each region describes its own side; the destination region resolves the source's ID too.

@@ -133,7 +133,7 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 
 	now := s.now()
 	rep := &Replication{
-		ID:        "rep-" + s.ids.Hex(longIDDigits),
+		ID:        s.newID("rep-"),
 		CreatedAt: now,
 		RoleARN:   d.RoleARN,
 		Status:    RepEnabling,
@@ -267,14 +267,10 @@ func (s *Service) newDestination(tx Tx, account, region string, d DestinationInp
 		dst.PerformanceMode = GeneralPurpose
 		dst.BackupStatus = BackupEnabled
 	}
-	digits := longIDDigits
-	if pref, err := tx.AccountPreference(account, region); err != nil {
-		return nil, fmt.Errorf("read account preferences: %w", err)
-	} else if pref == ShortID {
-		digits = shortIDDigits
-	}
 	for range 10 {
-		dst.ID = "fs-" + s.ids.Hex(digits)
+		if dst.ID, err = s.newFileSystemID(tx, account, region); err != nil {
+			return nil, err
+		}
 		if err = tx.InsertFileSystem(dst); !errors.Is(err, ErrConflict) {
 			break
 		}

@@ -3,11 +3,13 @@
 // system (or an access point of it). A Manager reconciles stored mount
 // targets with running servers, the way replication.Manager does with
 // workers: a creating mount target becomes available once its server is
-// up, and a deleting one goes once its server has stopped.
+// up, and a deleting one goes once its server has stopped. Each server
+// accepts only the sources that its mount target's security groups admit.
 package mounts
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
 )
 
@@ -32,8 +35,12 @@ type Notifier interface {
 // Options tune the Manager.
 type Options struct {
 	// Port is the NFS port at every mount target address. Default 2049.
-	Port   int
-	Logger *slog.Logger
+	Port int
+	// HandleKey authenticates the NFS file handles of every mount target (nfs.LoadHandleKey: one
+	// per data directory, kept across restarts). Nil: a random key for this Manager, so handles do
+	// not survive a restart.
+	HandleKey []byte
+	Logger    *slog.Logger
 }
 
 // Manager runs one NFS server per mount target.
@@ -43,6 +50,7 @@ type Manager struct {
 	handles nfs.HandleStore
 	notify  Notifier
 	port    int
+	key     []byte
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -63,8 +71,12 @@ func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify N
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, log: o.Logger,
-		servers: map[string]*running{}}
+	if len(o.HandleKey) == 0 {
+		o.HandleKey = make([]byte, nfs.HandleKeySize)
+		_, _ = rand.Read(o.HandleKey)
+	}
+	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, key: o.HandleKey,
+		log: o.Logger, servers: map[string]*running{}}
 }
 
 // Port is the NFS port of every mount target.
@@ -143,6 +155,8 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 	if err != nil {
 		return err
 	}
+	// Only sources that the mount target's security groups admit get in.
+	ln = netlimit.Listen(ln, netlimit.Options{Admit: m.admission(mt).admit, Logger: m.log, Name: "nfs " + mt.ID})
 	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mount_target", mt.ID))
 	r := &running{mt: mt, srv: srv, done: make(chan struct{})}
 	go func() {
@@ -190,6 +204,7 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 	c := &exportCache{}
 	return nfs.Export{
 		FileSystemID: fsKey.String(),
+		HandleKey:    m.key,
 		Root:         m.paths.Path(fsKey),
 		ReadOnly: func() bool {
 			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).readOnly

@@ -4,9 +4,14 @@ import "os"
 
 // Export describes one file system served at one mount target.
 type Export struct {
-	// FileSystemID, e.g. fs-0123456789abcdef0, is hashed into every file handle: a handle of another
-	// file system is stale here.
+	// FileSystemID, e.g. fs-0123456789abcdef0, is part of every file handle's MAC: a handle of another
+	// file system is stale here. It must tell apart every file system that shares a HandleKey (efsd
+	// uses account/region/ID).
 	FileSystemID string
+	// HandleKey authenticates file handles (HandleKeySize bytes, LoadHandleKey): handles stay valid
+	// for as long as the key is kept, across restarts, and at every Server with the same key and
+	// FileSystemID. Nil: a random key of the Server's own (its handles die with it).
+	HandleKey []byte
 	// Root is the host directory of the file system.
 	Root string
 	// ReadOnly is consulted on every RPC: true → every modifying operation fails with NFS3ERR_ROFS

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -21,7 +22,7 @@ type Server struct {
 	e        Export
 	logger   *slog.Logger
 	table    *handleTable
-	fsTag    [8]byte
+	handles  *handleCodec
 	verifier [8]byte // WRITE/COMMIT verifier: changes when the server restarts
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -66,12 +67,17 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 		logger = slog.Default()
 	}
 	installGoNFSLogger()
+	key := e.HandleKey
+	if len(key) == 0 {
+		key = make([]byte, HandleKeySize)
+		_, _ = rand.Read(key)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		e:         e,
 		logger:    logger,
 		table:     newHandleTable(e.FileSystemID, handles),
-		fsTag:     fsTagOf(e.FileSystemID),
+		handles:   newHandleCodec(key, e.FileSystemID),
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
@@ -245,7 +251,7 @@ func splitPath(p string) (comps []string, ok bool) {
 }
 
 // accessPointView returns the current root of access point id; with create, a missing root is
-// created as its CreationInfo says.
+// created as its CreationInfo says, unless the export is read-only.
 func (s *Server) accessPointView(id string, create bool) (*view, AccessPoint, error) {
 	if s.e.AccessPoint == nil {
 		return nil, AccessPoint{}, errNoAccessPoint
@@ -267,6 +273,11 @@ func (s *Server) accessPointView(id string, create bool) (*view, AccessPoint, er
 	}
 	fd, err := openBeneath(root.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
 	if err == unix.ENOENT && create && ap.CreationInfo != nil {
+		if s.readOnly() {
+			// A replication destination: nothing may be created (replication would remove it).
+			return nil, ap, fmt.Errorf("root directory %s of access point %s is missing and the file system is read-only: %w",
+				ap.Path, id, unix.ENOENT)
+		}
 		if err = s.createAccessPointRoot(root, comps, ap.CreationInfo); err == nil {
 			fd, err = openBeneath(root.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
 		}
@@ -455,5 +466,7 @@ func (s *Server) newVFS(v *view, ap *AccessPoint, call *callInfo) *vfs {
 			id.gid = *ap.GID
 		}
 	}
-	return &vfs{s: s, view: v, id: id, ro: s.e.ReadOnly != nil && s.e.ReadOnly(), call: call}
+	return &vfs{s: s, view: v, id: id, ro: s.readOnly(), call: call}
 }
+
+func (s *Server) readOnly() bool { return s.e.ReadOnly != nil && s.e.ReadOnly() }
