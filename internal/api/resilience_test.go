@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,23 +57,25 @@ func stall(t *testing.T, addr, from, head string, body []byte) <-chan struct{} {
 
 // The issue's attack, scaled down: 1,000 uploads announcing 1 MiB and
 // stalling held 1.2 GB for good, and idle connections exhausted
-// descriptors. Here 200 uploads from one address send all but the last
-// byte of 1 MiB and stall, and 300 connections from another address send
-// nothing. The server's heap stays under a ceiling, every stalled
-// connection is closed by the deadlines, and an SDK client from a third
-// address keeps being answered throughout.
+// descriptors. Here 200 uploads from 127.0.0.2 send all but the last byte
+// of 1 MiB and stall, and 300 connections from 127.0.0.3 send nothing.
+// The server's heap stays under a ceiling; the idle connections over the
+// per-client cap are closed at once and every other one by the deadlines;
+// an SDK client on 127.0.0.1 keeps being answered throughout.
 func TestSlowUploadsAndIdleConnections(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 500 connections")
 	}
 	const (
-		uploads, idle = 200, 300
-		readTimeout   = 2 * time.Second
-		ceiling       = 48 << 20 // the issue's 200 uploads held about 240 MiB
+		uploads, idle     = 200, 300
+		perClient         = 150
+		readHeaderTimeout = 2 * time.Second
+		readTimeout       = 3 * time.Second
+		ceiling           = 48 << 20 // the issue's 200 uploads held about 240 MiB
 	)
 	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) {
-		c.APILimits = api.Limits{MaxConns: 400, MaxConnsPerClient: 150, BodyMemory: 8 << 20,
-			ReadHeaderTimeout: time.Second, ReadTimeout: readTimeout, WriteTimeout: 5 * time.Second, IdleTimeout: time.Second}
+		c.APILimits = api.Limits{MaxConns: 400, MaxConnsPerClient: perClient, BodyMemory: 8 << 20,
+			ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: 5 * time.Second, IdleTimeout: time.Second}
 	}))
 	c := srv.Client(efstest.AccountA, region)
 	ctx := context.Background()
@@ -84,30 +87,40 @@ func TestSlowUploadsAndIdleConnections(t *testing.T) {
 	head := uploadHeaders(t, efstest.AccountA, region, 1<<20, "", false, time.Now())
 	body := []byte(`{"CreationToken":"` + strings.Repeat("x", 1<<20-20) + ``)[:1<<20-1]
 	start := time.Now()
-	var closed []<-chan struct{}
-	var mu sync.Mutex
+	stalled := make([]<-chan struct{}, uploads)
+	idled := make([]<-chan struct{}, idle)
 	var wg sync.WaitGroup
 	for i := range uploads + idle {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var ch <-chan struct{}
 			if i < uploads {
-				ch = stall(t, srv.Addr(), "127.0.0.2", head, body)
+				stalled[i] = stall(t, srv.Addr(), "127.0.0.2", head, body)
 			} else {
-				ch = stall(t, srv.Addr(), "127.0.0.3", "", nil)
+				idled[i-uploads] = stall(t, srv.Addr(), "127.0.0.3", "", nil)
 			}
-			mu.Lock()
-			closed = append(closed, ch)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	countClosed := func(chs []<-chan struct{}) (n int) {
+		for _, ch := range chs {
+			select {
+			case <-ch:
+				n++
+			default:
+			}
+		}
+		return n
+	}
+	// Over the per-client cap: closed at accept, long before any timeout.
+	efstest.Eventually(t, readHeaderTimeout/2, "idle connections over the cap to be closed", func() bool {
+		return countClosed(idled) >= idle-perClient
+	})
 
 	// While they stall: the heap stays low and the SDK client is answered.
 	var peak uint64
-	for i := 0; time.Since(start) < readTimeout-300*time.Millisecond || i < 3; i++ {
-		if _, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("during-" + string(rune('a'+i)))}); err != nil {
+	for i := 0; time.Since(start) < readHeaderTimeout-300*time.Millisecond || i < 3; i++ {
+		if _, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String("during-" + strconv.Itoa(i))}); err != nil {
 			t.Fatalf("SDK client refused during the attack: %v", err)
 		}
 		if _, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{}); err != nil {
@@ -117,18 +130,19 @@ func TestSlowUploadsAndIdleConnections(t *testing.T) {
 			peak = max(peak, h-base)
 		}
 	}
-	t.Logf("heap above baseline at most %d KiB while stalled", peak>>10)
+	t.Logf("heap above baseline at most %d KiB while stalled; %d of %d idle connections still open",
+		peak>>10, idle-countClosed(idled), idle)
 	if peak > ceiling {
 		t.Fatalf("heap grew by %d MiB under stalled uploads, ceiling %d MiB", peak>>20, ceiling>>20)
 	}
 
 	// The deadlines close every connection.
 	deadline := time.After(readTimeout + 5*time.Second)
-	for i, ch := range closed {
+	for i, ch := range append(stalled, idled...) {
 		select {
 		case <-ch:
 		case <-deadline:
-			t.Fatalf("connection %d of %d still open %v after the attack began", i, len(closed), time.Since(start))
+			t.Fatalf("connection %d of %d still open %v after the attack began", i, uploads+idle, time.Since(start))
 		}
 	}
 	if _, err := c.DescribeFileSystems(ctx, &efs.DescribeFileSystemsInput{}); err != nil {
@@ -181,4 +195,41 @@ func TestBodyBudgetThrottles(t *testing.T) {
 	if _, err := srv.Client(efstest.AccountA, region).DescribeFileSystems(context.Background(), &efs.DescribeFileSystemsInput{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The API listener's overall cap: connections past it are closed at
+// accept, and a slot frees when a connection closes.
+func TestConnectionCap(t *testing.T) {
+	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) {
+		c.APILimits = api.Limits{MaxConns: 20, MaxConnsPerClient: 20}
+	}))
+	var held []net.Conn
+	for range 20 {
+		conn := dialFrom(t, srv.Addr(), "127.0.0.2")
+		held = append(held, conn)
+	}
+	// Make sure all 20 are accepted: one request on each.
+	for i, conn := range held {
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, "GET /2015-02-01/file-systems HTTP/1.1\r\nHost: efsd\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		resp.Body.Close()
+	}
+	over := dialFrom(t, srv.Addr(), "127.0.0.3")
+	over.SetDeadline(time.Now().Add(5 * time.Second))
+	if n, err := over.Read(make([]byte, 1)); err == nil || n > 0 {
+		t.Fatalf("connection over the cap: read %d, %v; want it closed", n, err)
+	}
+	held[0].Close()
+	efstest.Eventually(t, 5*time.Second, "a freed slot to serve again", func() bool {
+		conn := dialFrom(t, srv.Addr(), "127.0.0.3")
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		io.WriteString(conn, "GET /2015-02-01/file-systems HTTP/1.1\r\nHost: efsd\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		return err == nil && resp.StatusCode == http.StatusForbidden
+	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/mounts"
+	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
 	"github.com/efsd/efsd/internal/region"
 	"github.com/efsd/efsd/internal/replication"
@@ -141,6 +142,11 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	// Connections over the caps are closed at accept, so idle or stalled
+	// clients cannot exhaust descriptors; timeouts are the http.Server's.
+	lim := cfg.APILimits.WithDefaults()
+	ln = netlimit.Listen(ln, netlimit.Options{MaxConns: lim.MaxConns, MaxConnsPerClient: lim.MaxConnsPerClient,
+		Logger: cfg.Logger, Name: "api"})
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch, Now: cfg.Now, Logger: cfg.Logger})
 	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, HandleKey: handleKey, Logger: cfg.Logger})
