@@ -29,6 +29,8 @@ type Limits struct {
 
 // Defaults of Limits. Connection caps are far above what a CI running many
 // SDK clients on loopback opens (an SDK client pools about 10 connections).
+// The idle timeout is longer than the SDKs' own (90s), so a client never
+// reuses a connection just as the server closes it.
 const (
 	DefaultMaxConns          = 1024
 	DefaultMaxConnsPerClient = 256
@@ -36,7 +38,7 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultReadTimeout       = 30 * time.Second
 	DefaultWriteTimeout      = 60 * time.Second
-	DefaultIdleTimeout       = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 32 << 10
 )
 

@@ -75,7 +75,7 @@ func TestSlowUploadsAndIdleConnections(t *testing.T) {
 	)
 	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) {
 		c.APILimits = api.Limits{MaxConns: 400, MaxConnsPerClient: perClient, BodyMemory: 8 << 20,
-			ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: 5 * time.Second, IdleTimeout: time.Second}
+			ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout, WriteTimeout: 5 * time.Second}
 	}))
 	c := srv.Client(efstest.AccountA, region)
 	ctx := context.Background()
