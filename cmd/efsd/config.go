@@ -38,6 +38,13 @@ type FileConfig struct {
 	ReplicationMaxWatches int `json:"replicationMaxWatchesPerFileSystem"`
 	// Networks adds subnets and security groups to accounts' default VPCs.
 	Networks []NetworkConfig `json:"networks"`
+
+	// API listener limits; zero takes api's defaults.
+	APIMaxConnections          int    `json:"apiMaxConnections"`
+	APIMaxConnectionsPerClient int    `json:"apiMaxConnectionsPerClient"`
+	APIBodyMemoryMiB           int    `json:"apiBodyMemoryMiB"`
+	APIReadTimeout             string `json:"apiReadTimeout"`
+	APIIdleTimeout             string `json:"apiIdleTimeout"`
 }
 
 // NetworkConfig declares subnets and security groups of one account in
@@ -117,11 +124,27 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		MaxProvisionedThroughput: c.MaxProvisionedThroughput,
 		NFSPort:                  c.NFSPort,
 		AccessPointQuota:         c.AccessPointQuota,
-
+		APILimits: api.Limits{
+			MaxConns:          c.APIMaxConnections,
+			MaxConnsPerClient: c.APIMaxConnectionsPerClient,
+			BodyMemory:        int64(c.APIBodyMemoryMiB) << 20,
+		},
 		ReplicationMaxWatchesPerFileSystem: c.ReplicationMaxWatches,
 	}
 	if c.ReplicationMaxWatches < 0 {
 		return cfg, fmt.Errorf("config: replicationMaxWatchesPerFileSystem %d must not be negative", c.ReplicationMaxWatches)
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"apiMaxConnections", c.APIMaxConnections},
+		{"apiMaxConnectionsPerClient", c.APIMaxConnectionsPerClient},
+		{"apiBodyMemoryMiB", c.APIBodyMemoryMiB},
+	} {
+		if n.v < 0 || n.v > 1<<20 {
+			return cfg, fmt.Errorf("config: %s %d must be between 0 (the default) and %d", n.name, n.v, 1<<20)
+		}
 	}
 	for ni, n := range c.Networks {
 		if !accountID.MatchString(n.Account) {
@@ -155,6 +178,11 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		if !accountID.MatchString(a.ID) {
 			return cfg, fmt.Errorf("config: account id %q must be 12 digits", a.ID)
 		}
+		// An account without keys would leave efsd without credentials,
+		// and so on the development credential: refuse it.
+		if len(a.Credentials) == 0 {
+			return cfg, fmt.Errorf("config: account %s lists no credentials: give it at least one access key, or remove it", a.ID)
+		}
 		for _, k := range a.Credentials {
 			if k.AccessKeyID == "" || k.SecretAccessKey == "" {
 				return cfg, fmt.Errorf("config: account %s has a credential without accessKeyId or secretAccessKey", a.ID)
@@ -176,6 +204,8 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		{"throughputCooldown", c.ThroughputCooldown, &cfg.ThroughputCooldown},
 		{"meterInterval", c.MeterInterval, &cfg.MeterInterval},
 		{"replicationRescanInterval", c.ReplicationRescan, &cfg.ReplicationRescanInterval},
+		{"apiReadTimeout", c.APIReadTimeout, &cfg.APILimits.ReadTimeout},
+		{"apiIdleTimeout", c.APIIdleTimeout, &cfg.APILimits.IdleTimeout},
 	} {
 		if d.in == "" {
 			continue

@@ -18,6 +18,7 @@ import (
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/mounts"
+	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
 	"github.com/efsd/efsd/internal/region"
 	"github.com/efsd/efsd/internal/replication"
@@ -54,6 +55,10 @@ type Config struct {
 	// Networks declares subnets and security groups beyond the defaults.
 	Networks         []efs.DeclaredNetwork
 	AccessPointQuota int
+
+	// APILimits bound the API listener's connections, timeouts and request
+	// body memory; zero fields take api's defaults.
+	APILimits api.Limits
 }
 
 // Daemon is a running efsd.
@@ -134,12 +139,17 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	// Signatures are checked against the real clock: cfg.Now moves only the
 	// domain's time (tests jump it past cooldowns).
-	srv := api.New(api.Config{Service: svc, Credentials: cfg.Credentials, Logger: cfg.Logger})
+	srv := api.New(api.Config{Service: svc, Credentials: cfg.Credentials, Logger: cfg.Logger, Limits: cfg.APILimits})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	// Connections over the caps are closed at accept, so idle or stalled
+	// clients cannot exhaust descriptors; timeouts are the http.Server's.
+	lim := cfg.APILimits.WithDefaults()
+	ln = netlimit.Listen(ln, netlimit.Options{MaxConns: lim.MaxConns, MaxConnsPerClient: lim.MaxConnsPerClient,
+		Logger: cfg.Logger, Name: "api"})
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch,
 		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger})
@@ -147,7 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
 		cfg: cfg, lock: lock, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, mounts: mts, cancel: cancel, done: make(chan struct{}),
-		http: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
+		http: srv.HTTPServer(),
 	}
 	svc.Start(ctx)
 	go vols.Run(ctx)
