@@ -48,6 +48,9 @@ var untyped = map[string]bool{
 	"UnrecognizedClientException": true, "InvalidSignatureException": true, "MissingAuthenticationTokenException": true,
 	"IncompleteSignatureException": true, "UnknownOperationException": true, "NotImplemented": true,
 	"ReplicationAlreadyExists": true, "ConflictException": true, "ThrottlingException": true,
+	// EFS answers model-constraint failures with ValidationException, which
+	// the model lists for a few operations only.
+	"ValidationException": true,
 }
 
 // createFS creates a file system and waits until it is available.

@@ -237,7 +237,7 @@ func TestAccessPoints(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s: accepted", name)
 		}
-		wantAPIError(t, err, "BadRequest")
+		wantAPIError(t, err, "ValidationException")
 	}
 
 	for i := 2; i <= 3; i++ {

@@ -302,7 +302,9 @@ func (s *Server) writeError(w http.ResponseWriter, reqID string, err error) int 
 	case errors.As(err, &se):
 		code, msg, status = se.Code, se.Message, se.Status
 	case errors.As(err, &ve):
-		code, msg, status = string(efs.BadRequest), ve.Error(), http.StatusBadRequest
+		// EFS answers model-constraint failures with ValidationException
+		// (it moved from BadRequest); semantic errors stay BadRequest.
+		code, msg, status = "ValidationException", ve.Error(), http.StatusBadRequest
 	case errors.As(err, &dce):
 		code, msg, status = string(efs.BadRequest), dce.Error(), http.StatusBadRequest
 	default:
