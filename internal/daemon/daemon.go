@@ -120,6 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	svc := efs.NewService(efs.Config{
 		Accounts:                 func(a string) bool { return accounts[a] },
+		VPCBlockOffset:           vpcBlockOffset(handleKey),
 		Store:                    st,
 		Volumes:                  vols,
 		Regions:                  regions,
@@ -221,7 +222,11 @@ func Network(ctx context.Context, cfg Config, account, region string) (*efs.Netw
 	if !regions.Has(region) {
 		return nil, fmt.Errorf("region %s is not served", region)
 	}
-	svc := efs.NewService(efs.Config{Store: st, Regions: regions})
+	handleKey, err := nfs.LoadHandleKey(filepath.Join(cfg.DataDir, "nfs-handle.key"))
+	if err != nil {
+		return nil, err
+	}
+	svc := efs.NewService(efs.Config{Store: st, Regions: regions, VPCBlockOffset: vpcBlockOffset(handleKey)})
 	for _, n := range cfg.Networks {
 		if err := svc.DeclareNetwork(ctx, n); err != nil {
 			return nil, err

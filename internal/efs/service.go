@@ -42,6 +42,11 @@ type Config struct {
 	// AccessPointQuota is the number of access points one file system may
 	// have. Default 10000, as in EFS.
 	AccessPointQuota int
+	// VPCBlockOffset shifts where default VPCs are placed in 127.0.0.0/8, so
+	// that efsd instances on one host with different data directories do
+	// not hand out the same loopback addresses. It must stay the same for a
+	// data directory (networks already made keep their recorded ranges).
+	VPCBlockOffset int
 }
 
 // Defaults for Config.
@@ -102,6 +107,7 @@ func NewService(cfg Config) *Service {
 	if cfg.AccessPointQuota == 0 {
 		cfg.AccessPointQuota = DefaultAccessPointQuota
 	}
+	cfg.VPCBlockOffset = (cfg.VPCBlockOffset%(vpcBlocks-1) + vpcBlocks - 1) % (vpcBlocks - 1)
 	if cfg.MaxProvisionedThroughput == 0 {
 		cfg.MaxProvisionedThroughput = DefaultMaxProvisionedThroughput
 	}
