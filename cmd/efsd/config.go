@@ -3,13 +3,17 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/daemon"
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/region"
 )
 
 // FileConfig is the JSON config file. Durations are Go duration strings
@@ -131,6 +135,9 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		},
 		ReplicationMaxWatchesPerFileSystem: c.ReplicationMaxWatches,
 	}
+	if err := c.checkPlacement(); err != nil {
+		return cfg, err
+	}
 	if c.ReplicationMaxWatches < 0 {
 		return cfg, fmt.Errorf("config: replicationMaxWatchesPerFileSystem %d must not be negative", c.ReplicationMaxWatches)
 	}
@@ -217,6 +224,64 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		*d.out = v
 	}
 	return cfg, nil
+}
+
+// checkPlacement checks where efsd is told to serve: the NFS port, the
+// regions, and that declared subnets have addresses on this host (a mount
+// target there could never listen otherwise). Errors name the key and value.
+func (c *FileConfig) checkPlacement() error {
+	if c.NFSPort < 0 || c.NFSPort > 65535 {
+		return fmt.Errorf("config: nfsPort %d must be between 1 and 65535 (0 or absent means 2049)", c.NFSPort)
+	}
+	known := region.Default()
+	for i, r := range c.Regions {
+		if !known.Has(r) {
+			return fmt.Errorf("config: regions[%d] %q is not a region where EFS is offered", i, r)
+		}
+	}
+	served := known
+	if len(c.Regions) > 0 {
+		served = known.Restrict(c.Regions)
+	}
+	var local []netip.Addr
+	for ni, n := range c.Networks {
+		if !served.Has(n.Region) {
+			return fmt.Errorf("config: networks[%d].region %q is not a served region", ni, n.Region)
+		}
+		for si, sn := range n.Subnets {
+			p, err := netip.ParsePrefix(sn.CIDR)
+			if err != nil {
+				return fmt.Errorf("config: networks[%d].subnets[%d] (%s) cidr %q: %w", ni, si, sn.ID, sn.CIDR, err)
+			}
+			if p.Addr().IsLoopback() {
+				continue // every 127.x address is this host's
+			}
+			if local == nil {
+				if local, err = hostAddrs(); err != nil {
+					return fmt.Errorf("config: list this host's addresses: %w", err)
+				}
+			}
+			if !slices.ContainsFunc(local, p.Contains) {
+				return fmt.Errorf("config: networks[%d].subnets[%d] (%s) cidr %s holds no address of this host: mount targets there could not listen (assign one of its addresses to an interface)", ni, si, sn.ID, sn.CIDR)
+			}
+		}
+	}
+	return nil
+}
+
+// hostAddrs lists the addresses assigned to this host's interfaces.
+func hostAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
 }
 
 // ingressRule checks a configured rule: tcp needs both ports.
