@@ -213,7 +213,7 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 	if errors.As(err, &se) && call != nil {
 		// go-nfs answers every FromHandle error with NFS3ERR_STALE, which makes clients drop the
 		// handle; a store failure fails the call's operations instead (NFS3ERR_IO or _ACCES).
-		s.logger.Error("nfs: handle store failed", "fileSystemId", s.e.FileSystemID, "err", err)
+		s.clog.error("nfs: handle store failed", "err", err)
 		call.deny = unix.EIO
 		return s.newVFS(v, ap, call), nil, nil
 	}
@@ -227,8 +227,12 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 	switch {
 	case call.is(procCommit):
 		if err := fs.commit(comps); err != nil {
-			s.logger.Error("nfs: COMMIT failed", "fileSystemId", s.e.FileSystemID, "err", err)
-			return nil, nil, err
+			// go-nfs answers an error here with NFS3ERR_STALE: instead, the handle stays good and
+			// go-nfs's COMMIT, finding no write capability, answers NFS3ERR_SERVERFAULT, which the
+			// connection turns into the errno's status (NFS3ERR_IO).
+			s.clog.error("nfs: COMMIT failed", "err", err)
+			call.note(err)
+			fs.commitFailed = true
 		}
 	case call.is(procAccess):
 		if !fs.ro {
@@ -249,9 +253,13 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 }
 
 // commit makes a file durable (COMMIT). Every WRITE is already durable when answered (go-nfs
-// answers FILE_SYNC, and nfsFile.Close fsyncs), so this is a safety net.
+// answers FILE_SYNC, and nfsFile.Close fsyncs), so this is a safety net. Anything but a regular file
+// (a symlink, a directory, a device) has nothing to commit.
 func (v *vfs) commit(comps []string) error {
 	fd, err := openBeneath(v.view.fd, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err == unix.ELOOP || err == unix.ENXIO {
+		return nil // a symlink or a socket: no data of its own
+	}
 	if err != nil {
 		return err
 	}

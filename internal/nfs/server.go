@@ -15,11 +15,69 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ConnLimits bound what NFS clients can hold on a Server. A zero field takes its default, a
+// negative one turns the limit off.
+type ConnLimits struct {
+	// MaxConns caps the connections open at once on each listener (default 1024).
+	MaxConns int
+	// MaxConnsPerClient caps the connections open at once from one client IP address (default 64:
+	// an NFSv3 client shares one connection among all its mounts of a server, 16 with nconnect).
+	MaxConnsPerClient int
+	// IdleTimeout closes a connection on which no call starts for this long (default 6 minutes, as
+	// knfsd; Linux clients close theirs after 5 idle minutes and reconnect when needed).
+	IdleTimeout time.Duration
+	// RecordTimeout closes a connection whose call, once its first byte arrived, does not arrive in
+	// full within it, or whose client does not take a reply within it (default 30 seconds).
+	RecordTimeout time.Duration
+}
+
+// Defaults of ConnLimits.
+const (
+	DefaultMaxConns          = 1024
+	DefaultMaxConnsPerClient = 64
+	DefaultIdleTimeout       = 6 * time.Minute
+	DefaultRecordTimeout     = 30 * time.Second
+)
+
+func (l ConnLimits) withDefaults() ConnLimits {
+	orDefault := func(v, def int) int {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	orDefaultD := func(v, def time.Duration) time.Duration {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	return ConnLimits{
+		MaxConns:          orDefault(l.MaxConns, DefaultMaxConns),
+		MaxConnsPerClient: orDefault(l.MaxConnsPerClient, DefaultMaxConnsPerClient),
+		IdleTimeout:       orDefaultD(l.IdleTimeout, DefaultIdleTimeout),
+		RecordTimeout:     orDefaultD(l.RecordTimeout, DefaultRecordTimeout),
+	}
+}
+
 // Server serves one Export on a listener (one per mount target). Several Servers may serve the same
 // file system with the same HandleStore; each keeps its own cache in front of it.
+//
+// Memory: a connection serves one call at a time (see rpcConn); idle, it holds about 40 KiB
+// (buffers of 8 KiB and twice 4 KiB, three goroutines); during a call, at most about 5 MiB more
+// (a 1 MiB READ's data and go-nfs's two copies of its reply; a WRITE's data twice). So a listener
+// holds at most MaxConns times that, and one client address MaxConnsPerClient times that.
 type Server struct {
 	e        Export
 	logger   *slog.Logger
+	clog     *clientLog
+	lim      ConnLimits
 	table    *handleTable
 	fsTag    [8]byte
 	verifier [8]byte // WRITE/COMMIT verifier: changes when the server restarts
@@ -70,6 +128,8 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 	s := &Server{
 		e:         e,
 		logger:    logger,
+		clog:      newClientLog(logger.With("fileSystemId", e.FileSystemID), 10*time.Second, time.Now),
+		lim:       ConnLimits{}.withDefaults(),
 		table:     newHandleTable(e.FileSystemID, handles),
 		fsTag:     fsTagOf(e.FileSystemID),
 		ctx:       ctx,
@@ -86,8 +146,13 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 	return s
 }
 
+// SetLimits sets the connection limits (before Serve).
+func (s *Server) SetLimits(l ConnLimits) { s.lim = l.withDefaults() }
+
 // Serve accepts NFSv3 and MOUNT connections on ln until ln is closed (it then returns the Accept
-// error) or Close is called (it then returns nil).
+// error) or Close is called (it then returns nil). Any other Accept error (out of descriptors, a
+// connection aborted before it was accepted) is logged and retried with backoff: the server never
+// gives up while its listener is open.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -109,16 +174,20 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.isClosed() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			s.clog.error("nfs: accept failed, retrying", "err", err)
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return nil
+			}
+			continue
 		}
 		delay = 0
-		rc := newRPCConn(c)
+		rc := newRPCConn(c, s.lim, s.clog)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
