@@ -34,7 +34,7 @@ type vfs struct {
 	noWrite bool // ACCESS: the caller may not modify the object (go-nfs then grants read/lookup/execute only)
 	// commitFailed: COMMIT could not make the file durable (go-nfs then answers NFS3ERR_SERVERFAULT)
 	commitFailed bool
-	call    *callInfo
+	call         *callInfo
 }
 
 var (
