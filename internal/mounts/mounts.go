@@ -8,7 +8,6 @@ package mounts
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -32,8 +31,10 @@ type Notifier interface {
 // Options tune the Manager.
 type Options struct {
 	// Port is the NFS port at every mount target address. Default 2049.
-	Port   int
-	Logger *slog.Logger
+	Port int
+	// NFSLimits bound the connections of every NFS server (zero fields: nfs's defaults).
+	NFSLimits nfs.ConnLimits
+	Logger    *slog.Logger
 }
 
 // Manager runs one NFS server per mount target.
@@ -43,7 +44,9 @@ type Manager struct {
 	handles nfs.HandleStore
 	notify  Notifier
 	port    int
+	limits  nfs.ConnLimits
 	log     *slog.Logger
+	wake    chan struct{} // a server stopped unexpectedly: reconcile now
 
 	mu      sync.Mutex
 	servers map[string]*running // by account/region/mount target ID
@@ -52,6 +55,7 @@ type Manager struct {
 type running struct {
 	mt   *efs.MountTarget
 	srv  *nfs.Server
+	ln   net.Listener
 	done chan struct{}
 }
 
@@ -63,8 +67,8 @@ func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify N
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, log: o.Logger,
-		servers: map[string]*running{}}
+	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, limits: o.NFSLimits,
+		log: o.Logger, wake: make(chan struct{}, 1), servers: map[string]*running{}}
 }
 
 // Port is the NFS port of every mount target.
@@ -83,6 +87,7 @@ func (m *Manager) Run(ctx context.Context) {
 			t.Stop()
 			return
 		case <-m.svc.MountTargetsChanged():
+		case <-m.wake:
 		case <-t.C:
 		}
 		t.Stop()
@@ -144,11 +149,26 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 		return err
 	}
 	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mount_target", mt.ID))
-	r := &running{mt: mt, srv: srv, done: make(chan struct{})}
+	srv.SetLimits(m.limits)
+	r := &running{mt: mt, srv: srv, ln: ln, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
-			m.log.Warn("NFS server stopped", "mount_target", mt.ID, "err", err)
+		err := srv.Serve(ln)
+		// Serve returns only once its listener is closed: unless stop did it, the mount target must
+		// not stay available without a server. Drop it, and let reconcile start a new one.
+		m.mu.Lock()
+		unexpected := m.servers[k] == r
+		if unexpected {
+			delete(m.servers, k)
+		}
+		m.mu.Unlock()
+		if unexpected {
+			m.log.Error("NFS server stopped unexpectedly, restarting it", "mount_target", mt.ID, "err", err)
+			_ = srv.Close()
+			select {
+			case m.wake <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	m.servers[k] = r
