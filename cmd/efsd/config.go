@@ -32,6 +32,11 @@ type FileConfig struct {
 	ReplicationRescan        string  `json:"replicationRescanInterval"`
 	NFSPort                  int     `json:"nfsPort"`
 	AccessPointQuota         int     `json:"accessPointQuota"`
+	// NFS connection limits per mount target: 0 takes the default, -1 turns a cap off.
+	NFSMaxConnections          int    `json:"nfsMaxConnections"`
+	NFSMaxConnectionsPerClient int    `json:"nfsMaxConnectionsPerClient"`
+	NFSIdleTimeout             string `json:"nfsIdleTimeout"`
+	NFSRecordTimeout           string `json:"nfsRecordTimeout"`
 	// Networks adds subnets and security groups to accounts' default VPCs.
 	Networks []NetworkConfig `json:"networks"`
 }
@@ -96,6 +101,8 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		NFSPort:                  c.NFSPort,
 		AccessPointQuota:         c.AccessPointQuota,
 	}
+	cfg.NFSLimits.MaxConns = c.NFSMaxConnections
+	cfg.NFSLimits.MaxConnsPerClient = c.NFSMaxConnectionsPerClient
 	for _, n := range c.Networks {
 		if !accountID.MatchString(n.Account) {
 			return cfg, fmt.Errorf("config: network account %q must be 12 digits", n.Account)
@@ -141,6 +148,8 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		{"throughputCooldown", c.ThroughputCooldown, &cfg.ThroughputCooldown},
 		{"meterInterval", c.MeterInterval, &cfg.MeterInterval},
 		{"replicationRescanInterval", c.ReplicationRescan, &cfg.ReplicationRescanInterval},
+		{"nfsIdleTimeout", c.NFSIdleTimeout, &cfg.NFSLimits.IdleTimeout},
+		{"nfsRecordTimeout", c.NFSRecordTimeout, &cfg.NFSLimits.RecordTimeout},
 	} {
 		if d.in == "" {
 			continue

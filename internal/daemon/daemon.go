@@ -18,6 +18,7 @@ import (
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/mounts"
+	"github.com/efsd/efsd/internal/nfs"
 	"github.com/efsd/efsd/internal/region"
 	"github.com/efsd/efsd/internal/replication"
 	"github.com/efsd/efsd/internal/store/sqlite"
@@ -47,6 +48,8 @@ type Config struct {
 
 	// NFSPort is the NFS port at every mount target address (default 2049).
 	NFSPort int
+	// NFSLimits bound every mount target's NFS connections (zero fields: nfs's defaults).
+	NFSLimits nfs.ConnLimits
 	// Networks declares subnets and security groups beyond the defaults.
 	Networks         []efs.DeclaredNetwork
 	AccessPointQuota int
@@ -123,7 +126,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch, Now: cfg.Now, Logger: cfg.Logger})
-	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, Logger: cfg.Logger})
+	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, NFSLimits: cfg.NFSLimits, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
 		cfg: cfg, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, mounts: mts, cancel: cancel, done: make(chan struct{}),
