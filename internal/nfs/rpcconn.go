@@ -409,6 +409,11 @@ func (c *rpcConn) Read(p []byte) (int, error) {
 	}
 	c.remaining -= int64(n)
 	if err != nil {
+		if isTimeout(err) {
+			c.log.info("nfs: connection closed", c, "err", errStalled)
+			_ = c.shutdown()
+			err = errStalled
+		}
 		c.finish()
 	}
 	return n, err
