@@ -44,7 +44,8 @@ Usage:
   efsd [flags]
   efsd network [--account ID] [--region REGION] [--data-dir DIR] [--config FILE]
       prints the account's VPC, subnets (with their loopback address ranges) and
-      security groups in the region: the IDs CreateMountTarget needs
+      security groups in the region: the IDs CreateMountTarget needs, and each
+      group's ingress rules with the sources they admit to NFS (NfsSources)
 
 Flags (each also settable by the environment variable shown, and, except
 --config, by the config file; a flag beats the environment, which beats the

@@ -51,10 +51,28 @@ type NetworkConfig struct {
 		AvailabilityZone string `json:"availabilityZone"`
 		CIDR             string `json:"cidr"`
 	} `json:"subnets"`
-	SecurityGroups []struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"securityGroups"`
+	SecurityGroups []SecurityGroupConfig `json:"securityGroups"`
+}
+
+// SecurityGroupConfig declares a security group and the sources it admits
+// to the mount targets it is attached to. Declaring the ID of a VPC's
+// default group adds rules to it.
+type SecurityGroupConfig struct {
+	ID      string          `json:"id"`
+	Name    string          `json:"name"`
+	Ingress []IngressConfig `json:"ingress"`
+}
+
+// IngressConfig is one inbound rule, in the words of EC2's IpPermissions:
+// sources in CIDR (IPv4 or IPv6) may connect to ports fromPort-toPort over
+// ipProtocol "tcp" (the default), or to every port with "-1". A rule
+// admits NFS clients when its ports cover nfsPort.
+type IngressConfig struct {
+	IPProtocol  string `json:"ipProtocol"`
+	FromPort    *int   `json:"fromPort"`
+	ToPort      *int   `json:"toPort"`
+	CIDR        string `json:"cidr"`
+	Description string `json:"description"`
 }
 
 var (
@@ -103,7 +121,7 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 	}
 	cfg.NFSLimits.MaxConns = c.NFSMaxConnections
 	cfg.NFSLimits.MaxConnsPerClient = c.NFSMaxConnectionsPerClient
-	for _, n := range c.Networks {
+	for ni, n := range c.Networks {
 		if !accountID.MatchString(n.Account) {
 			return cfg, fmt.Errorf("config: network account %q must be 12 digits", n.Account)
 		}
@@ -114,11 +132,19 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 			}
 			d.Subnets = append(d.Subnets, efs.DeclaredSubnet{ID: sn.ID, ZoneName: sn.AvailabilityZone, CIDR: sn.CIDR})
 		}
-		for _, g := range n.SecurityGroups {
+		for gi, g := range n.SecurityGroups {
 			if !groupID.MatchString(g.ID) {
 				return cfg, fmt.Errorf("config: security group id %q must look like sg-0123abcd", g.ID)
 			}
-			d.SecurityGroups = append(d.SecurityGroups, efs.SecurityGroup{ID: g.ID, Name: g.Name})
+			sg := efs.SecurityGroup{ID: g.ID, Name: g.Name}
+			for ri, r := range g.Ingress {
+				rule, err := ingressRule(r)
+				if err != nil {
+					return cfg, fmt.Errorf("config: networks[%d].securityGroups[%d] (%s) ingress[%d]: %w", ni, gi, g.ID, ri, err)
+				}
+				sg.Ingress = append(sg.Ingress, rule)
+			}
+			d.SecurityGroups = append(d.SecurityGroups, sg)
 		}
 		cfg.Networks = append(cfg.Networks, d)
 	}
@@ -161,4 +187,23 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		*d.out = v
 	}
 	return cfg, nil
+}
+
+// ingressRule checks a configured rule: tcp needs both ports.
+func ingressRule(r IngressConfig) (efs.IngressRule, error) {
+	rule := efs.IngressRule{Protocol: first(r.IPProtocol, efs.ProtocolTCP), CIDR: r.CIDR, Description: r.Description}
+	if r.FromPort != nil {
+		rule.FromPort = *r.FromPort
+	}
+	if r.ToPort != nil {
+		rule.ToPort = *r.ToPort
+	}
+	rule, err := efs.CheckIngressRule(rule)
+	if err != nil {
+		return rule, err
+	}
+	if rule.Protocol == efs.ProtocolTCP && (r.FromPort == nil || r.ToPort == nil) {
+		return rule, fmt.Errorf("fromPort and toPort are required for tcp (the NFS port, e.g. 2049, or a range holding it)")
+	}
+	return rule, nil
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net/netip"
 
 	"github.com/efsd/efsd/internal/efs"
 )
 
 // writeNetwork prints a network in the field names of the EC2 API, which
-// users of EFS already know.
+// users of EFS already know (security groups as DescribeSecurityGroups
+// shows them).
 func writeNetwork(w io.Writer, account, region string, port int, n *efs.Network) error {
 	type vpc struct {
 		VpcId     string
@@ -22,10 +24,26 @@ func writeNetwork(w io.Writer, account, region string, port int, n *efs.Network)
 		AvailabilityZoneId string
 		CidrBlock          string
 	}
+	type ipRange struct {
+		CidrIp      string `json:",omitempty"`
+		CidrIpv6    string `json:",omitempty"`
+		Description string `json:",omitempty"`
+	}
+	type permission struct {
+		IpProtocol string
+		FromPort   *int `json:",omitempty"`
+		ToPort     *int `json:",omitempty"`
+		IpRanges   []ipRange
+		Ipv6Ranges []ipRange
+	}
+	// IpPermissions are the rules in effect, a default group's built-in
+	// ones included; NfsSources are the ranges they admit to the NFS port.
 	type group struct {
-		GroupId   string
-		GroupName string
-		VpcId     string
+		GroupId       string
+		GroupName     string
+		VpcId         string
+		IpPermissions []permission
+		NfsSources    []string
 	}
 	out := struct {
 		Account        string
@@ -42,7 +60,23 @@ func writeNetwork(w io.Writer, account, region string, port int, n *efs.Network)
 		out.Subnets = append(out.Subnets, subnet{s.ID, s.VPCID, s.ZoneName, s.ZoneID, s.CIDR})
 	}
 	for _, g := range n.SecurityGroups {
-		out.SecurityGroups = append(out.SecurityGroups, group{g.ID, g.Name, g.VPCID})
+		og := group{GroupId: g.ID, GroupName: g.Name, VpcId: g.VPCID, IpPermissions: []permission{}, NfsSources: []string{}}
+		for _, r := range n.Ingress(g) {
+			p := permission{IpProtocol: r.Protocol, IpRanges: []ipRange{}, Ipv6Ranges: []ipRange{}}
+			if r.Protocol != efs.ProtocolAll {
+				p.FromPort, p.ToPort = &r.FromPort, &r.ToPort
+			}
+			if pfx, err := netip.ParsePrefix(r.CIDR); err == nil && pfx.Addr().Is6() {
+				p.Ipv6Ranges = append(p.Ipv6Ranges, ipRange{CidrIpv6: r.CIDR, Description: r.Description})
+			} else {
+				p.IpRanges = append(p.IpRanges, ipRange{CidrIp: r.CIDR, Description: r.Description})
+			}
+			og.IpPermissions = append(og.IpPermissions, p)
+			if r.AdmitsPort(port) {
+				og.NfsSources = append(og.NfsSources, r.CIDR)
+			}
+		}
+		out.SecurityGroups = append(out.SecurityGroups, og)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"github.com/efsd/efsd/internal/api/wire"
 	"github.com/efsd/efsd/internal/efs"
 )
@@ -47,12 +49,12 @@ func describeFS(fs *efs.FileSystem) wire.FileSystemDescription {
 		CreationToken:        ref(fs.CreationToken),
 		FileSystemId:         ref(fs.ID),
 		FileSystemArn:        ref(fs.ARN()),
-		CreationTime:         wire.NewTimestamp(fs.CreatedAt),
+		CreationTime:         seconds(fs.CreatedAt),
 		LifeCycleState:       ref(string(fs.State)),
 		NumberOfMountTargets: ref(int64(fs.MountTargets)),
 		SizeInBytes: &wire.FileSystemSize{
 			Value:           ref(fs.Size.Bytes),
-			Timestamp:       wire.NewTimestamp(fs.Size.At),
+			Timestamp:       seconds(fs.Size.At),
 			ValueInStandard: ref(fs.Size.Bytes),
 			ValueInIA:       ref(int64(0)),
 			ValueInArchive:  ref(int64(0)),
@@ -100,3 +102,8 @@ func lifecycleOut(in []efs.LifecyclePolicy) *wire.LifecycleConfigurationDescript
 	}
 	return out
 }
+
+// seconds renders a time in whole seconds, as EFS reports every timestamp.
+// Truncating never moves a time later, so a LastReplicatedTimestamp still
+// promises that every change before it is on the destination.
+func seconds(t time.Time) *wire.Timestamp { return wire.NewTimestamp(t.Truncate(time.Second)) }

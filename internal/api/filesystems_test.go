@@ -66,7 +66,7 @@ func TestFileSystemLifecycle(t *testing.T) {
 	efstest.Eventually(t, 10*time.Second, "SizeInBytes to count the new file", func() bool {
 		d := describe(t, c, id)
 		return d.SizeInBytes.Value >= 1<<20 && aws.ToInt64(d.SizeInBytes.ValueInStandard) == d.SizeInBytes.Value &&
-			d.SizeInBytes.Timestamp != nil && d.SizeInBytes.Timestamp.After(*fs.CreationTime)
+			d.SizeInBytes.Timestamp != nil && !d.SizeInBytes.Timestamp.Before(*fs.CreationTime)
 	})
 
 	if _, err := c.DeleteFileSystem(ctx, &efs.DeleteFileSystemInput{FileSystemId: aws.String(id)}); err != nil {
@@ -150,7 +150,7 @@ func TestOneZoneAndEncryption(t *testing.T) {
 	for token, tc := range map[string]struct{ key, want string }{
 		"default": {"", "arn:aws:kms:us-east-1:111111111111:key/"},
 		"uuid":    {uuid, "arn:aws:kms:us-east-1:111111111111:key/" + uuid},
-		"alias":   {"alias/projectKey1", "arn:aws:kms:us-east-1:111111111111:alias/projectKey1"},
+		"alias":   {"alias/projectKey1", "arn:aws:kms:us-east-1:111111111111:key/"}, // the key the alias names
 		"arn":     {"arn:aws:kms:us-west-2:444455556666:key/" + uuid, "arn:aws:kms:us-west-2:444455556666:key/" + uuid},
 	} {
 		out, err := c.CreateFileSystem(ctx, &efs.CreateFileSystemInput{CreationToken: aws.String(token), Encrypted: aws.Bool(true),
@@ -424,4 +424,58 @@ func TestOperationsNeedAvailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, c, *id)
+}
+
+// TestThroughputCooldownRule follows "Managing throughput" (EFS User Guide):
+// only switching to provisioned throughput or raising it opens the cooldown;
+// bursting ↔ elastic is free, and inside the window decreases are refused.
+func TestThroughputCooldownRule(t *testing.T) {
+	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) { c.TransitionDelay = time.Millisecond }))
+	c := srv.Client(efstest.AccountA, region)
+	ctx := context.Background()
+	id := *createFS(t, c, "cooldown").FileSystemId
+	update := func(in *efs.UpdateFileSystemInput) error {
+		in.FileSystemId = &id
+		_, err := c.UpdateFileSystem(ctx, in)
+		if err == nil {
+			waitState(t, c, id, types.LifeCycleStateAvailable)
+		}
+		return err
+	}
+	for _, mode := range []types.ThroughputMode{types.ThroughputModeElastic, types.ThroughputModeBursting, types.ThroughputModeElastic} {
+		if err := update(&efs.UpdateFileSystemInput{ThroughputMode: mode}); err != nil {
+			t.Fatalf("switch to %s: %v", mode, err)
+		}
+	}
+	if err := update(&efs.UpdateFileSystemInput{ThroughputMode: types.ThroughputModeProvisioned, ProvisionedThroughputInMibps: aws.Float64(10)}); err != nil {
+		t.Fatalf("switch to provisioned: %v", err)
+	}
+	if err := update(&efs.UpdateFileSystemInput{ProvisionedThroughputInMibps: aws.Float64(20)}); err != nil {
+		t.Fatalf("increase: %v", err)
+	}
+	err := update(&efs.UpdateFileSystemInput{ProvisionedThroughputInMibps: aws.Float64(15)})
+	wantAPIError(t, err, "TooManyRequests")
+	err = update(&efs.UpdateFileSystemInput{ThroughputMode: types.ThroughputModeBursting})
+	wantAPIError(t, err, "TooManyRequests")
+	if got := describe(t, c, id); aws.ToFloat64(got.ProvisionedThroughputInMibps) != 20 || got.ThroughputMode != types.ThroughputModeProvisioned {
+		t.Fatalf("after refused changes: %s %v", got.ThroughputMode, got.ProvisionedThroughputInMibps)
+	}
+}
+
+// TestIDsAndTimestampsAsEFS: long IDs start with 0, timestamps are whole
+// seconds, and a new file system meters 6144 bytes.
+func TestIDsAndTimestampsAsEFS(t *testing.T) {
+	srv := efstest.Start(t)
+	c := srv.Client(efstest.AccountA, region)
+	fs := createFS(t, c, "shapes")
+	if id := aws.ToString(fs.FileSystemId); !strings.HasPrefix(id, "fs-0") || len(id) != len("fs-")+17 {
+		t.Errorf("file system ID %s, want fs-0 and 16 more hex digits", id)
+	}
+	if ct := *fs.CreationTime; ct.Nanosecond() != 0 {
+		t.Errorf("CreationTime %v is not whole seconds", ct)
+	}
+	efstest.Eventually(t, 10*time.Second, "an empty file system to meter 6144 bytes", func() bool {
+		d := describe(t, c, *fs.FileSystemId)
+		return d.SizeInBytes.Value == 6144 && d.SizeInBytes.Timestamp != nil && d.SizeInBytes.Timestamp.Nanosecond() == 0
+	})
 }

@@ -317,12 +317,19 @@ func TestDeclaredSubnetLimits(t *testing.T) {
 	if err != nil || out.MountTargets[0].LifeCycleState != types.LifeCycleStateCreating {
 		t.Fatalf("mount target at a taken address: %v %+v", err, out)
 	}
-	_, err = c.DescribeMountTargetSecurityGroups(ctx, &efs.DescribeMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0])})
-	wantAPIError(t, err, "IncorrectMountTargetState")
+	// The security group operations work in every state but deleted, creating included.
+	sgs, err := c.DescribeMountTargetSecurityGroups(ctx, &efs.DescribeMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0])})
+	if err != nil || len(sgs.SecurityGroups) != 1 {
+		t.Fatalf("security groups of a creating mount target: %v %+v", err, sgs)
+	}
+	if _, err := c.ModifyMountTargetSecurityGroups(ctx, &efs.ModifyMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0]),
+		SecurityGroups: []string{"sg-00000000000000abc"}}); err != nil {
+		t.Fatalf("modify the security groups of a creating mount target: %v", err)
+	}
 	// Once the address is free, the mount target comes up.
 	blocker.Close()
 	waitMT(t, c, ids[0], types.LifeCycleStateAvailable)
-	sgs, err := c.DescribeMountTargetSecurityGroups(ctx, &efs.DescribeMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0])})
+	sgs, err = c.DescribeMountTargetSecurityGroups(ctx, &efs.DescribeMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0])})
 	if err != nil || len(sgs.SecurityGroups) != 1 || sgs.SecurityGroups[0] != "sg-00000000000000abc" {
 		t.Fatalf("declared security group: %v %+v", err, sgs)
 	}

@@ -64,14 +64,14 @@ func describeReplication(r *efs.Replication) *wire.ReplicationConfigurationDescr
 		RoleArn:       optional(r.RoleARN),
 	}
 	if !r.LastReplicatedAt.IsZero() {
-		d.LastReplicatedTimestamp = wire.NewTimestamp(r.LastReplicatedAt)
+		d.LastReplicatedTimestamp = seconds(r.LastReplicatedAt)
 	}
 	return &wire.ReplicationConfigurationDescription{
 		SourceFileSystemId:          ref(r.Source.ID),
 		SourceFileSystemRegion:      ref(r.Source.Region),
 		SourceFileSystemArn:         ref(r.SourceARN()),
 		OriginalSourceFileSystemArn: ref(r.OriginalSourceARN),
-		CreationTime:                wire.NewTimestamp(r.CreatedAt),
+		CreationTime:                seconds(r.CreatedAt),
 		SourceFileSystemOwnerId:     ref(r.Source.Account),
 		Destinations:                []wire.Destination{d},
 	}

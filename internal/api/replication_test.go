@@ -225,7 +225,7 @@ func TestReplicationCrossRegionTerraformDelete(t *testing.T) {
 	waitReplicated(t, east, *src.FileSystemId, srcDir, dstDir, time.Time{})
 
 	dst := describe(t, west, dstID)
-	if !strings.HasPrefix(aws.ToString(dst.KmsKeyId), "arn:aws:kms:eu-west-1:111111111111:alias/replica") {
+	if !strings.HasPrefix(aws.ToString(dst.KmsKeyId), "arn:aws:kms:eu-west-1:111111111111:key/") {
 		t.Fatalf("destination key %s", aws.ToString(dst.KmsKeyId))
 	}
 	// Each region describes its own side; the destination region resolves the source's ID too.
@@ -464,8 +464,15 @@ func TestReplicationCrossAccount(t *testing.T) {
 		t.Fatalf("message %q", ae.ErrorMessage())
 	}
 	wantAPIError(t, create(types.DestinationToCreate{FileSystemId: dst.FileSystemArn, RoleArn: aws.String("arn:aws:iam::222222222222:role/x")}), "BadRequest")
+	// An account this server does not have is refused as any destination
+	// that does not consent is (crossaccount_test.go).
 	wantAPIError(t, create(types.DestinationToCreate{FileSystemId: aws.String("arn:aws:elasticfilesystem:eu-west-1:333333333333:file-system/fs-0123456789abcdef0"),
-		RoleArn: aws.String(role)}), "BadRequest")
+		RoleArn: aws.String(role)}), "FileSystemNotFound")
+	wantAPIError(t, create(types.DestinationToCreate{FileSystemId: dst.FileSystemArn, RoleArn: aws.String(role)}), "FileSystemNotFound")
+	if _, err := b.PutFileSystemPolicy(ctx, &efs.PutFileSystemPolicyInput{FileSystemId: dst.FileSystemId,
+		Policy: aws.String(destinationPolicy("arn:aws:iam::"+efstest.AccountA.Account+":root", *dst.FileSystemArn))}); err != nil {
+		t.Fatal(err)
+	}
 	if err := create(types.DestinationToCreate{FileSystemId: dst.FileSystemArn, RoleArn: aws.String(role)}); err != nil {
 		t.Fatal(err)
 	}

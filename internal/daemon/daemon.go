@@ -60,6 +60,7 @@ type Daemon struct {
 	cfg     Config
 	ln      net.Listener
 	http    *http.Server
+	lock    *dirLock
 	store   *sqlite.Store
 	svc     *efs.Service
 	volumes *volume.Manager
@@ -81,6 +82,20 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.release()
+		}
+	}()
+	handleKey, err := nfs.LoadHandleKey(filepath.Join(cfg.DataDir, "nfs-handle.key"))
+	if err != nil {
+		return nil, err
 	}
 	st, err := sqlite.Open(filepath.Join(cfg.DataDir, "efsd.db"))
 	if err != nil {
@@ -126,10 +141,10 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch, Now: cfg.Now, Logger: cfg.Logger})
-	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, NFSLimits: cfg.NFSLimits, Logger: cfg.Logger})
+	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, NFSLimits: cfg.NFSLimits, HandleKey: handleKey, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
-		cfg: cfg, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, mounts: mts, cancel: cancel, done: make(chan struct{}),
+		cfg: cfg, lock: lock, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, mounts: mts, cancel: cancel, done: make(chan struct{}),
 		http: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
 	}
 	svc.Start(ctx)
@@ -149,6 +164,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			cfg.Logger.Error("serve", "err", err)
 		}
 	}()
+	started = true
 	return d, nil
 }
 
@@ -177,7 +193,7 @@ func (d *Daemon) Close() error {
 	d.cancel()
 	d.replWG.Wait()
 	d.svc.Stop()
-	return errors.Join(err, d.store.Close())
+	return errors.Join(err, d.store.Close(), d.lock.release())
 }
 
 // Network opens the data directory of a daemon (running or not; SQLite

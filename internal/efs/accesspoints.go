@@ -101,7 +101,7 @@ func (s *Service) CreateAccessPoint(ctx context.Context, p Principal, in CreateA
 		return nil, err
 	}
 	ap := &AccessPoint{
-		ID:           "fsap-" + s.ids.Hex(longIDDigits),
+		ID:           s.newID("fsap-"),
 		Account:      p.Account,
 		Region:       p.Region,
 		ClientToken:  in.ClientToken,

@@ -45,8 +45,17 @@ func TestKMSKeyARN(t *testing.T) {
 	if got := kmsKeyARN(p, "mrk-0123"); got != "arn:aws:kms:eu-west-1:111111111111:key/mrk-0123" {
 		t.Errorf("mrk: %s", got)
 	}
-	if got := kmsKeyARN(p, "alias/x"); got != "arn:aws:kms:eu-west-1:111111111111:alias/x" {
-		t.Errorf("alias: %s", got)
+	// An alias is reported as the ARN of the key it names, stable per alias.
+	alias := kmsKeyARN(p, "alias/x")
+	if !strings.HasPrefix(alias, "arn:aws:kms:eu-west-1:111111111111:key/") || alias != kmsKeyARN(p, "alias/x") ||
+		alias == kmsKeyARN(p, "alias/y") {
+		t.Errorf("alias: %s", alias)
+	}
+	if got := kmsKeyARN(p, "arn:aws:kms:eu-west-1:111111111111:alias/x"); got != alias {
+		t.Errorf("alias ARN: %s, want %s", got, alias)
+	}
+	if got := kmsKeyARN(p, "arn:aws:kms:us-east-1:222222222222:alias/x"); !strings.HasPrefix(got, "arn:aws:kms:us-east-1:222222222222:key/") {
+		t.Errorf("alias ARN of another account: %s", got)
 	}
 	d1, d2 := kmsKeyARN(p, ""), kmsKeyARN(Principal{Account: "111111111111", Region: "us-east-1"}, "")
 	if d1 != kmsKeyARN(p, "") || d1 == d2 || !strings.HasPrefix(d1, "arn:aws:kms:eu-west-1:111111111111:key/") {

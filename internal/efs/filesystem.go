@@ -105,8 +105,10 @@ type FileSystem struct {
 	// same transactions that create and remove them.
 	MountTargets int `json:",omitempty"`
 
-	// ThroughputChangedAt is the last throughput mode change or provisioned
-	// throughput decrease; EFS allows the next one only after a cooldown.
+	// ThroughputChangedAt is the last switch to provisioned throughput or
+	// increase of it. Within the cooldown after it, EFS refuses mode
+	// switches and decreases (the user committed to that throughput for a
+	// day); bursting ↔ elastic is otherwise free.
 	ThroughputChangedAt time.Time `json:",omitzero"`
 	// DueAt is when the lifecycle worker should next act on this file
 	// system (settle a transitional state); zero when nothing is pending.

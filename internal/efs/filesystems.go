@@ -108,14 +108,10 @@ func (s *Service) CreateFileSystem(ctx context.Context, p Principal, in CreateFi
 			return E(FileSystemLimitExceeded,
 				"Account %s has reached its limit of %d file systems in %s.", p.Account, s.cfg.FileSystemQuota, p.Region)
 		}
-		digits := longIDDigits
-		if pref, err := tx.AccountPreference(p.Account, p.Region); err != nil {
-			return fmt.Errorf("read account preferences: %w", err)
-		} else if pref == ShortID {
-			digits = shortIDDigits
-		}
 		for range 10 {
-			fs.ID = "fs-" + s.ids.Hex(digits)
+			if fs.ID, err = s.newFileSystemID(tx, p.Account, p.Region); err != nil {
+				return err
+			}
 			err = tx.InsertFileSystem(fs)
 			if !errors.Is(err, ErrConflict) {
 				break
@@ -150,22 +146,36 @@ func (s *Service) checkThroughput(mode string, provisioned *float64) error {
 	return nil
 }
 
-// kmsKeyARN turns any accepted KmsKeyId form into the key ARN EFS reports.
-// Without a key, the account's default EFS key (aws/elasticfilesystem) is
-// used; efsd derives a stable key ID for it from the account and region.
+// kmsKeyARN turns any accepted KmsKeyId form into the key ARN EFS reports:
+// always a key's ARN, as EFS resolves an alias to the key it names. Without
+// a key, the account's default EFS key (alias aws/elasticfilesystem) is used.
+// efsd has no KMS, so the key behind an alias gets a stable ID derived from
+// the alias's account, region and name.
 func kmsKeyARN(p Principal, key string) string {
+	region, account := p.Region, p.Account
+	if strings.HasPrefix(key, "arn:") {
+		parts := strings.SplitN(key, ":", 6) // arn:aws:kms:REGION:ACCOUNT:RESOURCE
+		if len(parts) < 6 || !strings.HasPrefix(parts[5], "alias/") {
+			return key
+		}
+		region, account, key = parts[3], parts[4], parts[5]
+	}
 	switch {
-	case strings.HasPrefix(key, "arn:"):
-		return key
 	case key == "":
-		sum := sha256.Sum256([]byte("aws/elasticfilesystem/" + p.Account + "/" + p.Region))
-		h := hex.EncodeToString(sum[:16])
-		key = fmt.Sprintf("key/%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
+		key = aliasKey(account, region, "alias/aws/elasticfilesystem")
 	case strings.HasPrefix(key, "alias/"):
+		key = aliasKey(account, region, key)
 	default:
 		key = "key/" + key
 	}
-	return fmt.Sprintf("arn:aws:kms:%s:%s:%s", p.Region, p.Account, key)
+	return fmt.Sprintf("arn:aws:kms:%s:%s:%s", region, account, key)
+}
+
+// aliasKey is the "key/…" resource of the key an alias names.
+func aliasKey(account, region, alias string) string {
+	sum := sha256.Sum256([]byte(alias + "/" + account + "/" + region))
+	h := hex.EncodeToString(sum[:16])
+	return fmt.Sprintf("key/%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
 }
 
 // DescribeFileSystemsInput selects file systems to describe.
@@ -310,7 +320,8 @@ type UpdateFileSystemInput struct {
 
 // UpdateFileSystem changes throughput mode or provisioned throughput. A
 // change moves the file system to updating until the lifecycle worker
-// settles it; mode changes and decreases are rate-limited as in EFS.
+// settles it. After a switch to provisioned throughput or an increase of
+// it, mode changes and decreases wait out the cooldown, as in EFS.
 func (s *Service) UpdateFileSystem(ctx context.Context, p Principal, in UpdateFileSystemInput) (*FileSystem, error) {
 	fs, err := s.update(ctx, p, in.FileSystemID, func(fs *FileSystem) error {
 		if err := requireAvailable(fs); err != nil {
@@ -330,24 +341,27 @@ func (s *Service) UpdateFileSystem(ctx context.Context, p Principal, in UpdateFi
 		if mode == Elastic && fs.PerformanceMode == MaxIO {
 			return E(BadRequest, "The elastic throughput mode is not supported with the maxIO performance mode.")
 		}
-		modeChange := mode != fs.ThroughputMode
 		var newProv float64
 		if prov != nil {
 			newProv = *prov
 		}
-		decrease := !modeChange && mode == Provisioned && newProv < fs.ProvisionedThroughput
+		modeChange := mode != fs.ThroughputMode
 		if !modeChange && newProv == fs.ProvisionedThroughput {
 			return nil // nothing to change
 		}
+		// Only committing to provisioned throughput (switching to it or
+		// raising it) opens the cooldown window; inside it, leaving it or
+		// lowering it is refused ("Managing throughput", EFS User Guide).
+		commit := mode == Provisioned && (modeChange || newProv > fs.ProvisionedThroughput)
 		now := s.now()
-		if (modeChange || decrease) && !fs.ThroughputChangedAt.IsZero() {
+		if !commit && !fs.ThroughputChangedAt.IsZero() {
 			if next := fs.ThroughputChangedAt.Add(s.cfg.ThroughputCooldown); now.Before(next) {
 				return E(TooManyRequests,
-					"The throughput mode or a provisioned throughput decrease of file system '%s' was last changed at %s; the next change is allowed after %s.",
+					"File system '%s' switched to or increased provisioned throughput at %s; throughput mode changes and decreases are allowed after %s.",
 					fs.ID, fs.ThroughputChangedAt.UTC().Format(time.RFC3339), next.UTC().Format(time.RFC3339))
 			}
 		}
-		if modeChange || decrease {
+		if commit {
 			fs.ThroughputChangedAt = now
 		}
 		fs.ThroughputMode, fs.ProvisionedThroughput = mode, newProv

@@ -3,6 +3,7 @@ package efs
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 )
 
 // IDSource yields the random hex digits of new resource IDs. Tests inject a
@@ -28,3 +29,22 @@ const (
 	longIDDigits  = 17
 	shortIDDigits = 8
 )
+
+// newID returns prefix followed by an ID in AWS's long form: 17 hex digits,
+// the first of them 0 (fs-0…, fsmt-0…, fsap-0…), as EFS hands them out.
+func (s *Service) newID(prefix string) string {
+	return prefix + "0" + s.ids.Hex(longIDDigits-1)
+}
+
+// newFileSystemID returns a file system ID in the form the account chose in
+// the region: long, or 8 hex digits with the SHORT_ID preference.
+func (s *Service) newFileSystemID(tx Tx, account, region string) (string, error) {
+	pref, err := tx.AccountPreference(account, region)
+	if err != nil {
+		return "", fmt.Errorf("read account preferences: %w", err)
+	}
+	if pref == ShortID {
+		return "fs-" + s.ids.Hex(shortIDDigits), nil
+	}
+	return s.newID("fs-"), nil
+}

@@ -57,8 +57,8 @@ func (s *Service) CreateMountTarget(ctx context.Context, p Principal, in CreateM
 		return nil, E(BadRequest, "efsd subnets have no IPv6 range; use IpAddressType IPV4_ONLY.")
 	}
 	mt := &MountTarget{
-		ID:        "fsmt-" + s.ids.Hex(longIDDigits),
-		ENI:       "eni-" + s.ids.Hex(longIDDigits),
+		ID:        s.newID("fsmt-"),
+		ENI:       s.newID("eni-"),
 		Account:   p.Account,
 		Region:    p.Region,
 		State:     StateCreating,
@@ -289,26 +289,23 @@ func (s *Service) DescribeMountTargets(ctx context.Context, p Principal, in Desc
 	return out, nil
 }
 
-// availableMT loads one of p's mount targets, which must be available.
-func availableMT(tx Tx, p Principal, id string) (*MountTarget, error) {
+// mountTarget loads one of p's mount targets in whatever state it is: the
+// security group operations work in every state but deleted (their API
+// reference pages), so that Terraform can refresh a mount target that is
+// still being created or deleted.
+func mountTarget(tx Tx, p Principal, id string) (*MountTarget, error) {
 	mt, err := tx.MountTarget(p.Account, p.Region, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, mtNotFound(id)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if mt.State != StateAvailable {
-		return nil, E(IncorrectMountTargetState, "Mount target '%s' is in the '%s' state; it must be 'available'.", mt.ID, mt.State)
-	}
-	return mt, nil
+	return mt, err
 }
 
 // DescribeMountTargetSecurityGroups lists a mount target's security groups.
 func (s *Service) DescribeMountTargetSecurityGroups(ctx context.Context, p Principal, id string) ([]string, error) {
 	var out []string
 	err := s.store.View(ctx, func(tx Tx) error {
-		mt, err := availableMT(tx, p, id)
+		mt, err := mountTarget(tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -319,10 +316,12 @@ func (s *Service) DescribeMountTargetSecurityGroups(ctx context.Context, p Princ
 }
 
 // ModifyMountTargetSecurityGroups replaces a mount target's security
-// groups.
+// groups. New connections to the mount target are admitted by the new
+// groups at once; connections already open stay, as EC2's tracked
+// connections do.
 func (s *Service) ModifyMountTargetSecurityGroups(ctx context.Context, p Principal, id string, groups []string) error {
-	return s.store.Update(ctx, func(tx Tx) error {
-		mt, err := availableMT(tx, p, id)
+	err := s.store.Update(ctx, func(tx Tx) error {
+		mt, err := mountTarget(tx, p, id)
 		if err != nil {
 			return err
 		}
@@ -335,6 +334,10 @@ func (s *Service) ModifyMountTargetSecurityGroups(ctx context.Context, p Princip
 		}
 		return tx.UpdateMountTarget(mt)
 	})
+	if err == nil {
+		s.dataPlaneChanged()
+	}
+	return err
 }
 
 // MountTargetsChanged is signalled (coalesced) when mount targets are

@@ -35,12 +35,15 @@ type Subnet struct {
 	CIDR     string
 }
 
-// SecurityGroup is a named group of a VPC; efsd records memberships but
-// filters no traffic.
+// SecurityGroup is a named group of a VPC. Its ingress rules decide which
+// source addresses may connect to the NFS port of the mount targets it is
+// attached to; a group without rules admits nothing, as in EC2. The
+// default group of a VPC also admits the VPC's own ranges (see Ingress).
 type SecurityGroup struct {
-	ID    string
-	VPCID string
-	Name  string
+	ID      string
+	VPCID   string
+	Name    string
+	Ingress []IngressRule `json:",omitempty"`
 }
 
 // Subnet finds a subnet by ID.
@@ -136,13 +139,15 @@ type DeclaredNetwork struct {
 	Account        string
 	Region         string
 	Subnets        []DeclaredSubnet
-	SecurityGroups []SecurityGroup // VPCID ignored: they join the default VPC
+	SecurityGroups []SecurityGroup // VPCID ignored: they join the default VPC; Ingress checked by CheckIngressRule
 }
 
 // DeclareNetwork records subnets and security groups from the config file,
-// replacing earlier declarations with the same IDs.
+// replacing earlier declarations with the same IDs (a group's name and
+// ingress rules included). A group declared earlier and left out now is
+// kept, with its last rules, because mount targets may still name it.
 func (s *Service) DeclareNetwork(ctx context.Context, d DeclaredNetwork) error {
-	return s.store.Update(ctx, func(tx Tx) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
 		n, err := s.network(tx, d.Account, d.Region)
 		if err != nil {
 			return err
@@ -167,12 +172,40 @@ func (s *Service) DeclareNetwork(ctx context.Context, d DeclaredNetwork) error {
 				n.Subnets = append(n.Subnets, sub)
 			}
 		}
+		def, _ := n.DefaultSecurityGroup(vpc)
 		for _, g := range d.SecurityGroups {
 			g.VPCID = vpc
-			if _, ok := n.SecurityGroup(g.ID); !ok {
+			rules := make([]IngressRule, 0, len(g.Ingress))
+			for i, r := range g.Ingress {
+				r, err := CheckIngressRule(r)
+				if err != nil {
+					return fmt.Errorf("security group %s: ingress[%d]: %w", g.ID, i, err)
+				}
+				rules = append(rules, r)
+			}
+			g.Ingress = rules
+			switch {
+			case g.ID == def.ID && def.ID != "":
+				// Rules declared for the default group add to the VPC's own
+				// ranges; its name stays.
+				g.Name = def.Name
+			case g.Name == "default":
+				return fmt.Errorf("security group %s: the name %q is reserved for the VPC's default group", g.ID, g.Name)
+			}
+			replaced := false
+			for i := range n.SecurityGroups {
+				if n.SecurityGroups[i].ID == g.ID {
+					n.SecurityGroups[i], replaced = g, true
+				}
+			}
+			if !replaced {
 				n.SecurityGroups = append(n.SecurityGroups, g)
 			}
 		}
 		return tx.PutNetwork(d.Account, d.Region, n)
 	})
+	if err == nil {
+		s.dataPlaneChanged() // mount targets admit by these groups' rules
+	}
+	return err
 }

@@ -12,13 +12,17 @@ func (s *Service) PutFileSystemPolicy(ctx context.Context, p Principal, id, poli
 	if err := checkPolicy(policy); err != nil {
 		return nil, err
 	}
-	return s.update(ctx, p, id, func(fs *FileSystem) error {
+	fs, err := s.update(ctx, p, id, func(fs *FileSystem) error {
 		if err := requireAvailable(fs); err != nil {
 			return err
 		}
 		fs.Policy = policy
 		return nil
 	})
+	if err == nil {
+		s.dataPlaneChanged() // NFS servers enforce the policy
+	}
+	return fs, err
 }
 
 // DescribeFileSystemPolicy returns the file system's policy, or
@@ -44,7 +48,62 @@ func (s *Service) DeleteFileSystemPolicy(ctx context.Context, p Principal, id st
 		fs.Policy = ""
 		return nil
 	})
+	if err == nil {
+		s.dataPlaneChanged() // NFS servers go back to the default policy
+	}
 	return err
+}
+
+// NFS client actions of a file system policy.
+const (
+	ActionClientMount      = "elasticfilesystem:ClientMount"
+	ActionClientWrite      = "elasticfilesystem:ClientWrite"
+	ActionClientRootAccess = "elasticfilesystem:ClientRootAccess"
+)
+
+// ClientAccess is what a file system policy lets NFS clients that do not
+// use IAM authorization (the anonymous principal) do: mount (read), write,
+// and act as root (without it, root is squashed to 65534).
+type ClientAccess struct {
+	Mount, Write, Root bool
+}
+
+// FullClientAccess is EFS's default file system policy: full access for
+// every client that can reach a mount target.
+var FullClientAccess = ClientAccess{Mount: true, Write: true, Root: true}
+
+// ClientAccess evaluates the policy for an anonymous NFS client of the
+// file system fsARN, through the access point apARN ("" for none). The
+// request context is that of plain NFS at a mount target: no TLS
+// (aws:SecureTransport false), elasticfilesystem:AccessedViaMountTarget
+// true, elasticfilesystem:AccessPointArn when through an access point.
+// aws:SourceIp is absent: EFS sets it only for public addresses, and mount
+// targets are reached from inside their VPC.
+func (p *Policy) ClientAccess(fsARN, apARN string) ClientAccess {
+	ctx := map[string]string{
+		"aws:securetransport":                      "false",
+		"elasticfilesystem:accessedviamounttarget": "true",
+	}
+	if apARN != "" {
+		ctx["elasticfilesystem:accesspointarn"] = apARN
+	}
+	allows := func(action string) bool {
+		return p.Allows(PolicyRequest{Action: action, Resource: fsARN, Principal: PolicyPrincipal{Anonymous: true}, Context: ctx})
+	}
+	return ClientAccess{
+		Mount: allows(ActionClientMount),
+		Write: allows(ActionClientWrite),
+		Root:  allows(ActionClientRootAccess),
+	}
+}
+
+// ParsedPolicy returns the file system's parsed policy, nil when it has
+// none (the default policy is in effect).
+func (fs *FileSystem) ParsedPolicy() (*Policy, error) {
+	if fs.Policy == "" {
+		return nil, nil
+	}
+	return ParsePolicy(fs.Policy)
 }
 
 // checkPolicy accepts a JSON IAM resource policy: an object with a

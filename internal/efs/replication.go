@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -114,14 +115,11 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 	if !s.cfg.Regions.Has(destRegion) {
 		return nil, E(BadRequest, "Region '%s' is not enabled for account %s.", destRegion, p.Account)
 	}
-	destAccount := p.Account
+	destAccount, crossAccount := p.Account, false
 	if destRef.Account != "" && destRef.Account != p.Account {
-		destAccount = destRef.Account
+		destAccount, crossAccount = destRef.Account, true
 		if d.RoleARN == "" {
 			return nil, E(BadRequest, "No RoleArn provided.  RoleArn is required for cross-account replication.")
-		}
-		if s.cfg.Accounts != nil && !s.cfg.Accounts(destAccount) {
-			return nil, E(BadRequest, "Destination account %s does not exist.", destAccount)
 		}
 	}
 	if d.RoleARN != "" {
@@ -133,7 +131,7 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 
 	now := s.now()
 	rep := &Replication{
-		ID:        "rep-" + s.ids.Hex(longIDDigits),
+		ID:        s.newID("rep-"),
 		CreatedAt: now,
 		RoleARN:   d.RoleARN,
 		Status:    RepEnabling,
@@ -154,6 +152,11 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 
 		var dst *FileSystem
 		if d.FileSystemID != "" {
+			if crossAccount {
+				if err := s.authorizeReplicationInto(tx, src, destAccount, destRegion, destRef.ID, d.RoleARN); err != nil {
+					return err
+				}
+			}
 			dst, err = s.claimDestination(tx, p, destAccount, destRegion, destRef.ID, src)
 		} else {
 			dst, err = s.newDestination(tx, destAccount, destRegion, d, src, rep)
@@ -193,6 +196,65 @@ func notReplicating(tx Tx, fs *FileSystem) error {
 			return E(ReplicationAlreadyExists,
 				"File system '%s' is already part of replication configuration %s (source %s, destination %s).",
 				fs.ID, r.ID, r.Source.ID, r.Dest.ID)
+		}
+	}
+	return nil
+}
+
+// replicationActions are what a destination's file system policy must
+// allow the source account's role before another account may replicate
+// into it. AWS's "Replicating EFS file systems across AWS accounts" asks
+// the destination policy to allow the source account DescribeFileSystems,
+// CreateReplicationConfiguration, DescribeReplicationConfigurations,
+// DeleteReplicationConfiguration and ReplicationWrite; these three are the
+// ones creating the configuration and copying into the file system use.
+var replicationActions = []string{
+	"elasticfilesystem:DescribeFileSystems",
+	"elasticfilesystem:CreateReplicationConfiguration",
+	"elasticfilesystem:ReplicationWrite",
+}
+
+// authorizeReplicationInto checks that the destination file system of
+// another account consents to being overwritten: its file system policy
+// must allow role (a role of the source's account) every one of
+// replicationActions. No policy grants nothing. The refusal is the same
+// error, built from the request alone, whether the account or the file
+// system exists or not, and it comes before any check that would describe
+// the destination, so other accounts' file systems cannot be probed.
+func (s *Service) authorizeReplicationInto(tx Tx, src *FileSystem, account, region, id, role string) error {
+	arn := FileSystemARN(region, account, id)
+	refused := E(FileSystemNotFound,
+		"Destination file system '%s' does not exist, or its file system policy does not allow %s %s on it.",
+		arn, role, strings.Join(replicationActions, ", "))
+	if s.cfg.Accounts != nil && !s.cfg.Accounts(account) {
+		return refused
+	}
+	dst, err := tx.FileSystem(account, region, id)
+	if errors.Is(err, ErrNotFound) {
+		return refused
+	}
+	if err != nil {
+		return fmt.Errorf("load destination: %w", err)
+	}
+	pol, err := dst.ParsedPolicy()
+	if err != nil || pol == nil {
+		return refused
+	}
+	req := PolicyRequest{
+		Resource:  arn,
+		Principal: PolicyPrincipal{Account: src.Account, ARN: role},
+		Context: map[string]string{
+			"aws:principalaccount": src.Account,
+			"aws:principalarn":     role,
+			"aws:sourceaccount":    src.Account,
+			"aws:sourcearn":        src.ARN(),
+			"aws:securetransport":  "true",
+		},
+	}
+	for _, a := range replicationActions {
+		req.Action = a
+		if !pol.Allows(req) {
+			return refused
 		}
 	}
 	return nil
@@ -267,14 +329,10 @@ func (s *Service) newDestination(tx Tx, account, region string, d DestinationInp
 		dst.PerformanceMode = GeneralPurpose
 		dst.BackupStatus = BackupEnabled
 	}
-	digits := longIDDigits
-	if pref, err := tx.AccountPreference(account, region); err != nil {
-		return nil, fmt.Errorf("read account preferences: %w", err)
-	} else if pref == ShortID {
-		digits = shortIDDigits
-	}
 	for range 10 {
-		dst.ID = "fs-" + s.ids.Hex(digits)
+		if dst.ID, err = s.newFileSystemID(tx, account, region); err != nil {
+			return nil, err
+		}
 		if err = tx.InsertFileSystem(dst); !errors.Is(err, ErrConflict) {
 			break
 		}

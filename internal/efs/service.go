@@ -68,7 +68,8 @@ type Service struct {
 	// created or deleted; capacity 1.
 	mtChanged chan struct{}
 	// dataPlane counts changes to what the data plane enforces (which file
-	// systems are replication destinations, which access points exist),
+	// systems are replication destinations, which access points exist,
+	// which sources security groups admit),
 	// so NFS servers can cache those answers until it moves.
 	dataPlane atomic.Uint64
 	cancel    context.CancelFunc
@@ -118,7 +119,8 @@ func NewService(cfg Config) *Service {
 }
 
 // DataPlaneEpoch changes whenever a file system becomes or stops being a
-// replication destination, or an access point is created or deleted.
+// replication destination, an access point is created or deleted, a mount
+// target's security groups change or security groups are declared.
 func (s *Service) DataPlaneEpoch() uint64 { return s.dataPlane.Load() }
 
 func (s *Service) dataPlaneChanged() { s.dataPlane.Add(1) }

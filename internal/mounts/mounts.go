@@ -3,11 +3,13 @@
 // system (or an access point of it). A Manager reconciles stored mount
 // targets with running servers, the way replication.Manager does with
 // workers: a creating mount target becomes available once its server is
-// up, and a deleting one goes once its server has stopped.
+// up, and a deleting one goes once its server has stopped. Each server
+// accepts only the sources that its mount target's security groups admit.
 package mounts
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
 )
 
@@ -34,6 +37,10 @@ type Options struct {
 	Port int
 	// NFSLimits bound the connections of every NFS server (zero fields: nfs's defaults).
 	NFSLimits nfs.ConnLimits
+	// HandleKey authenticates the NFS file handles of every mount target (nfs.LoadHandleKey: one
+	// per data directory, kept across restarts). Nil: a random key for this Manager, so handles do
+	// not survive a restart.
+	HandleKey []byte
 	Logger    *slog.Logger
 }
 
@@ -45,6 +52,7 @@ type Manager struct {
 	notify  Notifier
 	port    int
 	limits  nfs.ConnLimits
+	key     []byte
 	log     *slog.Logger
 	wake    chan struct{} // a server stopped unexpectedly: reconcile now
 
@@ -67,8 +75,12 @@ func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify N
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, limits: o.NFSLimits,
-		log: o.Logger, wake: make(chan struct{}, 1), servers: map[string]*running{}}
+	if len(o.HandleKey) == 0 {
+		o.HandleKey = make([]byte, nfs.HandleKeySize)
+		_, _ = rand.Read(o.HandleKey)
+	}
+	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, key: o.HandleKey,
+		limits: o.NFSLimits, log: o.Logger, wake: make(chan struct{}, 1), servers: map[string]*running{}}
 }
 
 // Port is the NFS port of every mount target.
@@ -148,6 +160,8 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 	if err != nil {
 		return err
 	}
+	// Only sources that the mount target's security groups admit get in.
+	ln = netlimit.Listen(ln, netlimit.Options{Admit: m.admission(mt).admit, Logger: m.log, Name: "nfs " + mt.ID})
 	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mount_target", mt.ID))
 	srv.SetLimits(m.limits)
 	r := &running{mt: mt, srv: srv, ln: ln, done: make(chan struct{})}
@@ -201,15 +215,18 @@ func (m *Manager) stopAll() {
 
 // export describes what a mount target serves. The NFS server asks, on
 // every call, whether the file system is read-only (a replication
-// destination) and what an access point is; the answers are cached until
-// the domain's data-plane epoch moves, so a file system turns read-only
-// the moment it becomes a destination and writable the moment the
-// configuration is gone, without a store query per call.
+// destination), what an access point is, and what the file system policy
+// lets clients do; the answers are cached until the domain's data-plane
+// epoch moves, so a file system turns read-only the moment it becomes a
+// destination and writable the moment the configuration is gone, and a
+// policy applies from the call after it is put, without a store query per
+// call.
 func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 	fsKey := mt.FSKey()
 	c := &exportCache{}
 	return nfs.Export{
 		FileSystemID: fsKey.String(),
+		HandleKey:    m.key,
 		Root:         m.paths.Path(fsKey),
 		ReadOnly: func() bool {
 			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).readOnly
@@ -224,6 +241,9 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 			ap, ok := st.accessPoints[id]
 			return ap, ok
 		},
+		Access: func(apID string) nfs.ClientAccess {
+			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).clientAccess(apID)
+		},
 	}
 }
 
@@ -231,6 +251,35 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 type exportState struct {
 	readOnly     bool
 	accessPoints map[string]nfs.AccessPoint
+	// access is what the file system policy grants clients, by access
+	// point ID ("" for mounts without one); policy (nil: no policy, full
+	// access) answers for IDs that are no access point of the file system.
+	access map[string]nfs.ClientAccess
+	policy *efs.Policy
+	fsKey  efs.FSKey
+	// loaded is false when the store could not be read: the state then
+	// denies everything and is not cached.
+	loaded bool
+}
+
+// clientAccess is what the file system policy grants NFS clients through
+// access point apID ("" for none). An unreadable state grants nothing.
+func (st exportState) clientAccess(apID string) nfs.ClientAccess {
+	if a, ok := st.access[apID]; ok {
+		return a
+	}
+	if !st.loaded {
+		return nfs.ClientAccess{}
+	}
+	if st.policy == nil {
+		return nfs.FullAccess
+	}
+	apARN := (&efs.AccessPoint{Account: st.fsKey.Account, Region: st.fsKey.Region, ID: apID}).ARN()
+	return nfsAccess(st.policy.ClientAccess(efs.FileSystemARN(st.fsKey.Region, st.fsKey.Account, st.fsKey.ID), apARN))
+}
+
+func nfsAccess(a efs.ClientAccess) nfs.ClientAccess {
+	return nfs.ClientAccess{Mount: a.Mount, Write: a.Write, Root: a.Root}
 }
 
 type exportCache struct {
@@ -242,35 +291,53 @@ type exportCache struct {
 
 // get returns the cached state for epoch, loading it when the epoch
 // moved. The epoch is read before loading, so a change during the load
-// makes the next call load again.
+// makes the next call load again. A state that could not be loaded is
+// not cached, so a passing store failure does not outlast itself.
 func (c *exportCache) get(epoch uint64, load func() exportState) exportState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.valid || c.epoch != epoch {
-		c.state, c.epoch, c.valid = load(), epoch, true
+		c.state, c.epoch = load(), epoch
+		c.valid = c.state.loaded
 	}
 	return c.state
 }
 
-// load reads a mount target's file system and access points. Failing to
-// read them leaves the export read-only and without access points.
+// load reads a mount target's file system, access points and policy.
+// Failing to read them leaves the export read-only, without access points,
+// and closed to every client.
 func (m *Manager) load(mt *efs.MountTarget) exportState {
 	ctx := context.Background()
-	st := exportState{readOnly: true, accessPoints: map[string]nfs.AccessPoint{}}
+	st := exportState{readOnly: true, accessPoints: map[string]nfs.AccessPoint{}, fsKey: mt.FSKey()}
 	fs, err := m.svc.FileSystemByKey(ctx, mt.FSKey())
 	if err != nil {
 		m.log.Error("load file system for NFS", "file_system", mt.FileSystemID, "err", err)
 		return st
 	}
-	st.readOnly = fs.Protection == efs.ProtectionReplicating
 	aps, err := m.svc.AccessPointsOf(ctx, mt.FSKey())
 	if err != nil {
 		m.log.Error("load access points for NFS", "file_system", mt.FileSystemID, "err", err)
 		return st
 	}
+	st.readOnly = fs.Protection == efs.ProtectionReplicating
 	for _, ap := range aps {
 		if ap.State == efs.StateAvailable {
 			st.accessPoints[ap.ID] = accessPoint(ap)
+		}
+	}
+	st.loaded = true
+	st.policy, err = fs.ParsedPolicy()
+	if err != nil {
+		// Stored policies were checked when put; one efsd cannot read grants nothing.
+		m.log.Error("file system policy unreadable: NFS clients are refused", "file_system", mt.FileSystemID, "err", err)
+		st.access = map[string]nfs.ClientAccess{"": {}}
+		st.policy = &efs.Policy{}
+		return st
+	}
+	if st.policy != nil {
+		st.access = map[string]nfs.ClientAccess{"": nfsAccess(st.policy.ClientAccess(fs.ARN(), ""))}
+		for _, ap := range aps {
+			st.access[ap.ID] = nfsAccess(st.policy.ClientAccess(fs.ARN(), ap.ARN()))
 		}
 	}
 	return st

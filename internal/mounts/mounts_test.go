@@ -19,6 +19,7 @@ import (
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 
+	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/daemon"
 	internalefs "github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/efstest"
@@ -28,10 +29,11 @@ import (
 const region = "us-east-1"
 
 type env struct {
-	t   *testing.T
-	srv *efstest.Server
-	c   *efs.Client
-	net *internalefs.Network
+	t       *testing.T
+	srv     *efstest.Server
+	account string
+	c       *efs.Client
+	net     *internalefs.Network
 }
 
 func newEnv(t *testing.T, opts ...efstest.Option) *env {
@@ -39,12 +41,17 @@ func newEnv(t *testing.T, opts ...efstest.Option) *env {
 	if os.Geteuid() != 0 {
 		t.Skip("the NFS data plane needs root")
 	}
-	srv := efstest.Start(t, opts...)
-	n, err := srv.Service().DescribeNetwork(context.Background(), internalefs.Principal{Account: efstest.AccountA.Account, Region: region})
+	return (&env{t: t, srv: efstest.Start(t, opts...)}).as(efstest.AccountA)
+}
+
+// as returns the environment of another account of the same daemon.
+func (e *env) as(cred api.Credential) *env {
+	e.t.Helper()
+	n, err := e.srv.Service().DescribeNetwork(context.Background(), internalefs.Principal{Account: cred.Account, Region: region})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
-	return &env{t: t, srv: srv, c: srv.Client(efstest.AccountA, region), net: n}
+	return &env{t: e.t, srv: e.srv, account: cred.Account, c: e.srv.Client(cred, region), net: n}
 }
 
 func (e *env) createFS(token string, encrypted bool) string {
@@ -78,7 +85,7 @@ func (e *env) mountTarget(fsID string, subnet int) string {
 }
 
 func (e *env) dir(fsID string) string {
-	return e.srv.Volumes().Path(internalefs.FSKey{Account: efstest.AccountA.Account, Region: region, ID: fsID})
+	return e.srv.Volumes().Path(internalefs.FSKey{Account: e.account, Region: region, ID: fsID})
 }
 
 // mount mounts dirpath at addr over NFSv3 with the go-nfs-client library.

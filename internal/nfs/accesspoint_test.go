@@ -164,12 +164,14 @@ func TestAccessPoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := decodeHandle(secretFH)
+	// (Forging one takes the handle key: the test has it.)
+	codec := newHandleCodec(e.key, e.fsID)
+	h, err := codec.decode(secretFH)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.apID = apID
-	if _, st, _ := c.getattrRaw(h.encode()); st != nfsc.NFS3ErrStale {
+	if _, st, _ := c.getattrRaw(codec.encode(h)); st != nfsc.NFS3ErrStale {
 		t.Errorf("forged access point handle for a file outside: status %d, want STALE", st)
 	}
 	// A file moved out of the access point's root through the plain mount: stale through the access point.

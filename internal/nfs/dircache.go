@@ -62,8 +62,12 @@ func (h *connHandler) VerifierFor(path string, contents []fs.FileInfo) uint64 {
 	return verf
 }
 
-// DataForVerifier returns the listing a verifier was given for, or nil.
+// DataForVerifier returns the listing a verifier was given for, or nil. A call the handler denied
+// (the file system policy no longer grants mounting) is not served from the cache.
 func (h *connHandler) DataForVerifier(path string, verifier uint64) []fs.FileInfo {
+	if c := h.c.current(); c != nil && c.deny != nil {
+		return nil
+	}
 	return h.s.dirs.get(verifier, h.listingKey(path))
 }
 

@@ -30,7 +30,9 @@
 // Mount paths: "/" is the file system's root; "/fsap-…" (or "fsap-…") an access point's root;
 // "/fsap-…/a/b" a directory below an access point's root; "/a/b" a directory of the file system.
 // Unknown access points and missing directories are MNT3ERR_NOENT. An access point whose root
-// directory is missing gets it created, as its CreationInfo says, at the first mount.
+// directory is missing gets it created, as its CreationInfo says, at the first mount, unless the
+// export is read-only (a replication destination): that mount fails with MNT3ERR_NOENT and creates
+// nothing.
 //
 // # Identities and permissions
 //
@@ -40,8 +42,9 @@
 // operation is performed with the serving thread's file-system UID/GID and groups switched to the
 // identity the call acts as, so the kernel itself enforces permissions and assigns ownership:
 //
-//   - Plain mounts act as the client's AUTH_UNIX identity (root is root: no root squashing, as EFS
-//     without an IAM policy); calls without AUTH_UNIX act as nobody (65534:65534).
+//   - Plain mounts act as the client's AUTH_UNIX identity (root is root, as EFS without a file system
+//     policy; Export.Access withholding Root squashes uid 0 and gid 0 to 65534, as knfsd's
+//     root_squash); calls without AUTH_UNIX act as nobody (65534:65534).
 //   - Access points with a POSIX user act as that user (UID, GID, secondary GIDs) whatever the
 //     client sends; without one, as the client's identity.
 //
@@ -55,25 +58,38 @@
 // follows a symlink's last component except to test whether it names a directory (and then only
 // inside the export); READLINK returns the target text as stored, for the client to interpret. Only
 // regular files are opened for READ and WRITE. A handle of an access point's mount names the access
-// point; a file moved out of its root is stale through it.
+// point (under the handle's MAC); a file moved out of its root is stale through it. A connection that
+// has mounted is bound to what it mounted: after MOUNT of an access point (or of a directory below
+// one) a handle of the file system root or of another access point is stale on that connection, and
+// after MOUNT of "/" (or of a directory of the file system) an access point's handle is; a
+// connection that mounted several exports may use the handles of each. Clients that mount over one
+// connection and call NFS over another (the Linux and macOS kernels) are confined by the MAC alone.
+// A subdirectory mount is not confined to its directory, as on EFS: ".." leads up to its export's
+// root (the file system's, or the access point's).
 //
 // # Handles
 //
-// A file handle (at most 64 bytes) carries a hash of the file system ID, the inode number, the
-// inode's birth time (statx btime: tells a reused inode number apart) and the access point ID. The
+// A file handle (at most 64 bytes) carries the inode number, the inode's birth time (statx btime:
+// tells a reused inode number apart), the access point ID, and a MAC (HMAC-SHA256, 128 bits) over
+// all of them and the file system ID, keyed with a secret of the data directory (LoadHandleKey). A
+// client can therefore only use handles the server issued, for the file system and access point it
+// issued them for: a changed byte, a handle of another file system or account, or one made up
+// answers NFS3ERR_STALE (logged once per connection), before any file is looked at. The
 // HandleStore maps (file system, inode) to "parent inode/name"; the path is found by following
 // parents up to the export root, then checked (the inode and birth time must match). A rename
 // updates one entry, even for a directory with a large subtree; handles survive restarts. A file
 // renamed or replaced behind efsd's back (on the host, or by replication on a destination) has a
-// stale handle; clients look it up again.
+// stale handle; clients look it up again. Handles of efsd versions before the MAC are stale, as are
+// all handles if the data directory's key file is lost or replaced: clients mount again.
 //
 // # Durability and notifications
 //
 // go-nfs answers every WRITE with FILE_SYNC, so every WRITE is fsynced before it is answered;
 // COMMIT fsyncs too. Namespace changes (create, mkdir, symlink, remove, rename) fsync the
 // directories involved, attribute changes the object, before the reply. Export.OnChange is called
-// after every successful modification. A read-only export (Export.ReadOnly) answers every
-// modifying call with NFS3ERR_ROFS.
+// after every successful modification. A read-only export (Export.ReadOnly), or one whose
+// Export.Access withholds Write, answers every modifying call with NFS3ERR_ROFS. Export.Access
+// withholding Mount refuses MOUNT (MNT3ERR_ACCES) and every call of clients already mounted.
 //
 // # Protocol details
 //

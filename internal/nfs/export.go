@@ -4,9 +4,14 @@ import "os"
 
 // Export describes one file system served at one mount target.
 type Export struct {
-	// FileSystemID, e.g. fs-0123456789abcdef0, is hashed into every file handle: a handle of another
-	// file system is stale here.
+	// FileSystemID, e.g. fs-0123456789abcdef0, is part of every file handle's MAC: a handle of another
+	// file system is stale here. It must tell apart every file system that shares a HandleKey (efsd
+	// uses account/region/ID).
 	FileSystemID string
+	// HandleKey authenticates file handles (HandleKeySize bytes, LoadHandleKey): handles stay valid
+	// for as long as the key is kept, across restarts, and at every Server with the same key and
+	// FileSystemID. Nil: a random key of the Server's own (its handles die with it).
+	HandleKey []byte
 	// Root is the host directory of the file system.
 	Root string
 	// ReadOnly is consulted on every RPC: true → every modifying operation fails with NFS3ERR_ROFS
@@ -22,7 +27,23 @@ type Export struct {
 	// consulted at MOUNT and on every RPC made through a handle of the access point, so a deleted
 	// access point's handles become stale. Nil means no access points.
 	AccessPoint func(id string) (AccessPoint, bool)
+	// Access returns what the file system policy lets clients do through the access point with this
+	// ID ("" for mounts of the file system root or its directories). It is consulted at MOUNT (no
+	// Mount → MNT3ERR_ACCES) and on every RPC, so a policy change applies to mounted clients at
+	// their next call: without Mount every operation fails with NFS3ERR_ACCES, without Write every
+	// modifying operation fails with NFS3ERR_ROFS, without Root a client's uid 0 and gid 0 act as
+	// 65534 (an access point's PosixUser still replaces the client's identity). Nil means full
+	// access (EFS's default policy).
+	Access func(accessPointID string) ClientAccess
 }
+
+// ClientAccess is what a file system policy grants NFS clients that do not use IAM authorization.
+type ClientAccess struct {
+	Mount, Write, Root bool
+}
+
+// FullAccess is what clients may do without a file system policy.
+var FullAccess = ClientAccess{Mount: true, Write: true, Root: true}
 
 // AccessPoint pins a root directory and a POSIX identity, as EFS access points do.
 type AccessPoint struct {

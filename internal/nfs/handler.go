@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"sync"
 
 	billy "github.com/go-git/go-billy/v5"
 	gonfs "github.com/willscott/go-nfs"
@@ -16,6 +17,14 @@ import (
 type connHandler struct {
 	s *Server
 	c *rpcConn
+
+	mu sync.Mutex
+	// mounted holds the exports this connection has mounted, by access point ID ("" = the file
+	// system root, or a directory of it); nil until its first MOUNT. Once set, a handle of any other
+	// export is stale on this connection. At most maxBoundExports.
+	mounted map[string]struct{}
+	// warned: a forged handle has been logged for this connection (once is enough)
+	warned bool
 }
 
 var _ gonfs.Handler = (*connHandler)(nil)
@@ -27,14 +36,55 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 	s := h.s
 	call := h.c.current()
 	dirpath := string(req.Dirpath)
-	fs, err := s.mount(dirpath, call)
 	log := s.logger.With("fileSystemId", s.e.FileSystemID, "dirpath", dirpath, "client", conn.RemoteAddr().String())
+	if !s.access(mountAccessPoint(dirpath)).Mount {
+		// Refused before anything is looked up or created (an access point's root directory).
+		log.Info("nfs: mount refused by the file system policy")
+		return gonfs.MountStatusErrAcces, nil, nil
+	}
+	fs, err := s.mount(dirpath, call)
 	if err != nil {
 		log.Info("nfs: mount refused", "err", err)
 		return mountStatus(err), nil, nil
 	}
+	if !h.bind(fs.view.apID) {
+		log.Warn("nfs: mount refused: too many exports mounted over one connection", "max", maxBoundExports)
+		return gonfs.MountStatusErrAcces, nil, nil
+	}
 	log.Info("nfs: mount", "uid", fs.id.uid, "gid", fs.id.gid)
 	return gonfs.MountStatusOk, fs, []gonfs.AuthFlavor{gonfs.AuthFlavorUnix}
+}
+
+// bind confines the connection's later calls to the exports it has mounted: after MOUNT of an
+// access point (or a directory below it) a root handle, or another access point's, is refused on
+// it. Clients that MOUNT on one connection and call NFS on another (the Linux and macOS kernels)
+// are not bound; the handles' MAC is what keeps them inside the export they were given.
+// It reports false, binding nothing, when the connection has mounted maxBoundExports others.
+func (h *connHandler) bind(apID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mounted == nil {
+		h.mounted = make(map[string]struct{}, 1)
+	}
+	if _, ok := h.mounted[apID]; !ok && len(h.mounted) >= maxBoundExports {
+		return false
+	}
+	h.mounted[apID] = struct{}{}
+	return true
+}
+
+// maxBoundExports bounds the exports one connection may mount (and the memory that records them).
+const maxBoundExports = 64
+
+// allows reports whether a handle of export apID may be used on this connection.
+func (h *connHandler) allows(apID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mounted == nil {
+		return true
+	}
+	_, ok := h.mounted[apID]
+	return ok
 }
 
 func (s *Server) mount(dirpath string, call *callInfo) (*vfs, error) {
@@ -70,6 +120,15 @@ func (s *Server) mount(dirpath string, call *callInfo) (*vfs, error) {
 	fs := s.newVFS(base, ap, call)
 	fs.prefix = chain
 	return fs, nil
+}
+
+// mountAccessPoint is the access point ID a MOUNT dirpath names ("" for none).
+func mountAccessPoint(dirpath string) string {
+	comps, ok := splitPath(dirpath)
+	if ok && len(comps) > 0 && strings.HasPrefix(comps[0], "fsap-") {
+		return comps[0]
+	}
+	return ""
 }
 
 func mountStatus(err error) gonfs.MountStatus {
@@ -109,6 +168,9 @@ func (h *connHandler) FSStat(ctx context.Context, fs billy.Filesystem, st *gonfs
 	if !ok {
 		return nil
 	}
+	if v.call != nil && v.call.deny != nil {
+		return statusErr(v.call.deny)
+	}
 	var sf unix.Statfs_t
 	if err := unix.Fstatfs(v.view.fd, &sf); err != nil {
 		return err
@@ -137,7 +199,7 @@ func (h *connHandler) ToHandle(fs billy.Filesystem, path []string) []byte {
 	if !ok || v == nil {
 		return nil
 	}
-	dead := fileHandle{fsTag: h.s.fsTag, apID: v.view.apID}.encode()
+	dead := h.s.handles.encode(fileHandle{apID: v.view.apID})
 	comps, err := v.split(v.Join(path...))
 	if err != nil {
 		return dead
@@ -156,7 +218,7 @@ func (h *connHandler) ToHandle(fs billy.Filesystem, path []string) []byte {
 			h.s.recordHandle(st.Ino, parent, comps[len(comps)-1], false)
 		}
 	}
-	return fileHandle{fsTag: h.s.fsTag, ino: st.Ino, gen: generation(&st), apID: v.view.apID}.encode()
+	return h.s.handles.encode(fileHandle{ino: st.Ino, gen: generation(&st), apID: v.view.apID})
 }
 
 // parentIno returns the inode of directory comps, remembered for the rest of the call
@@ -184,15 +246,19 @@ func (h *connHandler) parentIno(v *vfs, comps []string) (uint64, bool) {
 	return st.Ino, true
 }
 
-// FromHandle finds a handle's file, verifies it is still the same file, and returns the file system
-// the current call acts on (export root, identity, read-only state).
+// FromHandle authenticates a handle, checks that this connection may use it, finds its file,
+// verifies it is still the same file, and returns the file system the current call acts on (export
+// root, identity, read-only state). go-nfs answers every error with NFS3ERR_STALE.
 func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
 	s := h.s
-	fhd, err := decodeHandle(fh)
+	fhd, err := s.handles.decode(fh)
 	if err != nil {
+		if errors.Is(err, errForgedHandle) {
+			h.warnForged()
+		}
 		return nil, nil, err
 	}
-	if fhd.fsTag != s.fsTag {
+	if !h.allows(fhd.apID) {
 		return nil, nil, errStale
 	}
 	var v *view
@@ -250,6 +316,19 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 		fs.specialBits(comps)
 	}
 	return fs, comps, nil
+}
+
+// warnForged logs, once per connection, a handle that fails authentication: a client forging
+// handles, or one holding handles from before the data directory's handle key was replaced.
+func (h *connHandler) warnForged() {
+	h.mu.Lock()
+	first := !h.warned
+	h.warned = true
+	h.mu.Unlock()
+	if first {
+		h.s.logger.Warn("nfs: file handle fails authentication", "fileSystemId", h.s.e.FileSystemID,
+			"client", h.c.RemoteAddr().String())
+	}
 }
 
 // commit makes a file durable (COMMIT). Every WRITE is already durable when answered (go-nfs

@@ -1,9 +1,12 @@
 package nfs
 
 import (
+	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"hash"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,71 +66,118 @@ func (h *memHandles) DeleteHandle(fsID string, ino uint64) error {
 
 // File handle layout (big-endian, at most gonfs.FHSize = 64 bytes):
 //
-//	[0]      version (1)
-//	[1:9]    first 8 bytes of SHA-256(FileSystemID)
-//	[9:17]   inode number
-//	[17:25]  generation: the inode's birth time in ns since the epoch (statx btime), 0 if the host
-//	         file system does not report one; it tells a reused inode number from the original
-//	[25]     length n of the access point ID (0: the handle belongs to a plain mount)
-//	[26:26+n] access point ID (the export root and identity every RPC through the handle uses)
-//	zero bytes up to a multiple of 4
+//	[0]        version (2)
+//	[1]        length n of the access point ID (0: the handle belongs to the file system root)
+//	[2:10]     inode number
+//	[10:18]    generation: the inode's birth time in ns since the epoch (statx btime), 0 if the host
+//	           file system does not report one; it tells a reused inode number from the original
+//	[18:18+n]  access point ID (the export root and identity every RPC through the handle uses)
+//	           zero bytes up to a multiple of 4
+//	[L-16:L]   MAC: HMAC-SHA256, truncated to 16 bytes, keyed with the data directory's handle key,
+//	           over a domain label, the file system ID (account/region/ID as the Export names it)
+//	           and every byte before the MAC
+//
+// The MAC makes handles unforgeable: a client can only present handles the server issued, for the
+// file system, access point and file it issued them for. Changing any byte (the access point ID,
+// its length, the inode) or moving a handle to another file system (whose ID is in the MAC input
+// but not in the handle) fails verification. Version 1 handles (no MAC) are stale.
 //
 // The length must be a multiple of 4: go-nfs v0.0.4 reads the handle of GETATTR, SETATTR, ACCESS,
 // READLINK, COMMIT, FSSTAT, FSINFO and PATHCONF with a ReadOpaque that ignores XDR padding, so a
 // padded handle would shift the arguments that follow it.
 const (
-	handleVersion  = 1
-	handleFixedLen = 26
-	maxAPIDLen     = gonfs.FHSize - handleFixedLen // 38
+	handleVersion   = 2
+	handleHeaderLen = 18
+	handleMACLen    = 16
+	maxAPIDLen      = gonfs.FHSize - handleHeaderLen - handleMACLen // 30; EFS's are 22
+
+	handleMACLabel = "efsd nfs file handle v2\x00"
 )
 
-func handleLen(apIDLen int) int { return (handleFixedLen + apIDLen + 3) &^ 3 }
+func handleLen(apIDLen int) int { return (handleHeaderLen+apIDLen+3)&^3 + handleMACLen }
 
-var errBadHandle = errors.New("nfs: malformed file handle")
+var (
+	errBadHandle    = errors.New("nfs: malformed file handle")
+	errForgedHandle = errors.New("nfs: file handle fails authentication")
+)
 
 type fileHandle struct {
-	fsTag [8]byte
-	ino   uint64
-	gen   uint64
-	apID  string
+	ino  uint64
+	gen  uint64
+	apID string
 }
 
-func fsTagOf(fsID string) [8]byte {
-	sum := sha256.Sum256([]byte(fsID))
-	var t [8]byte
-	copy(t[:], sum[:8])
-	return t
+// handleCodec encodes and authenticates the handles of one file system.
+type handleCodec struct {
+	prefix []byte    // handleMACLabel, length of the file system ID (2 bytes), file system ID
+	macs   sync.Pool // of hash.Hash: HMAC-SHA256 with the key, reset
 }
 
-func (h fileHandle) encode() []byte {
-	b := make([]byte, handleLen(len(h.apID)))
+func newHandleCodec(key []byte, fsID string) *handleCodec {
+	k := bytes.Clone(key)
+	prefix := make([]byte, 0, len(handleMACLabel)+2+len(fsID))
+	prefix = append(prefix, handleMACLabel...)
+	prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(fsID)))
+	prefix = append(prefix, fsID...)
+	c := &handleCodec{prefix: prefix}
+	c.macs.New = func() any { return hmac.New(sha256.New, k) }
+	return c
+}
+
+// mac computes the MAC of a handle's bytes before the MAC into out.
+func (c *handleCodec) mac(body []byte, out *[sha256.Size]byte) {
+	m := c.macs.Get().(hash.Hash)
+	m.Reset()
+	m.Write(c.prefix)
+	m.Write(body)
+	m.Sum(out[:0])
+	c.macs.Put(m)
+}
+
+// encode returns h's handle; nil (which no call accepts) for an access point ID too long to carry,
+// which accessPointView never serves.
+func (c *handleCodec) encode(h fileHandle) []byte {
+	n := len(h.apID)
+	if n > maxAPIDLen {
+		return nil
+	}
+	b := make([]byte, handleLen(n))
 	b[0] = handleVersion
-	copy(b[1:9], h.fsTag[:])
-	binary.BigEndian.PutUint64(b[9:17], h.ino)
-	binary.BigEndian.PutUint64(b[17:25], h.gen)
-	b[25] = byte(len(h.apID))
-	copy(b[26:], h.apID)
+	b[1] = byte(n)
+	binary.BigEndian.PutUint64(b[2:10], h.ino)
+	binary.BigEndian.PutUint64(b[10:18], h.gen)
+	copy(b[handleHeaderLen:], h.apID)
+	var sum [sha256.Size]byte
+	body := len(b) - handleMACLen
+	c.mac(b[:body], &sum)
+	copy(b[body:], sum[:handleMACLen])
 	return b
 }
 
-func decodeHandle(b []byte) (fileHandle, error) {
+// decode checks a handle's shape and MAC and returns its fields.
+func (c *handleCodec) decode(b []byte) (fileHandle, error) {
 	var h fileHandle
-	if len(b) < handleFixedLen || b[0] != handleVersion {
+	if len(b) < handleLen(0) || len(b) > gonfs.FHSize || b[0] != handleVersion {
 		return h, errBadHandle
 	}
-	n := int(b[25])
-	if len(b) != handleLen(n) || len(b) > gonfs.FHSize {
+	n := int(b[1])
+	if n > maxAPIDLen || len(b) != handleLen(n) {
 		return h, errBadHandle
 	}
-	for _, pad := range b[handleFixedLen+n:] {
+	body := len(b) - handleMACLen
+	var sum [sha256.Size]byte
+	c.mac(b[:body], &sum)
+	if !hmac.Equal(sum[:handleMACLen], b[body:]) {
+		return h, errForgedHandle
+	}
+	for _, pad := range b[handleHeaderLen+n : body] {
 		if pad != 0 {
-			return h, errBadHandle
+			return h, errBadHandle // authentic, so never issued; checked all the same
 		}
 	}
-	copy(h.fsTag[:], b[1:9])
-	h.ino = binary.BigEndian.Uint64(b[9:17])
-	h.gen = binary.BigEndian.Uint64(b[17:25])
-	h.apID = string(b[26 : 26+n])
+	h.ino = binary.BigEndian.Uint64(b[2:10])
+	h.gen = binary.BigEndian.Uint64(b[10:18])
+	h.apID = string(b[handleHeaderLen : handleHeaderLen+n])
 	return h, nil
 }
 

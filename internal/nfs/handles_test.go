@@ -13,28 +13,43 @@ import (
 )
 
 func TestHandleEncoding(t *testing.T) {
+	key := testKey()
+	codec := newHandleCodec(key, testFSID)
 	for _, ap := range []string{"", "fsap-0123456789abcdef0", "fsap-01234567", strings.Repeat("x", maxAPIDLen)} {
-		h := fileHandle{fsTag: fsTagOf(testFSID), ino: 1<<63 + 5, gen: 1234567890123456789, apID: ap}
-		b := h.encode()
+		h := fileHandle{ino: 1<<63 + 5, gen: 1234567890123456789, apID: ap}
+		b := codec.encode(h)
 		if len(b) > gonfs.FHSize || len(b)%4 != 0 {
 			t.Errorf("handle for %q is %d bytes", ap, len(b))
 		}
-		got, err := decodeHandle(b)
+		got, err := codec.decode(b)
 		if err != nil || got != h {
 			t.Errorf("decode(encode(%+v)) = %+v, %v", h, got, err)
 		}
 	}
-	good := fileHandle{fsTag: fsTagOf(testFSID), ino: 7, apID: "fsap-12"}.encode() // 33 bytes + 3 of padding
-	bad := [][]byte{nil, {1}, good[:len(good)-4], append(append([]byte{}, good...), 0, 0, 0, 0)}
-	v2 := append([]byte{}, good...)
-	v2[0] = 2
-	bad = append(bad, v2)
-	pad := append([]byte{}, good...)
-	pad[len(pad)-1] = 1
-	bad = append(bad, pad)
+	if b := codec.encode(fileHandle{ino: 7, apID: strings.Repeat("x", maxAPIDLen+1)}); b != nil {
+		t.Errorf("handle for an access point ID too long to carry: %x, want none", b)
+	}
+	if n := len(codec.encode(fileHandle{apID: "fsap-0123456789abcdef0"})); n != 56 {
+		t.Errorf("an EFS access point's handle is %d bytes, want 56", n)
+	}
+	good := codec.encode(fileHandle{ino: 7, apID: "fsap-12"}) // 18 + 7 + 3 of padding + 16
+	bad := [][]byte{nil, {2}, good[:len(good)-4], append(append([]byte{}, good...), 0, 0, 0, 0)}
+	v1 := append([]byte{}, good...)
+	v1[0] = 1
+	bad = append(bad, v1)
+	for i := range good {
+		b := append([]byte{}, good...)
+		b[i] ^= 0x80
+		bad = append(bad, b)
+	}
+	// The same handle under another key, or for another file system, does not verify.
+	bad = append(bad, newHandleCodec(testKey(), testFSID).encode(fileHandle{ino: 7, apID: "fsap-12"}))
+	for _, fsID := range []string{"fs-0123456789abcdef1", "111111111111/us-east-1/" + testFSID, testFSID + "\x00"} {
+		bad = append(bad, newHandleCodec(key, fsID).encode(fileHandle{ino: 7, apID: "fsap-12"}))
+	}
 	for _, b := range bad {
-		if _, err := decodeHandle(b); err == nil {
-			t.Errorf("decodeHandle(%x) succeeded", b)
+		if _, err := codec.decode(b); err == nil {
+			t.Errorf("decode(%x) succeeded", b)
 		}
 	}
 	for _, loc := range []string{"12/name", "1/a b"} {
@@ -133,7 +148,7 @@ func TestHandlesSurviveRestartAndRenames(t *testing.T) {
 		t.Errorf("GETATTR after a fresh LOOKUP: %d", st)
 	}
 	// Garbage and other file systems' handles are stale.
-	other := fileHandle{fsTag: fsTagOf("fs-other"), ino: 2}.encode()
+	other := newHandleCodec(e.key, "fs-other").encode(fileHandle{ino: 2})
 	for _, fh := range [][]byte{other, {1, 2, 3, 4}, make([]byte, 28)} {
 		if _, st, _ := c2.getattrRaw(fh); st != nfsc.NFS3ErrStale {
 			t.Errorf("GETATTR %x: status %d, want STALE", fh, st)

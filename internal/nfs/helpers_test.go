@@ -2,6 +2,7 @@ package nfs
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -23,6 +24,8 @@ const testFSID = "fs-0123456789abcdef0"
 type testEnv struct {
 	t       *testing.T
 	root    string
+	fsID    string
+	key     []byte // the data directory's handle key, shared by every server the test starts
 	handles HandleStore
 	ro      atomic.Bool
 	changes atomic.Int64
@@ -53,12 +56,13 @@ func newEnv(t *testing.T) *testEnv {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{t: t, root: root, handles: NewMemHandles(), aps: map[string]AccessPoint{}}
+	return &testEnv{t: t, root: root, fsID: testFSID, key: testKey(), handles: NewMemHandles(), aps: map[string]AccessPoint{}}
 }
 
 func (e *testEnv) export() Export {
 	return Export{
-		FileSystemID: testFSID,
+		FileSystemID: e.fsID,
+		HandleKey:    e.key,
 		Root:         e.root,
 		ReadOnly:     e.ro.Load,
 		OnChange:     func() { e.changes.Add(1) },
@@ -69,6 +73,14 @@ func (e *testEnv) export() Export {
 			return ap, ok
 		},
 	}
+}
+
+func testKey() []byte {
+	k := make([]byte, HandleKeySize)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
 }
 
 func testLogger(t *testing.T) *slog.Logger {

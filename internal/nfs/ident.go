@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -27,6 +28,28 @@ func (id identity) key() string {
 		b = strconv.AppendUint(b, uint64(g), 10)
 	}
 	return string(b)
+}
+
+// squashRoot maps uid 0 and gid 0 (primary or supplementary) to nobody's, as knfsd's root_squash
+// does: EFS squashes root for clients a file system policy does not grant ClientRootAccess.
+func (id identity) squashRoot() identity {
+	if id.uid == 0 {
+		id.uid = nobody.uid
+	}
+	if id.gid == 0 {
+		id.gid = nobody.gid
+	}
+	if slices.Contains(id.groups, 0) {
+		groups := make([]uint32, 0, len(id.groups))
+		for _, g := range id.groups {
+			if g == 0 {
+				g = nobody.gid
+			}
+			groups = append(groups, g)
+		}
+		id.groups = groups
+	}
+	return id
 }
 
 // nobody is the identity of requests without AUTH_UNIX credentials (AUTH_NULL), as knfsd's anonuid.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -79,7 +80,7 @@ type Server struct {
 	clog     *clientLog
 	lim      ConnLimits
 	table    *handleTable
-	fsTag    [8]byte
+	handles  *handleCodec
 	verifier [8]byte // WRITE/COMMIT verifier: changes when the server restarts
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -124,6 +125,11 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 		logger = slog.Default()
 	}
 	installGoNFSLogger()
+	key := e.HandleKey
+	if len(key) == 0 {
+		key = make([]byte, HandleKeySize)
+		_, _ = rand.Read(key)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		e:         e,
@@ -131,7 +137,7 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 		clog:      newClientLog(logger.With("fileSystemId", e.FileSystemID), 10*time.Second, time.Now),
 		lim:       ConnLimits{}.withDefaults(),
 		table:     newHandleTable(e.FileSystemID, handles),
-		fsTag:     fsTagOf(e.FileSystemID),
+		handles:   newHandleCodec(key, e.FileSystemID),
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
@@ -314,7 +320,7 @@ func splitPath(p string) (comps []string, ok bool) {
 }
 
 // accessPointView returns the current root of access point id; with create, a missing root is
-// created as its CreationInfo says.
+// created as its CreationInfo says, unless the export is read-only.
 func (s *Server) accessPointView(id string, create bool) (*view, AccessPoint, error) {
 	if s.e.AccessPoint == nil {
 		return nil, AccessPoint{}, errNoAccessPoint
@@ -336,6 +342,11 @@ func (s *Server) accessPointView(id string, create bool) (*view, AccessPoint, er
 	}
 	fd, err := openBeneath(root.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
 	if err == unix.ENOENT && create && ap.CreationInfo != nil {
+		if s.readOnly() {
+			// A replication destination: nothing may be created (replication would remove it).
+			return nil, ap, fmt.Errorf("root directory %s of access point %s is missing and the file system is read-only: %w",
+				ap.Path, id, unix.ENOENT)
+		}
 		if err = s.createAccessPointRoot(root, comps, ap.CreationInfo); err == nil {
 			fd, err = openBeneath(root.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
 		}
@@ -515,14 +526,33 @@ func (s *Server) chain(v *view, fsRootIno, ino uint64, fresh bool) ([]string, bo
 }
 
 // newVFS returns the file system an RPC sees: the access point's POSIX user if it has one, else
-// the caller's AUTH_UNIX identity.
+// the caller's AUTH_UNIX identity (root squashed unless the file system policy grants root access),
+// read-only if the file system is a replication destination or the policy does not grant writes,
+// and denied altogether if it no longer grants mounting.
 func (s *Server) newVFS(v *view, ap *AccessPoint, call *callInfo) *vfs {
+	acc := s.access(v.apID)
 	id := call.identity()
+	if !acc.Root {
+		id = id.squashRoot()
+	}
 	if ap != nil && ap.UID != nil {
 		id = identity{uid: *ap.UID, gid: nobody.gid, groups: ap.SecondaryGIDs}
 		if ap.GID != nil {
 			id.gid = *ap.GID
 		}
 	}
-	return &vfs{s: s, view: v, id: id, ro: s.e.ReadOnly != nil && s.e.ReadOnly(), call: call}
+	if !acc.Mount && call != nil && call.deny == nil {
+		call.deny = unix.EACCES
+	}
+	return &vfs{s: s, view: v, id: id, ro: !acc.Write || s.readOnly(), call: call}
 }
+
+// access is what the file system policy grants clients of access point apID ("" for none).
+func (s *Server) access(apID string) ClientAccess {
+	if s.e.Access == nil {
+		return FullAccess
+	}
+	return s.e.Access(apID)
+}
+
+func (s *Server) readOnly() bool { return s.e.ReadOnly != nil && s.e.ReadOnly() }

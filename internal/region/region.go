@@ -22,8 +22,10 @@ type Catalog struct {
 	zones map[string][]Zone
 }
 
-// zoneCounts is the number of availability zones per commercial region.
-// The letters are assigned a, b, c, … in order.
+// zoneCounts is the number of availability zones of the regions where AWS
+// publishes it; a region missing here (a newer one) gets defaultZones. The
+// letters are assigned a, b, c, … in order. Which regions exist comes from
+// efsRegions, generated from botocore's endpoint data.
 var zoneCounts = map[string]int{
 	"us-east-1": 6, "us-east-2": 3, "us-west-1": 2, "us-west-2": 4,
 	"af-south-1": 3, "ap-east-1": 3, "ap-south-1": 3, "ap-south-2": 3,
@@ -35,10 +37,17 @@ var zoneCounts = map[string]int{
 	"il-central-1": 3, "me-south-1": 3, "me-central-1": 3, "sa-east-1": 3,
 }
 
-// Default returns the catalogue of AWS's commercial regions.
+// defaultZones is the zone count of a region zoneCounts does not know.
+const defaultZones = 3
+
+// Default returns the catalogue of the commercial regions where EFS is offered.
 func Default() *Catalog {
-	c := &Catalog{zones: make(map[string][]Zone, len(zoneCounts))}
-	for name, n := range zoneCounts {
+	c := &Catalog{zones: make(map[string][]Zone, len(efsRegions))}
+	for _, name := range efsRegions {
+		n, ok := zoneCounts[name]
+		if !ok {
+			n = defaultZones
+		}
 		short := shortName(name)
 		zs := make([]Zone, n)
 		for i := range n {

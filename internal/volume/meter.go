@@ -9,6 +9,9 @@ import (
 
 const meterUnit = 4096
 
+// emptySize is the SizeInBytes EFS reports for a new, empty file system.
+const emptySize = 6144
+
 func roundUp(n int64) int64 {
 	return (n + meterUnit - 1) / meterUnit * meterUnit
 }
@@ -16,7 +19,8 @@ func roundUp(n int64) int64 {
 // Metered returns the size EFS would meter for the tree at root: a regular
 // file counts its logical size rounded up to 4 KiB (less for a sparse file,
 // whose allocated blocks count instead), a directory its own size rounded
-// up to 4 KiB, and a symbolic link or special file 4 KiB.
+// up to 4 KiB, and a symbolic link or special file 4 KiB. The root counts at
+// least emptySize, so an empty file system meters what EFS reports for one.
 func Metered(root string) (int64, error) {
 	var total int64
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -40,6 +44,8 @@ func Metered(root string) (int64, error) {
 				size = st.Blocks * 512
 			}
 			total += roundUp(size)
+		case info.IsDir() && path == root:
+			total += max(roundUp(info.Size()), emptySize)
 		case info.IsDir():
 			total += roundUp(max(info.Size(), 1))
 		default:

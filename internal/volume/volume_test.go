@@ -18,8 +18,8 @@ func TestCreateMeasureRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	u0, ok := m.Usage(k)
-	if !ok || u0.Bytes != 4096 {
-		t.Fatalf("empty volume usage = %+v, %v; want 4096", u0, ok)
+	if !ok || u0.Bytes != 6144 {
+		t.Fatalf("empty volume usage = %+v, %v; want 6144 (EFS's size of an empty file system)", u0, ok)
 	}
 	if err := os.WriteFile(filepath.Join(m.Path(k), "a"), make([]byte, 5000), 0o644); err != nil {
 		t.Fatal(err)
@@ -31,7 +31,7 @@ func TestCreateMeasureRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	u1, _ := m.Usage(k)
-	if want := int64(4096 + 8192 + 4096); u1.Bytes != want {
+	if want := int64(6144 + 8192 + 4096); u1.Bytes != want {
 		t.Fatalf("usage = %d, want %d", u1.Bytes, want)
 	}
 	if err := m.Remove(k); err != nil {

@@ -7,7 +7,11 @@
 //
 //	go run ./tools/modelgen [-model path/to/service-2.json.gz] [-out file]
 //
-// Without -model, the model and its botocore version come from python3.
+// Without -model it reads the copy of botocore's model pinned beside the
+// generated code (internal/api/wire/service-2.json.gz, its botocore version in
+// service-2.source), so that the generated code depends on nothing installed
+// on the machine; -refresh first re-pins the model of the botocore that
+// python3 imports.
 package main
 
 import (
@@ -19,14 +23,26 @@ import (
 	"strings"
 )
 
-// botocoreModel is the EFS model's path inside the botocore package.
-const botocoreModel = "data/efs/2015-02-01/service-2.json.gz"
+const (
+	// botocoreModel is the EFS model's path inside the botocore package.
+	botocoreModel = "data/efs/2015-02-01/service-2.json.gz"
+	// pinnedModel is the repository's copy, relative to the repository root.
+	pinnedModel = "internal/api/wire/service-2.json.gz"
+)
 
 func main() {
-	modelPath := flag.String("model", "", "path to service-2.json(.gz); default: botocore's copy, located via python3")
+	modelPath := flag.String("model", pinnedModel, "path to service-2.json(.gz); its source is read from the .source file beside a pinned copy")
 	out := flag.String("out", "internal/api/wire/zz_generated.go", "output Go file")
+	refresh := flag.Bool("refresh", false, "re-pin the model of the botocore that python3 imports at -model, then generate")
 	flag.Parse()
-	code, err := generateFrom(*modelPath)
+	err := error(nil)
+	if *refresh {
+		err = repin(*modelPath)
+	}
+	var code []byte
+	if err == nil {
+		code, err = generateFrom(*modelPath)
+	}
 	if err == nil {
 		err = os.WriteFile(*out, code, 0o644)
 	}
@@ -36,27 +52,44 @@ func main() {
 	}
 }
 
-// generateFrom loads the model (botocore's when path is "") and returns the
-// formatted Go source.
+// sourcePath is where a pinned model's provenance is written.
+func sourcePath(model string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(model, ".gz"), ".json") + ".source"
+}
+
+// generateFrom loads the model at path and returns the formatted Go source.
+// The header names the pinned copy's botocore version when it is recorded.
 func generateFrom(path string) ([]byte, error) {
 	source := "model file " + filepath.Base(path)
-	if path == "" {
-		// One python3 call yields both the directory and the version for the header.
-		out, err := exec.Command("python3", "-c",
-			"import botocore, os; print(os.path.dirname(botocore.__file__)); print(botocore.__version__)").Output()
-		if err != nil {
-			return nil, fmt.Errorf("locate botocore via python3 (or pass -model): %w", err)
-		}
-		dir, version, ok := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		if !ok {
-			return nil, fmt.Errorf("locate botocore: unexpected python3 output %q", out)
-		}
-		path = filepath.Join(strings.TrimSpace(dir), filepath.FromSlash(botocoreModel))
-		source = "botocore " + strings.TrimSpace(version) + " " + botocoreModel
+	if b, err := os.ReadFile(sourcePath(path)); err == nil {
+		source = strings.TrimSpace(string(b))
 	}
 	m, err := loadModel(path)
 	if err != nil {
 		return nil, err
 	}
 	return generate(m, source)
+}
+
+// repin copies the installed botocore's EFS model to path and records its
+// version beside it.
+func repin(path string) error {
+	out, err := exec.Command("python3", "-c",
+		"import botocore, os; print(os.path.dirname(botocore.__file__)); print(botocore.__version__)").Output()
+	if err != nil {
+		return fmt.Errorf("locate botocore via python3: %w", err)
+	}
+	dir, version, ok := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if !ok {
+		return fmt.Errorf("locate botocore: unexpected python3 output %q", out)
+	}
+	raw, err := os.ReadFile(filepath.Join(strings.TrimSpace(dir), filepath.FromSlash(botocoreModel)))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		return err
+	}
+	src := "botocore " + strings.TrimSpace(version) + " " + botocoreModel + "\n"
+	return os.WriteFile(sourcePath(path), []byte(src), 0o644)
 }

@@ -48,6 +48,9 @@ func (r Result) Throughput() float64 { return stats.Ratio(float64(r.OK), r.Elaps
 // P returns the p-th latency percentile in seconds.
 func (r Result) P(p float64) float64 { return stats.PercentileSorted(r.Latencies, p) }
 
+// maxPrealloc bounds the latency slots a worker reserves up front.
+const maxPrealloc = 1 << 16
+
 // Run performs op Count times with Concurrency workers. Workers take the
 // next index from a shared counter, so the run ends when all indices are
 // taken or the timeout passes (operations in flight then are cancelled
@@ -70,7 +73,9 @@ func Run(parent context.Context, c Config, op Op) Result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lat := make([]float64, 0, c.Count/c.Concurrency+1)
+			// Preallocate for the expected share, bounded: a huge Count with
+			// a Timeout is legal and must not reserve memory it never uses.
+			lat := make([]float64, 0, min(c.Count/c.Concurrency+1, maxPrealloc))
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= c.Count {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,6 +44,20 @@ func TestRunDeadline(t *testing.T) {
 		})
 	if !r.TimedOut || r.OK == 0 || r.Elapsed > 5 {
 		t.Fatalf("result %+v", r)
+	}
+}
+
+// A huge Count bounded by a Timeout must not reserve memory by Count: it
+// used to preallocate Count/Concurrency slots (4 GiB per worker here).
+func TestRunHugeCountAllocatesByUse(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := Run(context.Background(), Config{Count: 1 << 30, Concurrency: 2, Timeout: 20 * time.Millisecond},
+		func(ctx context.Context, _ int) error { return ctx.Err() })
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("a run of %d operations allocated %d MiB", r.OK, grew>>20)
 	}
 }
 

@@ -9,4 +9,4 @@
 // hand-written files hold the runtime those generated functions call.
 package wire
 
-//go:generate go run ../../../tools/modelgen -out zz_generated.go
+//go:generate go run ../../../tools/modelgen -model service-2.json.gz -out zz_generated.go
