@@ -14,6 +14,8 @@ import (
 
 	gonfs "github.com/willscott/go-nfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/efsd/efsd/internal/netlimit"
 )
 
 // ConnLimits bound what NFS clients can hold on a Server. A zero field takes its default, a
@@ -156,10 +158,13 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 func (s *Server) SetLimits(l ConnLimits) { s.lim = l.withDefaults() }
 
 // Serve accepts NFSv3 and MOUNT connections on ln until ln is closed (it then returns the Accept
-// error) or Close is called (it then returns nil). Any other Accept error (out of descriptors, a
-// connection aborted before it was accepted) is logged and retried with backoff: the server never
-// gives up while its listener is open.
+// error) or Close is called (it then returns nil). Connections over the ConnLimits caps are closed
+// as they are accepted. Any other Accept error (out of descriptors, a connection aborted before it
+// was accepted) is logged and retried with backoff: the server never gives up while its listener is
+// open.
 func (s *Server) Serve(ln net.Listener) error {
+	ln = netlimit.Listen(ln, netlimit.Options{MaxConns: s.lim.MaxConns, MaxConnsPerClient: s.lim.MaxConnsPerClient,
+		Logger: s.logger, Name: "nfs " + s.e.FileSystemID})
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

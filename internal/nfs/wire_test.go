@@ -331,3 +331,61 @@ func TestAcceptErrorsAreRetried(t *testing.T) {
 	default:
 	}
 }
+
+// One address cannot take the whole listener: connections over the per-client cap are closed at
+// once (300 idle connections from 127.0.0.2 keep 16 slots), the listener cap holds across
+// addresses, and a client from another address is served.
+func TestConnectionCaps(t *testing.T) {
+	e := newEnv(t)
+	if err := os.WriteFile(e.path("f"), []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.limits = ConnLimits{MaxConns: 40, MaxConnsPerClient: 16}
+	_, addr := e.start("")
+	dialFrom := func(ip string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 2 * time.Second}
+		return d.Dial("tcp", addr)
+	}
+	var conns []net.Conn
+	defer func() {
+		for _, conn := range conns {
+			conn.Close()
+		}
+	}()
+	open := func(ip string, n int) int {
+		var mine []net.Conn
+		for i := 0; i < n; i++ {
+			conn, err := dialFrom(ip)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mine = append(mine, conn)
+		}
+		conns = append(conns, mine...)
+		time.Sleep(300 * time.Millisecond) // the server accepts them (or closes them at once)
+		alive := 0
+		for _, conn := range mine {
+			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+			if _, err := conn.Read(make([]byte, 1)); isTimeout(err) {
+				alive++
+			}
+		}
+		return alive
+	}
+	if n := open("127.0.0.2", 300); n != 16 {
+		t.Errorf("127.0.0.2 holds %d connections, want 16", n)
+	}
+	if n := open("127.0.0.3", 16); n != 16 {
+		t.Errorf("127.0.0.3 holds %d connections, want 16", n)
+	}
+	if n := open("127.0.0.4", 16); n != 8 {
+		t.Errorf("127.0.0.4 holds %d connections, want the 8 left under the listener cap", n)
+	}
+	for _, conn := range conns[:300] { // 127.0.0.2 gives up its connections
+		conn.Close()
+	}
+	c := mustMount(t, addr, "/", rootAuth)
+	if got := c.readFile(t, "f"); string(got) != "data" {
+		t.Errorf("read %q", got)
+	}
+}
