@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,15 +17,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// countingHandler counts the log records at or above Error.
-type countingHandler struct{ errors atomic.Int64 }
+// countingHandler counts the log records at or above Error, and all of them by message.
+type countingHandler struct {
+	errors atomic.Int64
+	mu     sync.Mutex
+	msgs   map[string]int
+}
 
 func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
 func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 	if r.Level >= slog.LevelError {
 		h.errors.Add(1)
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.msgs == nil {
+		h.msgs = map[string]int{}
+	}
+	h.msgs[r.Message]++
 	return nil
+}
+
+func (h *countingHandler) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.msgs[msg]
 }
 func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
@@ -112,6 +129,22 @@ func TestCommitOnSymlink(t *testing.T) {
 	}
 	if n := h.errors.Load(); n > 1 {
 		t.Errorf("%d error lines for 50 COMMITs", n)
+	}
+}
+
+// Refused mounts, which a client can repeat at will, are not logged one line each.
+func TestRefusedMountsDoNotFloodTheLog(t *testing.T) {
+	e := newEnv(t)
+	h := &countingHandler{}
+	e.logger = slog.New(h)
+	_, addr := e.start("")
+	for i := 0; i < 30; i++ {
+		if _, err := mount(t, addr, "/missing", rootAuth); err == nil {
+			t.Fatal("mounted a missing directory")
+		}
+	}
+	if n := h.count("nfs: mount refused"); n < 1 || n > 2 {
+		t.Errorf("%d log lines for 30 refused mounts", n)
 	}
 }
 

@@ -3,6 +3,7 @@ package nfs
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"net"
 	"strings"
@@ -37,18 +38,20 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 	call := h.c.current()
 	dirpath := string(req.Dirpath)
 	log := s.logger.With("fileSystemId", s.e.FileSystemID, "dirpath", dirpath, "client", conn.RemoteAddr().String())
+	// Refusals are logged rate-limited: a client can repeat them at will.
+	who := []any{"dirpath", dirpath, "client", conn.RemoteAddr().String()}
 	if !s.access(mountAccessPoint(dirpath)).Mount {
 		// Refused before anything is looked up or created (an access point's root directory).
-		log.Info("nfs: mount refused by the file system policy")
+		s.clog.log(slog.LevelInfo, "nfs: mount refused by the file system policy", who...)
 		return gonfs.MountStatusErrAcces, nil, nil
 	}
 	fs, err := s.mount(dirpath, call)
 	if err != nil {
-		log.Info("nfs: mount refused", "err", err)
+		s.clog.log(slog.LevelInfo, "nfs: mount refused", append(who, "err", err)...)
 		return mountStatus(err), nil, nil
 	}
 	if !h.bind(fs.view.apID) {
-		log.Warn("nfs: mount refused: too many exports mounted over one connection", "max", maxBoundExports)
+		s.clog.log(slog.LevelWarn, "nfs: mount refused: too many exports mounted over one connection", append(who, "max", maxBoundExports)...)
 		return gonfs.MountStatusErrAcces, nil, nil
 	}
 	log.Info("nfs: mount", "uid", fs.id.uid, "gid", fs.id.gid)
@@ -318,16 +321,16 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 	return fs, comps, nil
 }
 
-// warnForged logs, once per connection, a handle that fails authentication: a client forging
-// handles, or one holding handles from before the data directory's handle key was replaced.
+// warnForged logs, once per connection and rate-limited, a handle that fails authentication: a
+// client forging handles, or one holding handles from before the data directory's handle key was
+// replaced.
 func (h *connHandler) warnForged() {
 	h.mu.Lock()
 	first := !h.warned
 	h.warned = true
 	h.mu.Unlock()
 	if first {
-		h.s.logger.Warn("nfs: file handle fails authentication", "fileSystemId", h.s.e.FileSystemID,
-			"client", h.c.RemoteAddr().String())
+		h.s.clog.log(slog.LevelWarn, "nfs: file handle fails authentication", "client", h.c.RemoteAddr().String())
 	}
 }
 

@@ -460,13 +460,13 @@ func (s *Server) recordChain(base *view, comps []string) error {
 
 func (s *Server) recordHandle(ino, parent uint64, name string, force bool) {
 	if err := s.table.put(ino, parent, name, force); err != nil {
-		s.logger.Warn("nfs: cannot record file handle", "fileSystemId", s.e.FileSystemID, "inode", ino, "err", err)
+		s.clog.log(slog.LevelWarn, "nfs: cannot record file handle", "inode", ino, "err", err)
 	}
 }
 
 func (s *Server) forgetHandle(ino uint64) {
 	if err := s.table.del(ino); err != nil {
-		s.logger.Warn("nfs: cannot delete file handle", "fileSystemId", s.e.FileSystemID, "inode", ino, "err", err)
+		s.clog.log(slog.LevelWarn, "nfs: cannot delete file handle", "inode", ino, "err", err)
 	}
 }
 
