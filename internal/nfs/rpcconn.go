@@ -27,7 +27,7 @@ import (
 // PROC_UNAVAIL goes out as PROG_MISMATCH without the mismatch range, which libnfs cannot decode).
 // So calls of other programs get PROG_UNAVAIL, other versions of NFS and MOUNT get PROG_MISMATCH
 // (3, 3) — a client probing NFSv4 falls back to v3 cleanly — and MOUNT's DUMP, UMNTALL and EXPORT
-// (which libnfs calls at every mount) get an empty answer. Such a reply is written once go-nfs has
+// (which libnfs calls at every mount) get an empty answer, LINK NFS3ERR_ACCES. Such a reply is written once go-nfs has
 // written the replies of every call before it, never inside one of its records.
 
 const (
@@ -348,6 +348,10 @@ func localReply(call *callInfo) []byte {
 	case call.prog == progMount && call.proc == mountProcUmntall:
 	case call.prog == progMount && call.proc > mountProcExport, call.prog == progNFS && call.proc > procCommit:
 		stat = acceptProcUnavail
+	case call.prog == progNFS && call.proc == procLink:
+		// Hard links are not supported. go-nfs would decode LINK3args as SYMLINK's, taking a length
+		// from the bytes of the link's name and allocating it: it never sees a LINK.
+		body = []byte{0, 0, 0, byte(gonfs.NFSStatusAccess), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // no attributes, no wcc_data
 	default:
 		return nil
 	}

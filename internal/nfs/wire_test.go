@@ -88,8 +88,15 @@ func TestRecordBombs(t *testing.T) {
 		{"WRITE data", callRecord(4, progNFS, 3, procWrite, opaqueArg(make([]byte, 32)), make([]byte, 16), be32(claim)), true},
 		{"READDIR handle", callRecord(5, progNFS, 3, procReaddir, be32(claim)), true},
 		{"record marker", append(be32(0xffffffff), callRecord(6, progNFS, 3, procGetattr, be32(claim))[4:]...), false},
+		// well-formed LINK3args, but go-nfs decodes them as SYMLINK's: the link's name holds the
+		// sattr3 it reads and then the length of a "target" (answered NFS3ERR_ACCES)
+		{"LINK name", callRecord(7, progNFS, 3, procLink, opaqueArg(make([]byte, 32)), opaqueArg(make([]byte, 32)),
+			opaqueArg(append(make([]byte, 24), be32(claim)...))), false},
 	}
 	before := heapInuse()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	allocBefore := ms.TotalAlloc
 	var conns []net.Conn
 	defer func() {
 		for _, conn := range conns {
@@ -110,8 +117,12 @@ func TestRecordBombs(t *testing.T) {
 	for i, conn := range conns {
 		b := bombs[i%len(bombs)]
 		_ = conn.SetReadDeadline(deadline)
-		stat, _, err := readReply(conn)
+		stat, body, err := readReply(conn)
 		switch {
+		case b.name == "LINK name":
+			if err != nil || stat != 0 || len(body) < 4 || binary.BigEndian.Uint32(body) != nfsc.NFS3ErrAcces {
+				t.Errorf("%s: accept_stat %d, body %x, %v; want NFS3ERR_ACCES", b.name, stat, body, err)
+			}
 		case b.garbage && (err != nil || stat != acceptGarbageArgs):
 			t.Errorf("%s: accept_stat %d, %v; want GARBAGE_ARGS", b.name, stat, err)
 		case !b.garbage && !errors.Is(err, io.EOF) && !isReset(err):
@@ -120,6 +131,10 @@ func TestRecordBombs(t *testing.T) {
 	}
 	if grown := int64(heapInuse()) - int64(before); grown > 32<<20 {
 		t.Errorf("heap grew by %d MiB under 20 record bombs", grown>>20)
+	}
+	runtime.ReadMemStats(&ms)
+	if n := ms.TotalAlloc - allocBefore; n > 64<<20 {
+		t.Errorf("20 record bombs allocated %d MiB, even if only for a moment", n>>20)
 	}
 	if got := c.readFile(t, "f"); string(got) != "data" {
 		t.Errorf("read %q after the bombs", got)
