@@ -54,7 +54,6 @@ type Manager struct {
 	limits  nfs.ConnLimits
 	key     []byte
 	log     *slog.Logger
-	wake    chan struct{} // a server stopped unexpectedly: reconcile now
 
 	mu      sync.Mutex
 	servers map[string]*running // by account/region/mount target ID
@@ -80,7 +79,7 @@ func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify N
 		_, _ = rand.Read(o.HandleKey)
 	}
 	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, key: o.HandleKey,
-		limits: o.NFSLimits, log: o.Logger, wake: make(chan struct{}, 1), servers: map[string]*running{}}
+		limits: o.NFSLimits, log: o.Logger, servers: map[string]*running{}}
 }
 
 // Port is the NFS port of every mount target.
@@ -99,7 +98,6 @@ func (m *Manager) Run(ctx context.Context) {
 			t.Stop()
 			return
 		case <-m.svc.MountTargetsChanged():
-		case <-m.wake:
 		case <-t.C:
 		}
 		t.Stop()
@@ -169,7 +167,8 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 		defer close(r.done)
 		err := srv.Serve(ln)
 		// Serve returns only once its listener is closed: unless stop did it, the mount target must
-		// not stay available without a server. Drop it, and let reconcile start a new one.
+		// not stay available without a server. Drop it: the next reconcile (within a second, not at
+		// once, so that a listener failing at once does not spin) starts a new one.
 		m.mu.Lock()
 		unexpected := m.servers[k] == r
 		if unexpected {
@@ -179,10 +178,6 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 		if unexpected {
 			m.log.Error("NFS server stopped unexpectedly, restarting it", "mount_target", mt.ID, "err", err)
 			_ = srv.Close()
-			select {
-			case m.wake <- struct{}{}:
-			default:
-			}
 		}
 	}()
 	m.servers[k] = r
