@@ -35,6 +35,7 @@ type FileConfig struct {
 	// NFS connection limits per mount target: 0 takes the default, -1 turns a cap off.
 	NFSMaxConnections          int    `json:"nfsMaxConnections"`
 	NFSMaxConnectionsPerClient int    `json:"nfsMaxConnectionsPerClient"`
+	NFSMaxLargeCalls           int    `json:"nfsMaxLargeCalls"`
 	NFSIdleTimeout             string `json:"nfsIdleTimeout"`
 	NFSRecordTimeout           string `json:"nfsRecordTimeout"`
 	// Networks adds subnets and security groups to accounts' default VPCs.
@@ -121,6 +122,7 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 	}
 	cfg.NFSLimits.MaxConns = c.NFSMaxConnections
 	cfg.NFSLimits.MaxConnsPerClient = c.NFSMaxConnectionsPerClient
+	cfg.NFSLimits.MaxLargeCalls = c.NFSMaxLargeCalls
 	for ni, n := range c.Networks {
 		if !accountID.MatchString(n.Account) {
 			return cfg, fmt.Errorf("config: network account %q must be 12 digits", n.Account)

@@ -9,7 +9,7 @@ import (
 
 func TestConfigNFSLimits(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "efsd.json")
-	if err := os.WriteFile(p, []byte(`{"nfsMaxConnections":100,"nfsMaxConnectionsPerClient":-1,"nfsIdleTimeout":"2m","nfsRecordTimeout":"10s"}`), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte(`{"nfsMaxConnections":100,"nfsMaxConnectionsPerClient":-1,"nfsMaxLargeCalls":8,"nfsIdleTimeout":"2m","nfsRecordTimeout":"10s"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	fc, err := LoadFileConfig(p)
@@ -21,7 +21,7 @@ func TestConfigNFSLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := cfg.NFSLimits
-	if l.MaxConns != 100 || l.MaxConnsPerClient != -1 || l.IdleTimeout != 2*time.Minute || l.RecordTimeout != 10*time.Second {
+	if l.MaxConns != 100 || l.MaxConnsPerClient != -1 || l.IdleTimeout != 2*time.Minute || l.RecordTimeout != 10*time.Second || l.MaxLargeCalls != 8 {
 		t.Errorf("NFS limits %+v", l)
 	}
 	fc.NFSIdleTimeout = "soon"

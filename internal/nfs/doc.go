@@ -115,6 +115,7 @@
 // breaks this is answered GARBAGE_ARGS, an oversized or malformed record closes the connection.
 // FSINFO advertises 1 MiB transfers, and larger READ and READDIR counts are cut to it. A connection
 // serves one call at a time, and is closed when idle (ConnLimits.IdleTimeout) or when a record or a
-// reply stalls (RecordTimeout); caps bound the connections per listener and per client address.
+// reply stalls (RecordTimeout); caps bound the connections per listener and per client address,
+// and the calls moving more than 64 KiB served at once (MaxLargeCalls).
 // go-nfs's catch-all error statuses are corrected from the errno as replies go out.
 package nfs

@@ -88,6 +88,9 @@ const (
 	readBufSize = 4 + maxArgsRecord
 	// fhSize is NFS3_FHSIZE.
 	fhSize = 64
+	// largeCall: a call transferring more than this (a WRITE's data, a READ's or READDIR's count)
+	// takes one of the Server's ConnLimits.MaxLargeCalls slots until its reply is written.
+	largeCall = 64 << 10
 )
 
 // sattr holds a sattr3 as sent by the client (go-nfs keeps only part of it: it drops the
@@ -163,9 +166,13 @@ type rpcConn struct {
 	remaining int64 // bytes of the current record not yet handed to go-nfs
 	clamp     []int // offsets in the current record of counts cut to maxIO as go-nfs reads them
 	call      atomic.Pointer[callInfo]
+	large     chan struct{} // the Server's slots for large calls
+	holding   atomic.Bool   // this connection holds one
 
 	done     chan struct{} // closed when go-nfs stops reading this connection
 	doneOnce sync.Once
+	stop     chan struct{} // closed by shutdown
+	stopOnce sync.Once
 
 	callsIn uint64 // records handed to go-nfs (each gets exactly one reply)
 
@@ -182,8 +189,9 @@ type rpcConn struct {
 	wbroken    bool
 }
 
-func newRPCConn(c net.Conn, lim ConnLimits, log *clientLog) *rpcConn {
-	rc := &rpcConn{Conn: c, lim: lim, log: log, br: bufio.NewReaderSize(c, readBufSize), done: make(chan struct{})}
+func newRPCConn(c net.Conn, lim ConnLimits, large chan struct{}, log *clientLog) *rpcConn {
+	rc := &rpcConn{Conn: c, lim: lim, large: large, log: log, br: bufio.NewReaderSize(c, readBufSize),
+		done: make(chan struct{}), stop: make(chan struct{})}
 	rc.wcond = sync.NewCond(&rc.wmu)
 	return rc
 }
@@ -385,6 +393,7 @@ func (c *rpcConn) Close() error {
 // then wakes a reply waiting for go-nfs's writer.
 func (c *rpcConn) shutdown() error {
 	err := c.Conn.Close()
+	c.stopOnce.Do(func() { close(c.stop) })
 	c.wmu.Lock()
 	c.wbroken = true
 	c.wcond.Broadcast()
@@ -452,7 +461,9 @@ func isTimeout(err error) bool {
 // could make go-nfs allocate more than the record holds is answered GARBAGE_ARGS and skipped.
 func (c *rpcConn) startRecord() error {
 	for {
-		if err := c.awaitReplies(); err != nil {
+		err := c.awaitReplies()
+		c.release() // the previous call is done, reply and all
+		if err != nil {
 			return err
 		}
 		c.deadline(c.lim.IdleTimeout)
@@ -478,10 +489,11 @@ func (c *rpcConn) startRecord() error {
 			return err
 		}
 		var stat uint32
+		var xfer int
 		rec := localReply(call)
 		if rec == nil {
 			var ok bool
-			if c.clamp, ok = c.checkCall(call, size); !ok {
+			if c.clamp, xfer, ok = c.checkCall(call, size); !ok {
 				c.log.info("nfs: call with malformed arguments", c, "prog", call.prog, "proc", call.proc)
 				stat = acceptGarbageArgs
 				rec = acceptedReply(call.xid, stat, nil)
@@ -500,6 +512,15 @@ func (c *rpcConn) startRecord() error {
 				return err
 			}
 			continue
+		}
+		if xfer > largeCall && c.large != nil {
+			select {
+			case c.large <- struct{}{}:
+				c.holding.Store(true)
+			case <-c.stop:
+				return net.ErrClosed
+			}
+			c.deadline(c.lim.RecordTimeout) // the wait was the server's, not the client's
 		}
 		c.call.Store(call)
 		c.recLen, c.remaining = 4+size, 4+size
@@ -534,21 +555,28 @@ func (c *rpcConn) peekCall() (*callInfo, int64, error) {
 }
 
 // checkCall checks the arguments of a call go-nfs is to decode, and returns the record offsets of
-// the counts to cut to maxIO.
-func (c *rpcConn) checkCall(call *callInfo, size int64) ([]int, bool) {
+// the counts to cut to maxIO and the size of the call's transfer.
+func (c *rpcConn) checkCall(call *callInfo, size int64) ([]int, int, bool) {
 	if size > maxArgsRecord && !call.is(procWrite) {
-		return nil, false
+		return nil, 0, false
 	}
 	buf, err := c.br.Peek(int(min(4+size, readBufSize)))
 	if err != nil {
-		return nil, false
+		return nil, 0, false
 	}
 	at := 4 + call.argOff
-	clamp, ok := checkArgs(call, buf[at:], int(size)-call.argOff)
+	clamp, xfer, ok := checkArgs(call, buf[at:], int(size)-call.argOff)
 	for i := range clamp {
 		clamp[i] += at
 	}
-	return clamp, ok
+	return clamp, xfer, ok
+}
+
+// release gives back the connection's large-call slot, if it holds one.
+func (c *rpcConn) release() {
+	if c.holding.Swap(false) {
+		<-c.large
+	}
 }
 
 type xdrReader struct {
@@ -671,22 +699,26 @@ func (r *argReader) sattr() {
 // every length must lie within the record (itself at most maxRecord), a handle at most fhSize
 // bytes, a WRITE's data at most maxIO. For a WRITE, b holds only the start of the arguments; for
 // every other call, all of them. It returns the offsets in b of the counts to cut to maxIO (READ's
-// count, READDIR's and READDIRPLUS's dircount and maxcount: a server may return less than asked).
-func checkArgs(c *callInfo, b []byte, size int) ([]int, bool) {
+// count, READDIR's and READDIRPLUS's dircount and maxcount: a server may return less than asked),
+// and the size of the call's transfer (at most maxIO).
+func checkArgs(c *callInfo, b []byte, size int) ([]int, int, bool) {
 	r := &argReader{b: b, size: size}
 	fh := func() { r.opaque(fhSize) }
 	dirop := func() { fh(); r.opaque(size) }
 	var counts []int
+	xfer := 0
 	count := func() {
-		if r.u32() > maxIO {
+		n := r.u32()
+		if n > maxIO {
 			counts = append(counts, r.off-4)
 		}
+		xfer = max(xfer, int(min(n, maxIO)))
 	}
 	if c.prog == progMount {
 		if c.proc == mountProcMnt || c.proc == mountProcUmnt {
 			r.opaque(size)
 		}
-		return nil, !r.bad
+		return nil, 0, !r.bad
 	}
 	switch c.proc {
 	case procGetattr, procSetattr, procAccess, procReadlink, procFSStat, procFSInfo, procPathconf, procCommit:
@@ -711,6 +743,7 @@ func checkArgs(c *callInfo, b []byte, size int) ([]int, bool) {
 		fh()
 		r.skip(16) // offset, count, stable
 		r.opaque(maxIO)
+		xfer = size
 	case procReaddir:
 		fh()
 		r.skip(16) // cookie, cookieverf
@@ -721,7 +754,7 @@ func checkArgs(c *callInfo, b []byte, size int) ([]int, bool) {
 		count() // dircount
 		count() // maxcount
 	}
-	return counts, !r.bad
+	return counts, xfer, !r.bad
 }
 
 func parseAuthUnix(c *callInfo, body []byte) {

@@ -32,6 +32,11 @@ type ConnLimits struct {
 	// RecordTimeout closes a connection whose call, once its first byte arrived, does not arrive in
 	// full within it, or whose client does not take a reply within it (default 30 seconds).
 	RecordTimeout time.Duration
+	// MaxLargeCalls caps the calls transferring more than 64 KiB (READ, WRITE, READDIR) served at
+	// once by a Server, replies included; more wait their turn. It bounds the memory of a Server
+	// whatever the number of connections (default 256: four times the default per-client cap, so
+	// that one client address cannot hold them all; each connection holds at most one).
+	MaxLargeCalls int
 }
 
 // Defaults of ConnLimits.
@@ -40,6 +45,7 @@ const (
 	DefaultMaxConnsPerClient = 64
 	DefaultIdleTimeout       = 6 * time.Minute
 	DefaultRecordTimeout     = 30 * time.Second
+	DefaultMaxLargeCalls     = 256
 )
 
 func (l ConnLimits) withDefaults() ConnLimits {
@@ -66,6 +72,7 @@ func (l ConnLimits) withDefaults() ConnLimits {
 		MaxConnsPerClient: orDefault(l.MaxConnsPerClient, DefaultMaxConnsPerClient),
 		IdleTimeout:       orDefaultD(l.IdleTimeout, DefaultIdleTimeout),
 		RecordTimeout:     orDefaultD(l.RecordTimeout, DefaultRecordTimeout),
+		MaxLargeCalls:     orDefault(l.MaxLargeCalls, DefaultMaxLargeCalls),
 	}
 }
 
@@ -75,14 +82,16 @@ func (l ConnLimits) withDefaults() ConnLimits {
 // Memory: a connection serves one call at a time (see rpcConn). Idle or stalled, it holds about
 // 30 KiB (measured: 22 KiB of heap, with an 8 KiB read buffer and go-nfs's 4 KiB reader and writer,
 // and 8 KiB of goroutine stacks); during a call, up to about 5 MiB more (a 1 MiB READ's data and
-// go-nfs's two growing copies of its reply; a 1 MiB WRITE's data, decoded twice). A listener thus
-// holds at most MaxConns times that (about 30 MiB idle at the default 1024), one client address
-// MaxConnsPerClient times that (at most about 320 MiB at the default 64, all transferring at once).
+// go-nfs's two growing copies of its reply; a 1 MiB WRITE's data, decoded twice), and only
+// MaxLargeCalls calls at once may transfer more than 64 KiB. A Server thus holds at most about
+// MaxConns × 300 KiB (a call of at most 64 KiB in flight on each) + MaxLargeCalls × 5 MiB: about
+// 1.6 GiB at the defaults, 30 MiB when its connections are idle.
 type Server struct {
 	e        Export
 	logger   *slog.Logger
 	clog     *clientLog
 	lim      ConnLimits
+	large    chan struct{} // slots of large calls (nil: no cap)
 	table    *handleTable
 	handles  *handleCodec
 	verifier [8]byte // WRITE/COMMIT verifier: changes when the server restarts
@@ -139,7 +148,6 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 		e:         e,
 		logger:    logger,
 		clog:      newClientLog(logger.With("fileSystemId", e.FileSystemID), 10*time.Second, time.Now),
-		lim:       ConnLimits{}.withDefaults(),
 		table:     newHandleTable(e.FileSystemID, handles),
 		handles:   newHandleCodec(key, e.FileSystemID),
 		ctx:       ctx,
@@ -148,6 +156,7 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 		conns:     make(map[*rpcConn]struct{}),
 		views:     make(map[string]*view),
 	}
+	s.SetLimits(ConnLimits{})
 	_, _ = rand.Read(s.verifier[:])
 	if !canSwitchIdentity() {
 		logger.Warn("nfs: efsd is not running as root: client identities and access point POSIX users are not enforced, every NFS operation acts as efsd's own user",
@@ -157,7 +166,13 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 }
 
 // SetLimits sets the connection limits (before Serve).
-func (s *Server) SetLimits(l ConnLimits) { s.lim = l.withDefaults() }
+func (s *Server) SetLimits(l ConnLimits) {
+	s.lim = l.withDefaults()
+	s.large = nil
+	if s.lim.MaxLargeCalls > 0 {
+		s.large = make(chan struct{}, s.lim.MaxLargeCalls)
+	}
+}
 
 // Serve accepts NFSv3 and MOUNT connections on ln until ln is closed (it then returns the Accept
 // error) or Close is called (it then returns nil). Connections over the ConnLimits caps are closed
@@ -200,7 +215,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		delay = 0
-		rc := newRPCConn(c, s.lim, s.clog)
+		rc := newRPCConn(c, s.lim, s.large, s.clog)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -226,6 +241,7 @@ func (s *Server) serveConn(rc *rpcConn) {
 	defer s.wg.Done()
 	defer func() {
 		_ = rc.shutdown()
+		rc.release()
 		s.mu.Lock()
 		delete(s.conns, rc)
 		s.mu.Unlock()

@@ -404,3 +404,44 @@ func TestConnectionCaps(t *testing.T) {
 		t.Errorf("read %q", got)
 	}
 }
+
+// Large transfers share a fixed number of slots: 80 connections that ask for 1 MiB READs and never
+// read the replies hold only what MaxLargeCalls of them may, and small calls go on being served.
+func TestLargeCallsAreBounded(t *testing.T) {
+	e := newEnv(t)
+	if err := os.WriteFile(e.path("big"), pattern(maxIO, 3), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.limits = ConnLimits{MaxLargeCalls: 2, MaxConnsPerClient: -1}
+	_, addr := e.start("")
+	c := mustMount(t, addr, "/", rootAuth)
+	_, fh, err := c.Lookup("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := heapInuse()
+	var rec []byte
+	for j := 0; j < 8; j++ {
+		rec = append(rec, callRecord(uint32(j), progNFS, 3, procRead, opaqueArg(fh), make([]byte, 8), be32(maxIO))...)
+	}
+	for i := 0; i < 80; i++ {
+		conn, err := netDial(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+		if _, err := conn.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second) // the replies fill the socket buffers
+	grown := int64(heapInuse()) - int64(base)
+	t.Logf("heap grew by %d MiB", grown>>20)
+	if grown > 32<<20 {
+		t.Errorf("heap grew by %d MiB under 80 connections not reading their 1 MiB READs", grown>>20)
+	}
+	if _, err := c.Getattr("big"); err != nil {
+		t.Errorf("GETATTR: %v", err)
+	}
+}
