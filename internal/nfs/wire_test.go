@@ -367,7 +367,9 @@ func TestConnectionCaps(t *testing.T) {
 			conn.Close()
 		}
 	}()
-	open := func(ip string, n int) int {
+	// open opens n connections from ip and returns how many the server keeps, once it has accepted
+	// (or closed at once) them all.
+	open := func(ip string, n, want int) int {
 		var mine []net.Conn
 		for i := 0; i < n; i++ {
 			conn, err := dialFrom(ip)
@@ -377,23 +379,31 @@ func TestConnectionCaps(t *testing.T) {
 			mine = append(mine, conn)
 		}
 		conns = append(conns, mine...)
-		time.Sleep(300 * time.Millisecond) // the server accepts them (or closes them at once)
-		alive := 0
-		for _, conn := range mine {
-			_ = conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			if _, err := conn.Read(make([]byte, 1)); isTimeout(err) {
-				alive++
+		closed := make([]bool, n)
+		alive := n
+		for deadline := time.Now().Add(5 * time.Second); alive != want && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+			alive = 0
+			for i, conn := range mine {
+				if !closed[i] {
+					_ = conn.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+					_, err := conn.Read(make([]byte, 1))
+					closed[i] = !isTimeout(err)
+				}
+				if !closed[i] {
+					alive++
+				}
 			}
 		}
 		return alive
 	}
-	if n := open("127.0.0.2", 300); n != 16 {
+	if n := open("127.0.0.2", 300, 16); n != 16 {
 		t.Errorf("127.0.0.2 holds %d connections, want 16", n)
 	}
-	if n := open("127.0.0.3", 16); n != 16 {
+	if n := open("127.0.0.3", 16, 16); n != 16 {
 		t.Errorf("127.0.0.3 holds %d connections, want 16", n)
 	}
-	if n := open("127.0.0.4", 16); n != 8 {
+	if n := open("127.0.0.4", 16, 8); n != 8 {
 		t.Errorf("127.0.0.4 holds %d connections, want the 8 left under the listener cap", n)
 	}
 	for _, conn := range conns[:300] { // 127.0.0.2 gives up its connections
