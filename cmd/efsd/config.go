@@ -40,6 +40,12 @@ type FileConfig struct {
 	// ReplicationMaxWatches caps the inotify watches (one per directory)
 	// of one source file system; beyond it changes are found by rescans.
 	ReplicationMaxWatches int `json:"replicationMaxWatchesPerFileSystem"`
+	// NFS connection limits per mount target: 0 takes the default, -1 turns a cap off.
+	NFSMaxConnections          int    `json:"nfsMaxConnections"`
+	NFSMaxConnectionsPerClient int    `json:"nfsMaxConnectionsPerClient"`
+	NFSMaxLargeCalls           int    `json:"nfsMaxLargeCalls"`
+	NFSIdleTimeout             string `json:"nfsIdleTimeout"`
+	NFSRecordTimeout           string `json:"nfsRecordTimeout"`
 	// Networks adds subnets and security groups to accounts' default VPCs.
 	Networks []NetworkConfig `json:"networks"`
 
@@ -153,6 +159,9 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 			return cfg, fmt.Errorf("config: %s %d must be between 0 (the default) and %d", n.name, n.v, 1<<20)
 		}
 	}
+	cfg.NFSLimits.MaxConns = c.NFSMaxConnections
+	cfg.NFSLimits.MaxConnsPerClient = c.NFSMaxConnectionsPerClient
+	cfg.NFSLimits.MaxLargeCalls = c.NFSMaxLargeCalls
 	for ni, n := range c.Networks {
 		if !accountID.MatchString(n.Account) {
 			return cfg, fmt.Errorf("config: network account %q must be 12 digits", n.Account)
@@ -213,6 +222,8 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		{"replicationRescanInterval", c.ReplicationRescan, &cfg.ReplicationRescanInterval},
 		{"apiReadTimeout", c.APIReadTimeout, &cfg.APILimits.ReadTimeout},
 		{"apiIdleTimeout", c.APIIdleTimeout, &cfg.APILimits.IdleTimeout},
+		{"nfsIdleTimeout", c.NFSIdleTimeout, &cfg.NFSLimits.IdleTimeout},
+		{"nfsRecordTimeout", c.NFSRecordTimeout, &cfg.NFSLimits.RecordTimeout},
 	} {
 		if d.in == "" {
 			continue

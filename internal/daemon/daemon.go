@@ -52,6 +52,8 @@ type Config struct {
 
 	// NFSPort is the NFS port at every mount target address (default 2049).
 	NFSPort int
+	// NFSLimits bound every mount target's NFS connections (zero fields: nfs's defaults).
+	NFSLimits nfs.ConnLimits
 	// Networks declares subnets and security groups beyond the defaults.
 	Networks         []efs.DeclaredNetwork
 	AccessPointQuota int
@@ -154,7 +156,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch,
 		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger})
-	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, HandleKey: handleKey, Logger: cfg.Logger})
+	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, NFSLimits: cfg.NFSLimits, HandleKey: handleKey, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
 		cfg: cfg, lock: lock, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, mounts: mts, cancel: cancel, done: make(chan struct{}),

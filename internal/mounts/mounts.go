@@ -10,7 +10,6 @@ package mounts
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -36,6 +35,8 @@ type Notifier interface {
 type Options struct {
 	// Port is the NFS port at every mount target address. Default 2049.
 	Port int
+	// NFSLimits bound the connections of every NFS server (zero fields: nfs's defaults).
+	NFSLimits nfs.ConnLimits
 	// HandleKey authenticates the NFS file handles of every mount target (nfs.LoadHandleKey: one
 	// per data directory, kept across restarts). Nil: a random key for this Manager, so handles do
 	// not survive a restart.
@@ -50,6 +51,7 @@ type Manager struct {
 	handles nfs.HandleStore
 	notify  Notifier
 	port    int
+	limits  nfs.ConnLimits
 	key     []byte
 	log     *slog.Logger
 
@@ -60,6 +62,7 @@ type Manager struct {
 type running struct {
 	mt   *efs.MountTarget
 	srv  *nfs.Server
+	ln   net.Listener
 	done chan struct{}
 }
 
@@ -76,7 +79,7 @@ func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify N
 		_, _ = rand.Read(o.HandleKey)
 	}
 	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, key: o.HandleKey,
-		log: o.Logger, servers: map[string]*running{}}
+		limits: o.NFSLimits, log: o.Logger, servers: map[string]*running{}}
 }
 
 // Port is the NFS port of every mount target.
@@ -158,11 +161,23 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 	// Only sources that the mount target's security groups admit get in.
 	ln = netlimit.Listen(ln, netlimit.Options{Admit: m.admission(mt).admit, Logger: m.log, Name: "nfs " + mt.ID})
 	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mount_target", mt.ID))
-	r := &running{mt: mt, srv: srv, done: make(chan struct{})}
+	srv.SetLimits(m.limits)
+	r := &running{mt: mt, srv: srv, ln: ln, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
-			m.log.Warn("NFS server stopped", "mount_target", mt.ID, "err", err)
+		err := srv.Serve(ln)
+		// Serve returns only once its listener is closed: unless stop did it, the mount target must
+		// not stay available without a server. Drop it: the next reconcile (within a second, not at
+		// once, so that a listener failing at once does not spin) starts a new one.
+		m.mu.Lock()
+		unexpected := m.servers[k] == r
+		if unexpected {
+			delete(m.servers, k)
+		}
+		m.mu.Unlock()
+		if unexpected {
+			m.log.Error("NFS server stopped unexpectedly, restarting it", "mount_target", mt.ID, "err", err)
+			_ = srv.Close()
 		}
 	}()
 	m.servers[k] = r
