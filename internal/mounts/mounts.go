@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
-	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
 )
 
@@ -158,8 +157,6 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 	if err != nil {
 		return err
 	}
-	// Only sources that the mount target's security groups admit get in.
-	ln = netlimit.Listen(ln, netlimit.Options{Admit: m.admission(mt).admit, Logger: m.log, Name: "nfs " + mt.ID})
 	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mount_target", mt.ID))
 	srv.SetLimits(m.limits)
 	r := &running{mt: mt, srv: srv, ln: ln, done: make(chan struct{})}
@@ -222,7 +219,9 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 	return nfs.Export{
 		FileSystemID: fsKey.String(),
 		HandleKey:    m.key,
-		Root:         m.paths.Path(fsKey),
+		// Only sources that the mount target's security groups admit get in.
+		Admit: m.admission(mt).admit,
+		Root:  m.paths.Path(fsKey),
 		ReadOnly: func() bool {
 			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).readOnly
 		},

@@ -175,13 +175,13 @@ func (s *Server) SetLimits(l ConnLimits) {
 }
 
 // Serve accepts NFSv3 and MOUNT connections on ln until ln is closed (it then returns the Accept
-// error) or Close is called (it then returns nil). Connections over the ConnLimits caps are closed
-// as they are accepted. Any other Accept error (out of descriptors, a connection aborted before it
+// error) or Close is called (it then returns nil). Connections that Export.Admit refuses or that are
+// over the ConnLimits caps are closed as they are accepted. Any other Accept error (out of descriptors, a connection aborted before it
 // was accepted) is logged and retried with backoff: the server never gives up while its listener is
 // open.
 func (s *Server) Serve(ln net.Listener) error {
 	ln = netlimit.Listen(ln, netlimit.Options{MaxConns: s.lim.MaxConns, MaxConnsPerClient: s.lim.MaxConnsPerClient,
-		Logger: s.logger, Name: "nfs " + s.e.FileSystemID})
+		Admit: s.e.Admit, Logger: s.logger, Name: "nfs " + s.e.FileSystemID})
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
