@@ -88,6 +88,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.NFSPort == 0 {
+		cfg.NFSPort = mounts.DefaultPort
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -123,6 +126,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	svc := efs.NewService(efs.Config{
 		Accounts:                 func(a string) bool { return accounts[a] },
 		VPCBlockOffset:           vpcBlockOffset(handleKey),
+		AddressInUse:             func(ip string) bool { return mounts.AddressInUse(ip, cfg.NFSPort) },
 		Store:                    st,
 		Volumes:                  vols,
 		Regions:                  regions,

@@ -47,6 +47,11 @@ type Config struct {
 	// not hand out the same loopback addresses. It must stay the same for a
 	// data directory (networks already made keep their recorded ranges).
 	VPCBlockOffset int
+	// AddressInUse reports whether something other than efsd already holds
+	// the NFS port at an address of this host, so that CreateMountTarget
+	// can answer IpAddressInUse (or pick another address) rather than make a
+	// mount target that could never listen. Nil knows of nothing in use.
+	AddressInUse func(ip string) bool
 }
 
 // Defaults for Config.

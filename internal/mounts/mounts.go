@@ -10,10 +10,12 @@ package mounts
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
@@ -29,6 +31,9 @@ type Paths interface {
 type Notifier interface {
 	Notify(k efs.FSKey)
 }
+
+// DefaultPort is NFS's port, where every mount target listens unless told otherwise.
+const DefaultPort = 2049
 
 // Options tune the Manager.
 type Options struct {
@@ -68,7 +73,7 @@ type running struct {
 // NewManager returns a Manager; Run starts it.
 func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify Notifier, o Options) *Manager {
 	if o.Port == 0 {
-		o.Port = 2049
+		o.Port = DefaultPort
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -115,15 +120,24 @@ func (m *Manager) reconcile(ctx context.Context) {
 	for _, mt := range mts {
 		k := key(mt)
 		seen[k] = true
-		if mt.State == efs.StateDeleting {
+		switch mt.State {
+		case efs.StateDeleting:
 			m.stop(k)
 			if err := m.svc.FinishMountTargetDeletion(ctx, mt); err != nil {
 				m.log.Error("finish mount target deletion", "mount_target", mt.ID, "err", err)
 			}
 			continue
+		case efs.StateError:
+			m.stop(k)
+			continue
 		}
 		if err := m.start(mt); err != nil {
 			m.log.Error("start NFS server", "mount_target", mt.ID, "address", mt.IP, "err", err)
+			if cannotListen(err) {
+				if err := m.svc.MountTargetFailed(ctx, mt); err != nil {
+					m.log.Error("mark mount target failed", "mount_target", mt.ID, "err", err)
+				}
+			}
 			continue
 		}
 		if mt.State == efs.StateCreating {
@@ -143,6 +157,24 @@ func (m *Manager) reconcile(ctx context.Context) {
 	for _, k := range gone {
 		m.stop(k)
 	}
+}
+
+// cannotListen tells a listen error that retrying will not cure (the
+// address is taken by another program, or is not on this host) from a
+// passing one, such as running out of descriptors, which is retried.
+func cannotListen(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EACCES)
+}
+
+// AddressInUse reports whether another program holds port at ip on this
+// host; it serves CreateMountTarget (efs.Config.AddressInUse).
+func AddressInUse(ip string, port int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return errors.Is(err, syscall.EADDRINUSE)
+	}
+	ln.Close()
+	return false
 }
 
 // start serves a mount target unless it is served already.
