@@ -104,7 +104,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Logger = logger
-	if len(cfg.Credentials) == 0 {
+	devOnly := len(cfg.Credentials) == 0
+	if devOnly {
 		if !loopbackOnly(cfg.Listen) {
 			return fmt.Errorf("refusing to listen on %s with the development credential: configure accounts in a config file to serve beyond loopback", cfg.Listen)
 		}
@@ -116,7 +117,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "efsd listening on http://%s\nefsd data directory %s\n", d.Addr(), cfg.DataDir)
-	if len(file.Accounts) == 0 {
+	if devOnly {
 		fmt.Fprintf(m.Stdout, "efsd accepts the development credential: access key %q, secret %q, account %s\n",
 			devCredential.AccessKeyID, devCredential.SecretAccessKey, devCredential.Account)
 	}

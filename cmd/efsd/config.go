@@ -3,13 +3,17 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/daemon"
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/region"
 )
 
 // FileConfig is the JSON config file. Durations are Go duration strings
@@ -37,8 +41,21 @@ type FileConfig struct {
 	// ReplicationMaxWatches caps the inotify watches (one per directory)
 	// of one source file system; beyond it changes are found by rescans.
 	ReplicationMaxWatches int `json:"replicationMaxWatchesPerFileSystem"`
+	// NFS connection limits per mount target: 0 takes the default, -1 turns a cap off.
+	NFSMaxConnections          int    `json:"nfsMaxConnections"`
+	NFSMaxConnectionsPerClient int    `json:"nfsMaxConnectionsPerClient"`
+	NFSMaxLargeCalls           int    `json:"nfsMaxLargeCalls"`
+	NFSIdleTimeout             string `json:"nfsIdleTimeout"`
+	NFSRecordTimeout           string `json:"nfsRecordTimeout"`
 	// Networks adds subnets and security groups to accounts' default VPCs.
 	Networks []NetworkConfig `json:"networks"`
+
+	// API listener limits; zero takes api's defaults.
+	APIMaxConnections          int    `json:"apiMaxConnections"`
+	APIMaxConnectionsPerClient int    `json:"apiMaxConnectionsPerClient"`
+	APIBodyMemoryMiB           int    `json:"apiBodyMemoryMiB"`
+	APIReadTimeout             string `json:"apiReadTimeout"`
+	APIIdleTimeout             string `json:"apiIdleTimeout"`
 }
 
 // NetworkConfig declares subnets and security groups of one account in
@@ -118,12 +135,34 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		MaxProvisionedThroughput: c.MaxProvisionedThroughput,
 		NFSPort:                  c.NFSPort,
 		AccessPointQuota:         c.AccessPointQuota,
-
+		APILimits: api.Limits{
+			MaxConns:          c.APIMaxConnections,
+			MaxConnsPerClient: c.APIMaxConnectionsPerClient,
+			BodyMemory:        int64(c.APIBodyMemoryMiB) << 20,
+		},
 		ReplicationMaxWatchesPerFileSystem: c.ReplicationMaxWatches,
+	}
+	if err := c.checkPlacement(); err != nil {
+		return cfg, err
 	}
 	if c.ReplicationMaxWatches < 0 {
 		return cfg, fmt.Errorf("config: replicationMaxWatchesPerFileSystem %d must not be negative", c.ReplicationMaxWatches)
 	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"apiMaxConnections", c.APIMaxConnections},
+		{"apiMaxConnectionsPerClient", c.APIMaxConnectionsPerClient},
+		{"apiBodyMemoryMiB", c.APIBodyMemoryMiB},
+	} {
+		if n.v < 0 || n.v > 1<<20 {
+			return cfg, fmt.Errorf("config: %s %d must be between 0 (the default) and %d", n.name, n.v, 1<<20)
+		}
+	}
+	cfg.NFSLimits.MaxConns = c.NFSMaxConnections
+	cfg.NFSLimits.MaxConnsPerClient = c.NFSMaxConnectionsPerClient
+	cfg.NFSLimits.MaxLargeCalls = c.NFSMaxLargeCalls
 	for ni, n := range c.Networks {
 		if !accountID.MatchString(n.Account) {
 			return cfg, fmt.Errorf("config: network account %q must be 12 digits", n.Account)
@@ -156,6 +195,11 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		if !accountID.MatchString(a.ID) {
 			return cfg, fmt.Errorf("config: account id %q must be 12 digits", a.ID)
 		}
+		// An account without keys would leave efsd without credentials,
+		// and so on the development credential: refuse it.
+		if len(a.Credentials) == 0 {
+			return cfg, fmt.Errorf("config: account %s lists no credentials: give it at least one access key, or remove it", a.ID)
+		}
 		for _, k := range a.Credentials {
 			if k.AccessKeyID == "" || k.SecretAccessKey == "" {
 				return cfg, fmt.Errorf("config: account %s has a credential without accessKeyId or secretAccessKey", a.ID)
@@ -178,6 +222,10 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		{"meterInterval", c.MeterInterval, &cfg.MeterInterval},
 		{"replicationRescanInterval", c.ReplicationRescan, &cfg.ReplicationRescanInterval},
 		{"replicationScrubInterval", c.ReplicationScrub, &cfg.ReplicationScrubInterval},
+		{"apiReadTimeout", c.APIReadTimeout, &cfg.APILimits.ReadTimeout},
+		{"apiIdleTimeout", c.APIIdleTimeout, &cfg.APILimits.IdleTimeout},
+		{"nfsIdleTimeout", c.NFSIdleTimeout, &cfg.NFSLimits.IdleTimeout},
+		{"nfsRecordTimeout", c.NFSRecordTimeout, &cfg.NFSLimits.RecordTimeout},
 	} {
 		if d.in == "" {
 			continue
@@ -192,6 +240,64 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 		cfg.ReplicationScrubInterval = -1 // "0" disables periodic scrubs; unset takes the default
 	}
 	return cfg, nil
+}
+
+// checkPlacement checks where efsd is told to serve: the NFS port, the
+// regions, and that declared subnets have addresses on this host (a mount
+// target there could never listen otherwise). Errors name the key and value.
+func (c *FileConfig) checkPlacement() error {
+	if c.NFSPort < 0 || c.NFSPort > 65535 {
+		return fmt.Errorf("config: nfsPort %d must be between 1 and 65535 (0 or absent means 2049)", c.NFSPort)
+	}
+	known := region.Default()
+	for i, r := range c.Regions {
+		if !known.Has(r) {
+			return fmt.Errorf("config: regions[%d] %q is not a region where EFS is offered", i, r)
+		}
+	}
+	served := known
+	if len(c.Regions) > 0 {
+		served = known.Restrict(c.Regions)
+	}
+	var local []netip.Addr
+	for ni, n := range c.Networks {
+		if !served.Has(n.Region) {
+			return fmt.Errorf("config: networks[%d].region %q is not a served region", ni, n.Region)
+		}
+		for si, sn := range n.Subnets {
+			p, err := netip.ParsePrefix(sn.CIDR)
+			if err != nil {
+				return fmt.Errorf("config: networks[%d].subnets[%d] (%s) cidr %q: %w", ni, si, sn.ID, sn.CIDR, err)
+			}
+			if p.Addr().IsLoopback() {
+				continue // every 127.x address is this host's
+			}
+			if local == nil {
+				if local, err = hostAddrs(); err != nil {
+					return fmt.Errorf("config: list this host's addresses: %w", err)
+				}
+			}
+			if !slices.ContainsFunc(local, p.Contains) {
+				return fmt.Errorf("config: networks[%d].subnets[%d] (%s) cidr %s holds no address of this host: mount targets there could not listen (assign one of its addresses to an interface)", ni, si, sn.ID, sn.CIDR)
+			}
+		}
+	}
+	return nil
+}
+
+// hostAddrs lists the addresses assigned to this host's interfaces.
+func hostAddrs() ([]netip.Addr, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out, nil
 }
 
 // ingressRule checks a configured rule: tcp needs both ports.

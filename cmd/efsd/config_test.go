@@ -99,3 +99,32 @@ func TestSecurityGroupRulesInConfig(t *testing.T) {
 		t.Errorf("a second group named default: %v", err)
 	}
 }
+
+// Start-up configuration errors name the key and the value.
+func TestConfigPlacementChecked(t *testing.T) {
+	for _, tc := range []struct{ json, want string }{
+		{`{"nfsPort": 70000}`, "nfsPort 70000"},
+		{`{"nfsPort": -1}`, "nfsPort -1"},
+		{`{"regions": ["us-east-1", "xx-nowhere-1"]}`, `regions[1] "xx-nowhere-1"`},
+		{`{"regions": ["eu-west-1"], "networks": [{"account": "000000000000", "region": "us-east-1"}]}`, `networks[0].region "us-east-1"`},
+		{`{"networks": [{"account": "000000000000", "region": "us-east-1", "subnets": [{"id": "subnet-0a1b2c3d4e5f60718", "availabilityZone": "us-east-1a", "cidr": "198.51.100.0/28"}]}]}`,
+			"networks[0].subnets[0] (subnet-0a1b2c3d4e5f60718) cidr 198.51.100.0/28 holds no address of this host"},
+	} {
+		var c FileConfig
+		if err := json.Unmarshal([]byte(tc.json), &c); err != nil {
+			t.Fatal(err)
+		}
+		_, err := c.daemonConfig()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one naming %s", tc.json, err, tc.want)
+		}
+	}
+	// What the defaults and this host allow passes.
+	var ok FileConfig
+	if err := json.Unmarshal([]byte(`{"nfsPort": 2049, "regions": ["ap-southeast-5", "mx-central-1"], "networks": [{"account": "000000000000", "region": "mx-central-1", "subnets": [{"id": "subnet-0a1b2c3d4e5f60718", "availabilityZone": "mx-central-1a", "cidr": "127.250.0.0/28"}]}]}`), &ok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ok.daemonConfig(); err != nil {
+		t.Fatalf("a valid config refused: %v", err)
+	}
+}

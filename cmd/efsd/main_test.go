@@ -321,3 +321,51 @@ func TestNetworkCommand(t *testing.T) {
 		t.Fatalf("network changed between calls:\n%s\n%s", first, out.String())
 	}
 }
+
+// A config listing accounts without credentials left efsd with no
+// credential, so it silently accepted the development one and did not say
+// so. Such a config is now refused.
+func TestRefusesAccountWithoutCredentials(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "efsd.json")
+	os.WriteFile(cfgPath, []byte(`{"accounts":[{"id":"123456789012","credentials":[]}]}`), 0o600)
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m := &Main{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" },
+		Ready: func(string) { cancel() }}
+	err := m.Run(ctx, []string{"--config", cfgPath, "--listen", "127.0.0.1:0", "--data-dir", dir})
+	if err == nil || !strings.Contains(err.Error(), "account 123456789012 lists no credentials") {
+		t.Fatalf("got %v, want the account refused\n%s", err, out.String())
+	}
+}
+
+func TestAPILimitKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "efsd.json")
+		os.WriteFile(p, []byte(s), 0o600)
+		return p
+	}
+	fc, err := LoadFileConfig(write(`{"apiMaxConnections":50,"apiMaxConnectionsPerClient":5,"apiBodyMemoryMiB":8,"apiReadTimeout":"3s","apiIdleTimeout":"4s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := fc.daemonConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.APILimits
+	if l.MaxConns != 50 || l.MaxConnsPerClient != 5 || l.BodyMemory != 8<<20 || l.ReadTimeout != 3*time.Second || l.IdleTimeout != 4*time.Second {
+		t.Fatalf("limits %+v", l)
+	}
+	for _, bad := range []string{`{"apiMaxConnections":-1}`, `{"apiReadTimeout":"soon"}`, `{"apiBodyMemoryMiB":-2}`} {
+		fc, err := LoadFileConfig(write(bad))
+		if err == nil {
+			_, err = fc.daemonConfig()
+		}
+		if err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

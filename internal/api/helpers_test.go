@@ -39,14 +39,18 @@ func wantAPIError(t *testing.T, err error, code string) smithy.APIError {
 }
 
 // untyped are codes the SDK cannot type: authentication errors (not in the
-// EFS model), routing errors, and modeled errors that the model does not
+// EFS model), routing errors, limits of the HTTP front end
+// (ThrottlingException is modeled for CreateAccessPoint only), and modeled errors that the model does not
 // list for the operation that returns them here (ReplicationAlreadyExists
 // and ConflictException from CreateReplicationConfiguration; the SDK's
 // model revision lacks the latter).
 var untyped = map[string]bool{
 	"UnrecognizedClientException": true, "InvalidSignatureException": true, "MissingAuthenticationTokenException": true,
 	"IncompleteSignatureException": true, "UnknownOperationException": true, "NotImplemented": true,
-	"ReplicationAlreadyExists": true, "ConflictException": true,
+	"ReplicationAlreadyExists": true, "ConflictException": true, "ThrottlingException": true,
+	// EFS answers model-constraint failures with ValidationException, which
+	// the model lists for a few operations only.
+	"ValidationException": true,
 }
 
 // createFS creates a file system and waits until it is available.

@@ -237,7 +237,7 @@ func TestAccessPoints(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%s: accepted", name)
 		}
-		wantAPIError(t, err, "BadRequest")
+		wantAPIError(t, err, "ValidationException")
 	}
 
 	for i := 2; i <= 3; i++ {
@@ -279,11 +279,15 @@ func TestAccessPoints(t *testing.T) {
 }
 
 // A declared subnet of eight addresses has three usable ones (AWS reserves
-// the first four and the last); a mount target whose address cannot be
-// served stays creating, and its security groups cannot be read yet.
+// the first four and the last). An address another program holds is never
+// handed out (IpAddressInUse when asked for); a mount target that cannot
+// listen anyway moves to error, and DeleteMountTarget removes it.
 func TestDeclaredSubnetLimits(t *testing.T) {
 	declared := internalefs.DeclaredNetwork{Account: efstest.AccountA.Account, Region: region,
-		Subnets:        []internalefs.DeclaredSubnet{{ID: "subnet-0000000000000abcd", ZoneName: "us-east-1a", CIDR: "127.250.0.0/29"}},
+		Subnets: []internalefs.DeclaredSubnet{
+			{ID: "subnet-0000000000000abcd", ZoneName: "us-east-1a", CIDR: "127.250.0.0/29"},
+			// TEST-NET-2: no address of this host, so nothing can listen there.
+			{ID: "subnet-0000000000000dcba", ZoneName: "us-east-1b", CIDR: "198.51.100.0/29"}},
 		SecurityGroups: []internalefs.SecurityGroup{{ID: "sg-00000000000000abc", Name: "app"}}}
 	srv := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) { c.Networks = []internalefs.DeclaredNetwork{declared} }))
 	c := srv.Client(efstest.AccountA, region)
@@ -295,42 +299,54 @@ func TestDeclaredSubnetLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer blocker.Close()
+	fs := createFS(t, c, "small-asked")
+	_, err = c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: fs.FileSystemId,
+		SubnetId: aws.String("subnet-0000000000000abcd"), IpAddress: aws.String("127.250.0.4")})
+	wantAPIError(t, err, "IpAddressInUse")
 	var ids []string
-	for i := range 3 {
+	for i := range 2 {
 		fs := createFS(t, c, "small-"+strconv.Itoa(i))
 		mt, err := c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: fs.FileSystemId,
 			SubnetId: aws.String("subnet-0000000000000abcd"), SecurityGroups: []string{"sg-00000000000000abc"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "127.250.0." + strconv.Itoa(4+i); aws.ToString(mt.IpAddress) != want {
-			t.Fatalf("address %s, want %s", aws.ToString(mt.IpAddress), want)
+		if want := "127.250.0." + strconv.Itoa(5+i); aws.ToString(mt.IpAddress) != want {
+			t.Fatalf("address %s, want %s (127.250.0.4 is taken)", aws.ToString(mt.IpAddress), want)
 		}
 		ids = append(ids, *mt.MountTargetId)
 	}
-	fs := createFS(t, c, "small-full")
+	fs = createFS(t, c, "small-full")
 	_, err = c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: fs.FileSystemId, SubnetId: aws.String("subnet-0000000000000abcd")})
 	wantAPIError(t, err, "NoFreeAddressesInSubnet")
+	for _, id := range ids {
+		waitMT(t, c, id, types.LifeCycleStateAvailable)
+	}
 
-	waitMT(t, c, ids[1], types.LifeCycleStateAvailable)
-	out, err := c.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{MountTargetId: aws.String(ids[0])})
-	if err != nil || out.MountTargets[0].LifeCycleState != types.LifeCycleStateCreating {
-		t.Fatalf("mount target at a taken address: %v %+v", err, out)
+	// A mount target whose address is not on this host moves to error.
+	mt, err := c.CreateMountTarget(ctx, &efs.CreateMountTargetInput{FileSystemId: fs.FileSystemId,
+		SubnetId: aws.String("subnet-0000000000000dcba"), SecurityGroups: []string{"sg-00000000000000abc"}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The security group operations work in every state but deleted, creating included.
-	sgs, err := c.DescribeMountTargetSecurityGroups(ctx, &efs.DescribeMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0])})
-	if err != nil || len(sgs.SecurityGroups) != 1 {
-		t.Fatalf("security groups of a creating mount target: %v %+v", err, sgs)
-	}
-	if _, err := c.ModifyMountTargetSecurityGroups(ctx, &efs.ModifyMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0]),
-		SecurityGroups: []string{"sg-00000000000000abc"}}); err != nil {
-		t.Fatalf("modify the security groups of a creating mount target: %v", err)
-	}
-	// Once the address is free, the mount target comes up.
-	blocker.Close()
-	waitMT(t, c, ids[0], types.LifeCycleStateAvailable)
-	sgs, err = c.DescribeMountTargetSecurityGroups(ctx, &efs.DescribeMountTargetSecurityGroupsInput{MountTargetId: aws.String(ids[0])})
+	waitMT(t, c, *mt.MountTargetId, types.LifeCycleStateError)
+	// The security group operations work in every state but deleted.
+	sgs, err := c.DescribeMountTargetSecurityGroups(ctx, &efs.DescribeMountTargetSecurityGroupsInput{MountTargetId: mt.MountTargetId})
 	if err != nil || len(sgs.SecurityGroups) != 1 || sgs.SecurityGroups[0] != "sg-00000000000000abc" {
-		t.Fatalf("declared security group: %v %+v", err, sgs)
+		t.Fatalf("security groups of a mount target in error: %v %+v", err, sgs)
+	}
+	if _, err := c.ModifyMountTargetSecurityGroups(ctx, &efs.ModifyMountTargetSecurityGroupsInput{MountTargetId: mt.MountTargetId,
+		SecurityGroups: []string{"sg-00000000000000abc"}}); err != nil {
+		t.Fatalf("modify the security groups of a mount target in error: %v", err)
+	}
+	if _, err := c.DeleteMountTarget(ctx, &efs.DeleteMountTargetInput{MountTargetId: mt.MountTargetId}); err != nil {
+		t.Fatal(err)
+	}
+	efstest.Eventually(t, 10*time.Second, "the failed mount target to be gone", func() bool {
+		_, err := c.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{MountTargetId: mt.MountTargetId})
+		return err != nil
+	})
+	if got := describe(t, c, *fs.FileSystemId); got.NumberOfMountTargets != 0 {
+		t.Fatalf("NumberOfMountTargets = %d after the failed mount target was deleted", got.NumberOfMountTargets)
 	}
 }

@@ -84,7 +84,7 @@ func TestServerSideValidation(t *testing.T) {
 		}, "ENABLED, DISABLED, REPLICATING"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ae := wantAPIError(t, tc.call(), "BadRequest")
+			ae := wantAPIError(t, tc.call(), "ValidationException")
 			if !strings.Contains(ae.ErrorMessage(), tc.message) {
 				t.Fatalf("message %q does not contain %q", ae.ErrorMessage(), tc.message)
 			}
@@ -118,7 +118,7 @@ func TestRawRequests(t *testing.T) {
 	})
 	t.Run("non-integer MaxItems", func(t *testing.T) {
 		resp := srv.Raw(a, region, "GET", "/2015-02-01/file-systems?MaxItems=abc", nil)
-		errorBody(t, resp, 400, "BadRequest")
+		errorBody(t, resp, 400, "ValidationException")
 	})
 	t.Run("FileSystemAlreadyExists carries FileSystemId", func(t *testing.T) {
 		resp := srv.Raw(a, region, "POST", "/2015-02-01/file-systems", []byte(`{"CreationToken":"raw"}`))

@@ -377,7 +377,7 @@ func TestReplicationRejections(t *testing.T) {
 		err  error
 		code string
 	}{
-		{"no destination", create(raw, free.FileSystemId), "BadRequest"},
+		{"no destination", create(raw, free.FileSystemId), "ValidationException"},
 		{"two destinations", create(raw, free.FileSystemId, types.DestinationToCreate{Region: aws.String(region)}, types.DestinationToCreate{Region: aws.String("eu-west-1")}), "BadRequest"},
 		{"source already a source", create(c, a.FileSystemId, types.DestinationToCreate{Region: aws.String(region)}), "ReplicationAlreadyExists"},
 		{"source already a destination", create(c, b.FileSystemId, types.DestinationToCreate{Region: aws.String(region)}), "ReplicationAlreadyExists"},
@@ -389,8 +389,8 @@ func TestReplicationRejections(t *testing.T) {
 		{"unknown region", create(raw, free.FileSystemId, types.DestinationToCreate{Region: aws.String("xx-nowhere-1")}), "BadRequest"},
 		{"AZ outside the region", create(c, free.FileSystemId, types.DestinationToCreate{Region: aws.String("eu-west-1"), AvailabilityZoneName: aws.String("us-east-1a")}), "UnsupportedAvailabilityZone"},
 		{"unknown AZ", create(c, free.FileSystemId, types.DestinationToCreate{AvailabilityZoneName: aws.String("mars-1a")}), "UnsupportedAvailabilityZone"},
-		{"bad KMS key", create(raw, free.FileSystemId, types.DestinationToCreate{Region: aws.String(region), KmsKeyId: aws.String("bad")}), "BadRequest"},
-		{"bad region pattern", create(raw, free.FileSystemId, types.DestinationToCreate{Region: aws.String(strings.Repeat("x", 100))}), "BadRequest"},
+		{"bad KMS key", create(raw, free.FileSystemId, types.DestinationToCreate{Region: aws.String(region), KmsKeyId: aws.String("bad")}), "ValidationException"},
+		{"bad region pattern", create(raw, free.FileSystemId, types.DestinationToCreate{Region: aws.String(strings.Repeat("x", 100))}), "ValidationException"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantAPIError(t, tc.err, tc.code) })
 	}
@@ -462,7 +462,7 @@ func TestReplicationRejections(t *testing.T) {
 		DeletionMode: types.DeletionModeLocalConfigurationOnly})
 	wantAPIError(t, err, "BadRequest")
 	_, err = raw.DeleteReplicationConfiguration(ctx, &efs.DeleteReplicationConfigurationInput{SourceFileSystemId: a.FileSystemId, DeletionMode: "BOGUS"})
-	wantAPIError(t, err, "BadRequest")
+	wantAPIError(t, err, "ValidationException")
 }
 
 func TestReplicationCrossAccount(t *testing.T) {

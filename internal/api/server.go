@@ -11,9 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/efsd/efsd/internal/api/wire"
@@ -36,11 +36,9 @@ type Config struct {
 	Now         func() time.Time
 	// RequestID makes request IDs; nil uses random UUIDs.
 	RequestID func() string
+	// Limits bound connections, time and request body memory.
+	Limits Limits
 }
-
-// maxBody caps request bodies; the largest EFS input (a 20,000-character
-// policy) fits many times over.
-const maxBody = 1 << 20
 
 // Server serves the EFS API.
 type Server struct {
@@ -50,6 +48,9 @@ type Server struct {
 	log      *slog.Logger
 	reqID    func() string
 	mux      *http.ServeMux
+	limits   Limits
+	bodies   *bodyBudget
+	unknown  http.Handler // every request no operation's route matches
 }
 
 // call is one authenticated request on its way to a handler.
@@ -72,7 +73,9 @@ func New(cfg Config) *Server {
 		log:      cfg.Logger,
 		reqID:    cfg.RequestID,
 		mux:      http.NewServeMux(),
+		limits:   cfg.Limits.WithDefaults(),
 	}
+	s.bodies = newBodyBudget(s.limits.BodyMemory)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -100,12 +103,14 @@ func New(cfg Config) *Server {
 			s.mux.Handle(pattern, s.wrap(op, h))
 		}
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		id := s.reqID()
-		w.Header().Set("x-amzn-RequestId", id)
-		s.writeError(w, id, &apiError{code: "UnknownOperationException", status: http.StatusNotFound,
-			msg: fmt.Sprintf("No EFS operation matches %s %s.", r.Method, r.URL.EscapedPath())})
+	// Whatever matches no operation (another method, an unknown path) is
+	// authenticated like an operation and then answered 404, as AWS does;
+	// "/" matches every method, so ServeMux never answers 405 itself.
+	s.unknown = s.wrap(wire.Operation{Name: "UnknownOperation"}, func(c *call) (any, error) {
+		return nil, &apiError{code: "UnknownOperationException", status: http.StatusNotFound,
+			msg: fmt.Sprintf("No EFS operation matches %s %s.", c.r.Method, c.r.URL.EscapedPath())}
 	})
+	s.mux.Handle("/", s.unknown)
 	return s
 }
 
@@ -147,8 +152,32 @@ func (s *Server) handlers() map[string]handler {
 	}
 }
 
-// ServeHTTP serves the EFS API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the EFS API. A path that is not canonical (an empty,
+// "." or ".." segment) names no operation: it never reaches ServeMux, which
+// would answer it with a redirect to the cleaned path.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !canonicalPath(r.URL.EscapedPath()) {
+		s.unknown.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// canonicalPath reports whether p is absolute and has no empty, "." or ".."
+// segment, but for a trailing slash (DescribeTags' route has one): exactly
+// the paths ServeMux serves without redirecting.
+func canonicalPath(p string) bool {
+	rest, ok := strings.CutPrefix(p, "/")
+	if !ok {
+		return false
+	}
+	for seg := range strings.SplitSeq(rest, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return !strings.Contains(rest, "//") && !strings.HasPrefix(rest, "/")
+}
 
 // wrap turns a handler into an http.Handler: request ID, body, signature,
 // principal, then the handler, then the response or error, then the
@@ -170,19 +199,35 @@ func (s *Server) wrap(op wire.Operation, h handler) http.Handler {
 	})
 }
 
+// serve authenticates r, reads its body and runs h. Everything that can be
+// refused from the headers (authentication short of the signature, region,
+// body size, memory) is refused before a byte of the body is read.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, op wire.Operation, h handler) (int, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		return 0, &apiError{code: string(efs.BadRequest), status: http.StatusBadRequest,
-			msg: fmt.Sprintf("The request body could not be read: %v.", err)}
-	}
-	ident, err := s.verifier.Verify(r, body)
+	// A request refused with its body unread is answered at once and its
+	// connection closed, rather than net/http reading the body first.
+	bodyRead := false
+	defer func() {
+		if !bodyRead && r.ContentLength != 0 {
+			w.Header().Set("Connection", "close")
+		}
+	}()
+	pending, err := s.verifier.Begin(r)
 	if err != nil {
 		return 0, err
 	}
-	if !s.svc.Regions().Has(ident.Region) {
+	if region := pending.Claimed().Region; !s.svc.Regions().Has(region) {
 		return 0, &apiError{code: "UnrecognizedClientException", status: http.StatusForbidden,
-			msg: fmt.Sprintf("Region '%s' is not served by this endpoint.", ident.Region)}
+			msg: fmt.Sprintf("Region '%s' is not served by this endpoint.", region)}
+	}
+	body, sum, release, err := s.readBody(w, r)
+	if err != nil {
+		return 0, err
+	}
+	bodyRead = true
+	defer release()
+	ident, err := pending.Finish(sum)
+	if err != nil {
+		return 0, err
 	}
 	c := &call{ctx: r.Context(), r: r, body: body,
 		p: efs.Principal{Account: s.accounts[ident.AccessKey].Account, Region: ident.Region}}
@@ -257,7 +302,9 @@ func (s *Server) writeError(w http.ResponseWriter, reqID string, err error) int 
 	case errors.As(err, &se):
 		code, msg, status = se.Code, se.Message, se.Status
 	case errors.As(err, &ve):
-		code, msg, status = string(efs.BadRequest), ve.Error(), http.StatusBadRequest
+		// EFS answers model-constraint failures with ValidationException
+		// (it moved from BadRequest); semantic errors stay BadRequest.
+		code, msg, status = "ValidationException", ve.Error(), http.StatusBadRequest
 	case errors.As(err, &dce):
 		code, msg, status = string(efs.BadRequest), dce.Error(), http.StatusBadRequest
 	default:

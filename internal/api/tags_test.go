@@ -67,7 +67,7 @@ func TestTags(t *testing.T) {
 
 	// Reserved prefix and the 50-tag limit.
 	_, err = c.TagResource(ctx, &efs.TagResourceInput{ResourceId: id, Tags: []types.Tag{tag("aws:owner", "x")}})
-	wantAPIError(t, err, "BadRequest")
+	wantAPIError(t, err, "ValidationException")
 	var many []types.Tag
 	for i := range 49 {
 		many = append(many, tag(fmt.Sprintf("k%02d", i), "v"))

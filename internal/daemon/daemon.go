@@ -19,6 +19,7 @@ import (
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/mounts"
+	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
 	"github.com/efsd/efsd/internal/region"
 	"github.com/efsd/efsd/internal/replication"
@@ -56,9 +57,15 @@ type Config struct {
 
 	// NFSPort is the NFS port at every mount target address (default 2049).
 	NFSPort int
+	// NFSLimits bound every mount target's NFS connections (zero fields: nfs's defaults).
+	NFSLimits nfs.ConnLimits
 	// Networks declares subnets and security groups beyond the defaults.
 	Networks         []efs.DeclaredNetwork
 	AccessPointQuota int
+
+	// APILimits bound the API listener's connections, timeouts and request
+	// body memory; zero fields take api's defaults.
+	APILimits api.Limits
 }
 
 // Daemon is a running efsd.
@@ -86,6 +93,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.NFSPort == 0 {
+		cfg.NFSPort = mounts.DefaultPort
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
@@ -121,6 +131,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	svc := efs.NewService(efs.Config{
 		Accounts:                 func(a string) bool { return accounts[a] },
+		VPCBlockOffset:           vpcBlockOffset(handleKey),
+		AddressInUse:             func(ip string) bool { return mounts.AddressInUse(ip, cfg.NFSPort) },
 		Store:                    st,
 		Volumes:                  vols,
 		Regions:                  regions,
@@ -140,12 +152,17 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	// Signatures are checked against the real clock: cfg.Now moves only the
 	// domain's time (tests jump it past cooldowns).
-	srv := api.New(api.Config{Service: svc, Credentials: cfg.Credentials, Logger: cfg.Logger})
+	srv := api.New(api.Config{Service: svc, Credentials: cfg.Credentials, Logger: cfg.Logger, Limits: cfg.APILimits})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	// Connections over the caps are closed at accept, so idle or stalled
+	// clients cannot exhaust descriptors; timeouts are the http.Server's.
+	lim := cfg.APILimits.WithDefaults()
+	ln = netlimit.Listen(ln, netlimit.Options{MaxConns: lim.MaxConns, MaxConnsPerClient: lim.MaxConnsPerClient,
+		Logger: cfg.Logger, Name: "api"})
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch,
 		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger,
@@ -156,11 +173,11 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err != nil {
 		cfg.Logger.Warn("admin socket unavailable: efsd scrub will not reach this daemon", "err", err)
 	}
-	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, HandleKey: handleKey, Logger: cfg.Logger})
+	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, NFSLimits: cfg.NFSLimits, HandleKey: handleKey, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
 		cfg: cfg, lock: lock, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, admin: adm, mounts: mts, cancel: cancel, done: make(chan struct{}),
-		http: &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
+		http: srv.HTTPServer(),
 	}
 	svc.Start(ctx)
 	go vols.Run(ctx)
@@ -227,7 +244,11 @@ func Network(ctx context.Context, cfg Config, account, region string) (*efs.Netw
 	if !regions.Has(region) {
 		return nil, fmt.Errorf("region %s is not served", region)
 	}
-	svc := efs.NewService(efs.Config{Store: st, Regions: regions})
+	handleKey, err := nfs.LoadHandleKey(filepath.Join(cfg.DataDir, "nfs-handle.key"))
+	if err != nil {
+		return nil, err
+	}
+	svc := efs.NewService(efs.Config{Store: st, Regions: regions, VPCBlockOffset: vpcBlockOffset(handleKey)})
 	for _, n := range cfg.Networks {
 		if err := svc.DeclareNetwork(ctx, n); err != nil {
 			return nil, err

@@ -100,7 +100,7 @@ func (s *Service) CreateMountTarget(ctx context.Context, p Principal, in CreateM
 		if err != nil {
 			return err
 		}
-		ip, err := pickAddress(tx, sub, in.IP)
+		ip, err := pickAddress(tx, sub, in.IP, s.addressInUse)
 		if err != nil {
 			return err
 		}
@@ -155,7 +155,7 @@ func checkSecurityGroups(n *Network, vpcID string, ids []string) ([]string, erro
 // pickAddress checks a requested address or assigns the first free one.
 // As in AWS, the first four addresses of a subnet and its last are
 // reserved.
-func pickAddress(tx Tx, sub Subnet, want string) (string, error) {
+func pickAddress(tx Tx, sub Subnet, want string, inUse func(string) bool) (string, error) {
 	prefix, err := netip.ParsePrefix(sub.CIDR)
 	if err != nil {
 		return "", fmt.Errorf("subnet %s cidr: %w", sub.ID, err)
@@ -180,13 +180,18 @@ func pickAddress(tx Tx, sub Subnet, want string) (string, error) {
 		} else if !errors.Is(err, ErrNotFound) {
 			return "", err
 		}
+		if inUse(a.String()) {
+			return "", E(IpAddressInUse, "IP address %s is already in use on this host.", a)
+		}
 		return a.String(), nil
 	}
 	a := first
 	for range size {
 		if usable(a) {
 			if _, err := tx.MountTargetByIP(a.String()); errors.Is(err, ErrNotFound) {
-				return a.String(), nil
+				if !inUse(a.String()) {
+					return a.String(), nil
+				}
 			} else if err != nil {
 				return "", err
 			}
@@ -361,6 +366,30 @@ func (s *Service) AllMountTargets(ctx context.Context) ([]*MountTarget, error) {
 		return err
 	})
 	return out, err
+}
+
+// addressInUse asks the data plane whether an address is held by another
+// program.
+func (s *Service) addressInUse(ip string) bool {
+	return s.cfg.AddressInUse != nil && s.cfg.AddressInUse(ip)
+}
+
+// MountTargetFailed records that a mount target's NFS server cannot listen
+// (its address was taken, or is not on this host): it moves to error, where
+// it stays until it is deleted, instead of staying creating or available
+// without a server. The cause is the data plane's to log.
+func (s *Service) MountTargetFailed(ctx context.Context, mt *MountTarget) error {
+	return s.store.Update(ctx, func(tx Tx) error {
+		cur, err := tx.MountTarget(mt.Account, mt.Region, mt.ID)
+		if err != nil {
+			return err
+		}
+		if cur.State != StateCreating && cur.State != StateAvailable {
+			return nil
+		}
+		cur.State = StateError
+		return tx.UpdateMountTarget(cur)
+	})
 }
 
 // MountTargetServing records that a creating mount target's NFS server is

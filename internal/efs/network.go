@@ -81,7 +81,8 @@ func (n *Network) DefaultSecurityGroup(vpcID string) (SecurityGroup, bool) {
 const vpcBlocks = 4096
 
 // network returns p's network, making the default one on first use. The
-// default VPC n takes 127.A.B.0/20 (A = n/16, B = n%16*16) and its subnet
+// n-th default VPC of a data directory takes block k = (n-1+VPCBlockOffset)
+// mod 4095 + 1, that is 127.A.B.0/20 (A = k/16, B = k%16*16), and its subnet
 // for the i-th zone 127.A.(B+i).0/24.
 func (s *Service) network(tx Tx, account, region string) (*Network, error) {
 	n, err := tx.Network(account, region)
@@ -91,13 +92,14 @@ func (s *Service) network(tx Tx, account, region string) (*Network, error) {
 	if !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("load network: %w", err)
 	}
-	block, err := tx.NextVPCBlock()
+	seq, err := tx.NextVPCBlock()
 	if err != nil {
 		return nil, fmt.Errorf("allocate address block: %w", err)
 	}
-	if block <= 0 || block >= vpcBlocks {
+	if seq <= 0 || seq >= vpcBlocks {
 		return nil, E(InternalServerError, "no loopback address block left for a default VPC")
 	}
+	block := (seq-1+s.cfg.VPCBlockOffset)%(vpcBlocks-1) + 1
 	a, b := block/16, block%16*16
 	vpc := VPC{ID: "vpc-" + s.ids.Hex(longIDDigits), CIDR: fmt.Sprintf("127.%d.%d.0/20", a, b), Default: true}
 	n = &Network{VPCs: []VPC{vpc}}

@@ -42,6 +42,16 @@ type Config struct {
 	// AccessPointQuota is the number of access points one file system may
 	// have. Default 10000, as in EFS.
 	AccessPointQuota int
+	// VPCBlockOffset shifts where default VPCs are placed in 127.0.0.0/8, so
+	// that efsd instances on one host with different data directories do
+	// not hand out the same loopback addresses. It must stay the same for a
+	// data directory (networks already made keep their recorded ranges).
+	VPCBlockOffset int
+	// AddressInUse reports whether something other than efsd already holds
+	// the NFS port at an address of this host, so that CreateMountTarget
+	// can answer IpAddressInUse (or pick another address) rather than make a
+	// mount target that could never listen. Nil knows of nothing in use.
+	AddressInUse func(ip string) bool
 }
 
 // Defaults for Config.
@@ -102,6 +112,7 @@ func NewService(cfg Config) *Service {
 	if cfg.AccessPointQuota == 0 {
 		cfg.AccessPointQuota = DefaultAccessPointQuota
 	}
+	cfg.VPCBlockOffset = (cfg.VPCBlockOffset%(vpcBlocks-1) + vpcBlocks - 1) % (vpcBlocks - 1)
 	if cfg.MaxProvisionedThroughput == 0 {
 		cfg.MaxProvisionedThroughput = DefaultMaxProvisionedThroughput
 	}

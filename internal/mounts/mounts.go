@@ -15,10 +15,10 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
-	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
 )
 
@@ -32,10 +32,15 @@ type Notifier interface {
 	Notify(k efs.FSKey)
 }
 
+// DefaultPort is NFS's port, where every mount target listens unless told otherwise.
+const DefaultPort = 2049
+
 // Options tune the Manager.
 type Options struct {
 	// Port is the NFS port at every mount target address. Default 2049.
 	Port int
+	// NFSLimits bound the connections of every NFS server (zero fields: nfs's defaults).
+	NFSLimits nfs.ConnLimits
 	// HandleKey authenticates the NFS file handles of every mount target (nfs.LoadHandleKey: one
 	// per data directory, kept across restarts). Nil: a random key for this Manager, so handles do
 	// not survive a restart.
@@ -50,6 +55,7 @@ type Manager struct {
 	handles nfs.HandleStore
 	notify  Notifier
 	port    int
+	limits  nfs.ConnLimits
 	key     []byte
 	log     *slog.Logger
 
@@ -60,13 +66,14 @@ type Manager struct {
 type running struct {
 	mt   *efs.MountTarget
 	srv  *nfs.Server
+	ln   net.Listener
 	done chan struct{}
 }
 
 // NewManager returns a Manager; Run starts it.
 func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify Notifier, o Options) *Manager {
 	if o.Port == 0 {
-		o.Port = 2049
+		o.Port = DefaultPort
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -76,7 +83,7 @@ func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify N
 		_, _ = rand.Read(o.HandleKey)
 	}
 	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, key: o.HandleKey,
-		log: o.Logger, servers: map[string]*running{}}
+		limits: o.NFSLimits, log: o.Logger, servers: map[string]*running{}}
 }
 
 // Port is the NFS port of every mount target.
@@ -113,15 +120,24 @@ func (m *Manager) reconcile(ctx context.Context) {
 	for _, mt := range mts {
 		k := key(mt)
 		seen[k] = true
-		if mt.State == efs.StateDeleting {
+		switch mt.State {
+		case efs.StateDeleting:
 			m.stop(k)
 			if err := m.svc.FinishMountTargetDeletion(ctx, mt); err != nil {
 				m.log.Error("finish mount target deletion", "mount_target", mt.ID, "err", err)
 			}
 			continue
+		case efs.StateError:
+			m.stop(k)
+			continue
 		}
 		if err := m.start(mt); err != nil {
 			m.log.Error("start NFS server", "mount_target", mt.ID, "address", mt.IP, "err", err)
+			if cannotListen(err) {
+				if err := m.svc.MountTargetFailed(ctx, mt); err != nil {
+					m.log.Error("mark mount target failed", "mount_target", mt.ID, "err", err)
+				}
+			}
 			continue
 		}
 		if mt.State == efs.StateCreating {
@@ -143,6 +159,24 @@ func (m *Manager) reconcile(ctx context.Context) {
 	}
 }
 
+// cannotListen tells a listen error that retrying will not cure (the
+// address is taken by another program, or is not on this host) from a
+// passing one, such as running out of descriptors, which is retried.
+func cannotListen(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EACCES)
+}
+
+// AddressInUse reports whether another program holds port at ip on this
+// host; it serves CreateMountTarget (efs.Config.AddressInUse).
+func AddressInUse(ip string, port int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return errors.Is(err, syscall.EADDRINUSE)
+	}
+	ln.Close()
+	return false
+}
+
 // start serves a mount target unless it is served already.
 func (m *Manager) start(mt *efs.MountTarget) error {
 	k := key(mt)
@@ -155,14 +189,24 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 	if err != nil {
 		return err
 	}
-	// Only sources that the mount target's security groups admit get in.
-	ln = netlimit.Listen(ln, netlimit.Options{Admit: m.admission(mt).admit, Logger: m.log, Name: "nfs " + mt.ID})
 	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mount_target", mt.ID))
-	r := &running{mt: mt, srv: srv, done: make(chan struct{})}
+	srv.SetLimits(m.limits)
+	r := &running{mt: mt, srv: srv, ln: ln, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
-			m.log.Warn("NFS server stopped", "mount_target", mt.ID, "err", err)
+		err := srv.Serve(ln)
+		// Serve returns only once its listener is closed: unless stop did it, the mount target must
+		// not stay available without a server. Drop it: the next reconcile (within a second, not at
+		// once, so that a listener failing at once does not spin) starts a new one.
+		m.mu.Lock()
+		unexpected := m.servers[k] == r
+		if unexpected {
+			delete(m.servers, k)
+		}
+		m.mu.Unlock()
+		if unexpected {
+			m.log.Error("NFS server stopped unexpectedly, restarting it", "mount_target", mt.ID, "err", err)
+			_ = srv.Close()
 		}
 	}()
 	m.servers[k] = r
@@ -207,7 +251,9 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 	return nfs.Export{
 		FileSystemID: fsKey.String(),
 		HandleKey:    m.key,
-		Root:         m.paths.Path(fsKey),
+		// Only sources that the mount target's security groups admit get in.
+		Admit: m.admission(mt).admit,
+		Root:  m.paths.Path(fsKey),
 		ReadOnly: func() bool {
 			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).readOnly
 		},

@@ -23,6 +23,7 @@ import (
 	"github.com/efsd/efsd/internal/daemon"
 	internalefs "github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/efstest"
+	"github.com/efsd/efsd/internal/mounts"
 )
 
 const region = "us-east-1"
@@ -313,5 +314,35 @@ func TestHandlesSurviveRestart(t *testing.T) {
 	}
 	if got := readFile(t, v2, "b/file.txt"); string(got) != "kept" {
 		t.Fatalf("read after restart: %q", got)
+	}
+}
+
+// An NFS server that stops serving (its listener failed) is restarted: a mount target never stays
+// available without a server.
+func TestNFSServerIsRestarted(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	fsID := e.createFS("restart", false)
+	addr := e.mountTarget(fsID, 0)
+	d, err := e.c.DescribeMountTargets(ctx, &efs.DescribeMountTargetsInput{FileSystemId: aws.String(fsID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(t, mount(t, addr, "/", 0, 0), "f", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if !mounts.BreakListener(e.srv.Mounts(), *d.MountTargets[0].MountTargetId) {
+		t.Fatal("no NFS server for the mount target")
+	}
+	efstest.Eventually(t, 10*time.Second, "NFS served again", func() bool {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		conn.Close()
+		return true
+	})
+	if got := readFile(t, mount(t, addr, "/", 0, 0), "f"); string(got) != "before" {
+		t.Errorf("read %q after the restart", got)
 	}
 }

@@ -196,6 +196,15 @@ type conn struct {
 	once sync.Once
 }
 
+// CloseWrite half-closes the connection where the underlying one can, so
+// that net/http's lingering close still works through the wrapper.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
 func (c *conn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.release(c.addr) })

@@ -93,7 +93,7 @@
 //
 // # Protocol details
 //
-// go-nfs v0.0.4 is used as is. The connection layer answers what it cannot: other RPC programs
+// go-nfs v0.0.4 is used as is (not forked). The connection layer answers what it cannot: other RPC programs
 // (PROG_UNAVAIL), other versions of NFS and MOUNT (PROG_MISMATCH 3-3, so a client probing NFSv4
 // falls back), MOUNT DUMP, UMNTALL and EXPORT (empty lists; libnfs asks EXPORT at every mount).
 // File handles are a multiple of 4 bytes long (go-nfs reads some handles ignoring XDR padding).
@@ -104,7 +104,18 @@
 //
 // NFSv4, NLM locks, the portmapper, UDP, hard links (LINK) and MKNOD (go-nfs v0.0.4 misparses LINK
 // and issues MKNOD's handle before the node exists: both answer NFS3ERR_ACCES), exclusive CREATE
-// (NFS3ERR_NOTSUPP; Linux clients fall back to a guarded create). A non-empty RMDIR answers
-// NFS3ERR_IO rather than NFS3ERR_NOTEMPTY, ctime and atime are reported equal to mtime, and FSINFO
-// advertises 1 GiB maximum transfers, each request being held in memory whole (go-nfs's choices).
+// (NFS3ERR_NOTSUPP; Linux clients fall back to a guarded create). ctime and atime are reported equal
+// to mtime (go-nfs's choice).
+//
+// # Hostile clients
+//
+// Every byte from a socket is checked before go-nfs, which allocates whatever a length claims before
+// reading, decodes it: a record may be at most a 1 MiB WRITE (maxRecord), every other call at most
+// 8 KiB, every opaque and string must lie within its record, a handle at most 64 bytes. A call that
+// breaks this is answered GARBAGE_ARGS, an oversized or malformed record closes the connection.
+// FSINFO advertises 1 MiB transfers, and larger READ and READDIR counts are cut to it. A connection
+// serves one call at a time, and is closed when idle (ConnLimits.IdleTimeout) or when a record or a
+// reply stalls (RecordTimeout); caps bound the connections per listener and per client address,
+// and the calls moving more than 64 KiB served at once (MaxLargeCalls).
+// go-nfs's catch-all error statuses are corrected from the errno as replies go out.
 package nfs

@@ -1,6 +1,9 @@
 package nfs
 
-import "os"
+import (
+	"net/netip"
+	"os"
+)
 
 // Export describes one file system served at one mount target.
 type Export struct {
@@ -35,6 +38,9 @@ type Export struct {
 	// 65534 (an access point's PosixUser still replaces the client's identity). Nil means full
 	// access (EFS's default policy).
 	Access func(accessPointID string) ClientAccess
+	// Admit is consulted as each connection is accepted, with the client's address: false closes it
+	// before anything is read (the mount target's security groups). Nil admits every client.
+	Admit func(client netip.Addr) bool
 }
 
 // ClientAccess is what a file system policy grants NFS clients that do not use IAM authorization.

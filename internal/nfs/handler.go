@@ -3,6 +3,7 @@ package nfs
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"net"
 	"strings"
@@ -37,18 +38,20 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 	call := h.c.current()
 	dirpath := string(req.Dirpath)
 	log := s.logger.With("fileSystemId", s.e.FileSystemID, "dirpath", dirpath, "client", conn.RemoteAddr().String())
+	// Refusals are logged rate-limited: a client can repeat them at will.
+	who := []any{"dirpath", dirpath, "client", conn.RemoteAddr().String()}
 	if !s.access(mountAccessPoint(dirpath)).Mount {
 		// Refused before anything is looked up or created (an access point's root directory).
-		log.Info("nfs: mount refused by the file system policy")
+		s.clog.log(slog.LevelInfo, "nfs: mount refused by the file system policy", who...)
 		return gonfs.MountStatusErrAcces, nil, nil
 	}
 	fs, err := s.mount(dirpath, call)
 	if err != nil {
-		log.Info("nfs: mount refused", "err", err)
+		s.clog.log(slog.LevelInfo, "nfs: mount refused", append(who, "err", err)...)
 		return mountStatus(err), nil, nil
 	}
 	if !h.bind(fs.view.apID) {
-		log.Warn("nfs: mount refused: too many exports mounted over one connection", "max", maxBoundExports)
+		s.clog.log(slog.LevelWarn, "nfs: mount refused: too many exports mounted over one connection", append(who, "max", maxBoundExports)...)
 		return gonfs.MountStatusErrAcces, nil, nil
 	}
 	log.Info("nfs: mount", "uid", fs.id.uid, "gid", fs.id.gid)
@@ -279,7 +282,7 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 	if errors.As(err, &se) && call != nil {
 		// go-nfs answers every FromHandle error with NFS3ERR_STALE, which makes clients drop the
 		// handle; a store failure fails the call's operations instead (NFS3ERR_IO or _ACCES).
-		s.logger.Error("nfs: handle store failed", "fileSystemId", s.e.FileSystemID, "err", err)
+		s.clog.error("nfs: handle store failed", "err", err)
 		call.deny = unix.EIO
 		return s.newVFS(v, ap, call), nil, nil
 	}
@@ -293,8 +296,12 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 	switch {
 	case call.is(procCommit):
 		if err := fs.commit(comps); err != nil {
-			s.logger.Error("nfs: COMMIT failed", "fileSystemId", s.e.FileSystemID, "err", err)
-			return nil, nil, err
+			// go-nfs answers an error here with NFS3ERR_STALE: instead, the handle stays good and
+			// go-nfs's COMMIT, finding no write capability, answers NFS3ERR_SERVERFAULT, which the
+			// connection turns into the errno's status (NFS3ERR_IO).
+			s.clog.error("nfs: COMMIT failed", "err", err)
+			call.note(err)
+			fs.commitFailed = true
 		}
 	case call.is(procAccess):
 		if !fs.ro {
@@ -314,23 +321,27 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 	return fs, comps, nil
 }
 
-// warnForged logs, once per connection, a handle that fails authentication: a client forging
-// handles, or one holding handles from before the data directory's handle key was replaced.
+// warnForged logs, once per connection and rate-limited, a handle that fails authentication: a
+// client forging handles, or one holding handles from before the data directory's handle key was
+// replaced.
 func (h *connHandler) warnForged() {
 	h.mu.Lock()
 	first := !h.warned
 	h.warned = true
 	h.mu.Unlock()
 	if first {
-		h.s.logger.Warn("nfs: file handle fails authentication", "fileSystemId", h.s.e.FileSystemID,
-			"client", h.c.RemoteAddr().String())
+		h.s.clog.log(slog.LevelWarn, "nfs: file handle fails authentication", "client", h.c.RemoteAddr().String())
 	}
 }
 
 // commit makes a file durable (COMMIT). Every WRITE is already durable when answered (go-nfs
-// answers FILE_SYNC, and nfsFile.Close fsyncs), so this is a safety net.
+// answers FILE_SYNC, and nfsFile.Close fsyncs), so this is a safety net. Anything but a regular file
+// (a symlink, a directory, a device) has nothing to commit.
 func (v *vfs) commit(comps []string) error {
 	fd, err := openBeneath(v.view.fd, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err == unix.ELOOP || err == unix.ENXIO {
+		return nil // a symlink or a socket: no data of its own
+	}
 	if err != nil {
 		return err
 	}

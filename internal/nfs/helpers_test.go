@@ -31,6 +31,8 @@ type testEnv struct {
 	changes atomic.Int64
 	apMu    sync.Mutex
 	aps     map[string]AccessPoint
+	limits  ConnLimits   // of the servers start starts
+	logger  *slog.Logger // of the servers start starts (default: testLogger)
 }
 
 func (e *testEnv) setAP(ap AccessPoint) {
@@ -103,7 +105,12 @@ func (e *testEnv) start(addr string) (*Server, string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s := NewServer(e.export(), e.handles, testLogger(e.t))
+	logger := e.logger
+	if logger == nil {
+		logger = testLogger(e.t)
+	}
+	s := NewServer(e.export(), e.handles, logger)
+	s.SetLimits(e.limits)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	e.t.Cleanup(func() {

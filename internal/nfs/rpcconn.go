@@ -2,12 +2,16 @@ package nfs
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	gonfs "github.com/willscott/go-nfs"
 )
 
 // go-nfs v0.0.4 gives its Handler no per-RPC context: FromHandle sees only the handle, and only
@@ -23,14 +27,16 @@ import (
 // PROC_UNAVAIL goes out as PROG_MISMATCH without the mismatch range, which libnfs cannot decode).
 // So calls of other programs get PROG_UNAVAIL, other versions of NFS and MOUNT get PROG_MISMATCH
 // (3, 3) — a client probing NFSv4 falls back to v3 cleanly — and MOUNT's DUMP, UMNTALL and EXPORT
-// (which libnfs calls at every mount) get an empty answer. Such a reply is written once go-nfs has
+// (which libnfs calls at every mount) get an empty answer, LINK NFS3ERR_ACCES. Such a reply is written once go-nfs has
 // written the replies of every call before it, never inside one of its records.
 
 const (
 	progNFS   = 100003
 	progMount = 100005
 
+	mountProcMnt     = 1
 	mountProcDump    = 2
+	mountProcUmnt    = 3
 	mountProcUmntall = 4
 	mountProcExport  = 5
 
@@ -38,24 +44,54 @@ const (
 	acceptProgUnavail = 1
 	acceptProgMismat  = 2
 	acceptProcUnavail = 3
+	acceptGarbageArgs = 4
 
-	procSetattr = 2
-	procAccess  = 4
-	procCreate  = 8
-	procMkdir   = 9
-	procMknod   = 11
-	procRemove  = 12
-	procRmdir   = 13
-	procCommit  = 21
+	procGetattr     = 1
+	procSetattr     = 2
+	procLookup      = 3
+	procAccess      = 4
+	procReadlink    = 5
+	procRead        = 6
+	procWrite       = 7
+	procCreate      = 8
+	procMkdir       = 9
+	procSymlink     = 10
+	procMknod       = 11
+	procRemove      = 12
+	procRmdir       = 13
+	procRename      = 14
+	procLink        = 15
+	procReaddir     = 16
+	procReaddirplus = 17
+	procFSStat      = 18
+	procFSInfo      = 19
+	procPathconf    = 20
+	procCommit      = 21
 
 	flavorAuthUnix = 1
 
-	// maxPeek bounds how much of a record's start is parsed: RPC header with two auth bodies of at
-	// most 400 bytes each, a file handle, a name and a sattr3.
-	maxPeek = 4096
+	// maxIO is the largest READ, WRITE and READDIR transfer. FSINFO advertises it as rtmax, rtpref,
+	// wtmax and wtpref (go-nfs would say 1 GiB; EFS says 1 MiB too); larger READ and READDIR counts
+	// are cut to it before go-nfs sees them, larger WRITEs are refused.
+	maxIO = 1 << 20
+	// maxCallHead bounds an RPC header with a WRITE's arguments before its data: two auth bodies of
+	// at most 400 bytes each, a handle of at most 64, offset, count, stable_how, data length.
+	maxCallHead = 2048
+	// maxRecord is the largest record accepted: a WRITE of maxIO bytes. A larger record marker ends
+	// the connection before a byte of the record is read.
+	maxRecord = maxIO + maxCallHead
+	// maxArgsRecord bounds the record of every call but WRITE (two handles and names, or a
+	// symlink's target); a larger one is answered GARBAGE_ARGS and skipped.
+	maxArgsRecord = 8 << 10
+	// readBufSize holds a whole record of maxArgsRecord, so that every argument length is checked
+	// before go-nfs, which allocates what a length claims before reading, decodes any.
+	readBufSize = 4 + maxArgsRecord
+	// fhSize is NFS3_FHSIZE.
+	fhSize = 64
+	// largeCall: a call transferring more than this (a WRITE's data, a READ's or READDIR's count)
+	// takes one of the Server's ConnLimits.MaxLargeCalls slots until its reply is written.
+	largeCall = 64 << 10
 )
-
-var errMalformedRecord = errors.New("nfs: malformed RPC record")
 
 // sattr holds a sattr3 as sent by the client (go-nfs keeps only part of it: it drops the
 // setuid/setgid/sticky bits and turns SET_TO_SERVER_TIME into a client-supplied time).
@@ -71,6 +107,7 @@ type callInfo struct {
 	authUnix         bool
 	uid, gid         uint32
 	gids             []uint32
+	argOff           int        // offset of the call's arguments in the record, after the marker
 	sattr            *sattr     // SETATTR, CREATE (UNCHECKED/GUARDED), MKDIR
 	createHow        uint32     // CREATE: 0 UNCHECKED, 1 GUARDED, 2 EXCLUSIVE
 	guard            *[2]uint32 // SETATTR: ctime guard (seconds, nanoseconds)
@@ -80,6 +117,10 @@ type callInfo struct {
 	// existed: a CREATE (UNCHECKED) found the file already there; like knfsd, only a size is then
 	// applied, not the mode, owner or times go-nfs would set next.
 	existed bool
+	// lastErr is the error of the call's latest file system operation (nil if it succeeded): go-nfs
+	// answers many failures with a catch-all NFS3ERR_IO or NFS3ERR_ACCES, which the connection
+	// corrects from it as the reply goes out.
+	lastErr error
 
 	// the export root and identity of the call's file handle, for listing cache keys
 	listView  *view
@@ -102,16 +143,36 @@ func (c *callInfo) is(proc uint32) bool {
 	return c != nil && c.prog == progNFS && c.vers == 3 && c.proc == proc
 }
 
+// note records the outcome of one file system operation of the call.
+func (c *callInfo) note(err error) {
+	if c != nil {
+		c.lastErr = err
+	}
+}
+
 // rpcConn is the connection go-nfs reads from and writes to. Its Close is called only by go-nfs; the
 // Server closes the socket with shutdown.
+//
+// It serves one call at a time: the next record is handed to go-nfs only once the reply to the
+// previous one is written. With the record bound and the argument checks this gives every
+// connection a fixed memory ceiling (one call and its reply, see Server), whatever the client sends
+// or fails to read.
 type rpcConn struct {
 	net.Conn
+	lim       ConnLimits
+	log       *clientLog
 	br        *bufio.Reader
+	recLen    int64 // length of the current record, marker included
 	remaining int64 // bytes of the current record not yet handed to go-nfs
+	clamp     []int // offsets in the current record of counts cut to maxIO as go-nfs reads them
 	call      atomic.Pointer[callInfo]
+	large     chan struct{} // the Server's slots for large calls
+	holding   atomic.Bool   // this connection holds one
 
 	done     chan struct{} // closed when go-nfs stops reading this connection
 	doneOnce sync.Once
+	stop     chan struct{} // closed by shutdown
+	stopOnce sync.Once
 
 	callsIn uint64 // records handed to go-nfs (each gets exactly one reply)
 
@@ -122,21 +183,30 @@ type rpcConn struct {
 	outHdrN    int
 	outLeft    int64
 	outLast    bool
+	outPos     int                // bytes of the current reply record's body seen
+	outHead    [replyHeadLen]byte // its first bytes
+	outFix     []replyFix         // corrections to its bytes, decided once outHead is complete
 	wbroken    bool
 }
 
-func newRPCConn(c net.Conn) *rpcConn {
-	rc := &rpcConn{Conn: c, br: bufio.NewReaderSize(c, 64<<10), done: make(chan struct{})}
+func newRPCConn(c net.Conn, lim ConnLimits, large chan struct{}, log *clientLog) *rpcConn {
+	rc := &rpcConn{Conn: c, lim: lim, large: large, log: log, br: bufio.NewReaderSize(c, readBufSize),
+		done: make(chan struct{}), stop: make(chan struct{})}
 	rc.wcond = sync.NewCond(&rc.wmu)
 	return rc
 }
 
-// Write is go-nfs's writer; it counts the reply records written.
+// Write is go-nfs's writer; it counts the reply records written and corrects their status and
+// FSINFO's transfer sizes on the way (see fixReply). A client that does not take a reply within the
+// record timeout loses the connection.
 func (c *rpcConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	n, err := c.Conn.Write(p)
-	c.trackOut(p[:n])
+	out := c.scanOut(p)
+	if c.lim.RecordTimeout > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.lim.RecordTimeout))
+	}
+	n, err := c.Conn.Write(out)
 	if err != nil {
 		c.wbroken = true
 	}
@@ -144,23 +214,50 @@ func (c *rpcConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *rpcConn) trackOut(b []byte) {
-	for len(b) > 0 {
+// replyHeadLen bytes of a reply's body decide its corrections: xid, REPLY, MSG_ACCEPTED, an
+// AUTH_NULL verifier, SUCCESS, the nfsstat3 and FSINFO's attributes_follow.
+const replyHeadLen = 32
+
+type replyFix struct {
+	off int // in the record's body
+	fn  func(uint32) uint32
+}
+
+// scanOut follows the reply records in p (go-nfs writes each as one last fragment) and returns p,
+// or a corrected copy of it.
+func (c *rpcConn) scanOut(p []byte) []byte {
+	out := p
+	for i := 0; i < len(p); {
 		if c.outHdrN < 4 {
-			k := copy(c.outHdr[c.outHdrN:], b)
+			k := copy(c.outHdr[c.outHdrN:], p[i:])
 			c.outHdrN += k
-			b = b[k:]
+			i += k
 			if c.outHdrN == 4 {
 				mark := binary.BigEndian.Uint32(c.outHdr[:])
 				c.outLeft, c.outLast = int64(mark&0x7fffffff), mark&0x80000000 != 0
+				c.outPos, c.outFix = 0, nil
 			}
 		} else {
-			k := int64(len(b))
-			if k > c.outLeft {
-				k = c.outLeft
+			k := min(int64(len(p)-i), c.outLeft)
+			chunk := p[i : i+int(k)]
+			if c.outPos < replyHeadLen {
+				n := copy(c.outHead[c.outPos:], chunk)
+				if c.outPos+n == replyHeadLen && c.outLast {
+					c.outFix = fixReply(c.current(), c.outHead[:])
+				}
 			}
+			for _, f := range c.outFix {
+				if f.off >= c.outPos && f.off+4 <= c.outPos+len(chunk) {
+					if &out[0] == &p[0] {
+						out = bytes.Clone(p)
+					}
+					at := i + f.off - c.outPos
+					binary.BigEndian.PutUint32(out[at:], f.fn(binary.BigEndian.Uint32(out[at:])))
+				}
+			}
+			c.outPos += len(chunk)
 			c.outLeft -= k
-			b = b[k:]
+			i += int(k)
 		}
 		if c.outHdrN == 4 && c.outLeft == 0 {
 			c.outHdrN = 0
@@ -169,6 +266,47 @@ func (c *rpcConn) trackOut(b []byte) {
 			}
 		}
 	}
+	return out
+}
+
+const (
+	fsfLink = 0x0001 // FSINFO properties: hard links supported
+)
+
+// fixReply decides the corrections of go-nfs's reply to call, from the reply's first bytes:
+//   - a catch-all NFS3ERR_IO or NFS3ERR_ACCES that go-nfs put on a failed file system operation
+//     becomes the status of that operation's errno (NFS3ERR_PERM, _NOSPC, _NOTEMPTY, …), as does
+//     the NFS3ERR_SERVERFAULT of a failed COMMIT;
+//   - FSINFO advertises maxIO as the largest and preferred READ and WRITE sizes, and no hard links.
+func fixReply(call *callInfo, head []byte) []replyFix {
+	if call == nil || call.prog != progNFS || call.vers != 3 {
+		return nil
+	}
+	u := func(off int) uint32 { return binary.BigEndian.Uint32(head[off:]) }
+	// MSG_ACCEPTED, AUTH_NULL verifier of length 0, SUCCESS
+	if u(8) != 0 || u(16) != 0 || u(20) != acceptSuccess {
+		return nil
+	}
+	var fixes []replyFix
+	status := gonfs.NFSStatus(u(24))
+	if status == gonfs.NFSStatusIO || status == gonfs.NFSStatusAccess ||
+		(call.proc == procCommit && status == gonfs.NFSStatusServerFault) {
+		if st, ok := nfsStatusOf(call.lastErr); ok && st != status {
+			fixes = append(fixes, replyFix{24, func(uint32) uint32 { return uint32(st) }})
+		}
+	}
+	if call.proc == procFSInfo && status == gonfs.NFSStatusOk {
+		base := 32 // rtmax, after the status and an absent post_op_attr
+		if u(28) != 0 {
+			base += 84 // fattr3
+		}
+		set := func(uint32) uint32 { return maxIO }
+		fixes = append(fixes,
+			replyFix{base, set}, replyFix{base + 4, set}, // rtmax, rtpref
+			replyFix{base + 12, set}, replyFix{base + 16, set}, // wtmax, wtpref
+			replyFix{base + 44, func(v uint32) uint32 { return v &^ fsfLink }}) // properties
+	}
+	return fixes
 }
 
 // reply writes a reply of the connection's own, once go-nfs's replies to every earlier call are out.
@@ -181,9 +319,25 @@ func (c *rpcConn) reply(rec []byte) error {
 	if c.wbroken {
 		return net.ErrClosed
 	}
+	if c.lim.RecordTimeout > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.lim.RecordTimeout))
+	}
 	if _, err := c.Conn.Write(rec); err != nil {
 		c.wbroken = true
 		return err
+	}
+	return nil
+}
+
+// awaitReplies waits until go-nfs has written the reply to every call handed to it.
+func (c *rpcConn) awaitReplies() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for !c.wbroken && c.repliesOut < c.callsIn {
+		c.wcond.Wait()
+	}
+	if c.wbroken {
+		return net.ErrClosed
 	}
 	return nil
 }
@@ -202,12 +356,20 @@ func localReply(call *callInfo) []byte {
 	case call.prog == progMount && call.proc == mountProcUmntall:
 	case call.prog == progMount && call.proc > mountProcExport, call.prog == progNFS && call.proc > procCommit:
 		stat = acceptProcUnavail
+	case call.prog == progNFS && call.proc == procLink:
+		// Hard links are not supported. go-nfs would decode LINK3args as SYMLINK's, taking a length
+		// from the bytes of the link's name and allocating it: it never sees a LINK.
+		body = []byte{0, 0, 0, byte(gonfs.NFSStatusAccess), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // no attributes, no wcc_data
 	default:
 		return nil
 	}
+	return acceptedReply(call.xid, stat, body)
+}
+
+func acceptedReply(xid, stat uint32, body []byte) []byte {
 	rec := make([]byte, 0, 32+len(body))
 	rec = binary.BigEndian.AppendUint32(rec, 0x80000000|uint32(24+len(body)))
-	rec = binary.BigEndian.AppendUint32(rec, call.xid)
+	rec = binary.BigEndian.AppendUint32(rec, xid)
 	rec = binary.BigEndian.AppendUint32(rec, 1) // REPLY
 	rec = binary.BigEndian.AppendUint32(rec, 0) // MSG_ACCEPTED
 	rec = binary.BigEndian.AppendUint32(rec, 0) // verifier AUTH_NULL
@@ -231,6 +393,7 @@ func (c *rpcConn) Close() error {
 // then wakes a reply waiting for go-nfs's writer.
 func (c *rpcConn) shutdown() error {
 	err := c.Conn.Close()
+	c.stopOnce.Do(func() { close(c.stop) })
 	c.wmu.Lock()
 	c.wbroken = true
 	c.wcond.Broadcast()
@@ -248,47 +411,101 @@ func (c *rpcConn) Read(p []byte) (int, error) {
 	if int64(len(p)) > c.remaining {
 		p = p[:c.remaining]
 	}
+	pos := int(c.recLen - c.remaining)
 	n, err := c.br.Read(p)
+	for _, off := range c.clamp {
+		for j := 0; j < 4; j++ {
+			if at := off + j - pos; at >= 0 && at < n {
+				p[at] = byte(uint32(maxIO) >> (24 - 8*j))
+			}
+		}
+	}
 	c.remaining -= int64(n)
 	if err != nil {
+		if isTimeout(err) {
+			c.log.info("nfs: connection closed", c, "err", errStalled)
+			_ = c.shutdown()
+			err = errStalled
+		}
 		c.finish()
 	}
 	return n, err
 }
 
-// startRecord parses the start of the next record. Records go-nfs would reject (fragmented, short,
-// not a call, undecodable header) end the connection here: go-nfs stops reading on them without
-// closing the socket.
+var (
+	errMalformedRecord = errors.New("nfs: malformed RPC record")
+	errRecordTooLarge  = errors.New("nfs: RPC record larger than the largest call")
+	errIdle            = errors.New("nfs: connection idle")
+	errStalled         = errors.New("nfs: RPC record not received in time")
+)
+
+// deadline sets the read deadline d from now (none if d is 0).
+func (c *rpcConn) deadline(d time.Duration) {
+	if d > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(d))
+	} else {
+		_ = c.Conn.SetReadDeadline(time.Time{})
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// startRecord waits for the reply to the previous call, then parses the start of the next record.
+// The connection ends on a record go-nfs would reject or could be made to over-allocate by
+// (fragmented, short, larger than maxRecord, not a call, undecodable header), on no record
+// starting within the idle timeout, and on a record not arriving in full within the record
+// timeout: go-nfs stops reading on such errors without closing the socket. A call whose arguments
+// could make go-nfs allocate more than the record holds is answered GARBAGE_ARGS and skipped.
 func (c *rpcConn) startRecord() error {
 	for {
-		hdr, err := c.br.Peek(4)
+		err := c.awaitReplies()
+		c.release() // the previous call is done, reply and all
 		if err != nil {
-			if len(hdr) == 0 && errors.Is(err, io.EOF) {
+			return err
+		}
+		c.deadline(c.lim.IdleTimeout)
+		if _, err := c.br.Peek(1); err != nil {
+			if isTimeout(err) {
+				c.log.debug("nfs: idle connection closed", c)
+				_ = c.shutdown()
+				return errIdle
+			}
+			if errors.Is(err, io.EOF) {
 				return io.EOF
 			}
 			return err
 		}
-		mark := binary.BigEndian.Uint32(hdr)
-		size := int64(mark & 0x7fffffff)
-		if mark&0x80000000 == 0 || size < 40 {
-			_ = c.shutdown()
-			return errMalformedRecord
-		}
-		want := 4 + size
-		if want > maxPeek {
-			want = maxPeek
-		}
-		buf, err := c.br.Peek(int(want))
+		c.deadline(c.lim.RecordTimeout)
+		call, size, err := c.peekCall()
 		if err != nil {
+			if isTimeout(err) {
+				err = errStalled
+			}
+			c.log.info("nfs: connection closed", c, "err", err)
+			_ = c.shutdown()
 			return err
 		}
-		call, ok := parseCall(buf[4:])
-		if !ok {
-			_ = c.shutdown()
-			return errMalformedRecord
+		var stat uint32
+		var xfer int
+		rec := localReply(call)
+		if rec == nil {
+			var ok bool
+			if c.clamp, xfer, ok = c.checkCall(call, size); !ok {
+				c.log.info("nfs: call with malformed arguments", c, "prog", call.prog, "proc", call.proc)
+				stat = acceptGarbageArgs
+				rec = acceptedReply(call.xid, stat, nil)
+			}
 		}
-		if rec := localReply(call); rec != nil {
+		if rec != nil {
 			if _, err := c.br.Discard(int(4 + size)); err != nil {
+				if isTimeout(err) {
+					c.log.info("nfs: connection closed", c, "err", errStalled)
+					_ = c.shutdown()
+					return errStalled
+				}
 				return err
 			}
 			if err := c.reply(rec); err != nil {
@@ -296,10 +513,69 @@ func (c *rpcConn) startRecord() error {
 			}
 			continue
 		}
+		if xfer > largeCall && c.large != nil {
+			select {
+			case c.large <- struct{}{}:
+				c.holding.Store(true)
+			case <-c.stop:
+				return net.ErrClosed
+			}
+			c.deadline(c.lim.RecordTimeout) // the wait was the server's, not the client's
+		}
 		c.call.Store(call)
-		c.remaining = 4 + size
+		c.recLen, c.remaining = 4+size, 4+size
 		c.callsIn++
 		return nil
+	}
+}
+
+// peekCall reads the next record's marker and call header (not consuming them).
+func (c *rpcConn) peekCall() (*callInfo, int64, error) {
+	hdr, err := c.br.Peek(4)
+	if err != nil {
+		return nil, 0, err
+	}
+	mark := binary.BigEndian.Uint32(hdr)
+	size := int64(mark & 0x7fffffff)
+	if mark&0x80000000 == 0 || size < 40 {
+		return nil, 0, errMalformedRecord
+	}
+	if size > maxRecord {
+		return nil, 0, errRecordTooLarge
+	}
+	buf, err := c.br.Peek(int(min(4+size, readBufSize)))
+	if err != nil {
+		return nil, 0, err
+	}
+	call, ok := parseCall(buf[4:])
+	if !ok {
+		return nil, 0, errMalformedRecord
+	}
+	return call, size, nil
+}
+
+// checkCall checks the arguments of a call go-nfs is to decode, and returns the record offsets of
+// the counts to cut to maxIO and the size of the call's transfer.
+func (c *rpcConn) checkCall(call *callInfo, size int64) ([]int, int, bool) {
+	if size > maxArgsRecord && !call.is(procWrite) {
+		return nil, 0, false
+	}
+	buf, err := c.br.Peek(int(min(4+size, readBufSize)))
+	if err != nil {
+		return nil, 0, false
+	}
+	at := 4 + call.argOff
+	clamp, xfer, ok := checkArgs(call, buf[at:], int(size)-call.argOff)
+	for i := range clamp {
+		clamp[i] += at
+	}
+	return clamp, xfer, ok
+}
+
+// release gives back the connection's large-call slot, if it holds one.
+func (c *rpcConn) release() {
+	if c.holding.Swap(false) {
+		<-c.large
 	}
 }
 
@@ -360,6 +636,7 @@ func parseCall(b []byte) (*callInfo, bool) {
 	if r.bad {
 		return nil, false
 	}
+	c.argOff = len(b) - len(r.b)
 	if flavor == flavorAuthUnix {
 		parseAuthUnix(c, cred)
 	}
@@ -367,6 +644,117 @@ func parseCall(b []byte) (*callInfo, bool) {
 		parseArgs(c, r)
 	}
 	return c, true
+}
+
+// argReader walks a call's arguments to check their lengths: b holds the first bytes of the
+// arguments, size is their length in the record.
+type argReader struct {
+	b    []byte
+	off  int
+	size int
+	bad  bool
+}
+
+func (r *argReader) skip(n int) {
+	if r.bad || r.off+n > len(r.b) {
+		r.bad = true
+		return
+	}
+	r.off += n
+}
+
+func (r *argReader) u32() uint32 {
+	if r.skip(4); r.bad {
+		return 0
+	}
+	return binary.BigEndian.Uint32(r.b[r.off-4:])
+}
+
+// opaque checks a variable-length opaque or string: at most max bytes, and all of it (with its
+// padding) within the record.
+func (r *argReader) opaque(max int) {
+	n := int64(r.u32())
+	if padded := (n + 3) &^ 3; r.bad || n > int64(max) || int64(r.off)+padded > int64(r.size) {
+		r.bad = true
+	} else {
+		r.off += int(padded)
+	}
+}
+
+func (r *argReader) sattr() {
+	for _, n := range []int{4, 4, 4, 8} { // mode, uid, gid, size
+		if r.u32() != 0 {
+			r.skip(n)
+		}
+	}
+	for range 2 { // atime, mtime
+		if r.u32() == 2 {
+			r.skip(8)
+		}
+	}
+}
+
+// checkArgs checks the arguments of an NFSv3 or MOUNT call before go-nfs decodes them: go-nfs (and
+// rasky/go-xdr under it) allocates what an opaque's or array's length claims before reading it, so
+// every length must lie within the record (itself at most maxRecord), a handle at most fhSize
+// bytes, a WRITE's data at most maxIO. For a WRITE, b holds only the start of the arguments; for
+// every other call, all of them. It returns the offsets in b of the counts to cut to maxIO (READ's
+// count, READDIR's and READDIRPLUS's dircount and maxcount: a server may return less than asked),
+// and the size of the call's transfer (at most maxIO).
+func checkArgs(c *callInfo, b []byte, size int) ([]int, int, bool) {
+	r := &argReader{b: b, size: size}
+	fh := func() { r.opaque(fhSize) }
+	dirop := func() { fh(); r.opaque(size) }
+	var counts []int
+	xfer := 0
+	count := func() {
+		n := r.u32()
+		if n > maxIO {
+			counts = append(counts, r.off-4)
+		}
+		xfer = max(xfer, int(min(n, maxIO)))
+	}
+	if c.prog == progMount {
+		if c.proc == mountProcMnt || c.proc == mountProcUmnt {
+			r.opaque(size)
+		}
+		return nil, 0, !r.bad
+	}
+	switch c.proc {
+	case procGetattr, procSetattr, procAccess, procReadlink, procFSStat, procFSInfo, procPathconf, procCommit:
+		fh() // go-nfs reads the rest (fixed-size) itself, some of it misaligned after a padded handle
+	case procLookup, procCreate, procMkdir, procMknod, procRemove, procRmdir:
+		dirop()
+	case procSymlink:
+		dirop()
+		r.sattr()
+		r.opaque(size)
+	case procRename:
+		dirop()
+		dirop()
+	case procLink:
+		fh()
+		dirop()
+	case procRead:
+		fh()
+		r.skip(8)
+		count()
+	case procWrite:
+		fh()
+		r.skip(16) // offset, count, stable
+		r.opaque(maxIO)
+		xfer = size
+	case procReaddir:
+		fh()
+		r.skip(16) // cookie, cookieverf
+		count()
+	case procReaddirplus:
+		fh()
+		r.skip(16)
+		count() // dircount
+		count() // maxcount
+	}
+	return counts, xfer, !r.bad
 }
 
 func parseAuthUnix(c *callInfo, body []byte) {

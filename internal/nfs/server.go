@@ -14,13 +14,84 @@ import (
 
 	gonfs "github.com/willscott/go-nfs"
 	"golang.org/x/sys/unix"
+
+	"github.com/efsd/efsd/internal/netlimit"
 )
+
+// ConnLimits bound what NFS clients can hold on a Server. A zero field takes its default, a
+// negative one turns the limit off.
+type ConnLimits struct {
+	// MaxConns caps the connections open at once on each listener (default 1024).
+	MaxConns int
+	// MaxConnsPerClient caps the connections open at once from one client IP address (default 64:
+	// an NFSv3 client shares one connection among all its mounts of a server, 16 with nconnect).
+	MaxConnsPerClient int
+	// IdleTimeout closes a connection on which no call starts for this long (default 6 minutes, as
+	// knfsd; Linux clients close theirs after 5 idle minutes and reconnect when needed).
+	IdleTimeout time.Duration
+	// RecordTimeout closes a connection whose call, once its first byte arrived, does not arrive in
+	// full within it, or whose client does not take a reply within it (default 30 seconds).
+	RecordTimeout time.Duration
+	// MaxLargeCalls caps the calls transferring more than 64 KiB (READ, WRITE, READDIR) served at
+	// once by a Server, replies included; more wait their turn. It bounds the memory of a Server
+	// whatever the number of connections (default 256: four times the default per-client cap, so
+	// that one client address cannot hold them all; each connection holds at most one).
+	MaxLargeCalls int
+}
+
+// Defaults of ConnLimits.
+const (
+	DefaultMaxConns          = 1024
+	DefaultMaxConnsPerClient = 64
+	DefaultIdleTimeout       = 6 * time.Minute
+	DefaultRecordTimeout     = 30 * time.Second
+	DefaultMaxLargeCalls     = 256
+)
+
+func (l ConnLimits) withDefaults() ConnLimits {
+	orDefault := func(v, def int) int {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	orDefaultD := func(v, def time.Duration) time.Duration {
+		switch {
+		case v == 0:
+			return def
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	return ConnLimits{
+		MaxConns:          orDefault(l.MaxConns, DefaultMaxConns),
+		MaxConnsPerClient: orDefault(l.MaxConnsPerClient, DefaultMaxConnsPerClient),
+		IdleTimeout:       orDefaultD(l.IdleTimeout, DefaultIdleTimeout),
+		RecordTimeout:     orDefaultD(l.RecordTimeout, DefaultRecordTimeout),
+		MaxLargeCalls:     orDefault(l.MaxLargeCalls, DefaultMaxLargeCalls),
+	}
+}
 
 // Server serves one Export on a listener (one per mount target). Several Servers may serve the same
 // file system with the same HandleStore; each keeps its own cache in front of it.
+//
+// Memory: a connection serves one call at a time (see rpcConn). Idle or stalled, it holds about
+// 30 KiB (measured: 22 KiB of heap, with an 8 KiB read buffer and go-nfs's 4 KiB reader and writer,
+// and 8 KiB of goroutine stacks); during a call, up to about 5 MiB more (a 1 MiB READ's data and
+// go-nfs's two growing copies of its reply; a 1 MiB WRITE's data, decoded twice), and only
+// MaxLargeCalls calls at once may transfer more than 64 KiB. A Server thus holds at most about
+// MaxConns × 300 KiB (a call of at most 64 KiB in flight on each) + MaxLargeCalls × 5 MiB: about
+// 1.6 GiB at the defaults, 30 MiB when its connections are idle.
 type Server struct {
 	e        Export
 	logger   *slog.Logger
+	clog     *clientLog
+	lim      ConnLimits
+	large    chan struct{} // slots of large calls (nil: no cap)
 	table    *handleTable
 	handles  *handleCodec
 	verifier [8]byte // WRITE/COMMIT verifier: changes when the server restarts
@@ -76,6 +147,7 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 	s := &Server{
 		e:         e,
 		logger:    logger,
+		clog:      newClientLog(logger.With("fileSystemId", e.FileSystemID), 10*time.Second, time.Now),
 		table:     newHandleTable(e.FileSystemID, handles),
 		handles:   newHandleCodec(key, e.FileSystemID),
 		ctx:       ctx,
@@ -84,6 +156,7 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 		conns:     make(map[*rpcConn]struct{}),
 		views:     make(map[string]*view),
 	}
+	s.SetLimits(ConnLimits{})
 	_, _ = rand.Read(s.verifier[:])
 	if !canSwitchIdentity() {
 		logger.Warn("nfs: efsd is not running as root: client identities and access point POSIX users are not enforced, every NFS operation acts as efsd's own user",
@@ -92,9 +165,23 @@ func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
 	return s
 }
 
+// SetLimits sets the connection limits (before Serve).
+func (s *Server) SetLimits(l ConnLimits) {
+	s.lim = l.withDefaults()
+	s.large = nil
+	if s.lim.MaxLargeCalls > 0 {
+		s.large = make(chan struct{}, s.lim.MaxLargeCalls)
+	}
+}
+
 // Serve accepts NFSv3 and MOUNT connections on ln until ln is closed (it then returns the Accept
-// error) or Close is called (it then returns nil).
+// error) or Close is called (it then returns nil). Connections that Export.Admit refuses or that are
+// over the ConnLimits caps are closed as they are accepted. Any other Accept error (out of descriptors, a connection aborted before it
+// was accepted) is logged and retried with backoff: the server never gives up while its listener is
+// open.
 func (s *Server) Serve(ln net.Listener) error {
+	ln = netlimit.Listen(ln, netlimit.Options{MaxConns: s.lim.MaxConns, MaxConnsPerClient: s.lim.MaxConnsPerClient,
+		Admit: s.e.Admit, Logger: s.logger, Name: "nfs " + s.e.FileSystemID})
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -115,16 +202,20 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.isClosed() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return err
 			}
-			return err
+			s.clog.error("nfs: accept failed, retrying", "err", err)
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return nil
+			}
+			continue
 		}
 		delay = 0
-		rc := newRPCConn(c)
+		rc := newRPCConn(c, s.lim, s.large, s.clog)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -150,6 +241,7 @@ func (s *Server) serveConn(rc *rpcConn) {
 	defer s.wg.Done()
 	defer func() {
 		_ = rc.shutdown()
+		rc.release()
 		s.mu.Lock()
 		delete(s.conns, rc)
 		s.mu.Unlock()
@@ -386,13 +478,13 @@ func (s *Server) recordChain(base *view, comps []string) error {
 
 func (s *Server) recordHandle(ino, parent uint64, name string, force bool) {
 	if err := s.table.put(ino, parent, name, force); err != nil {
-		s.logger.Warn("nfs: cannot record file handle", "fileSystemId", s.e.FileSystemID, "inode", ino, "err", err)
+		s.clog.log(slog.LevelWarn, "nfs: cannot record file handle", "inode", ino, "err", err)
 	}
 }
 
 func (s *Server) forgetHandle(ino uint64) {
 	if err := s.table.del(ino); err != nil {
-		s.logger.Warn("nfs: cannot delete file handle", "fileSystemId", s.e.FileSystemID, "inode", ino, "err", err)
+		s.clog.log(slog.LevelWarn, "nfs: cannot delete file handle", "inode", ino, "err", err)
 	}
 }
 

@@ -32,7 +32,9 @@ type vfs struct {
 	id      identity
 	ro      bool
 	noWrite bool // ACCESS: the caller may not modify the object (go-nfs then grants read/lookup/execute only)
-	call    *callInfo
+	// commitFailed: COMMIT could not make the file durable (go-nfs then answers NFS3ERR_SERVERFAULT)
+	commitFailed bool
+	call         *callInfo
 }
 
 var (
@@ -47,7 +49,7 @@ var errInvalidName = unix.EINVAL
 
 func (v *vfs) Capabilities() billy.Capability {
 	c := billy.DefaultCapabilities
-	if v.ro || v.noWrite {
+	if v.ro || v.noWrite || v.commitFailed {
 		c &^= billy.WriteCapability
 	}
 	return c
@@ -59,6 +61,15 @@ func (v *vfs) do(fn func() error) error {
 		return v.call.deny
 	}
 	return runAs(v.id, fn)
+}
+
+// note records the outcome of a file system operation in the call (see callInfo.lastErr). EOF is
+// not a failure.
+func (v *vfs) note(err *error) {
+	if *err == io.EOF {
+		return
+	}
+	v.call.note(*err)
 }
 
 func (v *vfs) writable() error {
@@ -151,37 +162,63 @@ func statusErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	st := gonfs.NFSStatusIO
-	var errno unix.Errno
-	if errors.As(err, &errno) {
-		switch errno {
-		case unix.EPERM:
-			st = gonfs.NFSStatusPerm
-		case unix.EACCES:
-			st = gonfs.NFSStatusAccess
-		case unix.ENOENT:
-			st = gonfs.NFSStatusNoEnt
-		case unix.EROFS:
-			st = gonfs.NFSStatusROFS
-		case unix.ENOSPC:
-			st = gonfs.NFSStatusNoSPC
-		case unix.EDQUOT:
-			st = gonfs.NFSStatusDQuot
-		case unix.EFBIG:
-			st = gonfs.NFSStatusFBig
-		case unix.EINVAL, unix.ELOOP:
-			st = gonfs.NFSStatusInval
-		case unix.EOPNOTSUPP:
-			st = gonfs.NFSStatusNotSupp
-		case unix.EISDIR:
-			st = gonfs.NFSStatusIsDir
-		case unix.ENOTDIR:
-			st = gonfs.NFSStatusNotDir
-		case unix.ENAMETOOLONG:
-			st = gonfs.NFSStatusNameTooLong
-		}
+	st, ok := nfsStatusOf(err)
+	if !ok {
+		st = gonfs.NFSStatusIO
 	}
 	return &gonfs.NFSStatusError{NFSStatus: st, WrappedErr: err}
+}
+
+// nfsStatusOf maps the errno in err to its nfsstat3, as knfsd does; ok is false when err carries
+// no errno with a status of its own.
+func nfsStatusOf(err error) (gonfs.NFSStatus, bool) {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return 0, false
+	}
+	switch errno {
+	case unix.EPERM:
+		return gonfs.NFSStatusPerm, true
+	case unix.ENOENT:
+		return gonfs.NFSStatusNoEnt, true
+	case unix.EIO:
+		return gonfs.NFSStatusIO, true
+	case unix.ENXIO:
+		return gonfs.NFSStatusNXIO, true
+	case unix.EACCES:
+		return gonfs.NFSStatusAccess, true
+	case unix.EEXIST:
+		return gonfs.NFSStatusExist, true
+	case unix.EXDEV:
+		return gonfs.NFSStatusXDev, true
+	case unix.ENODEV:
+		return gonfs.NFSStatusNoDev, true
+	case unix.ENOTDIR:
+		return gonfs.NFSStatusNotDir, true
+	case unix.EISDIR:
+		return gonfs.NFSStatusIsDir, true
+	case unix.EINVAL, unix.ELOOP:
+		return gonfs.NFSStatusInval, true
+	case unix.EFBIG:
+		return gonfs.NFSStatusFBig, true
+	case unix.ENOSPC:
+		return gonfs.NFSStatusNoSPC, true
+	case unix.EROFS:
+		return gonfs.NFSStatusROFS, true
+	case unix.EMLINK:
+		return gonfs.NFSStatusMlink, true
+	case unix.ENAMETOOLONG:
+		return gonfs.NFSStatusNameTooLong, true
+	case unix.ENOTEMPTY:
+		return gonfs.NFSStatusNotEmpty, true
+	case unix.EDQUOT:
+		return gonfs.NFSStatusDQuot, true
+	case unix.ESTALE:
+		return gonfs.NFSStatusStale, true
+	case unix.EOPNOTSUPP:
+		return gonfs.NFSStatusNotSupp, true
+	}
+	return 0, false
 }
 
 // syncDir makes a directory's entries durable (NFSv3 requires namespace changes to be on stable
@@ -235,7 +272,8 @@ func (v *vfs) Lstat(name string) (os.FileInfo, error) { return v.stat("lstat", n
 // Stat follows a final symlink, inside the export only.
 func (v *vfs) Stat(name string) (os.FileInfo, error) { return v.stat("stat", name, false) }
 
-func (v *vfs) stat(op, name string, nofollow bool) (os.FileInfo, error) {
+func (v *vfs) stat(op, name string, nofollow bool) (_ os.FileInfo, err error) {
+	defer v.note(&err)
 	comps, err := v.split(name)
 	if err != nil {
 		return nil, pathErr(op, name, err)
@@ -285,7 +323,8 @@ func (v *vfs) Create(name string) (billy.File, error) {
 	return v.OpenFile(name, flag, 0o666)
 }
 
-func (v *vfs) OpenFile(name string, flag int, perm os.FileMode) (billy.File, error) {
+func (v *vfs) OpenFile(name string, flag int, perm os.FileMode) (_ billy.File, err error) {
+	defer v.note(&err)
 	comps, err := v.split(name)
 	if err != nil {
 		return nil, pathErr("open", name, err)
@@ -387,6 +426,9 @@ func (v *vfs) create(name string, comps []string, flag int, perm os.FileMode) (b
 		v.call.existed = true
 	}
 	if err == nil && created {
+		err = v.recordNew(pfd, comps[len(comps)-1], false)
+	}
+	if err == nil && created {
 		if err = unix.Fsync(fd); err == nil {
 			err = syncDir(pfd)
 		}
@@ -399,7 +441,8 @@ func (v *vfs) create(name string, comps []string, flag int, perm os.FileMode) (b
 	return &nfsFile{v: v, name: name, comps: comps, fd: fd, dirty: flag&os.O_TRUNC != 0}, nil
 }
 
-func (v *vfs) ReadDir(name string) ([]os.FileInfo, error) {
+func (v *vfs) ReadDir(name string) (_ []os.FileInfo, err error) {
+	defer v.note(&err)
 	comps, err := v.split(name)
 	if err != nil {
 		return nil, pathErr("readdir", name, err)
@@ -432,7 +475,8 @@ func (v *vfs) ReadDir(name string) ([]os.FileInfo, error) {
 	return out, nil
 }
 
-func (v *vfs) Readlink(name string) (string, error) {
+func (v *vfs) Readlink(name string) (_ string, err error) {
+	defer v.note(&err)
 	comps, err := v.split(name)
 	if err != nil {
 		return "", pathErr("readlink", name, err)
@@ -461,6 +505,20 @@ func (v *vfs) Readlink(name string) (string, error) {
 // nsOp runs a namespace change on the entry base of directory comps[:len-1], as the caller, then
 // makes the directory durable and notifies.
 func (v *vfs) nsOp(op, name string, fn func(pfd int, base string) error) error {
+	return v.nsOpRecord(op, name, noRecord, fn)
+}
+
+// What nsOpRecord records of the entry fn made.
+const (
+	noRecord = iota
+	recordFile
+	recordDir
+)
+
+// nsOpRecord is nsOp for an operation that creates the entry (MKDIR, SYMLINK): it records the new
+// entry's handle (see recordNew).
+func (v *vfs) nsOpRecord(op, name string, record int, fn func(pfd int, base string) error) (err error) {
+	defer v.note(&err)
 	comps, err := v.split(name)
 	if err == nil && len(comps) == 0 {
 		err = unix.EBUSY // the export root itself
@@ -481,11 +539,54 @@ func (v *vfs) nsOp(op, name string, fn func(pfd int, base string) error) error {
 		return fn(pfd, comps[len(comps)-1])
 	})
 	defer closeFD(pfd)
+	if err == nil && record != noRecord {
+		err = v.recordNew(pfd, comps[len(comps)-1], record == recordDir)
+	}
 	if err == nil {
 		err = syncDir(pfd)
 		v.changed()
 	}
 	return pathErr(op, name, err)
+}
+
+// recordNew records the handle of the entry base the call just created in directory pfd (as the
+// server: the store is not the caller's). A handle that cannot be recorded would be stale at its
+// first use, for instance when the disk of the store is full: the entry is removed again and the
+// call fails with NFS3ERR_NOSPC (or _DQUOT, or _IO), rather than creating a file every later call
+// on which answers NFS3ERR_STALE.
+func (v *vfs) recordNew(pfd int, base string, dir bool) error {
+	pst, err := statFD(pfd)
+	if err != nil {
+		return err
+	}
+	st, err := statAt(pfd, base)
+	if err != nil {
+		return err
+	}
+	err = v.s.table.put(st.Ino, pst.Ino, base, true)
+	if err == nil {
+		return nil
+	}
+	flags := 0
+	if dir {
+		flags = unix.AT_REMOVEDIR
+	}
+	_ = unix.Unlinkat(pfd, base, flags)
+	v.s.clog.error("nfs: cannot record the file handle of a new entry, creation undone", "err", err)
+	return storeErrno(err)
+}
+
+// storeErrno is the errno a client is told when the HandleStore fails: ENOSPC or EDQUOT when its
+// disk is full (SQLITE_FULL included), else EIO.
+func storeErrno(err error) unix.Errno {
+	var coded interface{ Code() int }
+	switch {
+	case errors.Is(err, unix.ENOSPC), errors.As(err, &coded) && coded.Code()&0xff == 13: // SQLITE_FULL
+		return unix.ENOSPC
+	case errors.Is(err, unix.EDQUOT):
+		return unix.EDQUOT
+	}
+	return unix.EIO
 }
 
 // MkdirAll is called by go-nfs for MKDIR only, after checking that the parent exists: it makes one
@@ -496,7 +597,7 @@ func (v *vfs) MkdirAll(name string, perm os.FileMode) error {
 	if v.call.is(procMkdir) && v.call.sattr != nil && v.call.sattr.mode != nil {
 		mode = *v.call.sattr.mode & 07777
 	}
-	return v.nsOp("mkdir", name, func(pfd int, base string) error {
+	return v.nsOpRecord("mkdir", name, recordDir, func(pfd int, base string) error {
 		if err := unix.Mkdirat(pfd, base, mode&0o777); err != nil {
 			return err
 		}
@@ -518,7 +619,7 @@ func (v *vfs) MkdirAll(name string, perm os.FileMode) error {
 }
 
 func (v *vfs) Symlink(target, link string) error {
-	return v.nsOp("symlink", link, func(pfd int, base string) error {
+	return v.nsOpRecord("symlink", link, recordFile, func(pfd int, base string) error {
 		return unix.Symlinkat(target, pfd, base)
 	})
 }
@@ -545,7 +646,8 @@ func (v *vfs) Remove(name string) error {
 	return err
 }
 
-func (v *vfs) Rename(from, to string) error {
+func (v *vfs) Rename(from, to string) (err error) {
+	defer v.note(&err)
 	fc, err := v.split(from)
 	if err != nil {
 		return pathErr("rename", from, err)
@@ -602,7 +704,8 @@ func (v *vfs) Rename(from, to string) error {
 
 // attrOp changes an attribute of the object at name (never following a final symlink), as the
 // caller, then makes it durable and notifies.
-func (v *vfs) attrOp(op, name string, fn func(fd int, st *unix.Statx_t) error) error {
+func (v *vfs) attrOp(op, name string, fn func(fd int, st *unix.Statx_t) error) (err error) {
+	defer v.note(&err)
 	comps, err := v.split(name)
 	if err == nil {
 		err = v.writable()
@@ -715,7 +818,8 @@ func (f *nfsFile) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (f *nfsFile) ReadAt(p []byte, off int64) (int, error) {
+func (f *nfsFile) ReadAt(p []byte, off int64) (_ int, err error) {
+	defer f.v.note(&err)
 	total := 0
 	for total < len(p) {
 		n, err := unix.Pread(f.fd, p[total:], off+int64(total))
@@ -733,7 +837,8 @@ func (f *nfsFile) ReadAt(p []byte, off int64) (int, error) {
 	return total, nil
 }
 
-func (f *nfsFile) Write(p []byte) (int, error) {
+func (f *nfsFile) Write(p []byte) (_ int, err error) {
+	defer f.v.note(&err)
 	if f.fd < 0 {
 		return 0, os.ErrClosed
 	}
@@ -771,7 +876,8 @@ func (f *nfsFile) abandon() {
 	}
 }
 
-func (f *nfsFile) Seek(offset int64, whence int) (int64, error) {
+func (f *nfsFile) Seek(offset int64, whence int) (_ int64, err error) {
+	defer f.v.note(&err)
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
@@ -793,7 +899,8 @@ func (f *nfsFile) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-func (f *nfsFile) Truncate(size int64) error {
+func (f *nfsFile) Truncate(size int64) (err error) {
+	defer f.v.note(&err)
 	if f.fd < 0 {
 		return os.ErrClosed
 	}
@@ -809,11 +916,11 @@ func (f *nfsFile) Lock() error   { return nil }
 func (f *nfsFile) Unlock() error { return nil }
 
 // Close makes written data and metadata durable (fsync) before go-nfs replies.
-func (f *nfsFile) Close() error {
+func (f *nfsFile) Close() (err error) {
 	if f.fd < 0 {
 		return nil // abandoned after an error already reported
 	}
-	var err error
+	defer f.v.note(&err)
 	if f.dirty {
 		err = unix.Fsync(f.fd)
 	}

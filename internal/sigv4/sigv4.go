@@ -190,6 +190,39 @@ func headerDate(r *http.Request) (time.Time, error) {
 // Verify checks r's signature. body is the full request body (already read
 // by the caller; r.Body is not touched). Every failure is an *Error.
 func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
+	c, err := v.Begin(r)
+	if err != nil {
+		return Identity{}, err
+	}
+	return c.Finish(sha256.Sum256(body))
+}
+
+// Pending is a request whose authentication was checked as far as its
+// headers allow: the Authorization (or presigned query) is well formed, the
+// access key is known, the scope names this service and the date is within
+// the window. When the client sent the payload hash in X-Amz-Content-Sha256
+// the signature itself is checked too. Finish completes the check once the
+// body has been read and hashed.
+type Pending struct {
+	r         *http.Request
+	p         authParams
+	t         time.Time
+	secret    string
+	claim     string // the client's payload hash claim; "" when it sent none
+	signed    bool   // the signature was verified against claim
+	presigned bool
+}
+
+// Claimed is the identity the request claims; it is proven only once Finish
+// returns nil, so it may name a region to refuse early but grants nothing.
+func (c *Pending) Claimed() Identity {
+	return Identity{AccessKey: c.p.accessKey, Region: c.p.region, Service: c.p.service, Time: c.t}
+}
+
+// Begin checks everything about r that does not need its body, so a server
+// can refuse a request before reading (and holding) the body. Every failure
+// is an *Error.
+func (v *Verifier) Begin(r *http.Request) (*Pending, error) {
 	var (
 		p         authParams
 		t         time.Time
@@ -201,9 +234,9 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
 	)
 	switch {
 	case len(auth) > 0 && presigned:
-		return Identity{}, incomplete("Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified.")
+		return nil, incomplete("Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified.")
 	case len(auth) > 1:
-		return Identity{}, incomplete("Only one Authorization header allowed.")
+		return nil, incomplete("Only one Authorization header allowed.")
 	case len(auth) == 1:
 		if p, err = parseAuthorization(auth[0]); err == nil {
 			t, err = headerDate(r)
@@ -211,44 +244,80 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
 	case presigned:
 		p, t, expires, err = parsePresigned(q)
 	default:
-		return Identity{}, &Error{"MissingAuthenticationTokenException", http.StatusForbidden, "Missing Authentication Token"}
+		return nil, &Error{"MissingAuthenticationTokenException", http.StatusForbidden, "Missing Authentication Token"}
 	}
 	if err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	if p.service != v.Service {
-		return Identity{}, incomplete("Credential should be scoped to correct service: '%s'.", v.Service)
+		return nil, incomplete("Credential should be scoped to correct service: '%s'.", v.Service)
 	}
-	amzDate := t.Format(amzDateFormat)
 	if d := t.Format(scopeDateFormat); p.date != d {
-		return Identity{}, incomplete("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%.8s' != '%s', from '%s'.", p.date, d, amzDate)
+		return nil, incomplete("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%.8s' != '%s', from '%s'.", p.date, d, t.Format(amzDateFormat))
 	}
 	if !slices.Contains(p.signedHeaders, "host") {
-		return Identity{}, incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+		return nil, incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 	}
 	if err := v.checkTime(t, expires, presigned); err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	secret, ok := "", false
 	if v.Lookup != nil {
 		secret, ok = v.Lookup(p.accessKey)
 	}
 	if !ok {
-		return Identity{}, &Error{"UnrecognizedClientException", http.StatusForbidden, "The security token included in the request is invalid."}
+		return nil, &Error{"UnrecognizedClientException", http.StatusForbidden, "The security token included in the request is invalid."}
 	}
-	hash, err := payloadHash(r, q, body, presigned)
-	if err != nil {
-		return Identity{}, err
+	c := &Pending{r: r, p: p, t: t, secret: secret, presigned: presigned}
+	c.claim = r.Header.Get("X-Amz-Content-Sha256")
+	if c.claim == "" && presigned {
+		c.claim = q.Get("X-Amz-Content-Sha256")
 	}
+	switch {
+	case c.claim == "":
+		return c, nil
+	case c.claim != unsignedPayload && !isHexSHA256(c.claim):
+		return nil, invalid("x-amz-content-sha256 must be %s or the hex SHA-256 of the body.", unsignedPayload)
+	}
+	// The payload hash is claimed, so the whole signature can be checked
+	// now; the body is later held to the claim.
+	if err := c.check(c.claim); err != nil {
+		return nil, err
+	}
+	c.signed = true
+	return c, nil
+}
 
+// Finish completes the check with the SHA-256 of the whole body.
+func (c *Pending) Finish(bodySum [sha256.Size]byte) (Identity, error) {
+	actual := hex.EncodeToString(bodySum[:])
+	switch {
+	case c.claim == unsignedPayload:
+	case c.claim != "":
+		if !strings.EqualFold(c.claim, actual) {
+			return Identity{}, invalid("The provided 'x-amz-content-sha256' header does not match what was computed.")
+		}
+	default:
+		if err := c.check(actual); err != nil {
+			return Identity{}, err
+		}
+	}
+	return c.Claimed(), nil
+}
+
+// check computes the signature with the given payload hash and compares it
+// with the client's.
+func (c *Pending) check(hash string) error {
+	r, p := c.r, c.p
 	// Everything but the path is fixed; botocore signs the path after
 	// removing dot segments and empty segments, aws-sdk-go-v2 signs it as
 	// sent, so a request verifies if either form matches.
-	rest := "\n" + canonicalQuery(r.URL.RawQuery, presigned) + "\n" +
+	rest := "\n" + canonicalQuery(r.URL.RawQuery, c.presigned) + "\n" +
 		canonicalHeaders(r, p.signedHeaders) + "\n" +
 		strings.Join(p.signedHeaders, ";") + "\n" + hash
 	scope := p.date + "/" + p.region + "/" + p.service + "/" + terminator
-	key := signingKey(secret, p.date, p.region, p.service)
+	key := signingKey(c.secret, p.date, p.region, p.service)
+	amzDate := c.t.Format(amzDateFormat)
 	path := r.URL.EscapedPath()
 	for i, candidate := range []string{path, removeDotSegments(path)} {
 		if i > 0 && candidate == path {
@@ -259,10 +328,18 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
 		sts := algorithm + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(crHash[:])
 		want := hex.EncodeToString(hmacSHA256(key, sts))
 		if subtle.ConstantTimeCompare([]byte(want), []byte(p.signature)) == 1 {
-			return Identity{AccessKey: p.accessKey, Region: p.region, Service: p.service, Time: t}, nil
+			return nil
 		}
 	}
-	return Identity{}, mismatch()
+	return mismatch()
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 // checkTime enforces clock skew in both directions, and for presigned URLs
@@ -286,29 +363,6 @@ func (v *Verifier) checkTime(t time.Time, expires time.Duration, presigned bool)
 		return invalid("Signature expired: %s is now earlier than %s (%s - %g min.)", f(t), f(n.Add(-skew)), f(n), skew.Minutes())
 	}
 	return nil
-}
-
-// payloadHash is the hash that goes in the canonical request: the real body
-// hash, or the client's X-Amz-Content-Sha256 claim once checked against it.
-func payloadHash(r *http.Request, q url.Values, body []byte, presigned bool) (string, error) {
-	sum := sha256.Sum256(body)
-	actual := hex.EncodeToString(sum[:])
-	claim := r.Header.Get("X-Amz-Content-Sha256")
-	if claim == "" && presigned {
-		claim = q.Get("X-Amz-Content-Sha256")
-	}
-	switch {
-	case claim == "":
-		return actual, nil
-	case claim == unsignedPayload:
-		return claim, nil
-	case len(claim) == len(actual):
-		if !strings.EqualFold(claim, actual) {
-			return "", invalid("The provided 'x-amz-content-sha256' header does not match what was computed.")
-		}
-		return claim, nil
-	}
-	return "", invalid("x-amz-content-sha256 must be %s or the hex SHA-256 of the body.", unsignedPayload)
 }
 
 // canonicalHeaders renders exactly the client's signed headers. net/http

@@ -665,3 +665,61 @@ func FuzzParseAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// TestBeginBeforeBody checks what Begin decides from the headers alone, so
+// a server can refuse before reading a body: everything but the signature,
+// and the signature too when the client claims its payload hash.
+func TestBeginBeforeBody(t *testing.T) {
+	srv, ch := newCaptureServer(t)
+	base := sdkRequests[0]
+	sign := func(t *testing.T, claim bool, ak string, tamper func(*http.Request)) *http.Request {
+		t.Helper()
+		req := base.build(t, srv.URL)
+		if claim {
+			req.Header.Set("X-Amz-Content-Sha256", sha256Hex(base.body))
+		}
+		creds := aws.Credentials{AccessKeyID: ak, SecretAccessKey: testSecret}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, sha256Hex(base.body), testService, testRegion, signTime); err != nil {
+			t.Fatal(err)
+		}
+		if tamper != nil {
+			tamper(req)
+		}
+		return deliver(t, srv, ch, req).r
+	}
+	v := verifier(signTime)
+	want := Identity{AccessKey: testAK, Region: testRegion, Service: testService, Time: signTime}
+	sum := sha256.Sum256([]byte(base.body))
+	otherSum := sha256.Sum256([]byte(tamper(base.body)))
+	tamperDate := func(r *http.Request) { r.Header.Set("X-Amz-Date", signTime.Add(time.Second).Format(amzDateFormat)) }
+
+	t.Run("unknown key refused before the body", func(t *testing.T) {
+		_, err := v.Begin(sign(t, false, "AKIDUNKNOWN", nil))
+		checkResult(t, Identity{}, err, "UnrecognizedClientException", "security token", Identity{})
+	})
+	t.Run("no claim: signature checked at Finish", func(t *testing.T) {
+		c, err := v.Begin(sign(t, false, testAK, tamperDate))
+		if err != nil {
+			t.Fatalf("Begin: %v", err)
+		}
+		if c.Claimed() != (Identity{AccessKey: testAK, Region: testRegion, Service: testService, Time: signTime.Add(time.Second)}) {
+			t.Fatalf("claimed %+v", c.Claimed())
+		}
+		id, err := c.Finish(sum)
+		checkResult(t, id, err, "InvalidSignatureException", mismatchMsg, Identity{})
+	})
+	t.Run("claimed hash: signature checked at Begin", func(t *testing.T) {
+		_, err := v.Begin(sign(t, true, testAK, tamperDate))
+		checkResult(t, Identity{}, err, "InvalidSignatureException", mismatchMsg, Identity{})
+	})
+	t.Run("claimed hash: body held to the claim", func(t *testing.T) {
+		c, err := v.Begin(sign(t, true, testAK, nil))
+		if err != nil {
+			t.Fatalf("Begin: %v", err)
+		}
+		id, err := c.Finish(otherSum)
+		checkResult(t, id, err, "InvalidSignatureException", "'x-amz-content-sha256' header does not match", Identity{})
+		id, err = c.Finish(sum)
+		checkResult(t, id, err, "", "", want)
+	})
+}

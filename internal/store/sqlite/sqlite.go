@@ -67,7 +67,7 @@ func Open(path string) (*Store, error) {
 	s := &Store{w: w}
 	if err := s.migrate(context.Background()); err != nil {
 		w.Close()
-		return nil, err
+		return nil, fmt.Errorf("open database %s: %w", path, err) // the driver's error does not name the file
 	}
 	// Reads refuse to write: View's transactions are read-only, and every
 	// write must go through the writer's group commit.
