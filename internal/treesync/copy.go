@@ -42,7 +42,7 @@ type result struct {
 
 	// For the record: the source file as stat'ed before it was read.
 	src      meta
-	racy     bool  // its ctime was within racySlack of that moment
+	racy     bool  // its ctime was within the racy window of that moment
 	compared int64 // bytes read comparing, on both sides; 0: not compared
 	differed bool  // compared and found different where it looked the same
 }
@@ -110,7 +110,7 @@ func (s *syncer) apply(r *result) error {
 // The source is stat'ed through the opened descriptor before reading, and
 // the record gets the ctime observed then: if the file is modified while it
 // is copied, its ctime moves on and the next pass copies it again (or,
-// within the clock's granularity, compares it: see racySlack).
+// within the clock's granularity, compares it: see defaultRacySlack).
 func (s *syncer) copyFile(d *dirH, name string, dm meta, compare, looksSame bool, g *linkGroup) (result, error) {
 	if testHook != nil {
 		testHook("open", d.path(name))
@@ -138,7 +138,7 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare, looksSame bool
 	}
 	// The real clock, not an injected one: it is compared with the
 	// kernel's file timestamps.
-	racy := m.ctime > time.Now().Add(-racySlack).UnixNano()
+	racy := m.ctime > time.Now().Add(-racyWindow(m.ctime)).UnixNano()
 	if testHook != nil {
 		testHook("read", d.path(name))
 	}
@@ -342,4 +342,13 @@ func (s *syncer) makeSymlink(d *dirH, name, target string, sm meta) (result, err
 		}
 		return result{tmp: tmp, kind: resSymlink}, nil
 	}
+}
+
+// racyWindow is how recent a ctime may be at the moment its file is read
+// for the record to vouch for it later (see defaultRacySlack).
+func racyWindow(ctime int64) time.Duration {
+	if ctime%int64(time.Second) == 0 {
+		return racySlack // whole seconds: a coarse file system
+	}
+	return racySlackFine
 }

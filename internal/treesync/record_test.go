@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // cpP rewrites path with content and puts its old mtime back, as cp -p,
@@ -39,8 +40,8 @@ func openRecord(t testing.TB, path string) *Record {
 // noRacyWindow lets the record vouch for files written a moment ago, so
 // that tests see the one-stat path without waiting out the window.
 func noRacyWindow(t *testing.T) {
-	racySlack = 0
-	t.Cleanup(func() { racySlack = defaultRacySlack })
+	racySlack, racySlackFine = 0, 0
+	t.Cleanup(func() { racySlack, racySlackFine = defaultRacySlack, defaultRacySlackFine })
 }
 
 // TestSameSizeRestoredMtime: a rewrite that keeps the size and puts the
@@ -131,6 +132,8 @@ func TestRecordVouches(t *testing.T) {
 // vouched for: the next pass compares it, so a second write landing in the
 // same clock tick is not missed.
 func TestRacyCtime(t *testing.T) {
+	racySlackFine = time.Hour // the copy below is surely within it, however slow the machine
+	t.Cleanup(func() { racySlackFine = defaultRacySlackFine })
 	src, dst := tempDirs(t)
 	rec := openRecord(t, "")
 	writeFile(t, src+"/f", "aaaa", 0o644, old)
@@ -220,5 +223,14 @@ func TestRecordTornTail(t *testing.T) {
 	st := mustSync(t, src, dst, Options{Record: rec})
 	if st.FilesCompared != 1 || st.FilesCopied != 0 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestRacyWindow(t *testing.T) {
+	if w := racyWindow(1700000000 * int64(time.Second)); w != defaultRacySlack {
+		t.Errorf("whole-second ctime: window %v", w)
+	}
+	if w := racyWindow(1700000000*int64(time.Second) + 123456789); w != defaultRacySlackFine {
+		t.Errorf("fine ctime: window %v", w)
 	}
 }

@@ -73,13 +73,17 @@ type Stats struct {
 
 const (
 	defaultWorkers = 4
-	// defaultRacySlack: a source file whose ctime is less than this before the
-	// moment it was read is not vouched for by the Record, because a later
-	// write could leave the same ctime: file-system timestamps come from a
-	// coarse clock (a jiffy behind time.Now) and some file systems store
-	// whole or even two seconds (ext4 with 128-byte inodes). The next pass
-	// compares it by content instead (git's "racy clean" problem).
-	defaultRacySlack = 2 * time.Second
+	// defaultRacySlack: a source file whose ctime is less than this before
+	// the moment it was read is not vouched for by the Record, because a
+	// later write could leave the same ctime: file-system timestamps come
+	// from a coarse clock (up to a jiffy, at most 10 ms, behind time.Now)
+	// and some file systems store whole or even two seconds (ext4 with
+	// 128-byte inodes). The next pass compares it by content instead
+	// (git's "racy clean" problem). A ctime with a fraction of a second
+	// comes from a file system that keeps fine timestamps: then
+	// defaultRacySlackFine, ten times the coarsest jiffy, is enough.
+	defaultRacySlack     = 2 * time.Second
+	defaultRacySlackFine = 100 * time.Millisecond
 	// A batch of temporaries is made durable and renamed into place when
 	// it holds this many entries or bytes, or this many directories are
 	// held open for it; these bound memory and descriptors, and how much
@@ -92,10 +96,11 @@ const (
 // Variables so that tests can exercise many small batches, and the record
 // without waiting out the racy window.
 var (
-	racySlack          = defaultRacySlack
-	batchEntries       = defaultBatchEntries
-	batchBytes   int64 = defaultBatchBytes
-	batchDirs          = defaultBatchDirs
+	racySlack           = defaultRacySlack
+	racySlackFine       = defaultRacySlackFine
+	batchEntries        = defaultBatchEntries
+	batchBytes    int64 = defaultBatchBytes
+	batchDirs           = defaultBatchDirs
 )
 
 // Sync makes dst identical to src and returns what it did. It returns nil
