@@ -40,8 +40,9 @@ type result struct {
 	ino   uint64 // destination inode now at name (files of link groups)
 	g     *linkGroup
 
-	// For the record: the source file as stat'ed before it was read.
-	src      meta
+	// For the record: the source file as stat'ed before it was read, and
+	// for resUnchanged the destination before the comparison.
+	src, dst meta
 	racy     bool  // its ctime was within the racy window of that moment
 	compared int64 // bytes read comparing, on both sides; 0: not compared
 	differed bool  // compared and found different where it looked the same
@@ -85,10 +86,12 @@ func (s *syncer) apply(r *result) error {
 		}
 	}
 	if s.rec != nil && (r.kind == resCopied || r.kind == resUnchanged || r.kind == resMeta) {
-		// The destination's identity is taken now, after the rename and
-		// any metadata change, which both move its ctime. Its content is
+		// A copy's identity is taken now, after the rename and any
+		// metadata change, which both move its ctime. Its content is
 		// durable: a copy was synced before its rename.
-		if m, err := lstatAt(d.dstFd, r.name); err == nil && m.isReg() {
+		if r.kind == resUnchanged {
+			s.rec.put(r.dst, r.src.ino, r.src.ctime, r.racy)
+		} else if m, err := lstatAt(d.dstFd, r.name); err == nil && m.isReg() {
 			s.rec.put(m, r.src.ino, r.src.ctime, r.racy)
 		}
 	}
@@ -150,7 +153,10 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare, looksSame bool
 		}
 		compared = n
 		if same {
-			r := result{kind: resUnchanged, ino: dm.ino, g: g, src: m, racy: racy, compared: compared}
+			// The destination as stat'ed before the comparison goes to the
+			// record: if it changed meanwhile, its ctime moved and the
+			// record will not vouch for it.
+			r := result{kind: resUnchanged, ino: dm.ino, g: g, src: m, racy: racy, compared: compared, dst: dm}
 			if !s.metaEqual(m, dm) {
 				if err := s.setMetaAt(d.dstFd, name, dm, m); err != nil {
 					return result{}, errAt("set metadata of", d.path(name), err)
@@ -303,8 +309,7 @@ func sameContent(in, dirfd int, name string, size int64) (bool, int64, error) {
 		if err != nil {
 			return false, read, err
 		}
-		// One byte more than the source gave, to see the destination's end.
-		m, err := preadFull(fd, (*b)[:min(n+1, len(*b))], off)
+		m, err := preadFull(fd, (*b)[:n], off)
 		read += int64(m)
 		if err != nil {
 			return false, read, err
