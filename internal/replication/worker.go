@@ -143,11 +143,19 @@ func (w *worker) run(ctx context.Context) {
 			if w.record(ctx, efs.RepEnabled, "", start) != nil {
 				return
 			}
+			if w.rec.Scrubbed().IsZero() {
+				// The record was new (or reset: it described other trees),
+				// so this pass compared every file whose size matched, as a
+				// scrub does: the scrub interval starts now.
+				if err := w.rec.SetScrubbed(w.m.opts.Now()); err != nil {
+					log.Warn("record scrub time", "err", err)
+				}
+			}
 			log.Debug("replication pass", "copied", stats.FilesCopied, "bytes", stats.BytesCopied, "deleted", stats.Deleted,
 				"compared", stats.FilesCompared, "differences", stats.Differences)
 			wait = w.m.opts.RescanInterval
 		}
-		if w.m.opts.ScrubInterval > 0 {
+		if w.m.opts.ScrubInterval > 0 && !w.rec.Scrubbed().IsZero() {
 			wait = min(wait, max(w.nextScrub().Sub(w.m.opts.Now()), 0))
 		}
 		r, ok := w.sleep(ctx, watch, wait, err == nil)
@@ -181,19 +189,14 @@ func (w *worker) openRecord(log *slog.Logger) *treesync.Record {
 		log.Warn("open replication record; keeping it in memory", "err", err)
 		rec, _ = treesync.OpenRecord("")
 	}
-	if rec.Scrubbed().IsZero() {
-		// A new record: its first pass compares the contents of every file
-		// the destination already has, so the scrub interval starts now.
-		if err := rec.SetScrubbed(w.m.opts.Now()); err != nil {
-			log.Warn("record scrub time", "err", err)
-		}
-	}
 	return rec
 }
 
-// scrubDue reports whether the periodic scrub is due at now.
+// scrubDue reports whether the periodic scrub is due at now. A record that
+// has never seen a complete pass is not: that pass compares everything
+// anyway.
 func (w *worker) scrubDue(now time.Time) bool {
-	return w.m.opts.ScrubInterval > 0 && !now.Before(w.nextScrub())
+	return w.m.opts.ScrubInterval > 0 && !w.rec.Scrubbed().IsZero() && !now.Before(w.nextScrub())
 }
 
 // nextScrub is when the periodic scrub is next due.
