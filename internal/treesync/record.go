@@ -2,7 +2,6 @@ package treesync
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -97,22 +96,36 @@ func OpenRecord(path string) (*Record, error) {
 		f.Close()
 		return nil, fmt.Errorf("read record %s: %w", path, err)
 	}
-	if !r.parse(b) {
+	n, ok := r.parse(b)
+	if !ok {
 		if err := r.reset(0, 0); err != nil {
 			f.Close()
 			return nil, err
+		}
+		return r, nil
+	}
+	if n < len(b) { // a torn tail: appends go after the last good entry
+		err := f.Truncate(int64(n))
+		if err == nil {
+			_, err = f.Seek(int64(n), io.SeekStart)
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("truncate record %s: %w", path, err)
 		}
 	}
 	return r, nil
 }
 
-// parse loads a record file's content; false if its header is unusable.
-// A torn or corrupt entry ends the log there.
-func (r *Record) parse(b []byte) bool {
+// parse loads a record file's content and returns the length of its valid
+// part; false if its header is unusable. A torn or corrupt entry ends the
+// log there.
+func (r *Record) parse(b []byte) (int, bool) {
 	if len(b) < recHeaderLen || string(b[:8]) != recMagic ||
 		crc32.ChecksumIEEE(b[:recHeaderLen-4]) != binary.LittleEndian.Uint32(b[recHeaderLen-4:]) {
-		return false
+		return 0, false
 	}
+	n := recHeaderLen
 	r.srcRoot = binary.LittleEndian.Uint64(b[8:])
 	r.dstRoot = binary.LittleEndian.Uint64(b[16:])
 	r.scrubbed = int64(binary.LittleEndian.Uint64(b[24:]))
@@ -130,8 +143,9 @@ func (r *Record) parse(b []byte) bool {
 		}
 		r.logged++
 		b = b[recEntryLen:]
+		n += recEntryLen
 	}
-	return true
+	return n, true
 }
 
 func (r *Record) header() []byte {
@@ -239,17 +253,6 @@ func (r *Record) Close() error {
 	}
 	err := r.f.Close()
 	r.f = nil
-	return err
-}
-
-// Remove closes the record and deletes its file (its configuration is gone).
-func (r *Record) Remove() error {
-	err := r.Close()
-	if r.path != "" {
-		if e := os.Remove(r.path); e != nil && !errors.Is(e, os.ErrNotExist) {
-			err = errors.Join(err, e)
-		}
-	}
 	return err
 }
 
