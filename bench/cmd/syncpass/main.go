@@ -6,9 +6,9 @@
 // With -record, passes use (and keep) that treesync.Record, as efsd's
 // replication does; without, every file whose size matches is compared.
 // -warmup passes run first and are not printed (a new record is filled by
-// a pass comparing contents).
+// a pass comparing contents). -verify makes the measured passes scrubs.
 //
-//	syncpass -src SRC -dst DST [-n 3] [-workers 0] [-record FILE [-warmup 1]] [-cpuprofile FILE]
+//	syncpass -src SRC -dst DST [-n 3] [-workers 0] [-record FILE [-warmup 1]] [-verify] [-cpuprofile FILE]
 package main
 
 import (
@@ -38,6 +38,7 @@ func main() {
 	prof := flag.String("cpuprofile", "", "write a CPU profile of the passes to this file")
 	recPath := flag.String("record", "", "treesync record file (created if missing)")
 	warmup := flag.Int("warmup", 0, "passes to run before the measured ones")
+	verify := flag.Bool("verify", false, "measured passes compare every file by content (a scrub)")
 	flag.Parse()
 	if *src == "" || *dst == "" || *n < 1 {
 		flag.Usage()
@@ -69,6 +70,7 @@ func main() {
 		}
 	}
 	enc := json.NewEncoder(os.Stdout)
+	o.Verify = *verify
 	for range *n {
 		c0, t0 := cpu(), time.Now()
 		st, err := treesync.Sync(context.Background(), *src, *dst, o)
@@ -79,6 +81,6 @@ func main() {
 			os.Exit(1)
 		}
 		enc.Encode(map[string]any{"wall_s": wall, "cpu_s": c, "copied": st.FilesCopied, "bytes": st.BytesCopied,
-			"deleted": st.Deleted, "unchanged": st.Unchanged, "compared": st.FilesCompared})
+			"deleted": st.Deleted, "unchanged": st.Unchanged, "compared": st.FilesCompared, "bytes_compared": st.BytesCompared, "differences": st.Differences})
 	}
 }
