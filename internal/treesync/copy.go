@@ -93,11 +93,12 @@ func (s *syncer) apply(r *result) error {
 			s.rec.put(r.dst, r.src.ino, r.src.ctime, r.racy)
 		} else if m, err := lstatAt(d.dstFd, r.name); err == nil && m.isReg() {
 			s.rec.put(m, r.src.ino, r.src.ctime, r.racy)
+			r.dst = m
 		}
 	}
 	if g := r.g; g != nil {
 		g.final = true
-		g.dstIno = r.ino
+		g.dstIno, g.dstCtime = r.ino, r.dst.ctime
 		g.vanished = r.kind != resCopied && r.kind != resUnchanged && r.kind != resMeta
 	}
 	s.release(d)

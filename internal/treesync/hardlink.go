@@ -18,6 +18,7 @@ type linkGroup struct {
 	final    bool   // the first name is in place with inode dstIno
 	vanished bool   // the first name could not be synced: sync the rest alone
 	dstIno   uint64
+	dstCtime int64 // of dstIno, as last seen or set by Sync (for the record)
 }
 
 // deferredLink is a hard link to a group whose first name is still in the
@@ -70,7 +71,7 @@ func (s *syncer) syncFile(d *dirH, name string, sm, dm meta, inDst bool) error {
 	vouched := sameSize && s.rec != nil && s.rec.trusted(sm, dm)
 	if vouched && !s.o.Verify {
 		if g != nil {
-			g.final, g.dstIno = true, dm.ino
+			g.final, g.dstIno, g.dstCtime = true, dm.ino, dm.ctime
 		}
 		return s.updateMeta(d, name, dm, sm)
 	}
@@ -136,8 +137,9 @@ func (s *syncer) link(d *dirH, name string, g *linkGroup) error {
 		return errAt("link", d.path(name), err)
 	}
 	if s.rec != nil { // linking moved the inode's ctime
-		if m, err := lstatAt(d.dstFd, name); err == nil {
-			s.rec.touched(m)
+		if m, err := lstatAt(d.dstFd, name); err == nil && m.ino == g.dstIno {
+			s.rec.touched(g.dstCtime, m)
+			g.dstCtime = m.ctime
 		}
 	}
 	d.dirty = true

@@ -48,8 +48,10 @@ type Record struct {
 	srcRoot, dstRoot uint64
 	scrubbed         int64 // Unix ns of the last complete verification; 0: never
 	m                map[uint64]recEntry
-	gen              uint32 // the current pass; entries seen in it carry it
-	live             int    // entries seen or written in the current pass
+	gen              uint32 // the current pass; entries it writes (or marks) carry it
+	marking          bool   // this pass marks the entries it vouches for, to drop the others at its end
+	live             int    // entries vouched for or written in the current pass
+	lastLive         int    // live at the end of the last complete pass
 	logged           int    // entries in the file
 	buf              []byte // entries not yet written
 	unsynced         bool   // written since the last fsync
@@ -69,9 +71,11 @@ const (
 	recMagic     = "EFSDREC1"
 	recHeaderLen = 8 + 8 + 8 + 8 + 4 // magic, srcRoot, dstRoot, scrubbed, crc
 	recEntryLen  = 8 + 8 + 8 + 8 + 4 + 4
-	// recCompactMin keeps small records from being rewritten often.
-	recCompactMin = 4096
 )
+
+// recCompactMin keeps small records from being rewritten often (a
+// variable for tests).
+var recCompactMin = 4096
 
 // OpenRecord opens the record at path, creating it (and its directory)
 // if missing. A record that cannot be parsed is started afresh: it is an
@@ -175,16 +179,16 @@ func appendEntry(b []byte, dstIno uint64, e recEntry) []byte {
 func (r *Record) reset(srcRoot, dstRoot uint64) error {
 	r.srcRoot, r.dstRoot, r.scrubbed = srcRoot, dstRoot, 0
 	clear(r.m)
-	r.buf, r.logged, r.live, r.broken = r.buf[:0], 0, 0, nil
+	r.buf, r.logged, r.live, r.lastLive, r.broken = r.buf[:0], 0, 0, 0, nil
 	if r.f == nil {
 		return nil
 	}
 	return r.rewrite()
 }
 
-// rewrite replaces the file with the header and the entries seen in the
-// current pass (all of them after a reset, when there are none), through
-// a temporary file renamed over it.
+// rewrite replaces the file with the header and the entries written or
+// marked in the current pass (all of them after a reset, when there are
+// none), through a temporary file renamed over it.
 func (r *Record) rewrite() error {
 	b := r.header()
 	n := 0
@@ -297,6 +301,14 @@ func (r *Record) begin(srcRoot, dstRoot uint64) error {
 	}
 	r.gen++
 	r.live = 0
+	// Marking costs a map write per file, so only a pass that may end
+	// with a compaction marks: when the log (or, in memory, the map) holds
+	// more than twice the entries the last complete pass needed.
+	n := r.logged
+	if r.f == nil {
+		n = len(r.m)
+	}
+	r.marking = n > 2*r.lastLive+recCompactMin
 	return nil
 }
 
@@ -307,10 +319,10 @@ func (r *Record) trusted(sm, dm meta) bool {
 	if !ok || e.racy || e.srcIno != sm.ino || e.srcCtime != sm.ctime || e.dstCtime != dm.ctime {
 		return false
 	}
-	if e.gen != r.gen {
+	r.live++
+	if r.marking && e.gen != r.gen {
 		e.gen = r.gen
 		r.m[dm.ino] = e
-		r.live++
 	}
 	return true
 }
@@ -330,10 +342,11 @@ func (r *Record) put(dm meta, srcIno uint64, srcCtime int64, racy bool) {
 	}
 }
 
-// touched notes that Sync itself moved the ctime of a destination file it
-// has vouched for in this pass (a link or a metadata change).
-func (r *Record) touched(dm meta) {
-	if e, ok := r.m[dm.ino]; ok && e.gen == r.gen && e.dstCtime != dm.ctime {
+// touched notes that Sync itself moved the ctime of the destination file
+// dm from prev (a link or a metadata change, which leave its content): an
+// entry that held for prev holds for dm.
+func (r *Record) touched(prev int64, dm meta) {
+	if e, ok := r.m[dm.ino]; ok && e.dstCtime == prev && prev != dm.ctime {
 		r.put(dm, e.srcIno, e.srcCtime, e.racy)
 	}
 }
@@ -368,8 +381,11 @@ func (r *Record) end(complete bool, synced uint64) error {
 		r.srcRoot, r.dstRoot = 0, 0
 		return err
 	}
+	if complete {
+		r.lastLive = r.live
+	}
 	if r.f == nil {
-		if complete {
+		if complete && r.marking {
 			for ino, e := range r.m {
 				if e.gen != r.gen {
 					delete(r.m, ino)
@@ -378,7 +394,7 @@ func (r *Record) end(complete bool, synced uint64) error {
 		}
 		return nil
 	}
-	if complete && r.logged > 2*r.live+recCompactMin {
+	if complete && r.marking && r.logged > 2*r.live+recCompactMin {
 		return r.rewrite()
 	}
 	if r.unsynced {

@@ -241,3 +241,43 @@ func TestRacyWindow(t *testing.T) {
 		t.Errorf("fine ctime: window %v", w)
 	}
 }
+
+// TestRecordCompaction: a log grown past twice the live entries is
+// rewritten with only those, and still vouches for every file after a
+// reopen; a record in memory drops its stale entries the same way.
+func TestRecordCompaction(t *testing.T) {
+	noRacyWindow(t)
+	recCompactMin = 0
+	t.Cleanup(func() { recCompactMin = 4096 })
+	for _, path := range []string{t.TempDir() + "/rec", ""} {
+		src, dst := tempDirs(t)
+		buildTree(t, src)
+		rec := openRecord(t, path)
+		mustSync(t, src, dst, Options{Record: rec})
+		for i := range 20 { // each pass appends an entry for the rewritten file
+			writeFile(t, src+"/sub/b.txt", strings.Repeat("b", i+4), 0o444, old)
+			mustSync(t, src, dst, Options{Record: rec})
+		}
+		if st := mustSync(t, src, dst, Options{Record: rec}); st.FilesCompared != 0 {
+			t.Fatalf("%q: %+v", path, st)
+		}
+		// 7 live entries (buildTree's files); at most as many stale ones
+		// and the last pass's before a compaction.
+		if len(rec.m) > 15 {
+			t.Errorf("%q: %d entries in memory", path, len(rec.m))
+		}
+		if path == "" {
+			continue
+		}
+		fi, err := os.Stat(path)
+		must(t, err)
+		if fi.Size() > recHeaderLen+15*recEntryLen {
+			t.Errorf("record of %d bytes was not compacted", fi.Size())
+		}
+		rec.Close()
+		rec = openRecord(t, path)
+		if st := mustSync(t, src, dst, Options{Record: rec}); st.FilesCompared != 0 {
+			t.Errorf("after compaction and reopen: %+v", st)
+		}
+	}
+}

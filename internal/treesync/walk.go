@@ -274,8 +274,8 @@ func (s *syncer) updateMeta(d *dirH, name string, dm, sm meta) error {
 		return errAt("set metadata of", d.path(name), err)
 	}
 	if s.rec != nil && dm.isReg() { // the change moved the file's ctime
-		if m, err := lstatAt(d.dstFd, name); err == nil {
-			s.rec.touched(m)
+		if m, err := lstatAt(d.dstFd, name); err == nil && m.ino == dm.ino {
+			s.rec.touched(dm.ctime, m)
 		}
 	}
 	if s.metaEqual(sm, dm) { // only the owner differed, and chown is refused
