@@ -101,6 +101,9 @@ func OpenRecord(path string) (*Record, error) {
 		return nil, fmt.Errorf("read record %s: %w", path, err)
 	}
 	n, ok := r.parse(b)
+	// Until a pass says how many entries are live, all that were loaded
+	// count as such (the log is compacted when it holds many duplicates).
+	r.lastLive = len(r.m)
 	if !ok {
 		if err := r.reset(0, 0); err != nil {
 			f.Close()
