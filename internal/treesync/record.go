@@ -39,7 +39,7 @@ import (
 // tail is dropped on load. The log is rewritten when it holds more than
 // twice as many entries as there are live files.
 //
-// The whole record is held in memory: about 80 bytes per file.
+// The whole record is held in memory: about 60 bytes per file.
 type Record struct {
 	mu   sync.Mutex // held by the Sync using the record
 	path string     // "" for a record in memory only
@@ -47,20 +47,25 @@ type Record struct {
 
 	srcRoot, dstRoot uint64
 	scrubbed         int64 // Unix ns of the last complete verification; 0: never
-	m                map[uint64]recEntry
-	gen              uint32 // the current pass; entries it writes (or marks) carry it
-	marking          bool   // this pass marks the entries it vouches for, to drop the others at its end
-	live             int    // entries vouched for or written in the current pass
-	lastLive         int    // live at the end of the last complete pass
-	logged           int    // entries in the file
-	buf              []byte // entries not yet written
-	unsynced         bool   // written since the last fsync
-	dev              uint64 // the file's device: a syncfs of it makes the file durable too
-	broken           error  // a write failed: the record is no longer appended to
+	// The entries, in the order they were first written (roughly the
+	// walk's, so that a pass reads them nearly in sequence), indexed by
+	// destination inode; a small index keeps lookups in cache.
+	idx      map[uint64]int32
+	ents     []recEntry
+	gen      uint32 // the current pass; entries it writes (or marks) carry it
+	marking  bool   // this pass marks the entries it vouches for, to drop the others at its end
+	live     int    // entries vouched for or written in the current pass
+	lastLive int    // live at the end of the last complete pass
+	logged   int    // entries in the file
+	buf      []byte // entries not yet written
+	unsynced bool   // written since the last fsync
+	dev      uint64 // the file's device: a syncfs of it makes the file durable too
+	broken   error  // a write failed: the record is no longer appended to
 }
 
-// recEntry is what the destination inode (the map key) was made from.
+// recEntry is what the destination inode dstIno was made from.
 type recEntry struct {
+	dstIno             uint64
 	srcIno             uint64
 	srcCtime, dstCtime int64
 	racy               bool // srcCtime was too recent at the copy to rule out a later write with the same ctime
@@ -82,7 +87,7 @@ var recCompactMin = 4096
 // optimisation, and without it Sync compares contents. path "" gives a
 // record held in memory only.
 func OpenRecord(path string) (*Record, error) {
-	r := &Record{path: path, m: map[uint64]recEntry{}}
+	r := &Record{path: path, idx: map[uint64]int32{}}
 	if path == "" {
 		return r, nil
 	}
@@ -103,7 +108,7 @@ func OpenRecord(path string) (*Record, error) {
 	n, ok := r.parse(b)
 	// Until a pass says how many entries are live, all that were loaded
 	// count as such (the log is compacted when it holds many duplicates).
-	r.lastLive = len(r.m)
+	r.lastLive = len(r.ents)
 	if !ok {
 		if err := r.reset(0, 0); err != nil {
 			f.Close()
@@ -142,12 +147,13 @@ func (r *Record) parse(b []byte) (int, bool) {
 		if crc32.ChecksumIEEE(e[:recEntryLen-4]) != binary.LittleEndian.Uint32(e[recEntryLen-4:]) {
 			break
 		}
-		r.m[binary.LittleEndian.Uint64(e)] = recEntry{
+		r.set(recEntry{
+			dstIno:   binary.LittleEndian.Uint64(e),
 			srcIno:   binary.LittleEndian.Uint64(e[8:]),
 			srcCtime: int64(binary.LittleEndian.Uint64(e[16:])),
 			dstCtime: int64(binary.LittleEndian.Uint64(e[24:])),
 			racy:     e[32]&1 != 0,
-		}
+		})
 		r.logged++
 		b = b[recEntryLen:]
 		n += recEntryLen
@@ -165,9 +171,9 @@ func (r *Record) header() []byte {
 	return h
 }
 
-func appendEntry(b []byte, dstIno uint64, e recEntry) []byte {
+func appendEntry(b []byte, e recEntry) []byte {
 	var x [recEntryLen]byte
-	binary.LittleEndian.PutUint64(x[0:], dstIno)
+	binary.LittleEndian.PutUint64(x[0:], e.dstIno)
 	binary.LittleEndian.PutUint64(x[8:], e.srcIno)
 	binary.LittleEndian.PutUint64(x[16:], uint64(e.srcCtime))
 	binary.LittleEndian.PutUint64(x[24:], uint64(e.dstCtime))
@@ -181,7 +187,8 @@ func appendEntry(b []byte, dstIno uint64, e recEntry) []byte {
 // reset forgets everything and binds the record to new roots, durably.
 func (r *Record) reset(srcRoot, dstRoot uint64) error {
 	r.srcRoot, r.dstRoot, r.scrubbed = srcRoot, dstRoot, 0
-	clear(r.m)
+	clear(r.idx)
+	r.ents = r.ents[:0]
 	r.buf, r.logged, r.live, r.lastLive, r.broken = r.buf[:0], 0, 0, 0, nil
 	if r.f == nil {
 		return nil
@@ -193,16 +200,12 @@ func (r *Record) reset(srcRoot, dstRoot uint64) error {
 // marked in the current pass (all of them after a reset, when there are
 // none), through a temporary file renamed over it.
 func (r *Record) rewrite() error {
+	r.dropUnmarked()
 	b := r.header()
-	n := 0
-	for ino, e := range r.m {
-		if e.gen == r.gen {
-			b = appendEntry(b, ino, e)
-			n++
-		} else {
-			delete(r.m, ino)
-		}
+	for _, e := range r.ents {
+		b = appendEntry(b, e)
 	}
+	n := len(r.ents)
 	tmp := r.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err == nil {
@@ -309,7 +312,7 @@ func (r *Record) begin(srcRoot, dstRoot uint64) error {
 	// more than twice the entries the last complete pass needed.
 	n := r.logged
 	if r.f == nil {
-		n = len(r.m)
+		n = len(r.ents)
 	}
 	r.marking = n > 2*r.lastLive+recCompactMin
 	return nil
@@ -318,16 +321,56 @@ func (r *Record) begin(srcRoot, dstRoot uint64) error {
 // trusted reports whether the destination file dm still holds what it was
 // given from the source file sm: neither was touched since.
 func (r *Record) trusted(sm, dm meta) bool {
-	e, ok := r.m[dm.ino]
-	if !ok || e.racy || e.srcIno != sm.ino || e.srcCtime != sm.ctime || e.dstCtime != dm.ctime {
+	i, ok := r.idx[dm.ino]
+	if !ok {
+		return false
+	}
+	e := &r.ents[i]
+	if e.racy || e.srcIno != sm.ino || e.srcCtime != sm.ctime || e.dstCtime != dm.ctime {
 		return false
 	}
 	r.live++
-	if r.marking && e.gen != r.gen {
+	if r.marking {
 		e.gen = r.gen
-		r.m[dm.ino] = e
 	}
 	return true
+}
+
+// set stores e, replacing the entry of its destination inode; it reports
+// whether that entry was written or marked in the current pass.
+func (r *Record) set(e recEntry) bool {
+	if i, ok := r.idx[e.dstIno]; ok {
+		cur := r.ents[i].gen == r.gen
+		r.ents[i] = e
+		return cur
+	}
+	r.idx[e.dstIno] = int32(len(r.ents))
+	r.ents = append(r.ents, e)
+	return false
+}
+
+// dropUnmarked keeps only the entries written or marked in the current
+// pass, in their order.
+func (r *Record) dropUnmarked() {
+	kept := r.ents[:0]
+	clear(r.idx)
+	for _, e := range r.ents {
+		if e.gen == r.gen {
+			r.idx[e.dstIno] = int32(len(kept))
+			kept = append(kept, e)
+		}
+	}
+	clear(r.ents[len(kept):])
+	r.ents = kept
+}
+
+// lookup returns the entry of a destination inode.
+func (r *Record) lookup(ino uint64) (recEntry, bool) {
+	i, ok := r.idx[ino]
+	if !ok {
+		return recEntry{}, false
+	}
+	return r.ents[i], true
 }
 
 // put records that the destination file dm holds the bytes of the source
@@ -335,13 +378,12 @@ func (r *Record) trusted(sm, dm meta) bool {
 // or will be before the end of the pass with nothing else claimed in
 // between (entries reach the file only through flush).
 func (r *Record) put(dm meta, srcIno uint64, srcCtime int64, racy bool) {
-	e := recEntry{srcIno: srcIno, srcCtime: srcCtime, dstCtime: dm.ctime, racy: racy, gen: r.gen}
-	if old, ok := r.m[dm.ino]; !ok || old.gen != r.gen {
+	e := recEntry{dstIno: dm.ino, srcIno: srcIno, srcCtime: srcCtime, dstCtime: dm.ctime, racy: racy, gen: r.gen}
+	if !r.set(e) {
 		r.live++
 	}
-	r.m[dm.ino] = e
 	if r.f != nil {
-		r.buf = appendEntry(r.buf, dm.ino, e)
+		r.buf = appendEntry(r.buf, e)
 	}
 }
 
@@ -349,7 +391,7 @@ func (r *Record) put(dm meta, srcIno uint64, srcCtime int64, racy bool) {
 // dm from prev (a link or a metadata change, which leave its content): an
 // entry that held for prev holds for dm.
 func (r *Record) touched(prev int64, dm meta) {
-	if e, ok := r.m[dm.ino]; ok && e.dstCtime == prev && prev != dm.ctime {
+	if e, ok := r.lookup(dm.ino); ok && e.dstCtime == prev && prev != dm.ctime {
 		r.put(dm, e.srcIno, e.srcCtime, e.racy)
 	}
 }
@@ -389,11 +431,7 @@ func (r *Record) end(complete bool, synced uint64) error {
 	}
 	if r.f == nil {
 		if complete && r.marking {
-			for ino, e := range r.m {
-				if e.gen != r.gen {
-					delete(r.m, ino)
-				}
-			}
+			r.dropUnmarked()
 		}
 		return nil
 	}

@@ -181,9 +181,7 @@ func TestVerify(t *testing.T) {
 	// Vouch for the corrupted file, keeping the source side of its entry.
 	m, err := lstatAt(-100, dst+"/sub/b.txt") // AT_FDCWD
 	must(t, err)
-	e := rec.m[m.ino]
-	e.dstCtime = m.ctime
-	rec.m[m.ino] = e
+	rec.ents[rec.idx[m.ino]].dstCtime = m.ctime
 	if st := mustSync(t, src, dst, Options{Record: rec}); st.FilesCopied != 0 {
 		t.Fatalf("test setup: the record did not vouch for the file: %+v", st)
 	}
@@ -263,8 +261,8 @@ func TestRecordCompaction(t *testing.T) {
 		}
 		// 7 live entries (buildTree's files); at most as many stale ones
 		// and the last pass's before a compaction.
-		if len(rec.m) > 15 {
-			t.Errorf("%q: %d entries in memory", path, len(rec.m))
+		if len(rec.ents) > 15 {
+			t.Errorf("%q: %d entries in memory", path, len(rec.ents))
 		}
 		if path == "" {
 			continue
