@@ -39,7 +39,7 @@ import (
 // tail is dropped on load. The log is rewritten when it holds more than
 // twice as many entries as there are live files.
 //
-// The whole record is held in memory: about 60 bytes per file.
+// The whole record is held in memory: about 70 bytes per file.
 type Record struct {
 	mu   sync.Mutex // held by the Sync using the record
 	path string     // "" for a record in memory only
