@@ -94,7 +94,7 @@ func run() int {
 		only    = flag.String("only", "", "comma-separated attacks to run (default all): "+strings.Join(names, ","))
 		workDir = flag.String("work", "", "scratch directory (default $TMPDIR/efsattack-PID)")
 		keep    = flag.Bool("keep", false, "keep the scratch directory (efsd logs) afterwards")
-		ceiling = flag.Int("rss-ceiling-mb", 300, "efsd's resident memory may not exceed this during an attack (MB)")
+		ceiling = flag.Int("rss-ceiling-mb", 300, "efsd's resident memory may not exceed this during an attack (MB, 10^6 bytes)")
 		timeout = flag.Duration("timeout", 0, "hard limit for the whole run (default 40m, 10m with --quick)")
 	)
 	flag.Parse()
@@ -130,7 +130,7 @@ func run() int {
 	// Whatever happens, every efsd started is stopped by its PID.
 	defer procs.StopAll()
 
-	h := &harness{ctx: ctx, quick: *quick, rssCeiling: int64(*ceiling) << 20}
+	h := &harness{ctx: ctx, quick: *quick, rssCeiling: int64(*ceiling) * 1e6}
 	var err error
 	if h.repo, err = moduleRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "efsattack:", err)

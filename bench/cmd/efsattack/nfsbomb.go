@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +65,10 @@ func (h *harness) nfsBomb() result {
 		{"GETATTR", callHeader(3, progNFS, 3, procGetattr, true, 0).opaque(root)},
 		{"GETATTR, handle claiming 4 GiB", append(callHeader(4, progNFS, 3, procGetattr, true, 0), huge...)},
 	}
-	streamMax := pick(h, 64<<20, 16<<20)
+	// Streams stop at streamMax each, or as soon as efsd's memory passes
+	// the ceiling (the verdict is then known, and the machine is shared).
+	streamMax := pick(h, 1<<30, 256<<20)
+	var stop atomic.Bool
 	var open []net.Conn
 	var wg sync.WaitGroup
 	defer func() {
@@ -91,7 +95,7 @@ func (h *harness) nfsBomb() result {
 				return
 			}
 			zeros := make([]byte, 64<<10)
-			for sent := 0; sent < streamMax; sent += len(zeros) {
+			for sent := 0; sent < streamMax && !stop.Load(); sent += len(zeros) {
 				if _, err := conn.Write(zeros); err != nil {
 					return
 				}
@@ -101,14 +105,21 @@ func (h *harness) nfsBomb() result {
 	}
 	r.scale = fmt.Sprintf("%d connections (MOUNT and GETATTR, well-formed and with a 4 GiB opaque), marker 0xFFFFFFFF, then up to %d MiB of zeros each; held %v",
 		conns, streamMax>>20, hold)
+	if streamMax >= 1<<30 {
+		r.scale = strings.Replace(r.scale, fmt.Sprintf("%d MiB", streamMax>>20), fmt.Sprintf("%d GiB", streamMax>>30), 1)
+	}
 	logf("  %d bombs sent (MOUNT call %d bytes); holding %v", conns, len(variants[0].msg), hold)
 	end := time.Now().Add(hold)
 	for time.Now().Before(end) && h.check() == nil {
 		if ok, _ := in.alive(); !ok {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		if in.peak() > h.rssCeiling {
+			stop.Store(true)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+	stop.Store(true)
 	r.fig("%d MiB of the records sent", streamed.Load()>>20)
 	// How many bomb connections has the server closed?
 	closed := 0
