@@ -20,7 +20,7 @@ import (
 // what it is promised, runs out of memory or connections.
 func (h *harness) stalledUploads() result {
 	phases := pick(h, []int{1000, 7000}, []int{100, 300})
-	window := pick(h, 2*time.Minute, 30*time.Second)
+	window := pick(h, 2*time.Minute, 20*time.Second)
 	r := result{held: true, scale: fmt.Sprintf("%v connections, Content-Length 1 MiB, half trickling 1 byte/2 s, half stalled; closes watched for %v", phases, window)}
 	in, err := h.startEfsd("stalled-uploads", efsdOpts{})
 	if err != nil {
