@@ -131,6 +131,7 @@ type holder struct {
 	out            *bufio.Reader
 	opened, failed int
 	target         string // API or NFS
+	ctx            context.Context
 }
 
 // startHolder starts a child holding up to n idle connections to addr,
@@ -150,7 +151,7 @@ func (h *harness) startHolder(addr string, n int) (*holder, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	hd := &holder{cmd: cmd, in: stdin, out: bufio.NewReader(stdout)}
+	hd := &holder{cmd: cmd, in: stdin, out: bufio.NewReader(stdout), ctx: h.ctx}
 	line, err := hd.readLine(5 * time.Minute)
 	if err == nil {
 		_, err = fmt.Sscanf(line, "opened %d failed %d", &hd.opened, &hd.failed)
@@ -177,6 +178,8 @@ func (hd *holder) readLine(limit time.Duration) (string, error) {
 		return r.s, r.err
 	case <-time.After(limit):
 		return "", fmt.Errorf("no answer within %v", limit)
+	case <-hd.ctx.Done():
+		return "", hd.ctx.Err()
 	}
 }
 

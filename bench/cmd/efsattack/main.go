@@ -71,6 +71,7 @@ type harness struct {
 	repo       string
 	work       string
 	efsd       string // binary
+	rev        string // git revision efsd is built from; "" for the working tree
 	rssCeiling int64  // bytes
 }
 
@@ -96,6 +97,7 @@ func run() int {
 		keep    = flag.Bool("keep", false, "keep the scratch directory (efsd logs) afterwards")
 		ceiling = flag.Int("rss-ceiling-mb", 300, "efsd's resident memory may not exceed this during an attack (MB, 10^6 bytes)")
 		timeout = flag.Duration("timeout", 0, "hard limit for the whole run (default 40m, 10m with --quick)")
+		rev     = flag.String("efsd-rev", "", "build efsd from a clean export of this git revision (e.g. main) instead of the working tree")
 	)
 	flag.Parse()
 	want := names
@@ -130,7 +132,7 @@ func run() int {
 	// Whatever happens, every efsd started is stopped by its PID.
 	defer procs.StopAll()
 
-	h := &harness{ctx: ctx, quick: *quick, rssCeiling: int64(*ceiling) * 1e6}
+	h := &harness{ctx: ctx, quick: *quick, rssCeiling: int64(*ceiling) * 1e6, rev: *rev}
 	var err error
 	if h.repo, err = moduleRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "efsattack:", err)
@@ -241,9 +243,20 @@ func moduleRoot() (string, error) {
 // where the unprivileged inotify probe can run it.
 func (h *harness) build() error {
 	h.efsd = filepath.Join(h.work, "bin", "efsd")
-	logf("go build -o %s ./cmd/efsd (in %s)", h.efsd, h.repo)
+	dir := h.repo
+	if h.rev != "" {
+		dir = filepath.Join(h.work, "src")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		script := fmt.Sprintf("git -C %q archive %q | tar -x -C %q", h.repo, h.rev, dir)
+		if out, err := exec.CommandContext(h.ctx, "sh", "-c", script).CombinedOutput(); err != nil {
+			return fmt.Errorf("export %s: %v\n%s", h.rev, err, out)
+		}
+	}
+	logf("go build -o %s ./cmd/efsd (in %s)", h.efsd, dir)
 	cmd := exec.CommandContext(h.ctx, "go", "build", "-o", h.efsd, "./cmd/efsd")
-	cmd.Dir = h.repo
+	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/efsd: %v\n%s", err, out)
 	}
@@ -259,11 +272,18 @@ func (h *harness) build() error {
 }
 
 func (h *harness) efsdCommit() string {
-	out, err := exec.Command("git", "-C", h.repo, "log", "-1", "--format=%h %s").Output()
+	rev := "HEAD"
+	if h.rev != "" {
+		rev = h.rev
+	}
+	out, err := exec.Command("git", "-C", h.repo, "log", "-1", "--format=%h %s", rev).Output()
 	if err != nil {
 		return "unknown commit"
 	}
 	c := strings.TrimSpace(string(out))
+	if h.rev != "" {
+		return fmt.Sprintf("built from a clean export of %s (%s)", h.rev, c)
+	}
 	// Uncommitted changes that can change efsd (not bench/, not documents).
 	if st, err := exec.Command("git", "-C", h.repo, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!*.md").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
 		c += " plus uncommitted changes"
