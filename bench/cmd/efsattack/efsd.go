@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/efs/types"
 
@@ -294,6 +297,38 @@ func (in *instance) client(a account, reg string) *efs.Client {
 	return c
 }
 
+// normalSource is the normal API client's source address. The attackers
+// connect from 127.0.0.1; the normal client is another host, as a real
+// one would be, so that a server capping connections per client address
+// can tell them apart.
+const normalSource = "127.0.0.2"
+
+// normalClient is an EFS client connecting from normalSource.
+func (in *instance) normalClient(a account) *efs.Client {
+	k := "normal/" + a.key
+	if c, ok := in.clients[k]; ok {
+		return c
+	}
+	hc := awshttp.NewBuildableClient().
+		WithTimeout(30 * time.Second).
+		WithTransportOptions(func(t *http.Transport) { t.Proxy = nil }).
+		WithDialerOptions(func(d *net.Dialer) {
+			d.Control = loadgen.LoopbackOnly
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(normalSource)}
+		})
+	c := efs.New(efs.Options{
+		BaseEndpoint: aws.String(in.url),
+		Region:       region,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: a.key, SecretAccessKey: a.secret}, nil
+		}),
+		RetryMaxAttempts: 1,
+		HTTPClient:       hc,
+	})
+	in.clients[k] = c
+	return c
+}
+
 // describe is the normal client's call: one signed DescribeFileSystems,
 // with its latency.
 func (in *instance) describe(c *efs.Client) (time.Duration, error) {
@@ -307,7 +342,7 @@ func (in *instance) describe(c *efs.Client) (time.Duration, error) {
 // normalAPI retries the normal client's call until it succeeds or limit
 // passes, and returns the time to the first success.
 func (in *instance) normalAPI(a account, limit time.Duration) (time.Duration, error) {
-	c := in.client(a, region)
+	c := in.normalClient(a)
 	t0 := time.Now()
 	var last error
 	for time.Since(t0) < limit {
@@ -392,27 +427,45 @@ func (in *instance) volume(acct, reg, fsID string) string {
 }
 
 // nfsTarget is a file system with a mount target and a known file, which
-// the normal client mounts and reads.
+// the normal client mounts and reads from local, an address inside the
+// VPC (the attackers connect from 127.0.0.1).
 type nfsTarget struct {
 	fsID, mtID, addr string
+	local            string
 	content          []byte
+}
+
+// insideVPC returns the last usable address of a VPC's range: inside it,
+// and no mount target's (they take the first free addresses of subnets).
+func insideVPC(cidr string) (string, *net.IPNet, error) {
+	_, vpc, err := net.ParseCIDR(cidr)
+	if err != nil || vpc.IP.To4() == nil {
+		return "", nil, fmt.Errorf("VPC range %q: not an IPv4 range (%v)", cidr, err)
+	}
+	last := make(net.IP, 4)
+	binary.BigEndian.PutUint32(last, binary.BigEndian.Uint32(vpc.IP.To4())|^binary.BigEndian.Uint32(net.IP(vpc.Mask).To4())-1)
+	return last.String(), vpc, nil
 }
 
 const probeFile = "probe.txt"
 
 // setupNFS creates a file system with a mount target in the account's
 // first subnet and a file the normal client reads.
-func (in *instance) setupNFS(a account, subnet string) (*nfsTarget, error) {
+func (in *instance) setupNFS(a account, n *networkInfo) (*nfsTarget, error) {
+	local, _, err := insideVPC(n.Vpcs[0].CidrBlock)
+	if err != nil {
+		return nil, err
+	}
 	c := in.client(a, region)
 	fsID, err := in.createFS(c, "attack-nfs")
 	if err != nil {
 		return nil, err
 	}
-	t := &nfsTarget{fsID: fsID, content: []byte("a normal client reads this file over NFS\n")}
+	t := &nfsTarget{fsID: fsID, local: local, content: []byte("a normal client reads this file over NFS\n")}
 	if err := os.WriteFile(filepath.Join(in.volume(a.id, region, fsID), probeFile), t.content, 0o644); err != nil {
 		return nil, err
 	}
-	t.addr, t.mtID, err = in.mountTarget(c, fsID, subnet)
+	t.addr, t.mtID, err = in.mountTarget(c, fsID, n.Subnets[0].SubnetId)
 	return t, err
 }
 
@@ -425,7 +478,7 @@ func (t *nfsTarget) normalNFS(h *harness, limit time.Duration) (time.Duration, e
 		if err := h.check(); err != nil {
 			return 0, err
 		}
-		if last = t.mountAndRead("", min(limit-time.Since(t0)+time.Second, 10*time.Second)); last == nil {
+		if last = t.mountAndRead(t.local, min(limit-time.Since(t0)+time.Second, 10*time.Second)); last == nil {
 			return time.Since(t0), nil
 		}
 		time.Sleep(200 * time.Millisecond)

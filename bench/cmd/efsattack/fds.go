@@ -41,7 +41,7 @@ func (h *harness) fdExhaustion() result {
 		r.fail("setup: %v", err)
 		return r
 	}
-	t, err := in.setupNFS(devAcct, n.Subnets[0].SubnetId)
+	t, err := in.setupNFS(devAcct, n)
 	if err != nil {
 		r.fail("setup: %v", err)
 		return r
@@ -113,7 +113,7 @@ func (h *harness) fdExhaustion() result {
 	if _, err := in.normalAPI(devAcct, 30*time.Second); err != nil {
 		r.fail("normal API client after the attack: %v", err)
 	}
-	if err := in.mountTargetAvailable(in.client(devAcct, region), t.mtID, 30*time.Second); err != nil {
+	if err := in.mountTargetAvailable(in.normalClient(devAcct), t.mtID, 30*time.Second); err != nil {
 		r.fail("mount target after the attack: %v", err)
 	} else if nfsErr != nil {
 		r.fail("the mount target is reported available while its NFS server does not answer")

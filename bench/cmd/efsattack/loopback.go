@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,9 +26,9 @@ func (h *harness) loopbackScan() result {
 		r.fail("setup: %v", err)
 		return r
 	}
-	_, vpc, err := net.ParseCIDR(n.Vpcs[0].CidrBlock)
+	inside, vpc, err := insideVPC(n.Vpcs[0].CidrBlock)
 	if err != nil {
-		r.fail("setup: VPC range %q: %v", n.Vpcs[0].CidrBlock, err)
+		r.fail("setup: %v", err)
 		return r
 	}
 	const group = "sg-0a77ac0000000001"
@@ -67,11 +66,6 @@ func (h *harness) loopbackScan() result {
 	if vpc.Contains(net.ParseIP(attacker)) {
 		attacker = "127.255.255.254"
 	}
-	// A client inside the VPC range: the last usable address of the VPC.
-	last := make(net.IP, 4)
-	binary.BigEndian.PutUint32(last, binary.BigEndian.Uint32(vpc.IP.To4())|^binary.BigEndian.Uint32(net.IP(vpc.Mask).To4())-1)
-	inside := last.String()
-
 	var outcome string
 	rc, err := dialRPC(t.addr, attacker, 3*time.Second)
 	if err != nil {

@@ -32,7 +32,7 @@ func (h *harness) nfsBomb() result {
 		r.fail("setup: %v", err)
 		return r
 	}
-	t, err := in.setupNFS(devAcct, n.Subnets[0].SubnetId)
+	t, err := in.setupNFS(devAcct, n)
 	if err != nil {
 		r.fail("setup: %v", err)
 		return r

@@ -163,7 +163,7 @@ func (h *harness) stalledPhase(in *instance, n int, window time.Duration, r *res
 		r.fail("%d conns: normal API client after the window: %v", n, err2)
 	}
 	r.fig("%d conns: %d opened, %d closed by efsd within %v (last after %s), normal API %s during / %s after",
-		n, opened.Load(), closed.Load(), window, time.Duration(lastClose.Load()).Round(time.Second), ms(lat), ms(lat2))
+		n, opened.Load(), closed.Load(), window, ms(time.Duration(lastClose.Load())), ms(lat), ms(lat2))
 	if c, o := closed.Load(), opened.Load(); c < o {
 		r.fail("%d conns: %d of %d stalled uploads still open after %v", n, o-c, o, window)
 	}
