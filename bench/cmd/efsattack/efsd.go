@@ -357,25 +357,10 @@ func (in *instance) normalAPI(a account, limit time.Duration) (time.Duration, er
 	return 0, fmt.Errorf("no API answer within %v: %v", limit, last)
 }
 
-// poll calls cond every interval until it is true, it returns an error
-// that is not retryable, or limit passes.
+// poll calls cond every interval until it is true, it fails with a
+// non-retryable error, or limit passes; a harness failure ends it too.
 func (h *harness) poll(limit, interval time.Duration, what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(limit)
-	var last error
-	for {
-		if err := h.check(); err != nil {
-			return err
-		}
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		last = err
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v waiting for %s (last error: %v)", limit, what, last)
-		}
-		time.Sleep(interval)
-	}
+	return procs.Poll(limit, interval, what, h.check, cond)
 }
 
 // createFS creates a file system and waits until it is available.

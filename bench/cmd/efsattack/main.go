@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -134,7 +133,7 @@ func run() int {
 
 	h := &harness{ctx: ctx, quick: *quick, rssCeiling: int64(*ceiling) * 1e6, rev: *rev}
 	var err error
-	if h.repo, err = moduleRoot(); err != nil {
+	if h.repo, err = procs.ModuleRoot("efsattack"); err != nil {
 		fmt.Fprintln(os.Stderr, "efsattack:", err)
 		return 1
 	}
@@ -225,18 +224,6 @@ func cell(s string) string {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run efsattack from inside the efsd module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 // build compiles efsd from the working tree, and copies this program
