@@ -97,7 +97,7 @@ for call, exc in [
     (lambda: c.create_mount_target(FileSystemId=fs["FileSystemId"], SubnetId="subnet-0123456789abcdef0"), c.exceptions.SubnetNotFound),
     (lambda: c.create_file_system(CreationToken="mars", AvailabilityZoneName="mars-1a"), c.exceptions.UnsupportedAvailabilityZone),
     (lambda: c.create_file_system(CreationToken="tp", ThroughputMode="provisioned", ProvisionedThroughputInMibps=99999.0), c.exceptions.ThroughputLimitExceeded),
-    (lambda: c.create_replication_configuration(SourceFileSystemId=fs["FileSystemId"], Destinations=[]), c.exceptions.ValidationException),
+    (lambda: c.create_replication_configuration(SourceFileSystemId=fs["FileSystemId"], Destinations=[]), c.exceptions.BadRequest),
     (lambda: c.delete_access_point(AccessPointId="fsap-0123456789abcdef0"), c.exceptions.AccessPointNotFound),
     (lambda: c.describe_file_systems(FileSystemId="not-an-id"), c.exceptions.ValidationException),
     (lambda: c.describe_file_system_policy(FileSystemId=fs["FileSystemId"]), c.exceptions.PolicyNotFound),

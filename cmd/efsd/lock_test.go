@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,4 +38,19 @@ func TestSecondProcessOnDataDirExits(t *testing.T) {
 	first.Process.Kill() // a crash leaves no stale lock
 	first.Wait()
 	startBinary(t, bin, dir)
+}
+
+// A data directory that cannot be made or written is named in the error
+// with the OS's reason.
+func TestUnusableDataDirNamed(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+	err := m.Run(context.Background(), []string{"--listen", "127.0.0.1:0", "--data-dir", filepath.Join(file, "data")})
+	if err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("error %v, want one naming %s and the OS's reason", err, file)
+	}
 }

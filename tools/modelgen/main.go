@@ -18,9 +18,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/efsd/efsd/tools/internal/botocore"
 )
 
 const (
@@ -74,22 +75,17 @@ func generateFrom(path string) ([]byte, error) {
 // repin copies the installed botocore's EFS model to path and records its
 // version beside it.
 func repin(path string) error {
-	out, err := exec.Command("python3", "-c",
-		"import botocore, os; print(os.path.dirname(botocore.__file__)); print(botocore.__version__)").Output()
+	dir, version, err := botocore.Locate()
 	if err != nil {
-		return fmt.Errorf("locate botocore via python3: %w", err)
+		return err
 	}
-	dir, version, ok := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	if !ok {
-		return fmt.Errorf("locate botocore: unexpected python3 output %q", out)
-	}
-	raw, err := os.ReadFile(filepath.Join(strings.TrimSpace(dir), filepath.FromSlash(botocoreModel)))
+	raw, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(botocoreModel)))
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		return err
 	}
-	src := "botocore " + strings.TrimSpace(version) + " " + botocoreModel + "\n"
+	src := "botocore " + version + " " + botocoreModel + "\n"
 	return os.WriteFile(sourcePath(path), []byte(src), 0o644)
 }

@@ -19,10 +19,11 @@ import (
 	"go/format"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/efsd/efsd/tools/internal/botocore"
 )
 
 const (
@@ -139,16 +140,11 @@ func readGzip(path string) ([]byte, error) {
 // repin copies the endpoint data of the installed botocore next to the
 // generated file, with its version.
 func repin(path string) error {
-	out, err := exec.Command("python3", "-c",
-		"import botocore, os; print(os.path.dirname(botocore.__file__)); print(botocore.__version__)").Output()
+	dir, version, err := botocore.Locate()
 	if err != nil {
-		return fmt.Errorf("locate botocore via python3: %w", err)
+		return err
 	}
-	dir, version, ok := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	if !ok {
-		return fmt.Errorf("locate botocore: unexpected python3 output %q", out)
-	}
-	raw, err := os.ReadFile(filepath.Join(strings.TrimSpace(dir), "data", "endpoints.json"))
+	raw, err := os.ReadFile(filepath.Join(dir, "data", "endpoints.json"))
 	if err != nil {
 		return err
 	}
@@ -163,6 +159,6 @@ func repin(path string) error {
 	if err := os.WriteFile(path, z.Bytes(), 0o644); err != nil {
 		return err
 	}
-	src := "botocore " + strings.TrimSpace(version) + " data/endpoints.json\n"
+	src := "botocore " + version + " data/endpoints.json\n"
 	return os.WriteFile(filepath.Join(filepath.Dir(path), filepath.Base(pinnedFrom)), []byte(src), 0o644)
 }

@@ -14,18 +14,6 @@ import (
 	"github.com/efsd/efsd/bench/internal/report"
 )
 
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("run efsbench from inside the efsd module")
-	}
-	return filepath.Dir(mod), nil
-}
-
 // build compiles efsd, the trivial server and syncpass — by default from
 // a clean export of the committed HEAD with this bench/ directory laid
 // over it (so that work in progress elsewhere in the tree is neither

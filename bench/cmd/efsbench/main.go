@@ -135,7 +135,7 @@ func run() int {
 	defer procs.StopAll()
 
 	var err error
-	if h.repo, err = moduleRoot(); err != nil {
+	if h.repo, err = procs.ModuleRoot("efsbench"); err != nil {
 		fmt.Fprintln(os.Stderr, "efsbench:", err)
 		return 1
 	}

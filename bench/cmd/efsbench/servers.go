@@ -288,25 +288,10 @@ func (h *harness) waitCovered(s *server, src string, since time.Time, limit, int
 	}
 }
 
-// poll calls cond every interval until it returns true, it fails with a
-// non-retryable error, or limit passes.
+// poll calls cond every interval until it is true, it fails with a
+// non-retryable error, or limit passes; a harness failure ends it too.
 func (h *harness) poll(limit, interval time.Duration, what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(limit)
-	var last error
-	for {
-		if err := h.check(); err != nil {
-			return err
-		}
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		last = err
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v waiting for %s (last error: %v)", limit, what, last)
-		}
-		time.Sleep(interval)
-	}
+	return procs.Poll(limit, interval, what, h.check, cond)
 }
 
 // passRecord is one "replication pass" line of efsd's debug log.

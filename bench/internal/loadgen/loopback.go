@@ -20,3 +20,9 @@ func loopbackOnly(network, address string, _ syscall.RawConn) error {
 	}
 	return nil
 }
+
+// LoopbackOnly is the dialer Control function every harness connection
+// uses: it refuses any address outside 127.0.0.0/8 and ::1.
+func LoopbackOnly(network, address string, c syscall.RawConn) error {
+	return loopbackOnly(network, address, c)
+}

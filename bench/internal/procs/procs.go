@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -307,4 +308,40 @@ func parseProcStat(line string) Machine {
 // Sub returns m − o.
 func (m Machine) Sub(o Machine) Machine {
 	return Machine{Busy: m.Busy - o.Busy, Steal: m.Steal - o.Steal}
+}
+
+// ModuleRoot is the directory of the Go module the harness runs in (it
+// builds efsd from there); tool names the harness in the error.
+func ModuleRoot(tool string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("run %s from inside the efsd module", tool)
+	}
+	return filepath.Dir(mod), nil
+}
+
+// Poll calls cond every interval until it is true, alive or cond fails
+// with an error that is not retryable (alive's), or limit passes. cond's
+// own error is retried and reported if time runs out.
+func Poll(limit, interval time.Duration, what string, alive func() error, cond func() (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for {
+		if err := alive(); err != nil {
+			return err
+		}
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		last = err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v waiting for %s (last error: %v)", limit, what, last)
+		}
+		time.Sleep(interval)
+	}
 }
