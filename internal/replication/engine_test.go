@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -177,6 +178,27 @@ func TestInotifyWakesWorker(t *testing.T) {
 	// A directory created after the first pass is watched too.
 	os.WriteFile(filepath.Join(srcDir, "new", "deeper", "g"), []byte("watched too"), 0o644)
 	waitStatus(t, c, src, types.ReplicationStatusEnabled, "", identical(srcDir, dstDir))
+}
+
+// LastReplicatedTimestamp is whole seconds; a change carried by a pass
+// that started in the same second as the write must still be covered by
+// the reported timestamp within about a second, not at the next rescan
+// (an hour here).
+func TestTimestampCoversChangeWithinASecond(t *testing.T) {
+	_, c, src, srcDir, _ := setup(t, efstest.WithConfig(func(c *daemon.Config) { c.ReplicationRescanInterval = time.Hour }))
+	for i := range 3 {
+		wrote := time.Now()
+		os.WriteFile(filepath.Join(srcDir, "f"+strconv.Itoa(i)), []byte("covered"), 0o644)
+		efstest.Eventually(t, 5*time.Second, "LastReplicatedTimestamp to cover a write", func() bool {
+			out, err := c.DescribeReplicationConfigurations(context.Background(),
+				&efs.DescribeReplicationConfigurationsInput{FileSystemId: aws.String(src)})
+			if err != nil || len(out.Replications) == 0 {
+				return false
+			}
+			lrt := out.Replications[0].Destinations[0].LastReplicatedTimestamp
+			return lrt != nil && !lrt.Before(wrote)
+		})
+	}
 }
 
 func TestDescribeReplicationPagination(t *testing.T) {

@@ -80,6 +80,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 	}()
 	var scrubbing []*scrubRequest // requests served by the next pass
+	var coverBy time.Time         // a pass must start by then for the timestamp to cover the last changes
 	failures := 0
 	for {
 		if watch == nil && w.m.hub != nil {
@@ -154,6 +155,21 @@ func (w *worker) run(ctx context.Context) {
 			log.Debug("replication pass", "copied", stats.FilesCopied, "bytes", stats.BytesCopied, "deleted", stats.Deleted,
 				"compared", stats.FilesCompared, "differences", stats.Differences)
 			wait = w.m.opts.RescanInterval
+			// LastReplicatedTimestamp is reported in whole seconds, so the
+			// start of a pass that carried changes, truncated, may not cover
+			// them: a pass that starts in the next second (the one after, if
+			// nothing wakes one sooner) makes the timestamp cover them.
+			if !coverBy.IsZero() && !start.Before(coverBy) {
+				coverBy = time.Time{}
+			}
+			if changed(stats) {
+				if whole := start.Truncate(time.Second); !whole.Equal(start) {
+					coverBy = whole.Add(time.Second)
+				}
+			}
+			if !coverBy.IsZero() {
+				wait = min(wait, coverBy.Sub(w.m.opts.Now()))
+			}
 		}
 		if w.m.opts.ScrubInterval > 0 && !w.rec.Scrubbed().IsZero() {
 			wait = min(wait, max(w.nextScrub().Sub(w.m.opts.Now()), 0))
@@ -166,6 +182,11 @@ func (w *worker) run(ctx context.Context) {
 			scrubbing = append(scrubbing, r)
 		}
 	}
+}
+
+// changed reports whether a pass changed the destination.
+func changed(st treesync.Stats) bool {
+	return st.FilesCopied+st.Deleted+st.DirsCreated+st.LinksCreated+st.SymlinksCreated+st.MetadataUpdated > 0
 }
 
 // recordName is what a configuration ID must look like to name a file.
