@@ -21,22 +21,12 @@ import (
 // refused; none may reach the file outside the access point's root.
 func (h *harness) accessPointEscape() result {
 	r := result{held: true}
-	in, err := h.startEfsd("ap-escape", efsdOpts{})
+	in, t, err := h.startWithMount("ap-escape", efsdOpts{})
 	if err != nil {
 		r.fail("setup: %v", err)
 		return r
 	}
 	defer in.stop()
-	n, err := in.network(devAccount, region)
-	if err != nil {
-		r.fail("setup: %v", err)
-		return r
-	}
-	t, err := in.setupNFS(devAcct, n)
-	if err != nil {
-		r.fail("setup: %v", err)
-		return r
-	}
 	secret := []byte("outside the access point: must never be read through it\n")
 	vol := in.volume(devAccount, region, t.fsID)
 	if err := os.WriteFile(filepath.Join(vol, "secret.txt"), secret, 0o600); err != nil {

@@ -435,6 +435,24 @@ func insideVPC(cidr string) (string, *net.IPNet, error) {
 const probeFile = "probe.txt"
 
 // setupNFS creates a file system with a mount target in the account's
+// startWithMount starts an attack's efsd and gives the development account
+// a file system with a mount target in its default VPC.
+func (h *harness) startWithMount(name string, o efsdOpts) (*instance, *nfsTarget, error) {
+	in, err := h.startEfsd(name, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := in.network(devAccount, region)
+	if err == nil {
+		var t *nfsTarget
+		if t, err = in.setupNFS(devAcct, n); err == nil {
+			return in, t, nil
+		}
+	}
+	in.stop()
+	return nil, nil, err
+}
+
 // first subnet and a file the normal client reads.
 func (in *instance) setupNFS(a account, n *networkInfo) (*nfsTarget, error) {
 	local, _, err := insideVPC(n.Vpcs[0].CidrBlock)

@@ -30,22 +30,12 @@ func (h *harness) fdExhaustion() result {
 	conns := pick(h, 21_000, 2_000)
 	limit = min(limit, nofile())
 	r := result{held: true, scale: fmt.Sprintf("%d idle connections to the API and %d to an NFS port, efsd RLIMIT_NOFILE %d", conns, conns, limit)}
-	in, err := h.startEfsd("fd-exhaustion", efsdOpts{nofile: limit})
+	in, t, err := h.startWithMount("fd-exhaustion", efsdOpts{nofile: limit})
 	if err != nil {
 		r.fail("setup: %v", err)
 		return r
 	}
 	defer in.stop()
-	n, err := in.network(devAccount, region)
-	if err != nil {
-		r.fail("setup: %v", err)
-		return r
-	}
-	t, err := in.setupNFS(devAcct, n)
-	if err != nil {
-		r.fail("setup: %v", err)
-		return r
-	}
 	var holders []*holder
 	defer func() {
 		for _, hd := range holders {

@@ -21,22 +21,12 @@ func (h *harness) nfsBomb() result {
 	conns := pick(h, 8, 4)
 	hold := pick(h, 20*time.Second, 5*time.Second)
 	r := result{held: true}
-	in, err := h.startEfsd("nfs-bomb", efsdOpts{})
+	in, t, err := h.startWithMount("nfs-bomb", efsdOpts{})
 	if err != nil {
 		r.fail("setup: %v", err)
 		return r
 	}
 	defer in.stop()
-	n, err := in.network(devAccount, region)
-	if err != nil {
-		r.fail("setup: %v", err)
-		return r
-	}
-	t, err := in.setupNFS(devAcct, n)
-	if err != nil {
-		r.fail("setup: %v", err)
-		return r
-	}
 	// The root handle, for the GETATTR bomb.
 	c, err := dialRPC(t.addr, "", 10*time.Second)
 	if err != nil {
