@@ -42,6 +42,7 @@ const usage = `efsd serves the Amazon EFS API (elasticfilesystem 2015-02-01) ove
 
 Usage:
   efsd [flags]
+  efsd version         (or --version) prints the build: version, VCS revision, Go
   efsd network [--account ID] [--region REGION] [--data-dir DIR] [--config FILE]
       prints the account's VPC, subnets (with their loopback address ranges) and
       security groups in the region: the IDs CreateMountTarget needs, and each
@@ -76,6 +77,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	if len(args) > 0 && args[0] == "scrub" {
 		return m.runScrub(ctx, args[1:])
+	}
+	if len(args) > 0 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(m.Stdout, version())
+		return nil
 	}
 	fset := flag.NewFlagSet("efsd", flag.ContinueOnError)
 	fset.SetOutput(m.Stderr)
