@@ -58,6 +58,9 @@ file):
   --listen HOST:PORT   API address (EFSD_LISTEN; default %s).
                        Without accounts in the config file only loopback
                        addresses are allowed.
+  --admin-listen HOST:PORT
+                       serve /healthz and /readyz there (EFSD_ADMIN_LISTEN;
+                       default: not served; e.g. 127.0.0.1:8050)
   --data-dir DIR       where the database and file system data live
                        (EFSD_DATA_DIR; default %s)
   --config FILE        JSON config file (EFSD_CONFIG); see README.md
@@ -85,6 +88,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	fset := flag.NewFlagSet("efsd", flag.ContinueOnError)
 	fset.SetOutput(m.Stderr)
 	listen := fset.String("listen", "", "")
+	adminListen := fset.String("admin-listen", "", "")
 	dataDir := fset.String("data-dir", "", "")
 	configPath := fset.String("config", "", "")
 	logFormat := fset.String("log-format", "", "")
@@ -103,6 +107,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Listen = first(*listen, m.Getenv("EFSD_LISTEN"), file.Listen, DefaultListen)
+	cfg.AdminListen = first(*adminListen, m.Getenv("EFSD_ADMIN_LISTEN"), file.AdminListen)
 	logger, err := newLogger(m.Stderr, first(*logFormat, m.Getenv("EFSD_LOG_FORMAT"), file.LogFormat, "text"),
 		first(*logLevel, m.Getenv("EFSD_LOG_LEVEL"), file.LogLevel, "info"))
 	if err != nil {
@@ -122,6 +127,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "efsd listening on http://%s\nefsd data directory %s\n", d.Addr(), cfg.DataDir)
+	if a := d.AdminAddr(); a != "" {
+		fmt.Fprintf(m.Stdout, "efsd health checks on http://%s/healthz and /readyz\n", a)
+	}
 	if devOnly {
 		fmt.Fprintf(m.Stdout, "efsd accepts the development credential: access key %q, secret %q, account %s\n",
 			devCredential.AccessKeyID, devCredential.SecretAccessKey, devCredential.Account)

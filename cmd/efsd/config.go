@@ -19,10 +19,12 @@ import (
 // FileConfig is the JSON config file. Durations are Go duration strings
 // ("500ms", "24h").
 type FileConfig struct {
-	Listen    string `json:"listen"`
-	DataDir   string `json:"dataDir"`
-	LogFormat string `json:"logFormat"`
-	LogLevel  string `json:"logLevel"`
+	Listen string `json:"listen"`
+	// AdminListen serves /healthz and /readyz; empty serves none.
+	AdminListen string `json:"adminListen"`
+	DataDir     string `json:"dataDir"`
+	LogFormat   string `json:"logFormat"`
+	LogLevel    string `json:"logLevel"`
 	// Regions limits the served regions; empty serves every AWS commercial
 	// region.
 	Regions  []string        `json:"regions"`

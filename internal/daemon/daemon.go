@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/efsd/efsd/internal/admin"
@@ -21,6 +22,7 @@ import (
 	"github.com/efsd/efsd/internal/mounts"
 	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
+	"github.com/efsd/efsd/internal/ops"
 	"github.com/efsd/efsd/internal/region"
 	"github.com/efsd/efsd/internal/replication"
 	"github.com/efsd/efsd/internal/store/sqlite"
@@ -55,6 +57,10 @@ type Config struct {
 	// directory) of one source file system; 0 takes the default.
 	ReplicationMaxWatchesPerFileSystem int
 
+	// AdminListen is where /healthz and /readyz are served (host:port);
+	// "" serves none.
+	AdminListen string
+
 	// NFSPort is the NFS port at every mount target address (default 2049).
 	NFSPort int
 	// NFSLimits bound every mount target's NFS connections (zero fields: nfs's defaults).
@@ -83,6 +89,10 @@ type Daemon struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	replWG  sync.WaitGroup // replication and mount-target managers
+
+	replStopped, mountsStopped atomic.Bool  // a manager's loop returned
+	ops                        *http.Server // health checks; nil without AdminListen
+	opsLn                      net.Listener
 }
 
 // Start opens the data directory, starts the background workers and
@@ -163,6 +173,15 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	lim := cfg.APILimits.WithDefaults()
 	ln = netlimit.Listen(ln, netlimit.Options{MaxConns: lim.MaxConns, MaxConnsPerClient: lim.MaxConnsPerClient,
 		Logger: cfg.Logger, Name: "api"})
+	var adminLn net.Listener
+	if cfg.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			ln.Close()
+			st.Close()
+			return nil, fmt.Errorf("listen for health checks on %s: %w", cfg.AdminListen, err)
+		}
+		adminLn = netlimit.Listen(adminLn, netlimit.Options{MaxConns: maxAdminConns, Logger: cfg.Logger, Name: "admin"})
+	}
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch,
 		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger,
@@ -184,12 +203,25 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d.replWG.Add(2)
 	go func() {
 		defer d.replWG.Done()
+		defer d.replStopped.Store(true)
 		repl.Run(ctx)
 	}()
 	go func() {
 		defer d.replWG.Done()
+		defer d.mountsStopped.Store(true)
 		mts.Run(ctx)
 	}()
+	if adminLn != nil {
+		d.ops = &http.Server{Handler: ops.Handler(d.readinessChecks(), readinessTimeout),
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+			IdleTimeout: time.Minute}
+		d.opsLn = adminLn
+		go func() {
+			if err := d.ops.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				cfg.Logger.Error("serve health checks", "err", err)
+			}
+		}()
+	}
 	go func() {
 		defer close(d.done)
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -198,6 +230,14 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}()
 	started = true
 	return d, nil
+}
+
+// AdminAddr is the address of the health checks, "" without AdminListen.
+func (d *Daemon) AdminAddr() string {
+	if d.opsLn == nil {
+		return ""
+	}
+	return d.opsLn.Addr().String()
 }
 
 // Addr is the address the API listens on.
@@ -220,6 +260,9 @@ func (d *Daemon) Volumes() *volume.Manager { return d.volumes }
 func (d *Daemon) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if d.ops != nil {
+		d.ops.Shutdown(ctx)
+	}
 	err := d.http.Shutdown(ctx)
 	<-d.done
 	if d.admin != nil {
