@@ -108,14 +108,22 @@ func (s *Server) Restart() {
 // Client returns an EFS client signing as cred in region. SDK retries are
 // off so tests see every error.
 func (s *Server) Client(cred api.Credential, region string) *efs.Client {
+	return NewClient(s.URL, cred, region)
+}
+
+// NewClient returns an EFS client for the efsd at url (an in-process one,
+// a separate process, or a proxy in front of either) signing as cred in
+// region. SDK retries are off so tests see every error; opts may turn them
+// back on or change anything else.
+func NewClient(url string, cred api.Credential, region string, opts ...func(*efs.Options)) *efs.Client {
 	return efs.New(efs.Options{
-		BaseEndpoint: aws.String(s.URL),
+		BaseEndpoint: aws.String(url),
 		Region:       region,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey}, nil
 		}),
 		RetryMaxAttempts: 1,
-	})
+	}, opts...)
 }
 
 // UnvalidatedClient is Client without the SDK's own input validation, so
