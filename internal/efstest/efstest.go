@@ -143,9 +143,16 @@ func (s *Server) UnvalidatedClient(cred api.Credential, region string) *efs.Clie
 // path, query and body the test gives, and returns the response.
 func (s *Server) Raw(cred api.Credential, region, method, path string, body []byte) *http.Response {
 	s.t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+	return s.Do(SignedRequest(s.t, s.URL, cred, region, method, path, body))
+}
+
+// SignedRequest builds a request to url+path signed with SigV4 as cred in
+// region, with whatever path, query and body the test gives.
+func SignedRequest(t testing.TB, url string, cred api.Credential, region, method, path string, body []byte) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url+path, bytes.NewReader(body))
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if len(body) > 0 {
 		req.Header.Set("Content-Type", "application/json")
@@ -155,9 +162,9 @@ func (s *Server) Raw(cred api.Credential, region, method, path string, body []by
 		aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey},
 		req, hex.EncodeToString(sum[:]), "elasticfilesystem", region, time.Now())
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return s.Do(req)
+	return req
 }
 
 // Do sends req as it is and returns the response; redirects are not

@@ -26,6 +26,8 @@ const (
 
 var both = []Direction{Upstream, Downstream}
 
+var quietToxics sync.Once
+
 // Proxy is an in-process toxiproxy listening on a loopback port and
 // forwarding to one upstream address. Faults are added as toxics, each
 // removable on its own; every toxic applies to connections already open and
@@ -35,10 +37,10 @@ type Proxy struct {
 	Addr string
 	URL  string
 
-	t     testing.TB
-	p     *toxiproxy.Proxy
-	mu    sync.Mutex
-	seq   int
+	t      testing.TB
+	p      *toxiproxy.Proxy
+	mu     sync.Mutex
+	seq    int
 	heals  []*time.Timer
 	closed bool
 }
@@ -52,6 +54,9 @@ func NewProxy(t testing.TB, upstream string) *Proxy {
 	if !strings.HasPrefix(upstream, "127.") && !strings.HasPrefix(upstream, "localhost:") {
 		t.Fatalf("deploy: proxy upstream %q is not on loopback", upstream)
 	}
+	// toxiproxy's toxics log through zerolog's global logger, to stdout;
+	// silence them (efsd does not use zerolog).
+	quietToxics.Do(func() { zerolog.SetGlobalLevel(zerolog.Disabled) })
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	p := toxiproxy.NewProxy(srv, "efsd-"+t.Name(), "127.0.0.1:0", upstream)
 	if err := p.Start(); err != nil {
@@ -75,7 +80,7 @@ func (px *Proxy) close() {
 
 // Toxic is one fault on a proxy.
 type Toxic struct {
-	px    *Proxy
+	px     *Proxy
 	names  []string
 	refuse bool // a closed port, reopened on Remove
 	once   sync.Once
