@@ -126,6 +126,31 @@ type Deployment struct {
 // test failed, the tail of its log is printed.
 func Start(t testing.TB, c Config) *Deployment {
 	t.Helper()
+	d := New(t, c)
+	// A free port can be taken by another process between choosing it and
+	// efsd binding it; nobody has seen this deployment's ports yet, so
+	// choose again a few times.
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if err = d.start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			break
+		}
+		d.choosePorts()
+		if err := d.writeConfig(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err != nil {
+		t.Fatalf("start %s: %v", d.Name, err)
+	}
+	return d
+}
+
+// New prepares a deployment — directories, ports, config file — without
+// starting it, so that its URL can be handed to a proxy or a peer's config
+// before it runs. Start it with Restart.
+func New(t testing.TB, c Config) *Deployment {
+	t.Helper()
 	bin := Binary(t)
 	if c.Name == "" {
 		c.Name = "efsd"
@@ -139,35 +164,44 @@ func Start(t testing.TB, c Config) *Deployment {
 		LogPath: filepath.Join(dir, "efsd.log"), Regions: c.Regions, Accounts: c.Accounts, t: t, bin: bin, dir: dir,
 	}
 	t.Cleanup(func() {
-		d.mu.Lock()
-		running := d.cmd != nil
-		d.mu.Unlock()
-		if running {
+		if d.Running() {
 			d.Kill()
 		}
 		if t.Failed() {
 			t.Logf("deployment %s log (%s), last lines:\n%s", d.Name, d.LogPath, tail(d.LogPath, 60))
 		}
 	})
-	// A free port can be taken by another process between choosing it and
-	// efsd binding it; choose again a few times.
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		d.APIAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		d.NFSPort = freePort(t)
-		d.URL = "http://" + d.APIAddr
-		d.file = configFile(d, c)
-		if err = d.writeConfig(); err != nil {
-			t.Fatal(err)
-		}
-		if err = d.start(); err == nil || !strings.Contains(err.Error(), "address already in use") {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatalf("start %s: %v", d.Name, err)
+	d.choosePorts()
+	d.file = configFile(d, c)
+	if err := d.writeConfig(); err != nil {
+		t.Fatal(err)
 	}
 	return d
+}
+
+func (d *Deployment) choosePorts() {
+	d.APIAddr = fmt.Sprintf("127.0.0.1:%d", freePort(d.t))
+	d.NFSPort = freePort(d.t)
+	d.URL = "http://" + d.APIAddr
+	if d.file != nil {
+		d.file["listen"], d.file["nfsPort"] = d.APIAddr, d.NFSPort
+	}
+}
+
+// Configure changes keys of the config file; the change takes effect at
+// the next Restart. listen, dataDir and nfsPort are the harness's.
+func (d *Deployment) Configure(settings map[string]any) {
+	d.t.Helper()
+	for k, v := range settings {
+		switch k {
+		case "listen", "dataDir", "nfsPort":
+			d.t.Fatalf("deploy: %s is chosen by the harness", k)
+		}
+		d.file[k] = v
+	}
+	if err := d.writeConfig(); err != nil {
+		d.t.Fatal(err)
+	}
 }
 
 func configFile(d *Deployment, c Config) map[string]any {
@@ -348,15 +382,25 @@ func (d *Deployment) Stop() {
 }
 
 // Kill sends SIGKILL (kill -9) and waits until the process is gone.
+// A process that had already exited on its own fails the test: a crash
+// must not pass for a kill.
 func (d *Deployment) Kill() {
 	d.t.Helper()
-	if _, ok := d.signal(syscall.SIGKILL, 30*time.Second); !ok {
+	if !d.Running() && d.PID() == 0 {
+		return
+	}
+	err, ok := d.signal(syscall.SIGKILL, 30*time.Second)
+	if !ok {
 		d.t.Fatalf("%s survived SIGKILL for 30s", d.Name)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		d.t.Errorf("%s had exited on its own (%v) before kill -9:\n%s", d.Name, err, tail(d.LogPath, 20))
 	}
 }
 
-// Restart starts the process again on the same data directory, config and
-// ports; a running process is stopped with SIGTERM first.
+// Restart starts the process (again) on the same data directory, config
+// and ports; a running process is stopped with SIGTERM first.
 func (d *Deployment) Restart() {
 	d.t.Helper()
 	if d.Running() {

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,24 +47,16 @@ func createAvailable(t *testing.T, c *efs.Client, token string) string {
 // answers NFS NULL, in address ranges that do not overlap.
 func TestTwoDeploymentsCoexist(t *testing.T) {
 	regions := map[string]string{"a": "us-east-1", "b": "eu-west-1"}
-	deps := map[string]*Deployment{}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for name, region := range regions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := Start(t, Config{Name: name, Regions: []string{region}})
-			mu.Lock()
-			deps[name] = d
-			mu.Unlock()
-		}()
+	// b is prepared first and started later, as a deployment whose URL a
+	// peer's config or a proxy must know before it runs.
+	a := Start(t, Config{Name: "a", Regions: []string{regions["a"]}})
+	b := New(t, Config{Name: "b", Regions: []string{regions["b"]}})
+	toB := NewProxy(t, b.URL)
+	b.Restart()
+	deps := map[string]*Deployment{"a": a, "b": b}
+	if _, err := efstest.NewClient(toB.URL, acct, regions["b"]).DescribeFileSystems(context.Background(), &efs.DescribeFileSystemsInput{}); err != nil {
+		t.Fatalf("b through a proxy made before it ran: %v", err)
 	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
-	a, b := deps["a"], deps["b"]
 	if a.URL == b.URL || a.NFSPort == b.NFSPort || a.DataDir == b.DataDir {
 		t.Fatalf("deployments share an address or directory: %+v %+v", a, b)
 	}
@@ -346,12 +337,18 @@ func TestKillScheduleReplays(t *testing.T) {
 // and restarted each time, keeps every creation it acknowledged.
 func TestKill9AtRandomMomentsKeepsAcknowledged(t *testing.T) {
 	d := Start(t, Config{Name: "kill9", Regions: []string{"us-east-1"}})
+	// Half the rounds create through a proxy, which outlives the process
+	// behind it: it dials the deployment anew for each connection.
+	px := NewProxy(t, d.URL)
 	ks := NewKillSchedule(t, 50*time.Millisecond, 400*time.Millisecond)
 	ctx := context.Background()
 	var acked []string
 	const rounds = 4
 	for round := range rounds {
 		c := d.Client(acct, "us-east-1")
+		if round%2 == 1 {
+			c = efstest.NewClient(px.URL, acct, "us-east-1")
+		}
 		stop := make(chan struct{})
 		done := make(chan []string)
 		go func() {
