@@ -178,9 +178,18 @@ func (px *Proxy) Partition(mode PartitionMode, d time.Duration) *Toxic {
 		tx = &Toxic{px: px, refuse: true}
 	}
 	if d > 0 {
-		px.mu.Lock()
-		px.heals = append(px.heals, time.AfterFunc(d, tx.Remove))
-		px.mu.Unlock()
+		tx.RemoveAfter(d)
+	}
+	return tx
+}
+
+// RemoveAfter removes the fault once d has passed: a storm of resets for
+// 5 s is px.Resets(1).RemoveAfter(5 * time.Second).
+func (tx *Toxic) RemoveAfter(d time.Duration) *Toxic {
+	tx.px.mu.Lock()
+	defer tx.px.mu.Unlock()
+	if !tx.px.closed {
+		tx.px.heals = append(tx.px.heals, time.AfterFunc(d, tx.Remove))
 	}
 	return tx
 }
