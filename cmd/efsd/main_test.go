@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/efs/types"
 
 	"github.com/efsd/efsd/internal/efstest"
+	"github.com/efsd/efsd/internal/efstest/deploy"
 )
 
 func TestHelpDocumentsEverySetting(t *testing.T) {
@@ -96,18 +97,14 @@ func client(url, key, secret string) *efs.Client {
 	})
 }
 
-// buildBinary builds efsd into a temporary directory.
+// buildBinary returns the efsd binary, built once for all of this
+// package's tests.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "efsd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
+	return deploy.Binary(t)
 }
+
+func TestMain(m *testing.M) { deploy.Main(m) }
 
 // startBinary runs the built efsd and returns its process and API URL.
 func startBinary(t *testing.T, bin, dataDir string, args ...string) (*exec.Cmd, string) {

@@ -108,14 +108,22 @@ func (s *Server) Restart() {
 // Client returns an EFS client signing as cred in region. SDK retries are
 // off so tests see every error.
 func (s *Server) Client(cred api.Credential, region string) *efs.Client {
+	return NewClient(s.URL, cred, region)
+}
+
+// NewClient returns an EFS client for the efsd at url (an in-process one,
+// a separate process, or a proxy in front of either) signing as cred in
+// region. SDK retries are off so tests see every error; opts may turn them
+// back on or change anything else.
+func NewClient(url string, cred api.Credential, region string, opts ...func(*efs.Options)) *efs.Client {
 	return efs.New(efs.Options{
-		BaseEndpoint: aws.String(s.URL),
+		BaseEndpoint: aws.String(url),
 		Region:       region,
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey}, nil
 		}),
 		RetryMaxAttempts: 1,
-	})
+	}, opts...)
 }
 
 // UnvalidatedClient is Client without the SDK's own input validation, so
@@ -135,9 +143,16 @@ func (s *Server) UnvalidatedClient(cred api.Credential, region string) *efs.Clie
 // path, query and body the test gives, and returns the response.
 func (s *Server) Raw(cred api.Credential, region, method, path string, body []byte) *http.Response {
 	s.t.Helper()
-	req, err := http.NewRequest(method, s.URL+path, bytes.NewReader(body))
+	return s.Do(SignedRequest(s.t, s.URL, cred, region, method, path, body))
+}
+
+// SignedRequest builds a request to url+path signed with SigV4 as cred in
+// region, with whatever path, query and body the test gives.
+func SignedRequest(t testing.TB, url string, cred api.Credential, region, method, path string, body []byte) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url+path, bytes.NewReader(body))
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if len(body) > 0 {
 		req.Header.Set("Content-Type", "application/json")
@@ -147,9 +162,9 @@ func (s *Server) Raw(cred api.Credential, region, method, path string, body []by
 		aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey},
 		req, hex.EncodeToString(sum[:]), "elasticfilesystem", region, time.Now())
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return s.Do(req)
+	return req
 }
 
 // Do sends req as it is and returns the response; redirects are not
