@@ -2,6 +2,7 @@ package chunks
 
 import (
 	"bytes"
+	fastcdc "github.com/jotfs/fastcdc-go"
 	"testing"
 )
 
@@ -66,4 +67,29 @@ func BenchmarkChunkHash(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkParts separates the two costs of BenchmarkChunkHash.
+func BenchmarkParts(b *testing.B) {
+	data := randBytes(3, 64<<20)
+	b.Run("fastcdc", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			ch, err := fastcdc.NewChunker(bytes.NewReader(data), fastcdc.Options{MinSize: MinSize, AverageSize: AvgSize, MaxSize: MaxSize, BufSize: 2 * MaxSize})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for {
+				if _, err := ch.Next(); err != nil {
+					break
+				}
+			}
+		}
+	})
+	b.Run("blake3", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			Sum(data)
+		}
+	})
 }
