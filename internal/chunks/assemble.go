@@ -13,8 +13,9 @@ import (
 
 // Supplier delivers chunks the destination lacks: the transport implements
 // it. Fetch calls deliver once per wanted chunk, in any order, and returns
-// once all were delivered or at the first error (deliver's included). The
-// bytes passed to deliver are valid only during the call; deliver verifies
+// once all were delivered or at the first error (deliver's included); it
+// must not call deliver concurrently. The bytes passed to deliver are
+// valid only during the call; deliver verifies
 // them against their hash, so a Supplier need not be trusted.
 type Supplier interface {
 	Fetch(ctx context.Context, want []Chunk, deliver func(h Hash, data []byte) error) error
@@ -98,7 +99,7 @@ func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Suppli
 	size := Size(l)
 	buf := make([]byte, 0, MaxSize)
 
-	if ix.holds(pfd, base, l, size, buf) {
+	if ix.mayHold(rel, l) && ix.holds(pfd, base, l, size, buf) {
 		ix.Set(rel, l)
 		return Stats{Unchanged: true}, nil
 	}
@@ -229,6 +230,28 @@ func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Suppli
 	}
 	ix.Set(rel, l)
 	return st, nil
+}
+
+// mayHold says whether rel is worth checking for l's content: when the
+// index knows rel with another list, rel is taken to differ (at worst an
+// identical file that changed behind the index's back is rewritten), which
+// spares reading the old version twice.
+func (ix *Index) mayHold(rel string, l []Chunk) bool {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	have, ok := ix.byPath[rel]
+	if !ok {
+		return true
+	}
+	if len(have) != len(l) {
+		return false
+	}
+	for i := range l {
+		if have[i] != l[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // holds says whether base in the directory pfd is a regular file already
