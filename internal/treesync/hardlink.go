@@ -152,14 +152,20 @@ func (s *syncer) link(d *dirH, name string, g *linkGroup) error {
 // a time with O_NOFOLLOW, so the path cannot leave the root. It returns the
 // directory (possibly the root itself) and rel's last component.
 func (s *syncer) openParent(rel string) (int, string, error) {
-	fd := s.dstRoot
+	return openParentAt(s.dstRoot, rel)
+}
+
+// openParentAt is openParent from any root descriptor: the result is root
+// itself when rel has a single component.
+func openParentAt(root int, rel string) (int, string, error) {
+	fd := root
 	for {
 		dir, rest, ok := strings.Cut(rel, "/")
 		if !ok {
 			return fd, rel, nil
 		}
 		next, err := openAt(fd, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
-		if fd != s.dstRoot {
+		if fd != root {
 			unix.Close(fd)
 		}
 		if err != nil {

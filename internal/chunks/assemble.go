@@ -1,0 +1,334 @@
+package chunks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/efsd/efsd/internal/treesync"
+)
+
+// Supplier delivers chunks the destination lacks: the transport implements
+// it. Fetch calls deliver once per wanted chunk, in any order, and returns
+// once all were delivered or at the first error (deliver's included); it
+// must not call deliver concurrently. The bytes passed to deliver are
+// valid only during the call; deliver verifies
+// them against their hash, so a Supplier need not be trusted.
+type Supplier interface {
+	Fetch(ctx context.Context, want []Chunk, deliver func(h Hash, data []byte) error) error
+}
+
+// Stats says where an assembled file's chunks came from.
+type Stats struct {
+	// Unchanged: the file already held the list's content and was left
+	// untouched.
+	Unchanged bool
+	// Resumed chunks were already in place in the partial temporary of an
+	// interrupted assembly; Local ones were copied from destination files
+	// (through the index); Fetched ones came from the Supplier. Local and
+	// Fetched count distinct chunks: a chunk repeated in the file is read
+	// or fetched once and written at each of its offsets.
+	Resumed, Local, Fetched                int
+	ResumedBytes, LocalBytes, FetchedBytes int64
+	// Stale counts index places found no longer holding their chunk.
+	Stale int
+}
+
+// AssembleOptions tune Assemble. The zero value is usable.
+type AssembleOptions struct {
+	// Prepare, if set, is called with the temporary's descriptor once its
+	// content is complete, before it is made durable and renamed: to set
+	// its mode, owner and times.
+	Prepare func(fd int) error
+	// SyncEvery bounds how many bytes may be written to a temporary
+	// between fdatasyncs, so that an assembly interrupted by a power loss
+	// (not only a killed process, whose writes the page cache keeps) can
+	// resume from most of what landed; 0 means 256 MiB, <0 never.
+	SyncEvery int64
+
+	beforeRename func() error // tests: a crash between durability and rename
+}
+
+const defaultSyncEvery = 256 << 20
+
+// partName is the temporary of an assembly of name, in name's directory:
+// deterministic, so that an assembly interrupted (a killed process, a
+// failed transfer) finds what it wrote, and under treesync.TmpPrefix, so
+// that a leftover is a temporary like treesync's. It is named after the
+// target, not the content: the partial of an older version of a file still
+// serves the chunks the new version shares with it.
+func partName(name string) string {
+	h := Sum([]byte(name))
+	return treesync.TmpPrefix + "part-" + h.String()[:32]
+}
+
+// ErrBusy is returned when another assembly of the same target is running
+// (in this process or another).
+var ErrBusy = errors.New("assembly of this file already running")
+
+// Assemble makes the destination file rel (relative to the index's root)
+// hold the content the chunk list l describes, with treesync's guarantees:
+// the content is written under a temporary name in rel's directory, made
+// durable (fsync) and only then renamed over rel, so rel never names
+// content that is not on disk; a file that already holds the content is
+// left untouched; no path leaves the root. Chunks come, in this order of
+// preference, from the partial temporary of an interrupted assembly of rel,
+// from destination files the index knows, and from sup; every one is
+// verified against its hash before it is used. On error the temporary is
+// kept, locked against concurrent assemblies, for the next attempt to
+// resume from. The rename itself becomes durable with the caller's next
+// Index.Sync (or any syncfs), as in treesync. rel's directory must exist.
+func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Supplier, o *AssembleOptions) (st Stats, err error) {
+	if o == nil {
+		o = &AssembleOptions{}
+	}
+	if err := CheckList(l); err != nil {
+		return st, fmt.Errorf("assemble %s: %w", rel, err)
+	}
+	pfd, base, err := treesync.OpenParent(ix.root, rel)
+	if err != nil {
+		return st, fmt.Errorf("assemble %s: %w", rel, err)
+	}
+	defer unix.Close(pfd)
+	if strings.HasPrefix(base, treesync.TmpPrefix) {
+		return st, fmt.Errorf("assemble %s: name reserved for temporaries", rel)
+	}
+	size := Size(l)
+	buf := make([]byte, 0, MaxSize)
+
+	if ix.mayHold(rel, l) && ix.holds(pfd, base, l, size, buf) {
+		ix.Set(rel, l)
+		return Stats{Unchanged: true}, nil
+	}
+
+	tmp := partName(base)
+	fd, err := treesync.OpenAt(pfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NOCTTY, 0o600)
+	if err != nil {
+		return st, fmt.Errorf("assemble %s: create temporary: %w", rel, err)
+	}
+	defer unix.Close(fd)
+	// The lock (released with the descriptor, also when the process dies)
+	// keeps two assemblies of one target from writing one temporary.
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if err == unix.EWOULDBLOCK {
+			return st, fmt.Errorf("assemble %s: %w", rel, ErrBusy)
+		}
+		return st, fmt.Errorf("assemble %s: lock temporary: %w", rel, err)
+	}
+	var tst unix.Stat_t
+	if err := unix.Fstat(fd, &tst); err != nil {
+		return st, fmt.Errorf("assemble %s: %w", rel, err)
+	}
+	if tst.Mode&unix.S_IFMT != unix.S_IFREG || tst.Nlink != 1 {
+		// Not something this package made: never write through it.
+		return st, fmt.Errorf("assemble %s: temporary %s is not a plain file", rel, tmp)
+	}
+
+	// Which chunks does the partial already hold? Read before truncating:
+	// ftruncate to the new size keeps what lies below it.
+	done := make([]bool, len(l))
+	for i, c := range l {
+		if c.Offset+int64(c.Length) > tst.Size {
+			break
+		}
+		b := buf[:c.Length]
+		if n, err := preadFull(fd, b, c.Offset); err == nil && n == c.Length && Sum(b) == c.Hash {
+			done[i] = true
+			st.Resumed++
+			st.ResumedBytes += int64(c.Length)
+		}
+	}
+	if err := unix.Ftruncate(fd, size); err != nil {
+		return st, fmt.Errorf("assemble %s: truncate temporary: %w", rel, err)
+	}
+
+	w := &partWriter{fd: fd, l: l, done: done, syncEvery: o.SyncEvery}
+	if w.syncEvery == 0 {
+		w.syncEvery = defaultSyncEvery
+	}
+	// Where each hash goes in this file (a chunk may repeat, e.g. zeros).
+	at := map[Hash][]int{}
+	for i, c := range l {
+		if !done[i] {
+			at[c.Hash] = append(at[c.Hash], i)
+		}
+	}
+	w.at = at
+
+	var want []Chunk
+	for i, c := range l {
+		if done[i] || len(at[c.Hash]) == 0 || at[c.Hash][0] != i {
+			continue // landed, or a repeat: written with its first
+		}
+		if err := ctx.Err(); err != nil {
+			return st, fmt.Errorf("assemble %s: %w", rel, err)
+		}
+		b := buf[:c.Length]
+		ok, stale := ix.read(c.Hash, b)
+		st.Stale += stale
+		if !ok {
+			want = append(want, c)
+			continue
+		}
+		if err := w.put(c.Hash, b); err != nil {
+			return st, fmt.Errorf("assemble %s: %w", rel, err)
+		}
+		st.Local++
+		st.LocalBytes += int64(c.Length)
+	}
+
+	if len(want) > 0 {
+		if sup == nil {
+			return st, fmt.Errorf("assemble %s: %d chunks missing and no supplier", rel, len(want))
+		}
+		wanted := make(map[Hash]bool, len(want))
+		for _, c := range want {
+			wanted[c.Hash] = true
+		}
+		err := sup.Fetch(ctx, want, func(h Hash, data []byte) error {
+			if !wanted[h] {
+				return fmt.Errorf("supplier sent chunk %s, not asked for or sent twice", h)
+			}
+			if Sum(data) != h {
+				return fmt.Errorf("supplier sent bytes not matching chunk %s", h)
+			}
+			if err := w.put(h, data); err != nil {
+				return err
+			}
+			delete(wanted, h)
+			st.Fetched++
+			st.FetchedBytes += int64(len(data))
+			return nil
+		})
+		if err == nil && len(wanted) > 0 {
+			err = fmt.Errorf("supplier delivered %d of %d chunks", len(want)-len(wanted), len(want))
+		}
+		if err != nil {
+			w.sync() // what landed survives a power loss too, for the next attempt
+			return st, fmt.Errorf("assemble %s: fetch: %w", rel, err)
+		}
+	}
+
+	if o.Prepare != nil {
+		if err := o.Prepare(fd); err != nil {
+			return st, fmt.Errorf("assemble %s: prepare: %w", rel, err)
+		}
+	}
+	if err := ignoringEINTR(func() error { return unix.Fsync(fd) }); err != nil {
+		return st, fmt.Errorf("assemble %s: fsync: %w", rel, err)
+	}
+	if o.beforeRename != nil {
+		if err := o.beforeRename(); err != nil {
+			return st, err
+		}
+	}
+	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
+		return st, fmt.Errorf("assemble %s: rename: %w", rel, err)
+	}
+	ix.Set(rel, l)
+	return st, nil
+}
+
+// mayHold says whether rel is worth checking for l's content: when the
+// index knows rel with another list, rel is taken to differ (at worst an
+// identical file that changed behind the index's back is rewritten), which
+// spares reading the old version twice.
+func (ix *Index) mayHold(rel string, l []Chunk) bool {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	have, ok := ix.byPath[rel]
+	if !ok {
+		return true
+	}
+	if len(have) != len(l) {
+		return false
+	}
+	for i := range l {
+		if have[i] != l[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// holds says whether base in the directory pfd is a regular file already
+// holding l's content (verified by hashing it).
+func (ix *Index) holds(pfd int, base string, l []Chunk, size int64, buf []byte) bool {
+	fd, err := openRead(pfd, base)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var s unix.Stat_t
+	if unix.Fstat(fd, &s) != nil || s.Mode&unix.S_IFMT != unix.S_IFREG || s.Size != size {
+		return false
+	}
+	for _, c := range l {
+		b := buf[:c.Length]
+		if n, err := preadFull(fd, b, c.Offset); err != nil || n != c.Length || Sum(b) != c.Hash {
+			return false
+		}
+	}
+	return true
+}
+
+// partWriter writes verified chunks into the temporary at every offset
+// their hash has in the list.
+type partWriter struct {
+	fd        int
+	l         []Chunk
+	done      []bool
+	at        map[Hash][]int
+	syncEvery int64
+	unsynced  int64
+}
+
+func (w *partWriter) put(h Hash, data []byte) error {
+	for _, i := range w.at[h] {
+		if w.done[i] {
+			continue
+		}
+		if err := pwriteFull(w.fd, data, w.l[i].Offset); err != nil {
+			return fmt.Errorf("write temporary: %w", err)
+		}
+		w.done[i] = true
+		w.unsynced += int64(len(data))
+	}
+	if w.syncEvery > 0 && w.unsynced >= w.syncEvery {
+		return w.sync()
+	}
+	return nil
+}
+
+func (w *partWriter) sync() error {
+	w.unsynced = 0
+	if err := ignoringEINTR(func() error { return unix.Fdatasync(w.fd) }); err != nil {
+		return fmt.Errorf("fdatasync temporary: %w", err)
+	}
+	return nil
+}
+
+func pwriteFull(fd int, b []byte, off int64) error {
+	for len(b) > 0 {
+		n, err := unix.Pwrite(fd, b, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b, off = b[n:], off+int64(n)
+	}
+	return nil
+}
+
+func ignoringEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package chunks
+
+import (
+	"bytes"
+	fastcdc "github.com/jotfs/fastcdc-go"
+	"testing"
+)
+
+// An insertion in the middle of a file changes only the chunks around it:
+// boundaries are content-defined, not offsets.
+func TestBoundariesStableUnderInsert(t *testing.T) {
+	orig := randBytes(1, 32<<20)
+	ins := append(append(append([]byte{}, orig[:16<<20]...), randBytes(2, 1000)...), orig[16<<20:]...)
+	a, b := listOf(t, orig), listOf(t, ins)
+	if err := CheckList(a); err != nil {
+		t.Fatal(err)
+	}
+	if Size(a) != int64(len(orig)) || Size(b) != int64(len(ins)) {
+		t.Fatalf("sizes %d, %d", Size(a), Size(b))
+	}
+	have := map[Hash]bool{}
+	for _, c := range a {
+		have[c.Hash] = true
+		if c.Length > MaxSize || (c.Length < MinSize && c.Offset+int64(c.Length) != int64(len(orig))) {
+			t.Fatalf("chunk of %d bytes", c.Length)
+		}
+	}
+	changed := 0
+	for _, c := range b {
+		if !have[c.Hash] {
+			changed++
+		}
+	}
+	t.Logf("%d chunks (avg %d KiB), %d changed by a 1000-byte insert", len(a), len(orig)/len(a)>>10, changed)
+	if changed < 1 || changed > 2 {
+		t.Fatalf("%d chunks changed, want 1 or 2", changed)
+	}
+	if len(a) < 16 || len(a) > 64 {
+		t.Fatalf("%d chunks for 32 MiB: average far from %d", len(a), AvgSize)
+	}
+}
+
+func TestCheckListRefusesNonFiles(t *testing.T) {
+	for name, l := range map[string][]Chunk{
+		"gap":     {{Offset: 0, Length: 10}, {Offset: 11, Length: 10}},
+		"overlap": {{Offset: 0, Length: 10}, {Offset: 5, Length: 10}},
+		"start":   {{Offset: 1, Length: 10}},
+		"empty":   {{Offset: 0, Length: 0}},
+		"huge":    {{Offset: 0, Length: MaxSize + 1}},
+	} {
+		if CheckList(l) == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := CheckList(nil); err != nil {
+		t.Errorf("empty file: %v", err)
+	}
+}
+
+// BenchmarkChunkHash measures FastCDC chunking plus BLAKE3 of every chunk.
+func BenchmarkChunkHash(b *testing.B) {
+	data := randBytes(3, 64<<20)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		if err := Split(bytes.NewReader(data), func(Chunk, []byte) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParts separates the two costs of BenchmarkChunkHash.
+func BenchmarkParts(b *testing.B) {
+	data := randBytes(3, 64<<20)
+	b.Run("fastcdc", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			ch, err := fastcdc.NewChunker(bytes.NewReader(data), fastcdc.Options{MinSize: MinSize, AverageSize: AvgSize, MaxSize: MaxSize, BufSize: 2 * MaxSize})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for {
+				if _, err := ch.Next(); err != nil {
+					break
+				}
+			}
+		}
+	})
+	b.Run("blake3", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			Sum(data)
+		}
+	})
+}

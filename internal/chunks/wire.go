@@ -1,0 +1,196 @@
+package chunks
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Codec says how a chunk's bytes are encoded on the wire.
+type Codec uint8
+
+const (
+	CodecNone Codec = 0
+	CodecZstd Codec = 1
+)
+
+// A frame on the wire is a 41-byte header — hash (32), codec (1), the
+// chunk's length (4, big endian) and the payload's length (4) — followed by
+// the payload. The payload is never longer than the chunk (a chunk that
+// does not shrink is sent as it is), and the chunk never longer than
+// MaxSize, so a decoder knows before reading a payload that it needs at
+// most MaxSize bytes for it, whatever a peer claims.
+const headerSize = 32 + 1 + 4 + 4
+
+// probeSize is how much of a chunk the encoder compresses first to decide
+// whether compressing the rest pays: zstd's fastest level spends about as
+// long on incompressible data as on text, so the probe saves most of that
+// on media, archives and encrypted files, which do not shrink.
+const probeSize = 64 << 10
+
+// Encoder writes chunks as frames, each compressed with zstd when a probe
+// says it shrinks. Not safe for concurrent use.
+type Encoder struct {
+	w    io.Writer
+	zenc *zstd.Encoder
+	out  []byte
+	// Wire counts the bytes written; Raw the chunk bytes they carry.
+	Wire, Raw int64
+}
+
+// NewEncoder writes frames to w.
+func NewEncoder(w io.Writer) (*Encoder, error) {
+	z, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return &Encoder{w: w, zenc: z}, nil
+}
+
+// Write sends one chunk (h must be Sum(data); 1 to MaxSize bytes).
+func (e *Encoder) Write(h Hash, data []byte) error {
+	if len(data) < 1 || len(data) > MaxSize {
+		return fmt.Errorf("chunk of %d bytes: want 1 to %d", len(data), MaxSize)
+	}
+	codec, payload := CodecNone, data
+	if e.pays(data) {
+		e.out = e.zenc.EncodeAll(data, e.out[:0])
+		if len(e.out) < len(data) {
+			codec, payload = CodecZstd, e.out
+		}
+	}
+	var hdr [headerSize]byte
+	copy(hdr[:32], h[:])
+	hdr[32] = byte(codec)
+	binary.BigEndian.PutUint32(hdr[33:], uint32(len(data)))
+	binary.BigEndian.PutUint32(hdr[37:], uint32(len(payload)))
+	if _, err := e.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := e.w.Write(payload); err != nil {
+		return err
+	}
+	e.Wire += int64(headerSize + len(payload))
+	e.Raw += int64(len(data))
+	return nil
+}
+
+// pays compresses a sample from the middle of data and says whether it
+// shrank by at least an eighth.
+func (e *Encoder) pays(data []byte) bool {
+	if len(data) < 512 {
+		return false
+	}
+	s := data
+	if len(s) > probeSize {
+		mid := len(s)/2 - probeSize/2
+		s = s[mid : mid+probeSize]
+	}
+	e.out = e.zenc.EncodeAll(s, e.out[:0])
+	return len(e.out) < len(s)-len(s)/8
+}
+
+// Close releases the compressor.
+func (e *Encoder) Close() error { return e.zenc.Close() }
+
+// Errors of a decoder facing a frame it must refuse.
+var (
+	ErrFrameLength = errors.New("chunk frame: bad length")
+	ErrFrameCodec  = errors.New("chunk frame: unknown codec")
+	ErrFrameHash   = errors.New("chunk frame: bytes do not match their hash")
+	ErrFrameData   = errors.New("chunk frame: undecodable payload")
+)
+
+// Decoder reads frames from a peer, who is not trusted: lengths are
+// bounded before anything is allocated (two MaxSize buffers for the
+// decoder's life), a zstd payload may not decode to more than the chunk
+// length its header claims (a decompression bomb stops there), and the
+// decoded bytes must match the hash. Not safe for concurrent use.
+type Decoder struct {
+	r       io.Reader
+	zdec    *zstd.Decoder
+	in, out []byte
+	// Wire counts the bytes read.
+	Wire int64
+}
+
+// NewDecoder reads frames from r.
+func NewDecoder(r io.Reader) (*Decoder, error) {
+	z, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(MaxSize),
+		zstd.WithDecoderMaxWindow(MaxSize),
+		zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return &Decoder{r: r, zdec: z}, nil
+}
+
+// Next returns the next chunk, verified: its hash and bytes, valid until
+// the next call. io.EOF at a frame boundary ends the stream; a stream cut
+// inside a frame is io.ErrUnexpectedEOF.
+func (d *Decoder) Next() (Hash, []byte, error) {
+	var hdr [headerSize]byte
+	n, err := io.ReadFull(d.r, hdr[:])
+	d.Wire += int64(n)
+	if err != nil {
+		return Hash{}, nil, err
+	}
+	var h Hash
+	copy(h[:], hdr[:32])
+	codec := Codec(hdr[32])
+	size := binary.BigEndian.Uint32(hdr[33:])
+	plen := binary.BigEndian.Uint32(hdr[37:])
+	if size < 1 || size > MaxSize || plen < 1 || plen > size {
+		return h, nil, fmt.Errorf("%w: chunk %d, payload %d bytes", ErrFrameLength, size, plen)
+	}
+	switch codec {
+	case CodecNone:
+		if plen != size {
+			return h, nil, fmt.Errorf("%w: uncompressed payload of %d bytes for a chunk of %d", ErrFrameLength, plen, size)
+		}
+	case CodecZstd:
+	default:
+		return h, nil, fmt.Errorf("%w %d", ErrFrameCodec, codec)
+	}
+	if d.in == nil {
+		d.in = make([]byte, MaxSize)
+	}
+	payload := d.in[:plen]
+	n, err = io.ReadFull(d.r, payload)
+	d.Wire += int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, nil, err
+	}
+	data := payload
+	if codec == CodecZstd {
+		if d.out == nil {
+			d.out = make([]byte, MaxSize)
+		}
+		// The capacity limits what DecodeAll may produce: one byte more
+		// than claimed, to tell a longer payload from an exact one.
+		limit := min(int(size)+1, MaxSize)
+		data, err = d.zdec.DecodeAll(payload, d.out[:0:limit])
+		if err != nil {
+			return h, nil, fmt.Errorf("%w: %w", ErrFrameData, err)
+		}
+		if len(data) != int(size) || &data[0] != &d.out[0] {
+			return h, nil, fmt.Errorf("%w: decodes to %d bytes, header says %d", ErrFrameLength, len(data), size)
+		}
+	}
+	if Sum(data) != h {
+		return h, nil, fmt.Errorf("%w %s", ErrFrameHash, h)
+	}
+	return h, data, nil
+}
+
+// Close releases the decompressor.
+func (d *Decoder) Close() { d.zdec.Close() }
