@@ -23,7 +23,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		}},
 		{Name: "slow", Run: func(ctx context.Context) error { return nil }},
 	}
-	srv := httptest.NewServer(Handler(checks, time.Second))
+	srv := httptest.NewServer(Handler(checks, time.Second, nil))
 	defer srv.Close()
 	get := func(path string) (*http.Response, Readiness) {
 		t.Helper()
