@@ -329,12 +329,29 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 func (c *stateCollector) collectReplications(reps []*efs.Replication, listed time.Time, gauge func(*prometheus.Desc, float64, ...string),
 	counter func(*prometheus.Desc, uint64, ...string), ch chan<- prometheus.Metric) {
 	now := c.src.Now()
+	// The totals are copied under the lock, so that workers finishing
+	// passes never wait for the scrape's consumer.
 	m := c.m
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	totals := make(map[string]passTotals, len(reps))
 	seen := make(map[string]bool, len(reps))
+	m.mu.Lock()
 	for _, r := range reps {
 		seen[r.ID] = true
+		if t := m.passes[r.ID]; t != nil {
+			tc := *t
+			tc.durBuckets = append([]uint64(nil), t.durBuckets...)
+			totals[r.ID] = tc
+		}
+	}
+	// A configuration that is gone takes its counters with it (one whose
+	// first pass came after the listing may just be too new to be listed).
+	for id, t := range m.passes {
+		if !seen[id] && t.born.Before(listed) {
+			delete(m.passes, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, r := range reps {
 		l := []string{r.ID, r.Source.ID, r.Dest.ID}
 		if !r.LastReplicatedAt.IsZero() {
 			gauge(dTimeSinceSync, max(now.Sub(r.LastReplicatedAt).Seconds(), 0), l...)
@@ -347,9 +364,9 @@ func (c *stateCollector) collectReplications(reps []*efs.Replication, listed tim
 			}
 			gauge(dRepStatus, v, append(l, s)...)
 		}
-		t := m.passes[r.ID]
-		if t == nil {
-			t = &passTotals{durBuckets: make([]uint64, len(passBuckets))}
+		t, ok := totals[r.ID]
+		if !ok {
+			t.durBuckets = make([]uint64, len(passBuckets))
 		}
 		counter(dPasses, t.ok, append(l, "ok")...)
 		counter(dPasses, t.failed, append(l, "error")...)
@@ -368,12 +385,5 @@ func (c *stateCollector) collectReplications(reps []*efs.Replication, listed tim
 			buckets[b] = cum
 		}
 		ch <- prometheus.MustNewConstHistogram(dPassDuration, t.durCount, t.durSum, buckets, l...)
-	}
-	// A configuration that is gone takes its counters with it (one whose
-	// first pass came after the listing may just be too new to be listed).
-	for id, t := range m.passes {
-		if !seen[id] && t.born.Before(listed) {
-			delete(m.passes, id)
-		}
 	}
 }

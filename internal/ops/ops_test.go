@@ -51,6 +51,9 @@ func TestHealthAndReadiness(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || rd.Ready || rd.Checks[1].OK || rd.Checks[1].Error != "disk full" || !rd.Checks[0].OK {
 		t.Fatalf("failing check: %d %+v", resp.StatusCode, rd)
 	}
+	if resp, _ := get("/metrics"); resp.StatusCode != 404 {
+		t.Fatalf("/metrics without metrics: %d", resp.StatusCode)
+	}
 	if resp, _ := get("/nope"); resp.StatusCode != 404 {
 		t.Fatalf("/nope %d", resp.StatusCode)
 	}
