@@ -59,7 +59,7 @@ file):
                        Without accounts in the config file only loopback
                        addresses are allowed.
   --admin-listen HOST:PORT
-                       serve /healthz and /readyz there (EFSD_ADMIN_LISTEN;
+                       serve /healthz, /readyz and /metrics there (EFSD_ADMIN_LISTEN;
                        default: not served; e.g. 127.0.0.1:8050)
   --data-dir DIR       where the database and file system data live
                        (EFSD_DATA_DIR; default %s)
@@ -128,7 +128,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(m.Stdout, "efsd listening on http://%s\nefsd data directory %s\n", d.Addr(), cfg.DataDir)
 	if a := d.AdminAddr(); a != "" {
-		fmt.Fprintf(m.Stdout, "efsd health checks on http://%s/healthz and /readyz\n", a)
+		fmt.Fprintf(m.Stdout, "efsd health checks on http://%s/healthz and /readyz, metrics on /metrics\n", a)
 	}
 	if devOnly {
 		fmt.Fprintf(m.Stdout, "efsd accepts the development credential: access key %q, secret %q, account %s\n",

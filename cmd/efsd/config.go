@@ -20,7 +20,7 @@ import (
 // ("500ms", "24h").
 type FileConfig struct {
 	Listen string `json:"listen"`
-	// AdminListen serves /healthz and /readyz; empty serves none.
+	// AdminListen serves /healthz, /readyz and /metrics; empty serves none.
 	AdminListen string `json:"adminListen"`
 	DataDir     string `json:"dataDir"`
 	LogFormat   string `json:"logFormat"`

@@ -38,6 +38,10 @@ type Config struct {
 	RequestID func() string
 	// Limits bound connections, time and request body memory.
 	Limits Limits
+	// Observe, when set, is told of every request as its access log line
+	// is written: the operation, the status answered and the time taken
+	// (metrics hook here).
+	Observe func(op string, status int, d time.Duration)
 }
 
 // Server serves the EFS API.
@@ -51,6 +55,7 @@ type Server struct {
 	limits   Limits
 	bodies   *bodyBudget
 	unknown  http.Handler // every request no operation's route matches
+	observe  func(op string, status int, d time.Duration)
 }
 
 // call is one authenticated request on its way to a handler.
@@ -74,6 +79,7 @@ func New(cfg Config) *Server {
 		reqID:    cfg.RequestID,
 		mux:      http.NewServeMux(),
 		limits:   cfg.Limits.WithDefaults(),
+		observe:  cfg.Observe,
 	}
 	s.bodies = newBodyBudget(s.limits.BodyMemory)
 	if s.log == nil {
@@ -191,11 +197,15 @@ func (s *Server) wrap(op wire.Operation, h handler) http.Handler {
 		if err != nil {
 			status = s.writeError(w, id, err)
 		}
-		attrs := []any{"op", op.Name, "status", status, "request_id", id, "duration", time.Since(start)}
+		d := time.Since(start)
+		attrs := []any{"op", op.Name, "status", status, "request_id", id, "duration", d}
 		if err != nil {
 			attrs = append(attrs, "error", err.Error())
 		}
 		s.log.Info("request", attrs...)
+		if s.observe != nil {
+			s.observe(op.Name, status, d)
+		}
 	})
 }
 

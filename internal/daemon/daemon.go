@@ -57,8 +57,8 @@ type Config struct {
 	// directory) of one source file system; 0 takes the default.
 	ReplicationMaxWatchesPerFileSystem int
 
-	// AdminListen is where /healthz and /readyz are served (host:port);
-	// "" serves none.
+	// AdminListen is where /healthz, /readyz and /metrics are served
+	// (host:port); "" serves none.
 	AdminListen string
 
 	// NFSPort is the NFS port at every mount target address (default 2049).
@@ -160,9 +160,19 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			return nil, fmt.Errorf("declare network of %s in %s: %w", n.Account, n.Region, err)
 		}
 	}
+	// Metrics are kept only when served (on the admin listener).
+	var met *ops.Metrics
+	var observeRequest func(string, int, time.Duration)
+	var observePass func(replication.Pass)
+	if cfg.AdminListen != "" {
+		met = ops.NewMetrics()
+		st.ObserveCommits(met.ObserveCommit)
+		observeRequest, observePass = met.ObserveRequest, met.ObservePass
+	}
 	// Signatures are checked against the real clock: cfg.Now moves only the
 	// domain's time (tests jump it past cooldowns).
-	srv := api.New(api.Config{Service: svc, Credentials: cfg.Credentials, Logger: cfg.Logger, Limits: cfg.APILimits})
+	srv := api.New(api.Config{Service: svc, Credentials: cfg.Credentials, Logger: cfg.Logger, Limits: cfg.APILimits,
+		Observe: observeRequest})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -185,7 +195,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	repl := replication.NewManager(svc, vols, replication.Options{
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch,
 		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger,
-		RecordDir: filepath.Join(cfg.DataDir, "replication"), ScrubInterval: cfg.ReplicationScrubInterval})
+		RecordDir: filepath.Join(cfg.DataDir, "replication"), ScrubInterval: cfg.ReplicationScrubInterval,
+		OnPass: observePass})
 	// `efsd scrub` talks to the daemon through the admin socket; without it
 	// (a data directory path too long for a socket name) efsd still runs.
 	adm, err := admin.Listen(cfg.DataDir, repl, cfg.Logger)
@@ -212,7 +223,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		mts.Run(ctx)
 	}()
 	if adminLn != nil {
-		d.ops = &http.Server{Handler: ops.Handler(d.readinessChecks(), readinessTimeout),
+		met.Watch(ops.Sources{Replications: svc.Replications, Notification: repl.Stats, Usages: vols.Usages,
+			MountTargets: mts.Stats, Now: cfg.Now})
+		d.ops = &http.Server{Handler: ops.Handler(d.readinessChecks(), readinessTimeout, met),
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 			IdleTimeout: time.Minute}
 		d.opsLn = adminLn
@@ -232,7 +245,8 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
-// AdminAddr is the address of the health checks, "" without AdminListen.
+// AdminAddr is the address of the health checks and metrics, "" without
+// AdminListen.
 func (d *Daemon) AdminAddr() string {
 	if d.opsLn == nil {
 		return ""

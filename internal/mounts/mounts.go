@@ -86,6 +86,29 @@ func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify N
 		limits: o.NFSLimits, log: o.Logger, servers: map[string]*running{}}
 }
 
+// TargetStats is what one mount target's NFS server has served.
+type TargetStats struct {
+	Account, Region, MountTargetID, FileSystemID string
+	NFS                                          nfs.Stats
+}
+
+// Stats reports on every mount target served now (for metrics); counters
+// start at zero when a server starts.
+func (m *Manager) Stats() []TargetStats {
+	m.mu.Lock()
+	rs := make([]*running, 0, len(m.servers))
+	for _, r := range m.servers {
+		rs = append(rs, r)
+	}
+	m.mu.Unlock()
+	out := make([]TargetStats, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, TargetStats{Account: r.mt.Account, Region: r.mt.Region, MountTargetID: r.mt.ID,
+			FileSystemID: r.mt.FileSystemID, NFS: r.srv.Stats()})
+	}
+	return out
+}
+
 // Port is the NFS port of every mount target.
 func (m *Manager) Port() int { return m.port }
 

@@ -174,7 +174,8 @@ type rpcConn struct {
 	stop     chan struct{} // closed by shutdown
 	stopOnce sync.Once
 
-	callsIn uint64 // records handed to go-nfs (each gets exactly one reply)
+	callsIn uint64       // records handed to go-nfs (each gets exactly one reply)
+	stats   *serverStats // nil: not counted
 
 	wmu        sync.Mutex
 	wcond      *sync.Cond
@@ -210,6 +211,7 @@ func (c *rpcConn) Write(p []byte) (int, error) {
 	if err != nil {
 		c.wbroken = true
 	}
+	c.stats.reply(c.call.Load(), n)
 	c.wcond.Broadcast()
 	return n, err
 }
@@ -499,7 +501,9 @@ func (c *rpcConn) startRecord() error {
 				rec = acceptedReply(call.xid, stat, nil)
 			}
 		}
+		c.stats.call(call, int(4+size))
 		if rec != nil {
+			c.stats.reply(call, len(rec))
 			if _, err := c.br.Discard(int(4 + size)); err != nil {
 				if isTimeout(err) {
 					c.log.info("nfs: connection closed", c, "err", errStalled)

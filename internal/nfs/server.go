@@ -110,6 +110,8 @@ type Server struct {
 	retired []int            // descriptors of replaced views, closed by Close
 
 	dirs dirCache
+
+	stats serverStats
 }
 
 // view is one export root: the file system root, or an access point's root directory.
@@ -180,8 +182,12 @@ func (s *Server) SetLimits(l ConnLimits) {
 // was accepted) is logged and retried with backoff: the server never gives up while its listener is
 // open.
 func (s *Server) Serve(ln net.Listener) error {
-	ln = netlimit.Listen(ln, netlimit.Options{MaxConns: s.lim.MaxConns, MaxConnsPerClient: s.lim.MaxConnsPerClient,
+	lim := netlimit.Listen(ln, netlimit.Options{MaxConns: s.lim.MaxConns, MaxConnsPerClient: s.lim.MaxConnsPerClient,
 		Admit: s.e.Admit, Logger: s.logger, Name: "nfs " + s.e.FileSystemID})
+	ln = lim
+	s.stats.mu.Lock()
+	s.stats.lns = append(s.stats.lns, lim)
+	s.stats.mu.Unlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -216,6 +222,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		rc := newRPCConn(c, s.lim, s.large, s.clog)
+		rc.stats = &s.stats
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()

@@ -3,7 +3,8 @@
 // endpoint (whose catch-all answers every unknown path with an AWS error, as
 // SDKs expect). /healthz answers as long as the process serves HTTP;
 // /readyz runs the daemon's readiness checks and answers 503, naming the
-// failing ones, when any fails.
+// failing ones, when any fails. /metrics serves Prometheus metrics (see
+// Metrics and docs/metrics.md).
 package ops
 
 import (
@@ -33,10 +34,14 @@ type Readiness struct {
 	Checks []Result `json:"checks"`
 }
 
-// Handler serves /healthz and /readyz. Each check gets timeout; a check
-// that does not answer in time has failed (a hung store is not ready).
-func Handler(checks []Check, timeout time.Duration) http.Handler {
+// Handler serves /healthz and /readyz, and /metrics unless metrics is nil.
+// Each check gets timeout; a check that does not answer in time has failed
+// (a hung store is not ready).
+func Handler(checks []Check, timeout time.Duration, metrics *Metrics) http.Handler {
 	mux := http.NewServeMux()
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics.Handler())
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))

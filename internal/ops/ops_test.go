@@ -23,7 +23,7 @@ func TestHealthAndReadiness(t *testing.T) {
 		}},
 		{Name: "slow", Run: func(ctx context.Context) error { return nil }},
 	}
-	srv := httptest.NewServer(Handler(checks, time.Second))
+	srv := httptest.NewServer(Handler(checks, time.Second, nil))
 	defer srv.Close()
 	get := func(path string) (*http.Response, Readiness) {
 		t.Helper()
@@ -50,6 +50,9 @@ func TestHealthAndReadiness(t *testing.T) {
 	resp, rd := get("/readyz")
 	if resp.StatusCode != http.StatusServiceUnavailable || rd.Ready || rd.Checks[1].OK || rd.Checks[1].Error != "disk full" || !rd.Checks[0].OK {
 		t.Fatalf("failing check: %d %+v", resp.StatusCode, rd)
+	}
+	if resp, _ := get("/metrics"); resp.StatusCode != 404 {
+		t.Fatalf("/metrics without metrics: %d", resp.StatusCode)
 	}
 	if resp, _ := get("/nope"); resp.StatusCode != 404 {
 		t.Fatalf("/nope %d", resp.StatusCode)

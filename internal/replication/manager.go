@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/treesync"
 )
 
 // Paths locates file systems' data directories (volume.Manager).
@@ -61,6 +62,18 @@ type Options struct {
 	ScrubInterval time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
+	// OnPass, when set, is told of every pass a worker finishes (metrics
+	// hook here); it must not block.
+	OnPass func(Pass)
+}
+
+// Pass is what one finished pass of a configuration did.
+type Pass struct {
+	ID       string // the configuration
+	Scrub    bool   // compared every file by content
+	Err      error  // nil when the destination was made identical
+	Duration time.Duration
+	Stats    treesync.Stats
 }
 
 // Manager reconciles stored configurations with running workers.

@@ -102,6 +102,9 @@ func (w *worker) run(ctx context.Context) {
 			}
 			return
 		}
+		if w.m.opts.OnPass != nil {
+			w.m.opts.OnPass(Pass{ID: w.rep.ID, Scrub: scrub, Err: err, Duration: w.m.opts.Now().Sub(start), Stats: stats})
+		}
 		if scrub {
 			elapsed := w.m.opts.Now().Sub(start)
 			if err != nil {

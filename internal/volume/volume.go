@@ -104,6 +104,18 @@ func (m *Manager) Usage(k efs.FSKey) (efs.Usage, bool) {
 	return u, ok
 }
 
+// Usages returns the last measured size of every file system measured
+// since the start (for metrics).
+func (m *Manager) Usages() map[efs.FSKey]efs.Usage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[efs.FSKey]efs.Usage, len(m.usage))
+	for k, u := range m.usage {
+		out[k] = u
+	}
+	return out
+}
+
 // Run measures every volume each MeterInterval until ctx ends, so that
 // SizeInBytes follows the data as it changes.
 func (m *Manager) Run(ctx context.Context) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/efsd/efsd/internal/efs"
 )
@@ -47,6 +48,16 @@ func (s *Store) writer() {
 }
 
 func (s *Store) commitBatch(batch []*writeReq) {
+	start := time.Now()
+	err := s.runBatch(batch)
+	if f := s.onCommit.Load(); f != nil {
+		(*f)(len(batch), time.Since(start), err)
+	}
+}
+
+// runBatch runs and commits the batch and answers every write; it returns
+// the error that failed the whole batch, if any.
+func (s *Store) runBatch(batch []*writeReq) error {
 	errs := make([]error, len(batch))
 	fail := func(err error) {
 		for i := range batch {
@@ -58,8 +69,9 @@ func (s *Store) commitBatch(batch []*writeReq) {
 	}
 	tx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
-		fail(fmt.Errorf("begin: %w", err))
-		return
+		err = fmt.Errorf("begin: %w", err)
+		fail(err)
+		return err
 	}
 	for i, req := range batch {
 		if err := req.ctx.Err(); err != nil {
@@ -68,30 +80,35 @@ func (s *Store) commitBatch(batch []*writeReq) {
 		}
 		if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
 			tx.Rollback()
-			fail(fmt.Errorf("savepoint: %w", err))
-			return
+			err = fmt.Errorf("savepoint: %w", err)
+			fail(err)
+			return err
 		}
 		errs[i] = runWrite(req, tx)
 		if errs[i] != nil {
 			if _, err := tx.Exec(`ROLLBACK TO w`); err != nil {
 				tx.Rollback()
-				fail(fmt.Errorf("rollback to savepoint: %w", err))
-				return
+				err = fmt.Errorf("rollback to savepoint: %w", err)
+				fail(err)
+				return err
 			}
 		}
 		if _, err := tx.Exec(`RELEASE w`); err != nil {
 			tx.Rollback()
-			fail(fmt.Errorf("release savepoint: %w", err))
-			return
+			err = fmt.Errorf("release savepoint: %w", err)
+			fail(err)
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		fail(fmt.Errorf("commit: %w", err))
-		return
+		err = fmt.Errorf("commit: %w", err)
+		fail(err)
+		return err
 	}
 	for i := range batch {
 		batch[i].done <- errs[i]
 	}
+	return nil
 }
 
 // runWrite runs one write's function; a panic becomes its error rather

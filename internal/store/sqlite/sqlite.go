@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -42,6 +44,15 @@ type Store struct {
 	closeOnce  sync.Once
 	closing    sync.RWMutex // held for reading while enqueuing
 	closed     bool
+	// onCommit, when set, is told of every group commit (metrics).
+	onCommit atomic.Pointer[func(writes int, d time.Duration, err error)]
+}
+
+// ObserveCommits makes f be told of every group commit: how many writes
+// it carried, how long it took from BEGIN through the fsync of COMMIT, and
+// whether it failed. f runs on the writer and must not block.
+func (s *Store) ObserveCommits(f func(writes int, d time.Duration, err error)) {
+	s.onCommit.Store(&f)
 }
 
 // Open opens (creating if needed) the database at path and applies any
