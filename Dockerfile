@@ -30,9 +30,17 @@ COPY . .
 # module version "(devel)" and the Go version.
 RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags='-s -w' -o /out/efsd ./cmd/efsd \
     && /out/efsd version
+# The licence and notice files of Go and of every module linked into the binary (docs/licences.md).
+RUN mkdir -p /out/licenses \
+    && cp LICENSE /out/licenses/efsd.LICENSE && cp "$(go env GOROOT)/LICENSE" /out/licenses/go.LICENSE \
+    && go list -deps -f '{{with .Module}}{{if not .Main}}{{.Path}} {{.Dir}}{{end}}{{end}}' ./cmd/efsd | sort -u \
+    | while read -r p d; do mkdir -p "/out/licenses/$p"; \
+        for f in "$d"/LICEN[CS]E* "$d"/NOTICE* "$d"/COPYING*; do if [ -f "$f" ]; then cp "$f" "/out/licenses/$p/"; fi; done; \
+      done
 
 FROM alpine:3.22
 COPY --from=build /out/efsd /usr/local/bin/efsd
+COPY --from=build /out/licenses /usr/share/doc/efsd/licenses
 # Root, on purpose: NFS client identities (setfsuid/setfsgid per call) need UID 0. Without root efsd
 # still serves the API and NFS, but every NFS operation acts as efsd's own user.
 USER root
