@@ -198,9 +198,9 @@ func (s *Server) wrap(op wire.Operation, h handler) http.Handler {
 			status = s.writeError(w, id, err)
 		}
 		d := time.Since(start)
-		attrs := []any{"op", op.Name, "status", status, "request_id", id, "duration", d}
+		attrs := []any{"op", op.Name, "status", status, "requestId", id, "duration", d}
 		if err != nil {
-			attrs = append(attrs, "error", err.Error())
+			attrs = append(attrs, "err", err.Error())
 		}
 		s.log.Info("request", attrs...)
 		if s.observe != nil {
@@ -304,7 +304,7 @@ func (s *Server) writeError(w http.ResponseWriter, reqID string, err error) int 
 			status = shape.Status
 		}
 		if de.Code == efs.InternalServerError {
-			s.log.Error("internal error", "request_id", reqID, "err", err)
+			s.log.Error("internal error", "requestId", reqID, "err", err)
 			msg = "An internal error occurred."
 		}
 	case errors.As(err, &ae):
@@ -318,7 +318,7 @@ func (s *Server) writeError(w http.ResponseWriter, reqID string, err error) int 
 	case errors.As(err, &dce):
 		code, msg, status = string(efs.BadRequest), dce.Error(), http.StatusBadRequest
 	default:
-		s.log.Error("internal error", "request_id", reqID, "err", err)
+		s.log.Error("internal error", "requestId", reqID, "err", err)
 	}
 	body["ErrorCode"], body["Message"] = code, msg
 	buf, _ := json.Marshal(body)

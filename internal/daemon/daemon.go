@@ -203,6 +203,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err != nil {
 		cfg.Logger.Warn("admin socket unavailable: efsd scrub will not reach this daemon", "err", err)
 	}
+	nfs.InstallGoNFSLogger(cfg.Logger) // go-nfs logs through a logger of its own, process-wide
 	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, NFSLimits: cfg.NFSLimits, HandleKey: handleKey, Logger: cfg.Logger})
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{

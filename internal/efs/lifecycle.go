@@ -54,7 +54,7 @@ func (s *Service) runLifecycle(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			failures++
 			wait = min(time.Duration(1<<min(failures, 10))*50*time.Millisecond, maxBackoff)
-			s.log.Error("lifecycle worker", "err", err, "retry_in", wait)
+			s.log.Error("lifecycle worker", "err", err, "retryIn", wait)
 		} else {
 			failures = 0
 		}

@@ -40,7 +40,7 @@ func (a *admission) admit(addr netip.Addr) bool {
 	if !a.valid || a.epoch != epoch {
 		src, err := a.m.svc.MountTargetSources(context.Background(), a.mt, a.m.port)
 		if err != nil {
-			a.m.log.Error("load security groups of mount target; refusing", "mount_target", a.mt.ID, "err", err)
+			a.m.log.Error("load security groups of mount target; refusing", "mountTargetId", a.mt.ID, "err", err)
 			a.valid = false
 			return false
 		}

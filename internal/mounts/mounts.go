@@ -147,7 +147,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		case efs.StateDeleting:
 			m.stop(k)
 			if err := m.svc.FinishMountTargetDeletion(ctx, mt); err != nil {
-				m.log.Error("finish mount target deletion", "mount_target", mt.ID, "err", err)
+				m.log.Error("finish mount target deletion", "mountTargetId", mt.ID, "err", err)
 			}
 			continue
 		case efs.StateError:
@@ -155,17 +155,17 @@ func (m *Manager) reconcile(ctx context.Context) {
 			continue
 		}
 		if err := m.start(mt); err != nil {
-			m.log.Error("start NFS server", "mount_target", mt.ID, "address", mt.IP, "err", err)
+			m.log.Error("start NFS server", "mountTargetId", mt.ID, "ipAddress", mt.IP, "err", err)
 			if cannotListen(err) {
 				if err := m.svc.MountTargetFailed(ctx, mt); err != nil {
-					m.log.Error("mark mount target failed", "mount_target", mt.ID, "err", err)
+					m.log.Error("mark mount target failed", "mountTargetId", mt.ID, "err", err)
 				}
 			}
 			continue
 		}
 		if mt.State == efs.StateCreating {
 			if err := m.svc.MountTargetServing(ctx, mt); err != nil {
-				m.log.Error("mark mount target available", "mount_target", mt.ID, "err", err)
+				m.log.Error("mark mount target available", "mountTargetId", mt.ID, "err", err)
 			}
 		}
 	}
@@ -212,7 +212,7 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 	if err != nil {
 		return err
 	}
-	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mount_target", mt.ID))
+	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mountTargetId", mt.ID))
 	srv.SetLimits(m.limits)
 	r := &running{mt: mt, srv: srv, ln: ln, done: make(chan struct{})}
 	go func() {
@@ -228,12 +228,12 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 		}
 		m.mu.Unlock()
 		if unexpected {
-			m.log.Error("NFS server stopped unexpectedly, restarting it", "mount_target", mt.ID, "err", err)
+			m.log.Error("NFS server stopped unexpectedly, restarting it", "mountTargetId", mt.ID, "err", err)
 			_ = srv.Close()
 		}
 	}()
 	m.servers[k] = r
-	m.log.Info("serving NFS", "mount_target", mt.ID, "file_system", mt.FileSystemID, "address", ln.Addr().String())
+	m.log.Info("serving NFS", "mountTargetId", mt.ID, "fileSystemId", mt.FileSystemID, "ipAddress", ln.Addr().String())
 	return nil
 }
 
@@ -360,12 +360,12 @@ func (m *Manager) load(mt *efs.MountTarget) exportState {
 	st := exportState{readOnly: true, accessPoints: map[string]nfs.AccessPoint{}, fsKey: mt.FSKey()}
 	fs, err := m.svc.FileSystemByKey(ctx, mt.FSKey())
 	if err != nil {
-		m.log.Error("load file system for NFS", "file_system", mt.FileSystemID, "err", err)
+		m.log.Error("load file system for NFS", "fileSystemId", mt.FileSystemID, "err", err)
 		return st
 	}
 	aps, err := m.svc.AccessPointsOf(ctx, mt.FSKey())
 	if err != nil {
-		m.log.Error("load access points for NFS", "file_system", mt.FileSystemID, "err", err)
+		m.log.Error("load access points for NFS", "fileSystemId", mt.FileSystemID, "err", err)
 		return st
 	}
 	st.readOnly = fs.Protection == efs.ProtectionReplicating
@@ -378,7 +378,7 @@ func (m *Manager) load(mt *efs.MountTarget) exportState {
 	st.policy, err = fs.ParsedPolicy()
 	if err != nil {
 		// Stored policies were checked when put; one efsd cannot read grants nothing.
-		m.log.Error("file system policy unreadable: NFS clients are refused", "file_system", mt.FileSystemID, "err", err)
+		m.log.Error("file system policy unreadable: NFS clients are refused", "fileSystemId", mt.FileSystemID, "err", err)
 		st.access = map[string]nfs.ClientAccess{"": {}}
 		st.policy = &efs.Policy{}
 		return st

@@ -89,7 +89,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			}
 			l.acceptErrors.Add(1)
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			l.note("accept failed; retrying", "err", err, "retry_in", delay)
+			l.note("accept failed; retrying", "err", err, "retryIn", delay)
 			time.Sleep(delay)
 			continue
 		}

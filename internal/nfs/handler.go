@@ -37,9 +37,9 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 	s := h.s
 	call := h.c.current()
 	dirpath := string(req.Dirpath)
-	log := s.logger.With("fileSystemId", s.e.FileSystemID, "dirpath", dirpath, "client", conn.RemoteAddr().String())
+	log := s.logger.With("fileSystemId", s.e.FileSystemID, "mountPath", dirpath, "client", conn.RemoteAddr().String())
 	// Refusals are logged rate-limited: a client can repeat them at will.
-	who := []any{"dirpath", dirpath, "client", conn.RemoteAddr().String()}
+	who := []any{"mountPath", dirpath, "client", conn.RemoteAddr().String()}
 	if !s.access(mountAccessPoint(dirpath)).Mount {
 		// Refused before anything is looked up or created (an access point's root directory).
 		s.clog.log(slog.LevelInfo, "nfs: mount refused by the file system policy", who...)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gonfs "github.com/willscott/go-nfs"
@@ -67,19 +68,41 @@ func (l *clientLog) debug(msg string, c *rpcConn, args ...any) {
 	l.log(slog.LevelDebug, msg, append([]any{"client", c.RemoteAddr().String()}, args...)...)
 }
 
-var gonfsLoggerOnce sync.Once
+// go-nfs has one package-wide logger (gonfs.Log), so efsd installs one of its own, once per process,
+// and points it at the daemon's logger. Its Fatal and Panic levels are logged as errors and never exit
+// or panic. go-nfs logs every refused client request (a failed LOOKUP, a CREATE of an existing name) as
+// an error: those go to debug level. Its trace lines (every request, in full) are dropped.
+var (
+	gonfsLoggerOnce sync.Once
+	gonfsLog        = &gonfsLogger{}
+)
 
-// installGoNFSLogger routes go-nfs's package-wide logger to slog.Default at debug level: go-nfs
-// logs every refused client request (a failed LOOKUP, a CREATE of an existing name) as an error.
-// Its Fatal and Panic levels are logged as errors and never exit or panic.
-func installGoNFSLogger() {
-	gonfsLoggerOnce.Do(func() { gonfs.SetLogger(&gonfsLogger{}) })
+// InstallGoNFSLogger makes go-nfs's own output go through l, with l's format and level. It is
+// process-wide, because go-nfs's logger is: the last call wins. The daemon calls it with its logger.
+func InstallGoNFSLogger(l *slog.Logger) {
+	gonfsLoggerOnce.Do(func() { gonfs.SetLogger(gonfsLog) })
+	gonfsLog.target.Store(l)
 }
 
-type gonfsLogger struct{}
+// installGoNFSLogger makes sure go-nfs logs through gonfsLog (to slog.Default until the daemon
+// installs its logger), never through go-nfs's own logger, which writes to stderr at any level.
+func installGoNFSLogger() {
+	gonfsLoggerOnce.Do(func() { gonfs.SetLogger(gonfsLog) })
+}
+
+type gonfsLogger struct {
+	target atomic.Pointer[slog.Logger]
+}
+
+func (l *gonfsLogger) logger() *slog.Logger {
+	if lg := l.target.Load(); lg != nil {
+		return lg
+	}
+	return slog.Default()
+}
 
 func (l *gonfsLogger) log(level slog.Level, msg string) {
-	lg := slog.Default()
+	lg := l.logger()
 	if !lg.Enabled(context.Background(), level) {
 		return
 	}
@@ -87,7 +110,7 @@ func (l *gonfsLogger) log(level slog.Level, msg string) {
 }
 
 func (l *gonfsLogger) logf(level slog.Level, format string, args ...any) {
-	if !slog.Default().Enabled(context.Background(), level) {
+	if !l.logger().Enabled(context.Background(), level) {
 		return
 	}
 	l.log(level, fmt.Sprintf(format, args...))
@@ -100,15 +123,15 @@ func (l *gonfsLogger) Panic(args ...any)                         { l.log(slog.Le
 func (l *gonfsLogger) Fatal(args ...any)                         { l.log(slog.LevelError, fmt.Sprint(args...)) }
 func (l *gonfsLogger) Error(args ...any)                         { l.log(slog.LevelDebug, fmt.Sprint(args...)) }
 func (l *gonfsLogger) Warn(args ...any)                          { l.log(slog.LevelDebug, fmt.Sprint(args...)) }
-func (l *gonfsLogger) Info(args ...any)                          {}
-func (l *gonfsLogger) Debug(args ...any)                         {}
+func (l *gonfsLogger) Info(args ...any)                          { l.log(slog.LevelDebug, fmt.Sprint(args...)) }
+func (l *gonfsLogger) Debug(args ...any)                         { l.log(slog.LevelDebug, fmt.Sprint(args...)) }
 func (l *gonfsLogger) Trace(args ...any)                         {}
-func (l *gonfsLogger) Print(args ...any)                         {}
+func (l *gonfsLogger) Print(args ...any)                         { l.log(slog.LevelDebug, fmt.Sprint(args...)) }
 func (l *gonfsLogger) Panicf(format string, args ...any)         { l.logf(slog.LevelError, format, args...) }
 func (l *gonfsLogger) Fatalf(format string, args ...any)         { l.logf(slog.LevelError, format, args...) }
 func (l *gonfsLogger) Errorf(format string, args ...any)         { l.logf(slog.LevelDebug, format, args...) }
 func (l *gonfsLogger) Warnf(format string, args ...any)          { l.logf(slog.LevelDebug, format, args...) }
-func (l *gonfsLogger) Infof(format string, args ...any)          {}
-func (l *gonfsLogger) Debugf(format string, args ...any)         {}
+func (l *gonfsLogger) Infof(format string, args ...any)          { l.logf(slog.LevelDebug, format, args...) }
+func (l *gonfsLogger) Debugf(format string, args ...any)         { l.logf(slog.LevelDebug, format, args...) }
 func (l *gonfsLogger) Tracef(format string, args ...any)         {}
-func (l *gonfsLogger) Printf(format string, args ...any)         {}
+func (l *gonfsLogger) Printf(format string, args ...any)         { l.logf(slog.LevelDebug, format, args...) }

@@ -223,10 +223,10 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 		done, retryAt, err := m.svc.FinishDeletion(ctx, r.ID)
 		switch {
 		case err != nil:
-			m.log.Error("finish replication deletion", "replication", r.ID, "err", err)
+			m.log.Error("finish replication deletion", "replicationId", r.ID, "err", err)
 			retryAt = m.opts.Now().Add(reconcileInterval)
 		case done:
-			m.log.Info("replication deleted", "replication", r.ID, "source", r.Source.String(), "destination", r.Dest.String())
+			m.log.Info("replication deleted", "replicationId", r.ID, "source", r.Source.String(), "destination", r.Dest.String())
 			m.removeRecord(r.ID)
 			continue
 		}
@@ -307,7 +307,7 @@ func (m *Manager) Notify(k efs.FSKey) {
 func (m *Manager) removeRecord(id string) {
 	if p := m.recordPath(id); p != "" {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			m.log.Warn("remove replication record", "replication", id, "err", err)
+			m.log.Warn("remove replication record", "replicationId", id, "err", err)
 		}
 	}
 }

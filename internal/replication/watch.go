@@ -272,7 +272,7 @@ func (h *hub) add(t *tree, path string) (bool, error) {
 func (h *hub) limit(t *tree, which, max string, err error) {
 	t.limited = true
 	h.limitHits++
-	args := []any{"watched_dirs", len(t.wds), "limit", which, "max", max}
+	args := []any{"watchedDirs", len(t.wds), "limit", which, "max", max}
 	if err != nil {
 		args = append(args, "err", err)
 	}

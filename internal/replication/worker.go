@@ -63,7 +63,7 @@ func (w *worker) stop() {
 func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
 	defer w.cancel()
-	log := w.m.log.With("replication", w.rep.ID, "source", w.rep.Source.String(), "destination", w.rep.Dest.String())
+	log := w.m.log.With("replicationId", w.rep.ID, "source", w.rep.Source.String(), "destination", w.rep.Dest.String())
 
 	if !w.waitForDestination(ctx) {
 		return
@@ -116,7 +116,7 @@ func (w *worker) run(ctx context.Context) {
 				if serr := w.rec.SetScrubbed(w.m.opts.Now()); serr != nil {
 					log.Warn("record scrub time", "err", serr)
 				}
-				log.Info("replication scrub", "files_compared", stats.FilesCompared, "bytes_read", stats.BytesCompared+stats.BytesCopied,
+				log.Info("replication scrub", "filesCompared", stats.FilesCompared, "bytesRead", stats.BytesCompared+stats.BytesCopied,
 					"differences", stats.Differences, "copied", stats.FilesCopied, "deleted", stats.Deleted, "duration", elapsed)
 			}
 			for _, r := range scrubbing {
@@ -130,7 +130,7 @@ func (w *worker) run(ctx context.Context) {
 			failures++
 			wait = min(time.Duration(1<<min(failures-1, 16))*100*time.Millisecond, w.m.opts.MaxBackoff)
 			if status != w.status || msg != w.message {
-				log.Warn("replication pass failed", "status", status, "err", err, "retry_in", wait)
+				log.Warn("replication pass failed", "status", status, "err", err, "retryIn", wait)
 			}
 			if w.record(ctx, status, msg, time.Time{}) != nil {
 				return
@@ -156,7 +156,7 @@ func (w *worker) run(ctx context.Context) {
 				}
 			}
 			log.Debug("replication pass", "copied", stats.FilesCopied, "bytes", stats.BytesCopied, "deleted", stats.Deleted,
-				"compared", stats.FilesCompared, "differences", stats.Differences)
+				"filesCompared", stats.FilesCompared, "differences", stats.Differences)
 			wait = w.m.opts.RescanInterval
 			// LastReplicatedTimestamp is reported in whole seconds, so the
 			// start of a pass that carried changes, truncated, may not cover
@@ -279,7 +279,7 @@ func (w *worker) waitForDestination(ctx context.Context) bool {
 			return true
 		}
 		if err != nil && !errors.Is(err, efs.ErrNotFound) && ctx.Err() == nil {
-			w.m.log.Error("load destination", "replication", w.rep.ID, "err", err)
+			w.m.log.Error("load destination", "replicationId", w.rep.ID, "err", err)
 		}
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
@@ -337,7 +337,7 @@ func (w *worker) record(ctx context.Context, status, msg string, replicated time
 	err := w.m.svc.RecordProgress(ctx, w.rep.ID, efs.Progress{Status: status, StatusMessage: msg, Replicated: replicated})
 	if err != nil {
 		if !errors.Is(err, efs.ErrReplicationGone) && ctx.Err() == nil {
-			w.m.log.Error("record replication progress", "replication", w.rep.ID, "err", err)
+			w.m.log.Error("record replication progress", "replicationId", w.rep.ID, "err", err)
 		}
 		return err
 	}

@@ -146,7 +146,7 @@ func (m *Manager) MeasureAll() {
 			continue
 		}
 		if err := m.measure(k); err != nil && !os.IsNotExist(err) {
-			m.log.Warn("measure volume", "fs", k.String(), "err", err)
+			m.log.Warn("measure volume", "fileSystemId", k.ID, "account", k.Account, "region", k.Region, "err", err)
 		}
 	}
 }
