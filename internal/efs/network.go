@@ -211,3 +211,30 @@ func (s *Service) DeclareNetwork(ctx context.Context, d DeclaredNetwork) error {
 	}
 	return err
 }
+
+// NetworkInterfaces returns p's network (made on first use) and the mount
+// targets of p that still hold a network interface, in creation order: what
+// EC2's DescribeNetworkInterfaces shows of EFS.
+func (s *Service) NetworkInterfaces(ctx context.Context, p Principal) (*Network, []*MountTarget, error) {
+	var (
+		n   *Network
+		mts []*MountTarget
+	)
+	err := s.store.Update(ctx, func(tx Tx) error {
+		var err error
+		if n, err = s.network(tx, p.Account, p.Region); err != nil {
+			return err
+		}
+		all, err := tx.AllMountTargets()
+		if err != nil {
+			return fmt.Errorf("list mount targets: %w", err)
+		}
+		for _, mt := range all {
+			if mt.Account == p.Account && mt.Region == p.Region && mt.ENI != "" {
+				mts = append(mts, mt)
+			}
+		}
+		return nil
+	})
+	return n, mts, err
+}
