@@ -61,7 +61,18 @@ func TestEC2DescribeVpcsAndSubnets(t *testing.T) {
 	if err != nil || len(vpcs.Vpcs) != 0 {
 		t.Fatalf("is-default=false filter: %v %+v", err, vpcs)
 	}
+	// Terraform's data sources send EC2's camelCase filter names.
+	vpcs, err = c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{Filters: []ec2types.Filter{ec2Filter("isDefault", "true")}})
+	if err != nil || len(vpcs.Vpcs) != 1 {
+		t.Fatalf("isDefault filter: %v %+v", err, vpcs)
+	}
 	_, err = c.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{"vpc-0123456789abcdef0"}})
+	wantEC2Error(t, err, "InvalidVpcID.NotFound")
+	attr, err := c.DescribeVpcAttribute(ctx, &ec2.DescribeVpcAttributeInput{VpcId: aws.String(vpc.ID), Attribute: ec2types.VpcAttributeNameEnableDnsHostnames})
+	if err != nil || aws.ToString(attr.VpcId) != vpc.ID || attr.EnableDnsHostnames == nil || !aws.ToBool(attr.EnableDnsHostnames.Value) {
+		t.Fatalf("DescribeVpcAttribute: %v %+v", err, attr)
+	}
+	_, err = c.DescribeVpcAttribute(ctx, &ec2.DescribeVpcAttributeInput{VpcId: aws.String("vpc-0123456789abcdef0"), Attribute: ec2types.VpcAttributeNameEnableDnsSupport})
 	wantEC2Error(t, err, "InvalidVpcID.NotFound")
 
 	all, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{})
@@ -100,6 +111,7 @@ func TestEC2DescribeVpcsAndSubnets(t *testing.T) {
 		{"subnet-id", []ec2types.Filter{ec2Filter("subnet-id", want.ID)}, 1},
 		{"cidr-block", []ec2types.Filter{ec2Filter("cidr-block", want.CIDR)}, 1},
 		{"tag", []ec2types.Filter{ec2Filter("tag:Name", "x")}, 0},
+		{"camelCase names", []ec2types.Filter{ec2Filter("availabilityZone", want.ZoneName), ec2Filter("defaultForAz", "true")}, 1},
 	} {
 		out, err := c.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: tc.filters})
 		if err != nil {

@@ -53,7 +53,8 @@ type describeVpcsResponse struct {
 }
 
 var vpcFilters = names("vpc-id", "is-default", "cidr", "cidr-block-association.cidr-block",
-	"cidr-block-association.association-id", "cidr-block-association.state", "state", "owner-id", "dhcp-options-id")
+	"cidr-block-association.association-id", "cidr-block-association.state", "state", "owner-id", "dhcp-options-id",
+	"ipv6-cidr-block-association.ipv6-cidr-block")
 
 func (h *Handler) describeVpcs(c *call) (any, error) {
 	ids, fs, pg, err := describeParams(c, "VpcId", "VpcIds", vpcFilters)
@@ -145,9 +146,9 @@ type describeSubnetsResponse struct {
 	NextToken string          `xml:"nextToken,omitempty"`
 }
 
-var subnetFilters = names("subnet-id", "vpc-id", "availability-zone", "availabilityZone", "availability-zone-id",
-	"availabilityZoneId", "default-for-az", "defaultForAz", "cidr", "cidr-block", "cidrBlock", "state", "owner-id",
-	"subnet-arn", "available-ip-address-count", "map-public-ip-on-launch", "ipv6-native")
+var subnetFilters = names("subnet-id", "vpc-id", "availability-zone", "availability-zone-id",
+	"default-for-az", "cidr", "cidr-block", "state", "owner-id", "subnet-arn", "available-ip-address-count",
+	"map-public-ip-on-launch", "ipv6-native", "ipv6-cidr-block-association.ipv6-cidr-block")
 
 func (h *Handler) describeSubnets(c *call) (any, error) {
 	ids, fs, pg, err := describeParams(c, "SubnetId", "SubnetIds", subnetFilters)
@@ -190,13 +191,13 @@ func (h *Handler) describeSubnets(c *call) (any, error) {
 				return []string{s.ID}
 			case "vpc-id":
 				return []string{s.VPCID}
-			case "availability-zone", "availabilityZone":
+			case "availability-zone":
 				return []string{s.ZoneName}
-			case "availability-zone-id", "availabilityZoneId":
+			case "availability-zone-id":
 				return []string{s.ZoneID}
-			case "default-for-az", "defaultForAz":
+			case "default-for-az":
 				return []string{boolString(def)}
-			case "cidr", "cidr-block", "cidrBlock":
+			case "cidr", "cidr-block":
 				return []string{s.CIDR}
 			case "state":
 				return []string{"available"}

@@ -55,6 +55,7 @@ type call struct {
 
 var actions = map[string]action{
 	"DescribeVpcs":              (*Handler).describeVpcs,
+	"DescribeVpcAttribute":      (*Handler).describeVpcAttribute,
 	"DescribeSubnets":           (*Handler).describeSubnets,
 	"DescribeSecurityGroups":    (*Handler).describeSecurityGroups,
 	"DescribeAvailabilityZones": (*Handler).describeAvailabilityZones,

@@ -80,7 +80,7 @@ func filters(c *call, known map[string]bool) ([]filter, error) {
 		}
 	}) {
 		prefix := "Filter." + strconv.Itoa(i)
-		name := c.form.Get(prefix + ".Name")
+		name := kebab(c.form.Get(prefix + ".Name"))
 		if name == "" {
 			return nil, errorf("InvalidParameterValue", "%s.Name is missing.", prefix)
 		}
@@ -97,6 +97,26 @@ func filters(c *call, known map[string]bool) ([]filter, error) {
 		out = append(out, filter{name: name, values: values})
 	}
 	return out, nil
+}
+
+// kebab writes a camelCase filter name (isDefault, availabilityZone, which
+// EC2 accepts beside is-default and availability-zone, and Terraform's
+// provider sends) the kebab-case way; tag:Key filters keep their key.
+func kebab(name string) string {
+	if strings.HasPrefix(name, "tag:") {
+		return name
+	}
+	var b strings.Builder
+	for i, r := range name {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // attrs gives a resource's values for a filter name.
