@@ -44,6 +44,11 @@ type SecurityGroup struct {
 	VPCID   string
 	Name    string
 	Ingress []IngressRule `json:",omitempty"`
+	// Description is set for groups made through EC2's CreateSecurityGroup.
+	Description string `json:",omitempty"`
+	// API marks a group made through EC2's API: the API may delete it, and
+	// a config-file declaration of the same ID is refused.
+	API bool `json:",omitempty"`
 }
 
 // Subnet finds a subnet by ID.
@@ -196,6 +201,9 @@ func (s *Service) DeclareNetwork(ctx context.Context, d DeclaredNetwork) error {
 			}
 			replaced := false
 			for i := range n.SecurityGroups {
+				if n.SecurityGroups[i].ID == g.ID && n.SecurityGroups[i].API {
+					return fmt.Errorf("security group %s was made through EC2's API; declare a group of your own", g.ID)
+				}
 				if n.SecurityGroups[i].ID == g.ID {
 					n.SecurityGroups[i], replaced = g, true
 				}

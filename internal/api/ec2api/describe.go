@@ -279,10 +279,13 @@ type describeSecurityGroupsResponse struct {
 var groupFilters = names("group-id", "group-name", "vpc-id", "owner-id", "description",
 	"ip-permission.cidr", "ip-permission.protocol", "ip-permission.from-port", "ip-permission.to-port")
 
-// groupDescription is what EC2 shows for a group; efsd's default groups
-// have EC2's, groups declared in the config file their name.
+// groupDescription is what EC2 shows for a group: the one it was made
+// with; efsd's default groups have EC2's, config-file groups their name.
 func groupDescription(g efs.SecurityGroup) string {
-	if g.Name == "default" {
+	switch {
+	case g.Description != "":
+		return g.Description
+	case g.Name == "default":
 		return "default VPC security group"
 	}
 	return g.Name

@@ -1,7 +1,7 @@
 // Package ec2api is efsd's EC2 front end: the few EC2 Query-protocol
 // actions EFS users touch (describing the VPCs, subnets, availability
 // zones, security groups and mount-target network interfaces of efsd's
-// network model). It decodes the form, calls the domain service and renders
+// network model, and making security groups with CIDR ingress rules). It decodes the form, calls the domain service and renders
 // EC2's XML; authentication, body limits and routing stay with package api,
 // which hands it only verified requests. The XML shapes are written by hand
 // after botocore's ec2 model (2016-11-15), for the members efsd can fill.
@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/efsd/efsd/internal/efs"
 )
@@ -60,7 +61,17 @@ var actions = map[string]action{
 	"DescribeSecurityGroups":    (*Handler).describeSecurityGroups,
 	"DescribeAvailabilityZones": (*Handler).describeAvailabilityZones,
 	"DescribeNetworkInterfaces": (*Handler).describeNetworkInterfaces,
+
+	"CreateSecurityGroup":           (*Handler).createSecurityGroup,
+	"AuthorizeSecurityGroupIngress": (*Handler).authorizeSecurityGroupIngress,
+	"RevokeSecurityGroupIngress":    (*Handler).revokeSecurityGroupIngress,
+	"DeleteSecurityGroup":           (*Handler).deleteSecurityGroup,
 }
+
+// ec2Codes are the domain's codes that are EC2's (those with a dot, such
+// as InvalidGroup.NotFound, are too).
+var ec2Codes = map[efs.Code]bool{efs.DependencyViolation: true, efs.CannotDelete: true,
+	efs.InvalidParameter: true, efs.GroupLimitExceeded: true, efs.RuleLimitExceeded: true}
 
 // Action returns the action a form names, for logs ("" when none).
 func Action(form url.Values) string {
@@ -92,7 +103,13 @@ func (h *Handler) Serve(ctx context.Context, p efs.Principal, form url.Values, r
 	if err != nil {
 		var de *efs.Error
 		if errors.As(err, &de) && de.Code != efs.InternalServerError {
-			return nil, errorf("InvalidParameterValue", "%s", de.Message)
+			// The domain's network errors carry EC2's codes; any other
+			// refusal is a bad parameter.
+			code := string(de.Code)
+			if !strings.Contains(code, ".") && !ec2Codes[de.Code] {
+				code = "InvalidParameterValue"
+			}
+			return nil, errorf(code, "%s", de.Message)
 		}
 		return nil, err
 	}
