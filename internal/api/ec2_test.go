@@ -332,3 +332,83 @@ func TestEC2Authentication(t *testing.T) {
 	_, err = srv.EC2Client(efstest.AccountA, region).DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
 	wantEC2Error(t, err, "InvalidAction")
 }
+
+// TestEC2SecurityGroupRules: the rule calls as Terraform's aws_security_group
+// makes them: the default egress rule revoked and set again, ingress by
+// IpPermissions and by the legacy top-level parameters; group sources
+// refused; the default group's egress is not the API's.
+func TestEC2SecurityGroupRules(t *testing.T) {
+	srv := efstest.Start(t)
+	c := srv.EC2Client(efstest.AccountA, region)
+	ctx := context.Background()
+	n := network(t, srv, region)
+	g, err := c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("app"), Description: aws.String("app")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg := aws.ToString(g.GroupId)
+	describe := func() ec2types.SecurityGroup {
+		t.Helper()
+		out, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{sg}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.SecurityGroups[0]
+	}
+	if d := describe(); len(d.IpPermissions) != 0 || len(d.IpPermissionsEgress) != 1 ||
+		aws.ToString(d.IpPermissionsEgress[0].IpRanges[0].CidrIp) != "0.0.0.0/0" || aws.ToString(d.VpcId) != n.VPCs[0].ID {
+		t.Fatalf("new group: %+v", d)
+	}
+	all := []ec2types.IpPermission{{IpProtocol: aws.String("-1"), FromPort: aws.Int32(0), ToPort: aws.Int32(0),
+		IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}}
+	if _, err := c.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: aws.String(sg), IpPermissions: all}); err != nil {
+		t.Fatal(err)
+	}
+	if d := describe(); len(d.IpPermissionsEgress) != 0 {
+		t.Fatalf("egress after revoke: %+v", d.IpPermissionsEgress)
+	}
+	if _, err := c.AuthorizeSecurityGroupEgress(ctx, &ec2.AuthorizeSecurityGroupEgressInput{GroupId: aws.String(sg), IpPermissions: all}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupName: aws.String("app"),
+		IpProtocol: aws.String("tcp"), FromPort: aws.Int32(2049), ToPort: aws.Int32(2049), CidrIp: aws.String("10.0.0.0/8")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(sg),
+		IpPermissions: []ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(2049), ToPort: aws.Int32(2049),
+			Ipv6Ranges: []ec2types.Ipv6Range{{CidrIpv6: aws.String("fd00::/8")}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	d := describe()
+	if len(d.IpPermissions) != 1 || len(d.IpPermissions[0].IpRanges) != 1 || len(d.IpPermissions[0].Ipv6Ranges) != 1 ||
+		len(d.IpPermissionsEgress) != 1 {
+		t.Fatalf("rules: %+v", d)
+	}
+	for _, tc := range []struct {
+		name string
+		in   *ec2.AuthorizeSecurityGroupIngressInput
+		code string
+	}{
+		{"group source", &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(sg), IpPermissions: []ec2types.IpPermission{{
+			IpProtocol: aws.String("tcp"), FromPort: aws.Int32(1), ToPort: aws.Int32(2),
+			UserIdGroupPairs: []ec2types.UserIdGroupPair{{GroupId: aws.String(sg)}}}}}, "InvalidParameterValue"},
+		{"udp", &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(sg), IpProtocol: aws.String("udp"),
+			FromPort: aws.Int32(1), ToPort: aws.Int32(2), CidrIp: aws.String("10.0.0.0/8")}, "InvalidParameterValue"},
+		{"host bits", &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(sg), IpProtocol: aws.String("tcp"),
+			FromPort: aws.Int32(1), ToPort: aws.Int32(2), CidrIp: aws.String("10.0.0.1/8")}, "InvalidParameterValue"},
+		{"unknown group", &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String("sg-0123456789abcdef0"), IpProtocol: aws.String("-1"),
+			CidrIp: aws.String("10.0.0.0/8")}, "InvalidGroup.NotFound"},
+	} {
+		_, err := c.AuthorizeSecurityGroupIngress(ctx, tc.in)
+		wantEC2Error(t, err, tc.code)
+	}
+	_, err = c.RevokeSecurityGroupEgress(ctx, &ec2.RevokeSecurityGroupEgressInput{GroupId: aws.String(n.SecurityGroups[0].ID), IpPermissions: all})
+	wantEC2Error(t, err, "InvalidParameterValue")
+	_, err = c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("default"), Description: aws.String("x")})
+	wantEC2Error(t, err, "InvalidGroup.Reserved")
+	_, err = c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{GroupName: aws.String("x"), Description: aws.String("x"), VpcId: aws.String("vpc-0123456789abcdef0")})
+	wantEC2Error(t, err, "InvalidVpcID.NotFound")
+	if _, err := c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(sg)}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -46,6 +46,10 @@ type SecurityGroup struct {
 	Ingress []IngressRule `json:",omitempty"`
 	// Description is set for groups made through EC2's CreateSecurityGroup.
 	Description string `json:",omitempty"`
+	// Egress is the outbound rules of a group made through EC2's API (all
+	// traffic anywhere at first, as in EC2). They are kept and shown, and
+	// restrict nothing: mount targets only answer connections.
+	Egress []IngressRule `json:",omitempty"`
 	// API marks a group made through EC2's API: the API may delete it, and
 	// a config-file declaration of the same ID is refused.
 	API bool `json:",omitempty"`

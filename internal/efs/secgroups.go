@@ -256,7 +256,8 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, p Principal, name, de
 		if count >= maxGroupsPerVPC {
 			return E(GroupLimitExceeded, "The maximum number of security groups for VPC '%s' has been reached.", vpcID)
 		}
-		g = SecurityGroup{ID: "sg-" + s.ids.Hex(longIDDigits), VPCID: vpcID, Name: name, Description: description, API: true}
+		g = SecurityGroup{ID: "sg-" + s.ids.Hex(longIDDigits), VPCID: vpcID, Name: name, Description: description, API: true,
+			Egress: []IngressRule{{Protocol: ProtocolAll, CIDR: "0.0.0.0/0"}}}
 		n.SecurityGroups = append(n.SecurityGroups, g)
 		return tx.PutNetwork(p.Account, p.Region, n)
 	})
@@ -267,19 +268,33 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, p Principal, name, de
 // CheckIngressRule, and one the group already has is refused. Mount
 // targets with the group admit by them from the next connection.
 func (s *Service) AuthorizeIngress(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule) (SecurityGroup, error) {
-	return s.changeIngress(ctx, p, ref, func(g *SecurityGroup) error {
+	return s.authorize(ctx, p, ref, rules, false)
+}
+
+// AuthorizeEgress adds outbound rules to a group made through the API.
+func (s *Service) AuthorizeEgress(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule) (SecurityGroup, error) {
+	return s.authorize(ctx, p, ref, rules, true)
+}
+
+// RevokeEgress removes outbound rules from a group made through the API.
+func (s *Service) RevokeEgress(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule) (SecurityGroup, error) {
+	return s.revoke(ctx, p, ref, rules, true)
+}
+
+func (s *Service) authorize(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule, egress bool) (SecurityGroup, error) {
+	return s.changeRules(ctx, p, ref, egress, func(g *SecurityGroup, list *[]IngressRule) error {
 		for _, r := range rules {
 			r, err := CheckIngressRule(r)
 			if err != nil {
 				return E(InvalidParameter, "%s", err.Error())
 			}
-			if i := ruleIndex(g.Ingress, r); i >= 0 {
+			if i := ruleIndex(*list, r); i >= 0 {
 				return E(PermissionDuplicate, "the specified rule \"peer: %s, %s, %s\" already exists", r.CIDR, strings.ToUpper(r.Protocol), portRange(r))
 			}
-			if len(g.Ingress) >= maxRulesPerGroup {
+			if len(*list) >= maxRulesPerGroup {
 				return E(RuleLimitExceeded, "The maximum number of rules per security group has been reached.")
 			}
-			g.Ingress = append(g.Ingress, r)
+			*list = append(*list, r)
 		}
 		return nil
 	})
@@ -290,23 +305,30 @@ func (s *Service) AuthorizeIngress(ctx context.Context, p Principal, ref GroupRe
 // InvalidPermission.NotFound; the default group's built-in rules cannot
 // be revoked, as they are derived from the VPC.
 func (s *Service) RevokeIngress(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule) (SecurityGroup, error) {
-	return s.changeIngress(ctx, p, ref, func(g *SecurityGroup) error {
+	return s.revoke(ctx, p, ref, rules, false)
+}
+
+func (s *Service) revoke(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule, egress bool) (SecurityGroup, error) {
+	return s.changeRules(ctx, p, ref, egress, func(g *SecurityGroup, list *[]IngressRule) error {
 		for _, r := range rules {
 			r, err := CheckIngressRule(r)
 			if err != nil {
 				return E(InvalidParameter, "%s", err.Error())
 			}
-			i := ruleIndex(g.Ingress, r)
+			i := ruleIndex(*list, r)
 			if i < 0 {
 				return E(PermissionNotFound, "The specified rule does not exist in this security group.")
 			}
-			g.Ingress = append(g.Ingress[:i:i], g.Ingress[i+1:]...)
+			*list = slices.Delete(*list, i, i+1)
 		}
 		return nil
 	})
 }
 
-func (s *Service) changeIngress(ctx context.Context, p Principal, ref GroupRef, change func(*SecurityGroup) error) (SecurityGroup, error) {
+// changeRules applies change to a group's ingress or egress rules.
+// Egress rules exist for groups made through the API only (the others
+// show EC2's default, all traffic anywhere).
+func (s *Service) changeRules(ctx context.Context, p Principal, ref GroupRef, egress bool, change func(*SecurityGroup, *[]IngressRule) error) (SecurityGroup, error) {
 	var g SecurityGroup
 	err := s.store.Update(ctx, func(tx Tx) error {
 		n, err := s.network(tx, p.Account, p.Region)
@@ -318,8 +340,15 @@ func (s *Service) changeIngress(ctx context.Context, p Principal, ref GroupRef, 
 			return err
 		}
 		g = n.SecurityGroups[i]
-		g.Ingress = slices.Clone(g.Ingress)
-		if err := change(&g); err != nil {
+		g.Ingress, g.Egress = slices.Clone(g.Ingress), slices.Clone(g.Egress)
+		list := &g.Ingress
+		if egress {
+			if !g.API {
+				return E(InvalidParameter, "the outbound rules of %s are not efsd's to change: it was not made through EC2's API", g.ID)
+			}
+			list = &g.Egress
+		}
+		if err := change(&g, list); err != nil {
 			return err
 		}
 		n.SecurityGroups[i] = g

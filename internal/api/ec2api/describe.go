@@ -364,9 +364,13 @@ func (h *Handler) describeSecurityGroups(c *call) (any, error) {
 		it := securityGroupItem{OwnerID: c.p.Account, GroupID: g.ID, GroupName: g.Name, GroupDescription: groupDescription(g),
 			VpcID: g.VPCID, SecurityGroupArn: fmt.Sprintf("arn:aws:ec2:%s:%s:security-group/%s", c.p.Region, c.p.Account, g.ID)}
 		it.IPPermissions.Items = perms
-		egress := ipPermission{IPProtocol: "-1"}
-		egress.IPRanges.Items = []ipRange{{CidrIP: "0.0.0.0/0"}}
-		it.IPPermissionsOut.Items = []ipPermission{egress}
+		if g.API {
+			it.IPPermissionsOut.Items = permissions(g.Egress)
+		} else {
+			egress := ipPermission{IPProtocol: "-1"}
+			egress.IPRanges.Items = []ipRange{{CidrIP: "0.0.0.0/0"}}
+			it.IPPermissionsOut.Items = []ipPermission{egress}
+		}
 		out = append(out, it)
 	}
 	resp := &describeSecurityGroupsResponse{}

@@ -65,6 +65,8 @@ var actions = map[string]action{
 	"CreateSecurityGroup":           (*Handler).createSecurityGroup,
 	"AuthorizeSecurityGroupIngress": (*Handler).authorizeSecurityGroupIngress,
 	"RevokeSecurityGroupIngress":    (*Handler).revokeSecurityGroupIngress,
+	"AuthorizeSecurityGroupEgress":  (*Handler).authorizeSecurityGroupEgress,
+	"RevokeSecurityGroupEgress":     (*Handler).revokeSecurityGroupEgress,
 	"DeleteSecurityGroup":           (*Handler).deleteSecurityGroup,
 }
 

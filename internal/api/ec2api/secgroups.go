@@ -62,6 +62,28 @@ func (h *Handler) revokeSecurityGroupIngress(c *call) (any, error) {
 	return &returnResponse{XMLName: xml.Name{Local: "RevokeSecurityGroupIngressResponse"}, Return: true}, nil
 }
 
+func (h *Handler) authorizeSecurityGroupEgress(c *call) (any, error) {
+	ref, rules, err := ingressParams(c)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.svc.AuthorizeEgress(c.ctx, c.p, ref, rules); err != nil {
+		return nil, err
+	}
+	return &returnResponse{XMLName: xml.Name{Local: "AuthorizeSecurityGroupEgressResponse"}, Return: true}, nil
+}
+
+func (h *Handler) revokeSecurityGroupEgress(c *call) (any, error) {
+	ref, rules, err := ingressParams(c)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.svc.RevokeEgress(c.ctx, c.p, ref, rules); err != nil {
+		return nil, err
+	}
+	return &returnResponse{XMLName: xml.Name{Local: "RevokeSecurityGroupEgressResponse"}, Return: true}, nil
+}
+
 type deleteSecurityGroupResponse struct {
 	XMLName xml.Name `xml:"DeleteSecurityGroupResponse"`
 	header
