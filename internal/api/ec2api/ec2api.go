@@ -19,6 +19,10 @@ import (
 	"github.com/efsd/efsd/internal/efs"
 )
 
+// maxFormKeys bounds a request's parameters, so that reading lists and
+// filters (each a pass over the form) stays cheap.
+const maxFormKeys = 5000
+
 // Version is the only EC2 API version served.
 const Version = "2016-11-15"
 
@@ -87,6 +91,9 @@ func Action(form url.Values) string {
 // Serve runs the action the form names as p and returns the XML response.
 // Every error it returns is an *Error, but for internal ones.
 func (h *Handler) Serve(ctx context.Context, p efs.Principal, form url.Values, requestID string) ([]byte, error) {
+	if len(form) > maxFormKeys {
+		return nil, errorf("InvalidParameterValue", "The request has more than %d parameters.", maxFormKeys)
+	}
 	name := form.Get("Action")
 	if name == "" {
 		return nil, &Error{Code: "MissingAction", Message: "The request must contain the parameter Action.", Status: http.StatusBadRequest}
