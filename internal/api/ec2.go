@@ -19,6 +19,13 @@ import (
 // signature check and limits as the EFS API.
 const ec2Service = "ec2"
 
+// looksLikeEC2 tells an unsigned EC2 request from an EFS one: a form body
+// or an Action in the query, which no EFS operation has.
+func looksLikeEC2(r *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == "application/x-www-form-urlencoded" || r.URL.Query().Has("Action")
+}
+
 // serveEC2 serves one EC2 Query-protocol request: signature, region and
 // body as for EFS, then the form (the POST body, or the URL query of a
 // GET) to ec2api, and EC2's XML answer or error.

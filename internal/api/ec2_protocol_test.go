@@ -78,6 +78,14 @@ func TestEC2Protocol(t *testing.T) {
 			t.Errorf("%s: %d %s", tc.name, status, body)
 		}
 	}
+	// An unsigned EC2 request is refused in EC2's format.
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader("Action=DescribeVpcs&Version=2016-11-15"))
+	req.Header.Set("Content-Type", form)
+	resp := srv.Do(req)
+	if b := string(efstest.ReadBody(t, resp)); resp.StatusCode != http.StatusForbidden ||
+		!strings.Contains(b, "<Code>MissingAuthenticationToken</Code>") {
+		t.Errorf("unsigned: %d %s", resp.StatusCode, b)
+	}
 	// The EFS API is unchanged on the same endpoint.
 	if _, err := srv.Client(efstest.AccountA, region).DescribeFileSystems(context.Background(), nil); err != nil {
 		t.Fatal(err)

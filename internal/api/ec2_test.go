@@ -309,6 +309,20 @@ func TestEC2Isolation(t *testing.T) {
 		_, err = tc.client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{a.SecurityGroups[0].ID}})
 		wantEC2Error(t, err, "InvalidGroup.NotFound")
 	}
+	// Nor does another account see the mount targets' interfaces.
+	fs := createFS(t, srv.Client(efstest.AccountA, region), "iso")
+	mt, err := srv.Client(efstest.AccountA, region).CreateMountTarget(ctx, &efs.CreateMountTargetInput{
+		FileSystemId: fs.FileSystemId, SubnetId: aws.String(a.Subnets[0].ID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := srv.EC2Client(efstest.AccountB, region)
+	_, err = b.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{aws.ToString(mt.NetworkInterfaceId)}})
+	wantEC2Error(t, err, "InvalidNetworkInterfaceID.NotFound")
+	all, err := b.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{})
+	if err != nil || len(all.NetworkInterfaces) != 0 {
+		t.Fatalf("other account's interfaces: %v %+v", err, all)
+	}
 	if strings.HasPrefix(region, "eu-") {
 		t.Fatal("test assumes the default region is not eu-west-1")
 	}

@@ -166,9 +166,10 @@ func (s *Server) handlers() map[string]handler {
 // would answer it with a redirect to the cleaned path.
 //
 // A request signed for EC2 (its credential scope names "ec2") is served by
-// the EC2 front end; every other one, signed or not, by EFS's.
+// the EC2 front end, and so is an unsigned one that looks like EC2's (so
+// its refusal comes in EC2's format); every other one by EFS's.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if sigv4.ClaimedService(r) == ec2Service {
+	if svc := sigv4.ClaimedService(r); svc == ec2Service || svc == "" && looksLikeEC2(r) {
 		s.serveEC2(w, r)
 		return
 	}
