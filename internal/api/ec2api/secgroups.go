@@ -12,7 +12,6 @@ import (
 type createSecurityGroupResponse struct {
 	XMLName xml.Name `xml:"CreateSecurityGroupResponse"`
 	header
-	Return  bool        `xml:"return"`
 	GroupID string      `xml:"groupId"`
 	Tags    set[tagSet] `xml:"tagSet"`
 }
@@ -31,7 +30,7 @@ func (h *Handler) createSecurityGroup(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &createSecurityGroupResponse{Return: true, GroupID: g.ID}, nil
+	return &createSecurityGroupResponse{GroupID: g.ID}, nil
 }
 
 type returnResponse struct {
