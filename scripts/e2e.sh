@@ -181,6 +181,14 @@ read -r eni_sub eni_desc < <(ec2 describe-network-interfaces --network-interface
 [ "$eni_sub" = "$sub_a" ] || fail "network interface $eni: subnet $eni_sub, want $sub_a"
 [ "$eni_desc" = "EFS mount target for $e ($emt)" ] || fail "network interface $eni: description $eni_desc"
 ok "ec2 describe-network-interfaces: $eni of $emt"
+sg=$(ec2 create-security-group --group-name nfs-e2e --description "NFS clients" --query GroupId --output text)
+ec2 authorize-security-group-ingress --group-id "$sg" --protocol tcp --port 2049 --cidr 10.0.0.0/8 >/dev/null
+[ "$(ec2 describe-security-groups --group-ids "$sg" --query 'SecurityGroups[0].IpPermissions[0].IpRanges[0].CidrIp' --output text)" = 10.0.0.0/8 ] \
+	|| fail "security group $sg: rule not described"
+efs modify-mount-target-security-groups --mount-target-id "$emt" --security-groups "$sg"
+if out=$(ec2 delete-security-group --group-id "$sg" 2>&1); then fail "deleted a group a mount target names"; fi
+grep -q "(DependencyViolation)" <<<"$out" || fail "unexpected error: $out"
+ok "ec2 create-security-group / authorize-security-group-ingress: $sg on $emt"
 
 # NFS with a client nobody here wrote (libnfs): write through a mount
 # target, replicate, read through the destination's mount target, and be

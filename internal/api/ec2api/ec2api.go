@@ -4,7 +4,8 @@
 // network model, and making security groups with CIDR ingress rules). It decodes the form, calls the domain service and renders
 // EC2's XML; authentication, body limits and routing stay with package api,
 // which hands it only verified requests. The XML shapes are written by hand
-// after botocore's ec2 model (2016-11-15), for the members efsd can fill.
+// after botocore's ec2 model (2016-11-15), for the members efsd can fill;
+// a test holds them to the model's excerpt pinned in testdata.
 package ec2api
 
 import (
