@@ -25,6 +25,7 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-e
 export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 export EFSD_ENDPOINT="http://127.0.0.1:$port"
 efs() { aws efs --endpoint-url "$EFSD_ENDPOINT" --output json "$@"; }
+ec2() { aws ec2 --endpoint-url "$EFSD_ENDPOINT" --output json "$@"; }
 fail() { echo "e2e: FAIL: $*" >&2; cat "$work/efsd.log" >&2; exit 1; }
 
 for _ in $(seq 100); do
@@ -157,12 +158,42 @@ done
 [ "$(efs describe-file-systems --file-system-id "$dst" --query 'FileSystems[0].FileSystemProtection.ReplicationOverwriteProtection' --output text)" = ENABLED ] || fail "destination still protected"
 ok "delete-replication-configuration: gone, destination writable, data kept"
 
+# EC2's view of the network, on the same endpoint: the subnet of a zone,
+# a mount target's network interface, EC2's error codes.
+subnet() {
+	ec2 describe-subnets --filters "Name=availability-zone,Values=us-east-1$1" Name=default-for-az,Values=true \
+		--query 'Subnets[0].SubnetId' --output text
+}
+sub_a=$(subnet a)
+[[ $sub_a =~ ^subnet-[0-9a-f]{17}$ ]] || fail "describe-subnets: $sub_a"
+ok "ec2 describe-subnets: $sub_a in us-east-1a"
+[ "$(ec2 describe-vpcs --filters Name=is-default,Values=true --query 'length(Vpcs)' --output text)" = 1 ] || fail "describe-vpcs"
+[ "$(ec2 describe-security-groups --group-names default --query 'SecurityGroups[0].GroupName' --output text)" = default ] || fail "describe-security-groups"
+ok "ec2 describe-vpcs / describe-security-groups"
+if out=$(ec2 describe-subnets --subnet-ids subnet-0123456789abcdef0 2>&1); then fail "describe-subnets of a missing subnet succeeded"; fi
+grep -q "(InvalidSubnetID.NotFound)" <<<"$out" || fail "unexpected error: $out"
+ok "ec2 error decoded: InvalidSubnetID.NotFound"
+e=$(efs create-file-system --creation-token ec2-eni --query FileSystemId --output text)
+wait_available "$e" || fail "file system $e not available"
+read -r emt eni < <(efs create-mount-target --file-system-id "$e" --subnet-id "$sub_a" --query '[MountTargetId,NetworkInterfaceId]' --output text)
+read -r eni_sub eni_desc < <(ec2 describe-network-interfaces --network-interface-ids "$eni" \
+	--query 'NetworkInterfaces[0].[SubnetId,Description]' --output text)
+[ "$eni_sub" = "$sub_a" ] || fail "network interface $eni: subnet $eni_sub, want $sub_a"
+[ "$eni_desc" = "EFS mount target for $e ($emt)" ] || fail "network interface $eni: description $eni_desc"
+ok "ec2 describe-network-interfaces: $eni of $emt"
+sg=$(ec2 create-security-group --group-name nfs-e2e --description "NFS clients" --query GroupId --output text)
+ec2 authorize-security-group-ingress --group-id "$sg" --protocol tcp --port 2049 --cidr 10.0.0.0/8 >/dev/null
+[ "$(ec2 describe-security-groups --group-ids "$sg" --query 'SecurityGroups[0].IpPermissions[0].IpRanges[0].CidrIp' --output text)" = 10.0.0.0/8 ] \
+	|| fail "security group $sg: rule not described"
+efs modify-mount-target-security-groups --mount-target-id "$emt" --security-groups "$sg"
+if out=$(ec2 delete-security-group --group-id "$sg" 2>&1); then fail "deleted a group a mount target names"; fi
+grep -q "(DependencyViolation)" <<<"$out" || fail "unexpected error: $out"
+ok "ec2 create-security-group / authorize-security-group-ingress: $sg on $emt"
+
 # NFS with a client nobody here wrote (libnfs): write through a mount
 # target, replicate, read through the destination's mount target, and be
 # refused a write there.
 if command -v nfs-cp >/dev/null; then
-	net=$("$work/efsd" network --data-dir "$work/data" --region us-east-1)
-	subnet() { python3 -c 'import json,sys; print(json.load(sys.stdin)["Subnets"][int(sys.argv[1])]["SubnetId"])' "$1" <<<"$net"; }
 	mt_ip() {
 		local id ip state
 		id=$(efs create-mount-target --file-system-id "$1" --subnet-id "$(subnet "$2")" --query MountTargetId --output text)
@@ -177,7 +208,7 @@ if command -v nfs-cp >/dev/null; then
 	nfsurl() { echo "nfs://$1/${2:+/$2}?version=3&nfsport=$nfsport&mountport=$nfsport"; }
 	a=$(efs create-file-system --creation-token nfs-a --encrypted --query FileSystemId --output text)
 	wait_available "$a" || fail "nfs source not available"
-	a_ip=$(mt_ip "$a" 0) || fail "mount target of $a not available"
+	a_ip=$(mt_ip "$a" b) || fail "mount target of $a not available"
 	ok "create-mount-target: $a at $a_ip"
 	head -c 3000000 /dev/urandom >"$work/payload"
 	nfs-cp "$work/payload" "$(nfsurl "$a_ip" payload.bin)" >/dev/null || fail "nfs-cp into $a"
@@ -187,7 +218,7 @@ if command -v nfs-cp >/dev/null; then
 	b=$(efs create-replication-configuration --source-file-system-id "$a" --destinations Region=us-east-1 \
 		--query 'Destinations[0].FileSystemId' --output text)
 	wait_available "$b" || fail "destination not available"
-	b_ip=$(mt_ip "$b" 1) || fail "mount target of $b not available"
+	b_ip=$(mt_ip "$b" c) || fail "mount target of $b not available"
 	copied=""
 	for _ in $(seq 200); do
 		if nfs-cp "$(nfsurl "$b_ip" payload.bin)" "$work/back" >/dev/null 2>&1 && cmp -s "$work/payload" "$work/back"; then copied=yes; break; fi

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/efsd/efsd/internal/api/ec2api"
 	"github.com/efsd/efsd/internal/api/wire"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/sigv4"
@@ -44,7 +45,8 @@ type Config struct {
 	Observe func(op string, status int, d time.Duration)
 }
 
-// Server serves the EFS API.
+// Server serves the EFS API, and EC2's actions that describe efsd's
+// network (see ec2.go).
 type Server struct {
 	svc      *efs.Service
 	verifier *sigv4.Verifier
@@ -56,6 +58,11 @@ type Server struct {
 	bodies   *bodyBudget
 	unknown  http.Handler // every request no operation's route matches
 	observe  func(op string, status int, d time.Duration)
+
+	// EC2's API on the same endpoint: its own verifier (the scope's service
+	// differs) and wire package.
+	ec2Verifier *sigv4.Verifier
+	ec2         *ec2api.Handler
 }
 
 // call is one authenticated request on its way to a handler.
@@ -99,6 +106,8 @@ func New(cfg Config) *Server {
 			return c.SecretAccessKey, ok
 		},
 	}
+	s.ec2Verifier = &sigv4.Verifier{Service: ec2Service, Now: cfg.Now, Lookup: s.verifier.Lookup}
+	s.ec2 = ec2api.New(cfg.Service)
 	handlers := s.handlers()
 	for _, op := range wire.Operations {
 		h, ok := handlers[op.Name]
@@ -161,7 +170,15 @@ func (s *Server) handlers() map[string]handler {
 // ServeHTTP serves the EFS API. A path that is not canonical (an empty,
 // "." or ".." segment) names no operation: it never reaches ServeMux, which
 // would answer it with a redirect to the cleaned path.
+//
+// A request signed for EC2 (its credential scope names "ec2") is served by
+// the EC2 front end, and so is an unsigned one that looks like EC2's (so
+// its refusal comes in EC2's format); every other one by EFS's.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if svc := sigv4.ClaimedService(r); svc == ec2Service || svc == "" && looksLikeEC2(r) {
+		s.serveEC2(w, r)
+		return
+	}
 	if !canonicalPath(r.URL.EscapedPath()) {
 		s.unknown.ServeHTTP(w, r)
 		return

@@ -44,6 +44,15 @@ type SecurityGroup struct {
 	VPCID   string
 	Name    string
 	Ingress []IngressRule `json:",omitempty"`
+	// Description is set for groups made through EC2's CreateSecurityGroup.
+	Description string `json:",omitempty"`
+	// Egress is the outbound rules of a group made through EC2's API (all
+	// traffic anywhere at first, as in EC2). They are kept and shown, and
+	// restrict nothing: mount targets only answer connections.
+	Egress []IngressRule `json:",omitempty"`
+	// API marks a group made through EC2's API: the API may delete it, and
+	// a config-file declaration of the same ID is refused.
+	API bool `json:",omitempty"`
 }
 
 // Subnet finds a subnet by ID.
@@ -196,6 +205,9 @@ func (s *Service) DeclareNetwork(ctx context.Context, d DeclaredNetwork) error {
 			}
 			replaced := false
 			for i := range n.SecurityGroups {
+				if n.SecurityGroups[i].ID == g.ID && n.SecurityGroups[i].API {
+					return fmt.Errorf("security group %s was made through EC2's API; declare a group of your own", g.ID)
+				}
 				if n.SecurityGroups[i].ID == g.ID {
 					n.SecurityGroups[i], replaced = g, true
 				}
@@ -210,4 +222,31 @@ func (s *Service) DeclareNetwork(ctx context.Context, d DeclaredNetwork) error {
 		s.dataPlaneChanged() // mount targets admit by these groups' rules
 	}
 	return err
+}
+
+// NetworkInterfaces returns p's network (made on first use) and the mount
+// targets of p that still hold a network interface, in creation order: what
+// EC2's DescribeNetworkInterfaces shows of EFS.
+func (s *Service) NetworkInterfaces(ctx context.Context, p Principal) (*Network, []*MountTarget, error) {
+	var (
+		n   *Network
+		mts []*MountTarget
+	)
+	err := s.store.Update(ctx, func(tx Tx) error {
+		var err error
+		if n, err = s.network(tx, p.Account, p.Region); err != nil {
+			return err
+		}
+		all, err := tx.AllMountTargets()
+		if err != nil {
+			return fmt.Errorf("list mount targets: %w", err)
+		}
+		for _, mt := range all {
+			if mt.Account == p.Account && mt.Region == p.Region && mt.ENI != "" {
+				mts = append(mts, mt)
+			}
+		}
+		return nil
+	})
+	return n, mts, err
 }

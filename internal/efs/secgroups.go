@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -170,4 +171,250 @@ func (s *Service) MountTargetSources(ctx context.Context, mt *MountTarget, port 
 		return nil
 	})
 	return out, err
+}
+
+// Error codes of EC2's API, for the security group changes EC2's front end
+// makes (the EFS model has no words for them).
+const (
+	GroupNotFound       Code = "InvalidGroup.NotFound"
+	GroupDuplicate      Code = "InvalidGroup.Duplicate"
+	GroupReserved       Code = "InvalidGroup.Reserved"
+	VPCNotFound         Code = "InvalidVpcID.NotFound"
+	PermissionDuplicate Code = "InvalidPermission.Duplicate"
+	PermissionNotFound  Code = "InvalidPermission.NotFound"
+	DependencyViolation Code = "DependencyViolation"
+	CannotDelete        Code = "CannotDelete"
+	InvalidParameter    Code = "InvalidParameterValue"
+	GroupLimitExceeded  Code = "SecurityGroupLimitExceeded"
+	RuleLimitExceeded   Code = "RulesPerSecurityGroupLimitExceeded"
+)
+
+// Bounds on what the API may make, as EC2's default quotas.
+const (
+	maxGroupsPerVPC   = 2500
+	maxRulesPerGroup  = 60
+	maxGroupNameChars = 255
+)
+
+// GroupRef names a security group by ID, or by name in the default VPC
+// (as EC2's GroupName parameter does).
+type GroupRef struct {
+	ID, Name string
+}
+
+func (n *Network) findGroup(ref GroupRef) (int, error) {
+	for i, g := range n.SecurityGroups {
+		if ref.ID != "" && g.ID == ref.ID || ref.ID == "" && g.Name == ref.Name && g.VPCID == n.VPCs[0].ID {
+			return i, nil
+		}
+	}
+	if ref.ID != "" {
+		return -1, E(GroupNotFound, "The security group '%s' does not exist", ref.ID)
+	}
+	return -1, E(GroupNotFound, "The security group '%s' does not exist in default VPC '%s'", ref.Name, n.VPCs[0].ID)
+}
+
+// CreateSecurityGroup makes a security group without rules (it admits
+// nothing) in a VPC of p's network, the default VPC when vpcID is "".
+func (s *Service) CreateSecurityGroup(ctx context.Context, p Principal, name, description, vpcID string) (SecurityGroup, error) {
+	var g SecurityGroup
+	switch {
+	case name == "" || len(name) > maxGroupNameChars:
+		return g, E(InvalidParameter, "The group name must be 1 to %d characters.", maxGroupNameChars)
+	case strings.HasPrefix(strings.ToLower(name), "sg-"):
+		return g, E(InvalidParameter, "Group names may not be in the format sg-*.")
+	case name == "default":
+		return g, E(GroupReserved, "The security group 'default' is reserved")
+	case description == "" || len(description) > 255:
+		return g, E(InvalidParameter, "The group description must be 1 to 255 characters.")
+	}
+	err := s.store.Update(ctx, func(tx Tx) error {
+		n, err := s.network(tx, p.Account, p.Region)
+		if err != nil {
+			return err
+		}
+		if vpcID == "" {
+			vpcID = n.VPCs[0].ID
+		}
+		found := false
+		for _, v := range n.VPCs {
+			found = found || v.ID == vpcID
+		}
+		if !found {
+			return E(VPCNotFound, "The vpc ID '%s' does not exist", vpcID)
+		}
+		count := 0
+		for _, o := range n.SecurityGroups {
+			if o.VPCID != vpcID {
+				continue
+			}
+			if o.Name == name {
+				return E(GroupDuplicate, "The security group '%s' already exists for VPC '%s'", name, vpcID)
+			}
+			count++
+		}
+		if count >= maxGroupsPerVPC {
+			return E(GroupLimitExceeded, "The maximum number of security groups for VPC '%s' has been reached.", vpcID)
+		}
+		g = SecurityGroup{ID: "sg-" + s.ids.Hex(longIDDigits), VPCID: vpcID, Name: name, Description: description, API: true,
+			Egress: []IngressRule{{Protocol: ProtocolAll, CIDR: "0.0.0.0/0"}}}
+		n.SecurityGroups = append(n.SecurityGroups, g)
+		return tx.PutNetwork(p.Account, p.Region, n)
+	})
+	return g, err
+}
+
+// AuthorizeIngress adds rules to a group; each is checked by
+// CheckIngressRule, and one the group already has is refused. Mount
+// targets with the group admit by them from the next connection.
+func (s *Service) AuthorizeIngress(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule) (SecurityGroup, error) {
+	return s.authorize(ctx, p, ref, rules, false)
+}
+
+// AuthorizeEgress adds outbound rules to a group made through the API.
+func (s *Service) AuthorizeEgress(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule) (SecurityGroup, error) {
+	return s.authorize(ctx, p, ref, rules, true)
+}
+
+// RevokeEgress removes outbound rules from a group made through the API.
+func (s *Service) RevokeEgress(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule) (SecurityGroup, error) {
+	return s.revoke(ctx, p, ref, rules, true)
+}
+
+func (s *Service) authorize(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule, egress bool) (SecurityGroup, error) {
+	return s.changeRules(ctx, p, ref, egress, func(g *SecurityGroup, list *[]IngressRule) error {
+		for _, r := range rules {
+			r, err := CheckIngressRule(r)
+			if err != nil {
+				return E(InvalidParameter, "%s", err.Error())
+			}
+			if i := ruleIndex(*list, r); i >= 0 {
+				return E(PermissionDuplicate, "the specified rule \"peer: %s, %s, %s\" already exists", r.CIDR, strings.ToUpper(r.Protocol), portRange(r))
+			}
+			if len(*list) >= maxRulesPerGroup {
+				return E(RuleLimitExceeded, "The maximum number of rules per security group has been reached.")
+			}
+			*list = append(*list, r)
+		}
+		return nil
+	})
+}
+
+// RevokeIngress removes rules from a group (matched by protocol, ports and
+// CIDR; the description does not count). A rule the group lacks is
+// InvalidPermission.NotFound; the default group's built-in rules cannot
+// be revoked, as they are derived from the VPC.
+func (s *Service) RevokeIngress(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule) (SecurityGroup, error) {
+	return s.revoke(ctx, p, ref, rules, false)
+}
+
+func (s *Service) revoke(ctx context.Context, p Principal, ref GroupRef, rules []IngressRule, egress bool) (SecurityGroup, error) {
+	return s.changeRules(ctx, p, ref, egress, func(g *SecurityGroup, list *[]IngressRule) error {
+		for _, r := range rules {
+			r, err := CheckIngressRule(r)
+			if err != nil {
+				return E(InvalidParameter, "%s", err.Error())
+			}
+			i := ruleIndex(*list, r)
+			if i < 0 {
+				return E(PermissionNotFound, "The specified rule does not exist in this security group.")
+			}
+			*list = slices.Delete(*list, i, i+1)
+		}
+		return nil
+	})
+}
+
+// changeRules applies change to a group's ingress or egress rules.
+// Egress rules exist for groups made through the API only (the others
+// show EC2's default, all traffic anywhere).
+func (s *Service) changeRules(ctx context.Context, p Principal, ref GroupRef, egress bool, change func(*SecurityGroup, *[]IngressRule) error) (SecurityGroup, error) {
+	var g SecurityGroup
+	err := s.store.Update(ctx, func(tx Tx) error {
+		n, err := s.network(tx, p.Account, p.Region)
+		if err != nil {
+			return err
+		}
+		i, err := n.findGroup(ref)
+		if err != nil {
+			return err
+		}
+		g = n.SecurityGroups[i]
+		g.Ingress, g.Egress = slices.Clone(g.Ingress), slices.Clone(g.Egress)
+		list := &g.Ingress
+		if egress {
+			if !g.API {
+				return E(InvalidParameter, "the outbound rules of %s are not efsd's to change: it was not made through EC2's API", g.ID)
+			}
+			list = &g.Egress
+		}
+		if err := change(&g, list); err != nil {
+			return err
+		}
+		n.SecurityGroups[i] = g
+		return tx.PutNetwork(p.Account, p.Region, n)
+	})
+	if err != nil {
+		return SecurityGroup{}, err
+	}
+	s.dataPlaneChanged() // mount targets admit by these rules
+	return g, nil
+}
+
+// DeleteSecurityGroup deletes a group made through the API. A VPC's
+// default group cannot be deleted, nor a group a mount target still names
+// (DependencyViolation), nor one from the config file (which would
+// declare it again at the next start).
+func (s *Service) DeleteSecurityGroup(ctx context.Context, p Principal, ref GroupRef) (string, error) {
+	var id string
+	err := s.store.Update(ctx, func(tx Tx) error {
+		n, err := s.network(tx, p.Account, p.Region)
+		if err != nil {
+			return err
+		}
+		i, err := n.findGroup(ref)
+		if err != nil {
+			return err
+		}
+		g := n.SecurityGroups[i]
+		id = g.ID
+		if g.Name == "default" {
+			return E(CannotDelete, "the specified group: \"%s\" name: \"default\" cannot be deleted by a user", g.ID)
+		}
+		if !g.API {
+			return E(CannotDelete, "the security group %s is declared in efsd's config file; remove it there", g.ID)
+		}
+		mts, err := tx.AllMountTargets()
+		if err != nil {
+			return fmt.Errorf("list mount targets: %w", err)
+		}
+		for _, mt := range mts {
+			if mt.Account == p.Account && mt.Region == p.Region && slices.Contains(mt.SecurityGroups, g.ID) {
+				return E(DependencyViolation, "resource %s has a dependent object", g.ID)
+			}
+		}
+		n.SecurityGroups = slices.Delete(n.SecurityGroups, i, i+1)
+		return tx.PutNetwork(p.Account, p.Region, n)
+	})
+	if err != nil {
+		return "", err
+	}
+	s.dataPlaneChanged()
+	return id, nil
+}
+
+func ruleIndex(rules []IngressRule, r IngressRule) int {
+	for i, o := range rules {
+		if o.Protocol == r.Protocol && o.FromPort == r.FromPort && o.ToPort == r.ToPort && o.CIDR == r.CIDR {
+			return i
+		}
+	}
+	return -1
+}
+
+func portRange(r IngressRule) string {
+	if r.Protocol == ProtocolAll {
+		return "ALL"
+	}
+	return fmt.Sprintf("%d-%d", r.FromPort, r.ToPort)
 }

@@ -1,5 +1,5 @@
 // Package efstest starts in-process efsd daemons on loopback and hands out
-// real aws-sdk-go-v2 EFS clients and raw signed HTTP clients for them.
+// real aws-sdk-go-v2 EFS and EC2 clients and raw signed HTTP clients for them.
 package efstest
 
 import (
@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/smithy-go/middleware"
 
@@ -124,6 +125,19 @@ func NewClient(url string, cred api.Credential, region string, opts ...func(*efs
 		}),
 		RetryMaxAttempts: 1,
 	}, opts...)
+}
+
+// EC2Client returns an EC2 client for the same endpoint, signing as cred
+// in region (service "ec2"); SDK retries are off.
+func (s *Server) EC2Client(cred api.Credential, region string) *ec2.Client {
+	return ec2.New(ec2.Options{
+		BaseEndpoint: aws.String(s.URL),
+		Region:       region,
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey}, nil
+		}),
+		RetryMaxAttempts: 1,
+	})
 }
 
 // UnvalidatedClient is Client without the SDK's own input validation, so

@@ -490,3 +490,26 @@ func hmacSHA256(key []byte, data string) []byte {
 	m.Write([]byte(data))
 	return m.Sum(nil)
 }
+
+// ClaimedService returns the service named in r's credential scope (from
+// the Authorization header or a presigned URL's X-Amz-Credential), or ""
+// when r carries no well-formed one. It proves nothing: a server that
+// speaks for several services uses it only to pick the Verifier (and the
+// protocol) that then checks the request.
+func ClaimedService(r *http.Request) string {
+	var (
+		p   authParams
+		err error
+	)
+	if auth := r.Header.Values("Authorization"); len(auth) == 1 {
+		p, err = parseAuthorization(auth[0])
+	} else if q := r.URL.Query(); len(auth) == 0 && q.Has("X-Amz-Credential") {
+		p, _, _, err = parsePresigned(q)
+	} else {
+		return ""
+	}
+	if err != nil {
+		return ""
+	}
+	return p.service
+}

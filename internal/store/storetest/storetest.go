@@ -119,7 +119,9 @@ func newNetwork(n int) *efs.Network {
 		VPCs:    []efs.VPC{{ID: vpc, CIDR: fmt.Sprintf("127.0.%d.0/20", n*16), Default: true}},
 		Subnets: []efs.Subnet{{ID: fmt.Sprintf("subnet-%d", n), VPCID: vpc, ZoneName: "us-east-1a", ZoneID: "use1-az1", CIDR: fmt.Sprintf("127.0.%d.0/24", n*16)}},
 		SecurityGroups: []efs.SecurityGroup{{ID: fmt.Sprintf("sg-%d", n), VPCID: vpc, Name: "default",
-			Ingress: []efs.IngressRule{{Protocol: "tcp", FromPort: 2049, ToPort: 2049, CIDR: "10.0.0.0/16", Description: "nfs"}}}},
+			Description: "made through EC2",
+			Ingress:     []efs.IngressRule{{Protocol: "tcp", FromPort: 2049, ToPort: 2049, CIDR: "10.0.0.0/16", Description: "nfs"}},
+			Egress:      []efs.IngressRule{{Protocol: "tcp", FromPort: 1, ToPort: 65535, CIDR: "0.0.0.0/0", Description: "out"}}, API: true}},
 	}
 }
 
