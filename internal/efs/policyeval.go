@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+
+	"github.com/efsd/efsd/internal/glob"
 )
 
 // This file evaluates file system policies (IAM resource policies) for the
@@ -356,7 +358,7 @@ func (s *statement) matches(r PolicyRequest) tri {
 	}
 	act := no
 	for _, a := range s.actions {
-		if globMatch(strings.ToLower(a), strings.ToLower(r.Action)) {
+		if glob.Match(strings.ToLower(a), strings.ToLower(r.Action)) {
 			act = yes
 			break
 		}
@@ -368,7 +370,7 @@ func (s *statement) matches(r PolicyRequest) tri {
 	if s.resources != nil {
 		res = no
 		for _, pat := range s.resources {
-			if globMatch(pat, r.Resource) {
+			if glob.Match(pat, r.Resource) {
 				res = yes
 				break
 			}
@@ -456,7 +458,7 @@ func matchValue(op, want, got string) (match, ok bool) {
 	case "stringequalsignorecase", "stringnotequalsignorecase":
 		return strings.EqualFold(want, got), true
 	case "stringlike", "stringnotlike", "arnequals", "arnlike", "arnnotequals", "arnnotlike":
-		return globMatch(want, got), true
+		return glob.Match(want, got), true
 	case "bool":
 		return strings.EqualFold(want, got), true
 	case "ipaddress", "notipaddress":
@@ -475,32 +477,4 @@ func matchValue(op, want, got string) (match, ok bool) {
 		return pfx.Contains(addr), true
 	}
 	return false, false
-}
-
-// globMatch matches s against an IAM pattern, where * stands for any run
-// of characters and ? for one character. It runs in O(len(p)·len(s)) at
-// worst.
-func globMatch(p, s string) bool {
-	pi, si := 0, 0
-	star, mark := -1, 0
-	for si < len(s) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
-			pi++
-			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }

@@ -3,6 +3,8 @@ package efs
 import (
 	"strings"
 	"testing"
+
+	"github.com/efsd/efsd/internal/glob"
 )
 
 const (
@@ -136,12 +138,12 @@ func TestGlobMatch(t *testing.T) {
 		{"a?c", "abc", true}, {"a?c", "ac", false}, {"*a*b*", "xxaxxbxx", true}, {"", "", true}, {"", "a", false},
 		{"arn:aws:elasticfilesystem:*:*:file-system/fs-*", testFS, true},
 	} {
-		if got := globMatch(tc.p, tc.s); got != tc.want {
+		if got := glob.Match(tc.p, tc.s); got != tc.want {
 			t.Errorf("globMatch(%q, %q) = %v", tc.p, tc.s, got)
 		}
 	}
 	// Pathological patterns stay polynomial.
-	if globMatch(strings.Repeat("*a", 500)+"b", strings.Repeat("a", 5000)) {
+	if glob.Match(strings.Repeat("*a", 500)+"b", strings.Repeat("a", 5000)) {
 		t.Error("pathological pattern matched")
 	}
 }

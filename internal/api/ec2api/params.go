@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/efsd/efsd/internal/glob"
 )
 
 // Bounds on what one request may list; EC2 documents 200 values per
@@ -131,7 +133,7 @@ func matches(fs []filter, a attrs) bool {
 		ok := false
 		for _, want := range f.values {
 			for _, v := range have {
-				if wildcard(want, v) {
+				if glob.Match(want, v) {
 					ok = true
 				}
 			}
@@ -141,32 +143,6 @@ func matches(fs []filter, a attrs) bool {
 		}
 	}
 	return true
-}
-
-// wildcard matches v against an EC2 filter value, where * is any run of
-// characters and ? one character; every other character is literal.
-func wildcard(pattern, v string) bool {
-	p, s := []rune(pattern), []rune(v)
-	pi, si, star, mark := 0, 0, -1, 0
-	for si < len(s) {
-		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
-			pi++
-			si++
-		case pi < len(p) && p[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi, mark = star+1, mark+1
-			si = mark
-		default:
-			return false
-		}
-	}
-	for pi < len(p) && p[pi] == '*' {
-		pi++
-	}
-	return pi == len(p)
 }
 
 func boolString(b bool) string { return strconv.FormatBool(b) }

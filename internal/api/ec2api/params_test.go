@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strconv"
 	"testing"
+
+	"github.com/efsd/efsd/internal/glob"
 )
 
 func TestWildcard(t *testing.T) {
@@ -22,7 +24,7 @@ func TestWildcard(t *testing.T) {
 		{"EFS mount target for *", "EFS mount target for fs-1 (fsmt-1)", true},
 		{"abc", "abd", false},
 	} {
-		if got := wildcard(tc.pattern, tc.v); got != tc.want {
+		if got := glob.Match(tc.pattern, tc.v); got != tc.want {
 			t.Errorf("wildcard(%q, %q) = %v, want %v", tc.pattern, tc.v, got, tc.want)
 		}
 	}
