@@ -5,34 +5,10 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-work=$(mktemp -d)
-pid=""
-cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/efsd" ./cmd/efsd
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(freeport)
-nfsport=$(freeport)
-echo "{\"nfsPort\": $nfsport}" >"$work/efsd.json"
-"$work/efsd" --listen "127.0.0.1:$port" --data-dir "$work/data" --config "$work/efsd.json" >"$work/efsd.log" 2>&1 &
-pid=$!
-
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
-export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-export EFSD_ENDPOINT="http://127.0.0.1:$port"
-efs() { aws efs --endpoint-url "$EFSD_ENDPOINT" --output json "$@"; }
-ec2() { aws ec2 --endpoint-url "$EFSD_ENDPOINT" --output json "$@"; }
+. scripts/efsd-lib.sh
+start_efsd
 fail() { echo "e2e: FAIL: $*" >&2; cat "$work/efsd.log" >&2; exit 1; }
-
-for _ in $(seq 100); do
-	grep -q "listening on" "$work/efsd.log" 2>/dev/null && break
-	sleep 0.1
-done
-grep -q "listening on" "$work/efsd.log" || fail "efsd did not start"
+wait_efsd
 
 passed=0
 ok() { passed=$((passed + 1)); echo "e2e: ok - $*"; }

@@ -22,27 +22,9 @@ if [ -z "$provider" ]; then
 fi
 mirror=${provider%/registry.terraform.io/hashicorp/aws/*}
 
-work=$(mktemp -d)
-pid=""
-cleanup() {
-	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/efsd" ./cmd/efsd
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port=$(freeport)
-nfsport=$(freeport)
-echo "{\"nfsPort\": $nfsport}" >"$work/efsd.json"
-"$work/efsd" --listen "127.0.0.1:$port" --data-dir "$work/data" --config "$work/efsd.json" >"$work/efsd.log" 2>&1 &
-pid=$!
-
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
-export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-endpoint="http://127.0.0.1:$port"
-efs() { aws efs --endpoint-url "$endpoint" --output json "$@"; }
-ec2() { aws ec2 --endpoint-url "$endpoint" --output json "$@"; }
+. scripts/efsd-lib.sh
+start_efsd
+endpoint="$EFSD_ENDPOINT"
 
 passed=0
 failed=0
@@ -55,12 +37,7 @@ fail() {
 	echo "terraform: $passed passed, $failed failed"
 	exit 1
 }
-
-for _ in $(seq 100); do
-	grep -q "listening on" "$work/efsd.log" 2>/dev/null && break
-	sleep 0.1
-done
-grep -q "listening on" "$work/efsd.log" || fail "efsd did not start"
+wait_efsd
 
 # Terraform, offline: the provider from the mirror, no checkpoint calls,
 # a copy of the example so that no state lands in the tree.
