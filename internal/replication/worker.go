@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"time"
@@ -19,12 +18,12 @@ type worker struct {
 	m      *Manager
 	rep    *efs.Replication
 	src    string
-	dst    string
 	notify chan struct{} // capacity 1
 	scrubs chan *scrubRequest
 	cancel context.CancelFunc
 	done   chan struct{}
 	rec    *treesync.Record // owned by run
+	dest   destination      // owned by run
 
 	scrubRetry time.Time // after a failed scrub: no periodic one before
 
@@ -38,7 +37,6 @@ func newWorker(m *Manager, r *efs.Replication, cancel context.CancelFunc) *worke
 		cancel:  cancel,
 		rep:     r,
 		src:     m.paths.Path(r.Source),
-		dst:     m.paths.Path(r.Dest),
 		notify:  make(chan struct{}, 1),
 		scrubs:  make(chan *scrubRequest),
 		done:    make(chan struct{}),
@@ -65,14 +63,16 @@ func (w *worker) run(ctx context.Context) {
 	defer w.cancel()
 	log := w.m.log.With("replicationId", w.rep.ID, "source", w.rep.Source.String(), "destination", w.rep.Dest.String())
 
+	w.rec = w.openRecord(log)
+	defer w.rec.Close()
+	w.dest = w.m.destinationOf(w.rep, w.src, w.rec, log)
+	defer w.dest.close()
 	if !w.waitForDestination(ctx) {
 		return
 	}
 	if err := w.record(ctx, efs.RepEnabled, "", time.Time{}); err != nil {
 		return
 	}
-	w.rec = w.openRecord(log)
-	defer w.rec.Close()
 	var watch *tree
 	defer func() {
 		if watch != nil {
@@ -95,7 +95,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		start := w.m.opts.Now()
 		scrub := len(scrubbing) > 0 || w.scrubDue(start)
-		stats, err := w.pass(ctx, scrub, scrubbing, log)
+		stats, err := w.pass(ctx, start, scrub, scrubbing, log)
 		if ctx.Err() != nil {
 			for _, r := range scrubbing {
 				r.finish(stats, w.m.opts.Now().Sub(start), ctx.Err())
@@ -126,7 +126,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		var wait time.Duration
 		if err != nil {
-			status, msg := classify(err, w.src, w.dst)
+			status, msg := classify(err, w.src, w.dest.hostPath())
 			failures++
 			wait = min(time.Duration(1<<min(failures-1, 16))*100*time.Millisecond, w.m.opts.MaxBackoff)
 			if status != w.status || msg != w.message {
@@ -270,16 +270,15 @@ func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, 
 }
 
 // waitForDestination holds the configuration at ENABLING until its
-// destination file system is available (a new destination is being
-// created).
+// destination is ready (a new destination is being created).
 func (w *worker) waitForDestination(ctx context.Context) bool {
 	for {
-		fs, err := w.m.svc.FileSystemByKey(ctx, w.rep.Dest)
-		if err == nil && fs.State == efs.StateAvailable {
+		ok, err := w.dest.ready(ctx)
+		if ok {
 			return true
 		}
-		if err != nil && !errors.Is(err, efs.ErrNotFound) && ctx.Err() == nil {
-			w.m.log.Error("load destination", "replicationId", w.rep.ID, "err", err)
+		if err != nil && ctx.Err() == nil {
+			w.m.log.Error("destination not ready", "replicationId", w.rep.ID, "err", err)
 		}
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
@@ -293,39 +292,28 @@ func (w *worker) waitForDestination(ctx context.Context) bool {
 
 // pass makes the destination identical to the source; a scrub compares
 // every file by content, reports to the requests' progress functions and
-// logs each difference it repairs. The roots are checked first so that a
-// missing side is reported as such.
-func (w *worker) pass(ctx context.Context, scrub bool, reqs []*scrubRequest, log *slog.Logger) (treesync.Stats, error) {
-	if _, err := os.Stat(w.src); err != nil {
-		return treesync.Stats{}, &rootError{side: "source", err: err}
-	}
-	if fi, err := os.Stat(w.dst); err != nil || !fi.IsDir() {
-		if err == nil {
-			err = errors.New("not a directory")
-		}
-		return treesync.Stats{}, &rootError{side: "destination", err: err}
-	}
-	o := treesync.Options{Workers: w.m.opts.CopyWorkers, Record: w.rec, Verify: scrub}
+// logs each difference it repairs.
+func (w *worker) pass(ctx context.Context, start time.Time, scrub bool, reqs []*scrubRequest, log *slog.Logger) (treesync.Stats, error) {
+	o := passOptions{start: start, scrub: scrub}
 	if scrub {
-		o.OnDifference = func(rel string) {
+		o.onDifference = func(rel string) {
 			log.Warn("replication scrub repaired a difference", "path", rel)
 		}
 		if len(reqs) > 0 {
-			start := w.m.opts.Now()
-			o.Progress = func(st treesync.Stats) {
+			o.progress = func(st treesync.Stats) {
 				for _, r := range reqs {
 					r.update(st, start, w.m.opts.Now)
 				}
 			}
 		}
 	} else {
-		o.OnDifference = func(rel string) {
+		o.onDifference = func(rel string) {
 			// A same-size rewrite with its mtime put back, or a destination
 			// changed behind efsd's back: found and copied.
 			log.Debug("replication pass: content differed under equal size and mtime", "path", rel)
 		}
 	}
-	return treesync.Sync(ctx, w.src, w.dst, o)
+	return w.dest.pass(ctx, o)
 }
 
 // record reports status and progress, writing only what changed. It
