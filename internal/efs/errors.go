@@ -39,6 +39,7 @@ const (
 	NoFreeAddressesInSubnet           Code = "NoFreeAddressesInSubnet"
 	AvailabilityZonesMismatch         Code = "AvailabilityZonesMismatch"
 	InternalServerError               Code = "InternalServerError"
+	DependencyTimeout                 Code = "DependencyTimeout"
 )
 
 // Error is a failure the API reports to the caller as an AWS error.

@@ -49,6 +49,18 @@ type Replication struct {
 	// DueAt is when a deletion may be finished; zero unless DELETING.
 	DueAt time.Time `json:",omitzero"`
 
+	// Peer names the deployment that holds the other side, as this
+	// deployment's configuration names it; "" when both sides are here.
+	// Each deployment keeps its own record of a configuration that spans
+	// two: the same ID, source and destination.
+	Peer string `json:",omitempty"`
+	// PeerSide is the side the peer holds: PeerSource or PeerDestination.
+	PeerSide string `json:",omitempty"`
+	// PeerAcked records that the peer has taken this side's deletion into
+	// account (it asked for it, or acknowledged being told), so that the
+	// replication engine stops telling it.
+	PeerAcked bool `json:",omitempty"`
+
 	Seq int64 `json:"-"`
 }
 
@@ -112,12 +124,16 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 	if destRegion == "" {
 		destRegion = p.Region
 	}
-	if !s.cfg.Regions.Has(destRegion) {
+	destAccount := p.Account
+	if destRef.Account != "" {
+		destAccount = destRef.Account
+	}
+	peer, remote := s.peerFor(destAccount, destRegion)
+	if !remote && !s.cfg.Regions.Has(destRegion) {
 		return nil, E(BadRequest, "Region '%s' is not enabled for account %s.", destRegion, p.Account)
 	}
-	destAccount, crossAccount := p.Account, false
-	if destRef.Account != "" && destRef.Account != p.Account {
-		destAccount, crossAccount = destRef.Account, true
+	crossAccount := destAccount != p.Account
+	if crossAccount {
 		if d.RoleARN == "" {
 			return nil, E(BadRequest, "No RoleArn provided.  RoleArn is required for cross-account replication.")
 		}
@@ -129,6 +145,10 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 		}
 	}
 
+	if remote {
+		d.Region, d.FileSystemID = destRegion, destRef.ID
+		return s.createRemote(ctx, p, sourceID, peer, destAccount, d)
+	}
 	now := s.now()
 	rep := &Replication{
 		ID:        s.newID("rep-"),
@@ -453,8 +473,12 @@ func (s *Service) deleteLocalSide(tx Tx, p Principal, r *Replication) error {
 		side = "source"
 	} else {
 		r.DestDeleted = true
-		if err := releaseDestination(tx, r); err != nil {
-			return err
+		// A peer may be writing into it: the replication engine releases
+		// it once the peer's transfers have stopped.
+		if r.Peer == "" {
+			if err := releaseDestination(tx, r); err != nil {
+				return err
+			}
 		}
 	}
 	if r.SourceDeleted && r.DestDeleted {

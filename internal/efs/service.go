@@ -24,6 +24,9 @@ type Config struct {
 	// account replication needs its destination account to. Nil accepts
 	// every account.
 	Accounts func(account string) bool
+	// Peers reaches the deployments serving other regions; nil: there are
+	// none, and every configuration's two sides are here.
+	Peers Peers
 
 	// TransitionDelay is how long a transitional state (creating,
 	// updating, backup ENABLING/DISABLING) lasts at least before the

@@ -109,6 +109,7 @@ func newRep(id string, src, dst efs.FSKey) *efs.Replication {
 		OriginalSourceARN: "arn:aws:elasticfilesystem:" + src.Region + ":" + src.Account + ":file-system/" + src.ID,
 		CreatedAt:         t0, RoleARN: "arn:aws:iam::" + src.Account + ":role/r", NewDest: true,
 		Status: efs.RepEnabled, StatusMessage: "ok", LastReplicatedAt: t0.Add(time.Minute),
+		Peer: "peer-b", PeerSide: efs.PeerDestination, PeerAcked: true,
 	}
 }
 

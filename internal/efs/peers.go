@@ -1,0 +1,371 @@
+package efs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sides of a configuration, as Replication.PeerSide names the one a peer
+// deployment holds.
+const (
+	PeerSource      = "source"
+	PeerDestination = "destination"
+)
+
+// Peer events: what one deployment tells the other about a configuration
+// they share.
+const (
+	// PeerDeleteAll: the configuration was deleted with
+	// ALL_CONFIGURATIONS on the sender's side; delete it here too.
+	PeerDeleteAll = "delete-all"
+	// PeerDeleteLocal: the sender deleted only its side
+	// (LOCAL_CONFIGURATION_ONLY); replication has stopped.
+	PeerDeleteLocal = "delete-local"
+)
+
+// Peers reaches the other deployments this one is configured with
+// (internal/peer implements it over the network). A region served by a
+// peer is not served here: its file systems live on the peer.
+type Peers interface {
+	// Route names the peer serving account's file systems in region.
+	Route(account, region string) (peer string, ok bool)
+	// CreateDestination asks the peer to create or claim the destination
+	// of a configuration whose source is here. An *Error from the peer
+	// comes back as such; a peer that cannot be reached is another error.
+	CreateDestination(ctx context.Context, peer string, req *RemoteCreate) (*RemoteDestination, error)
+	// Tell delivers an event about configuration id; nil once the peer has
+	// acted on it (a configuration it does not know counts as done).
+	Tell(ctx context.Context, peer, id, event string) error
+}
+
+// RemoteCreate is what a destination deployment needs to create or claim
+// the destination of a configuration whose source is elsewhere.
+type RemoteCreate struct {
+	ID                string
+	Source            FSKey
+	OriginalSourceARN string
+	CreatedAt         time.Time
+	RoleARN           string `json:",omitempty"`
+	// What a new destination takes from its source.
+	SourceEncrypted bool
+	PerformanceMode string
+	Name            string `json:",omitempty"`
+	// DestAccount and Dest (Region resolved, FileSystemID a bare ID or "")
+	// are what the caller asked for.
+	DestAccount string
+	Dest        DestinationInput
+}
+
+// RemoteDestination is the destination deployment's answer: where the
+// destination is and whether it can be written yet.
+type RemoteDestination struct {
+	Dest  FSKey
+	State LifeCycleState // the destination file system's life cycle state
+}
+
+// ErrPeerUnreachable wraps failures to reach a peer deployment at all (as
+// opposed to the peer's refusals).
+var ErrPeerUnreachable = errors.New("peer deployment unreachable")
+
+// peerFor names the peer deployment serving account's file systems in
+// region, if any.
+func (s *Service) peerFor(account, region string) (string, bool) {
+	if s.cfg.Peers == nil || s.cfg.Regions.Has(region) {
+		return "", false
+	}
+	return s.cfg.Peers.Route(account, region)
+}
+
+// createRemote creates a configuration whose destination lives on a peer
+// deployment: the peer creates or claims the destination first (its rules
+// and errors), then this side records the configuration. If recording
+// fails, the peer is told to forget it.
+func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer, destAccount string, d DestinationInput) (*Replication, error) {
+	req := &RemoteCreate{ID: s.newID("rep-"), CreatedAt: s.now(), RoleARN: d.RoleARN, DestAccount: destAccount, Dest: d}
+	err := s.store.View(ctx, func(tx Tx) error {
+		src, err := loadFS(tx, p, sourceID)
+		if err != nil {
+			return err
+		}
+		if err := requireAvailable(src); err != nil {
+			return err
+		}
+		if err := notReplicating(tx, src); err != nil {
+			return err
+		}
+		req.Source = src.Key()
+		req.OriginalSourceARN = orDefault(src.OriginalSourceARN, src.ARN())
+		req.SourceEncrypted, req.PerformanceMode = src.Encrypted, src.PerformanceMode
+		req.Name, _ = src.Name()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	got, err := s.cfg.Peers.CreateDestination(ctx, peer, req)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, e
+		}
+		return nil, &Error{Code: DependencyTimeout, Message: fmt.Sprintf("The destination deployment '%s' serving %s could not be reached; nothing was created.", peer, d.Region), Err: err}
+	}
+	if got.Dest.Account != destAccount || got.Dest.Region != d.Region || got.Dest.ID == "" || d.FileSystemID != "" && got.Dest.ID != d.FileSystemID {
+		return nil, E(InternalServerError, "The destination deployment '%s' answered with another destination (%s).", peer, got.Dest)
+	}
+	rep := &Replication{
+		ID: req.ID, Source: req.Source, Dest: got.Dest, OriginalSourceARN: req.OriginalSourceARN,
+		CreatedAt: req.CreatedAt, RoleARN: req.RoleARN, NewDest: d.FileSystemID == "",
+		Status: RepEnabling, Peer: peer, PeerSide: PeerDestination,
+	}
+	err = s.store.Update(ctx, func(tx Tx) error {
+		src, err := loadFS(tx, p, sourceID)
+		if err != nil {
+			return err
+		}
+		if err := requireAvailable(src); err != nil {
+			return err
+		}
+		if err := notReplicating(tx, src); err != nil {
+			return err
+		}
+		if err := tx.InsertReplication(rep); err != nil {
+			return fmt.Errorf("insert replication: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		// Raced with another change of the source: the peer forgets the
+		// destination's configuration (it stays as a file system).
+		if terr := s.cfg.Peers.Tell(context.WithoutCancel(ctx), peer, rep.ID, PeerDeleteAll); terr != nil {
+			s.log.Warn("peer kept a configuration this side could not record", "replicationId", rep.ID, "err", terr)
+		}
+		return nil, err
+	}
+	s.replicationChanged()
+	return rep, nil
+}
+
+// AcceptReplication creates or claims, for peer, the destination of a
+// configuration whose source the peer holds, with the rules of a local
+// one (cross-account consent, protection, encryption, quota). Asked again
+// for the same configuration it answers the same.
+func (s *Service) AcceptReplication(ctx context.Context, peer string, req *RemoteCreate) (*RemoteDestination, error) {
+	if name, ok := s.peerFor(req.Source.Account, req.Source.Region); !ok || name != peer {
+		return nil, E(BadRequest, "Source file system '%s' is not in a region this deployment replicates from peer '%s'.", req.Source, peer)
+	}
+	d, region := req.Dest, req.Dest.Region
+	if !s.cfg.Regions.Has(region) {
+		return nil, E(BadRequest, "Region '%s' is not enabled for account %s.", region, req.DestAccount)
+	}
+	if req.DestAccount == req.Source.Account && s.cfg.Accounts != nil && !s.cfg.Accounts(req.DestAccount) {
+		return nil, E(BadRequest, "Account %s is not served in region %s.", req.DestAccount, region)
+	}
+	if d.AvailabilityZoneName != "" {
+		if zr, ok := s.cfg.Regions.RegionOfZone(d.AvailabilityZoneName); !ok || zr != region {
+			return nil, E(UnsupportedAvailabilityZone, "Availability Zone '%s' does not exist in region %s.", d.AvailabilityZoneName, region)
+		}
+	}
+	// The source as far as the rules need it.
+	src := &FileSystem{Account: req.Source.Account, Region: req.Source.Region, ID: req.Source.ID,
+		Encrypted: req.SourceEncrypted, PerformanceMode: req.PerformanceMode, Tags: []Tag{}}
+	if req.Name != "" {
+		src.Tags = append(src.Tags, Tag{Key: "Name", Value: req.Name})
+	}
+	rep := &Replication{
+		ID: req.ID, Source: req.Source, OriginalSourceARN: req.OriginalSourceARN, CreatedAt: req.CreatedAt,
+		RoleARN: req.RoleARN, Status: RepEnabling, Peer: peer, PeerSide: PeerSource,
+	}
+	out := &RemoteDestination{}
+	err := s.store.Update(ctx, func(tx Tx) error {
+		if old, err := tx.Replication(req.ID); err == nil {
+			if old.Peer != peer || old.Source != req.Source || !old.Running() {
+				return E(ReplicationAlreadyExists, "Replication configuration %s exists here with another source.", req.ID)
+			}
+			dst, err := tx.FileSystem(old.Dest.Account, old.Dest.Region, old.Dest.ID)
+			if err != nil {
+				return fmt.Errorf("load destination: %w", err)
+			}
+			out.Dest, out.State = old.Dest, dst.State
+			return nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		var dst *FileSystem
+		var err error
+		if d.FileSystemID != "" {
+			if req.DestAccount != req.Source.Account {
+				if err := s.authorizeReplicationInto(tx, src, req.DestAccount, region, d.FileSystemID, req.RoleARN); err != nil {
+					return err
+				}
+			}
+			dst, err = s.claimDestination(tx, Principal{Account: req.DestAccount, Region: region}, req.DestAccount, region, d.FileSystemID, src)
+		} else {
+			dst, err = s.newDestination(tx, req.DestAccount, region, d, src, rep)
+			rep.NewDest = true
+		}
+		if err != nil {
+			return err
+		}
+		dst.OriginalSourceARN = rep.OriginalSourceARN
+		if err := tx.UpdateFileSystem(dst); err != nil {
+			return fmt.Errorf("update destination: %w", err)
+		}
+		rep.Dest = dst.Key()
+		if err := tx.InsertReplication(rep); err != nil {
+			return fmt.Errorf("insert replication: %w", err)
+		}
+		out.Dest, out.State = dst.Key(), dst.State
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.dataPlaneChanged()
+	s.Kick()
+	s.replicationChanged()
+	return out, nil
+}
+
+// ReplicationForPeer returns the running configuration id whose source
+// peer holds and whose destination is here: what the peer may write.
+// Anything else is ErrReplicationGone.
+func (s *Service) ReplicationForPeer(ctx context.Context, peer, id string) (*Replication, *FileSystem, error) {
+	var r *Replication
+	var dst *FileSystem
+	err := s.store.View(ctx, func(tx Tx) error {
+		var err error
+		if r, err = tx.Replication(id); err != nil {
+			return err
+		}
+		if r.Peer != peer || r.PeerSide != PeerSource || !r.Running() {
+			return ErrNotFound
+		}
+		dst, err = tx.FileSystem(r.Dest.Account, r.Dest.Region, r.Dest.ID)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, ErrReplicationGone
+	}
+	return r, dst, err
+}
+
+// PeerEvent applies what peer says happened to configuration id on its
+// side. A configuration unknown here, or shared with another peer, is
+// left alone (and the event counts as delivered).
+func (s *Service) PeerEvent(ctx context.Context, peer, id, event string) error {
+	if event != PeerDeleteAll && event != PeerDeleteLocal {
+		return E(BadRequest, "Unknown peer event '%s'.", event)
+	}
+	err := s.store.Update(ctx, func(tx Tx) error {
+		r, err := tx.Replication(id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.Peer != peer {
+			return nil
+		}
+		if event == PeerDeleteAll {
+			if r.Status != RepDeleting {
+				r.Status, r.StatusMessage = RepDeleting, ""
+				r.DueAt = s.now()
+			}
+			r.PeerAcked = true
+			return tx.UpdateReplication(r)
+		}
+		if r.PeerSide == PeerSource {
+			r.SourceDeleted = true
+		} else {
+			r.DestDeleted = true
+		}
+		if r.SourceDeleted && r.DestDeleted {
+			return tx.DeleteReplication(r.ID)
+		}
+		if r.Status != RepDeleting {
+			r.Status = RepError
+			r.StatusMessage = fmt.Sprintf("The replication configuration was deleted on the %s side (deployment '%s') with LOCAL_CONFIGURATION_ONLY; replication has stopped. Delete the configuration here too.", r.PeerSide, peer)
+		}
+		return tx.UpdateReplication(r)
+	})
+	if err == nil {
+		s.dataPlaneChanged()
+		s.replicationChanged()
+	}
+	return err
+}
+
+// PeerAcknowledged records that the peer took this side's deletion into
+// account. A configuration whose side here was deleted locally is then
+// forgotten; one being deleted is finished by FinishDeletion.
+func (s *Service) PeerAcknowledged(ctx context.Context, id string) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
+		r, err := tx.Replication(id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.Status != RepDeleting && r.LocalSideDeleted() {
+			return tx.DeleteReplication(id)
+		}
+		r.PeerAcked = true
+		return tx.UpdateReplication(r)
+	})
+	if err == nil {
+		s.replicationChanged()
+	}
+	return err
+}
+
+// LocalSideDeleted reports whether this deployment's side of a
+// configuration shared with a peer was deleted with
+// LOCAL_CONFIGURATION_ONLY here.
+func (r *Replication) LocalSideDeleted() bool {
+	return r.PeerSide == PeerSource && r.DestDeleted || r.PeerSide == PeerDestination && r.SourceDeleted
+}
+
+// ReleaseDestination makes the destination of configuration id writable
+// again (protection ENABLED), keeping its data. The replication engine
+// calls it for a destination deleted locally once nothing writes into it
+// any more.
+func (s *Service) ReleaseDestination(ctx context.Context, id string) error {
+	err := s.store.Update(ctx, func(tx Tx) error {
+		r, err := tx.Replication(id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return releaseDestination(tx, r)
+	})
+	if err == nil {
+		s.dataPlaneChanged()
+	}
+	return err
+}
+
+// NoteDeletionWait sets the StatusMessage of a configuration being deleted
+// that waits for its peer.
+func (s *Service) NoteDeletionWait(ctx context.Context, id, msg string) error {
+	return s.store.Update(ctx, func(tx Tx) error {
+		r, err := tx.Replication(id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.Status != RepDeleting || r.StatusMessage == msg {
+			return nil
+		}
+		r.StatusMessage = msg
+		return tx.UpdateReplication(r)
+	})
+}
