@@ -1,0 +1,234 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/remotesync"
+)
+
+// fakeControl answers like the domain: it accepts configuration "rep-1"
+// from peer "a" only.
+type fakeControl struct{ events []string }
+
+func (f *fakeControl) AcceptReplication(_ context.Context, peer string, req *efs.RemoteCreate) (*efs.RemoteDestination, error) {
+	if peer != "a" || req.ID != "rep-1" {
+		return nil, &efs.Error{Code: efs.FileSystemNotFound, Message: "no such file system"}
+	}
+	return &efs.RemoteDestination{Dest: efs.FSKey{Account: "1", Region: "eu-west-1", ID: "fs-1"}, State: efs.StateAvailable}, nil
+}
+
+func (f *fakeControl) PeerEvent(_ context.Context, peer, id, event string) error {
+	f.events = append(f.events, peer+" "+id+" "+event)
+	return nil
+}
+
+// fakeReceivers echoes the body of configuration "rep-1" from peer "a".
+type fakeReceivers struct{}
+
+func (fakeReceivers) ServePeer(_ context.Context, peer, id, op string, body io.Reader, w io.Writer) error {
+	if peer != "a" || id != "rep-1" {
+		return efs.ErrReplicationGone
+	}
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append([]byte(op+":"), b...))
+	return err
+}
+
+type pair struct {
+	a, b     *Identity
+	srv      *Server
+	addr     string
+	client   *Client // a's client of b
+	control  *fakeControl
+	bSet     *Set
+	endpoint string
+}
+
+func newIdentity(t *testing.T) *Identity {
+	t.Helper()
+	id, err := LoadIdentity(filepath.Join(t.TempDir(), "peer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// start runs b's peer endpoint knowing a, and a's client knowing b.
+func start(t *testing.T, idle time.Duration) *pair {
+	t.Helper()
+	p := &pair{a: newIdentity(t), b: newIdentity(t), control: &fakeControl{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.endpoint = "https://" + p.addr
+	p.bSet, err = NewSet([]Config{{Name: "a", Endpoint: "https://127.0.0.1:1", Regions: []string{"us-east-1"}, CertSHA256: p.a.Fingerprint}},
+		func(r string) bool { return r == "eu-west-1" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.srv = NewServer(ServerOptions{Identity: p.b, Peers: p.bSet, Control: p.control, Receivers: fakeReceivers{}, IdleTimeout: idle})
+	go p.srv.Serve(ln)
+	t.Cleanup(func() { p.srv.Shutdown(context.Background()) })
+	aSet, err := NewSet([]Config{{Name: "b", Endpoint: p.endpoint, Regions: []string{"eu-west-1"}, CertSHA256: p.b.Fingerprint}},
+		func(r string) bool { return r == "us-east-1" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.client = NewClient(p.a, aSet, nil)
+	return p
+}
+
+func TestIdentityIsStable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "peer")
+	a, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Fingerprint != b.Fingerprint || len(a.Fingerprint) != 64 {
+		t.Fatalf("fingerprints %s, %s", a.Fingerprint, b.Fingerprint)
+	}
+	fi, err := os.Stat(filepath.Join(dir, keyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi.Mode(), err)
+	}
+}
+
+func TestPinnedPeersTalk(t *testing.T) {
+	p := start(t, 0)
+	ctx := context.Background()
+	got, err := p.client.CreateDestination(ctx, "b", &efs.RemoteCreate{ID: "rep-1"})
+	if err != nil || got.Dest.ID != "fs-1" {
+		t.Fatalf("create: %+v %v", got, err)
+	}
+	// The domain's refusal comes back as the domain's error.
+	_, err = p.client.CreateDestination(ctx, "b", &efs.RemoteCreate{ID: "rep-2"})
+	var e *efs.Error
+	if !errors.As(err, &e) || e.Code != efs.FileSystemNotFound {
+		t.Fatalf("refusal: %v", err)
+	}
+	if err := p.client.Tell(ctx, "b", "rep-1", efs.PeerDeleteAll); err != nil || len(p.control.events) != 1 || p.control.events[0] != "a rep-1 delete-all" {
+		t.Fatalf("tell: %v %v", err, p.control.events)
+	}
+	rc, err := p.client.Transport("b", "rep-1").RoundTrip(ctx, "put", strings.NewReader("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "put:data" {
+		t.Fatalf("reply %q", b)
+	}
+	// Another configuration than the peer's: gone, as the receiver's error.
+	_, err = p.client.Transport("b", "rep-9").RoundTrip(ctx, "put", strings.NewReader("data"))
+	var re *remotesync.RemoteError
+	if !errors.As(err, &re) || re.Code != remotesync.CodeGone {
+		t.Fatalf("other configuration: %v", err)
+	}
+}
+
+// Attacks: strangers never get past the handshake; a wrong pin is refused
+// by the client; oversized and stalled bodies are cut.
+func TestStrangersAreRefused(t *testing.T) {
+	p := start(t, 300*time.Millisecond)
+	post := func(cert *tls.Certificate, path string, body io.Reader) (*http.Response, error) {
+		cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, NextProtos: []string{"h2"}}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{*cert}
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}, Timeout: 5 * time.Second}
+		return c.Post(p.endpoint+path, "application/json", body)
+	}
+	if _, err := post(nil, "/erp/v1/replications", strings.NewReader("{}")); err == nil {
+		t.Fatal("a client without a certificate got a response")
+	}
+	stranger := newIdentity(t)
+	if _, err := post(&stranger.Cert, "/erp/v1/replications", strings.NewReader("{}")); err == nil {
+		t.Fatal("a client with an unpinned certificate got a response")
+	}
+	// The client refuses a server whose certificate is not the pinned one.
+	aSet, _ := NewSet([]Config{{Name: "b", Endpoint: p.endpoint, Regions: []string{"eu-west-1"}, CertSHA256: stranger.Fingerprint}},
+		func(string) bool { return false })
+	if _, err := NewClient(p.a, aSet, nil).CreateDestination(context.Background(), "b", &efs.RemoteCreate{ID: "rep-1"}); !Unreachable(err) ||
+		!strings.Contains(err.Error(), "pinned") {
+		t.Fatalf("wrong pin: %v", err)
+	}
+	// A peer's oversized control body is refused, and the endpoint serves on.
+	resp, err := post(&p.a.Cert, "/erp/v1/replications", bytes.NewReader(bytes.Repeat([]byte(" "), maxControlBody+10)))
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("oversized body: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// A stalled sync body is cut after the idle timeout.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte("partial"))
+	done := make(chan error, 1)
+	go func() {
+		resp, err := post(&p.a.Cert, "/erp/v1/replications/rep-1/sync/put", pr)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				err = errors.New("stalled body accepted")
+			}
+		}
+		done <- err
+	}()
+	select {
+	case <-done:
+	case <-time.After(4 * time.Second):
+		t.Fatal("a stalled body was not cut")
+	}
+	if _, err := p.client.CreateDestination(context.Background(), "b", &efs.RemoteCreate{ID: "rep-1"}); err != nil {
+		t.Fatalf("after the attacks: %v", err)
+	}
+}
+
+func TestSetRules(t *testing.T) {
+	fp := strings.Repeat("a", 64)
+	local := func(r string) bool { return r == "us-east-1" }
+	for _, bad := range [][]Config{
+		{{Name: "b", Endpoint: "http://h:1", Regions: []string{"eu-west-1"}, CertSHA256: fp}},
+		{{Name: "b", Endpoint: "https://h:1", Regions: []string{"us-east-1"}, CertSHA256: fp}},
+		{{Name: "b", Endpoint: "https://h:1", Regions: []string{"eu-west-1"}, CertSHA256: "xyz"}},
+		{{Name: "b", Endpoint: "https://h:1", Regions: []string{"eu-west-1"}, CertSHA256: fp},
+			{Name: "c", Endpoint: "https://h:2", Regions: []string{"eu-west-1"}, CertSHA256: strings.Repeat("b", 64)}},
+	} {
+		if _, err := NewSet(bad, local); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+	s, err := NewSet([]Config{
+		{Name: "b", Endpoint: "https://h:1", Regions: []string{"eu-west-1"}, Accounts: []string{"1"}, CertSHA256: fp},
+		{Name: "c", Endpoint: "https://h:2", Regions: []string{"eu-west-1"}, Accounts: []string{"2"}, CertSHA256: strings.Repeat("b", 64)},
+	}, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := s.Route("2", "eu-west-1"); !ok || n != "c" {
+		t.Fatalf("route: %s %v", n, ok)
+	}
+	if _, ok := s.Route("3", "eu-west-1"); ok {
+		t.Fatal("routed an account no peer serves")
+	}
+}
