@@ -13,6 +13,7 @@ import (
 
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/daemon"
+	"github.com/efsd/efsd/internal/peer"
 )
 
 // Main is the efsd program; tests call Run directly.
@@ -51,6 +52,9 @@ Usage:
       asks the running efsd to verify replication destinations by content
       now (all, or the configuration of that source or destination file
       system), repairing what differs; shows progress and a summary
+  efsd peer-id [--data-dir DIR] [--config FILE]
+      prints this deployment's peer certificate fingerprint (SHA-256), the
+      certificateSha256 its peers pin; makes the identity if there is none
 
 Flags (each also settable by the environment variable shown, and, except
 --config, by the config file; a flag beats the environment, which beats the
@@ -80,6 +84,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	if len(args) > 0 && args[0] == "scrub" {
 		return m.runScrub(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "peer-id" {
+		return m.runPeerID(args[1:])
 	}
 	if len(args) > 0 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
 		fmt.Fprintln(m.Stdout, version())
@@ -127,6 +134,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(m.Stdout, "efsd listening on http://%s\nefsd data directory %s\n", d.Addr(), cfg.DataDir)
+	if a := d.PeerAddr(); a != "" {
+		fmt.Fprintf(m.Stdout, "efsd accepting peer replication on https://%s\n", a)
+	}
 	if a := d.AdminAddr(); a != "" {
 		fmt.Fprintf(m.Stdout, "efsd health checks on http://%s/healthz and /readyz, metrics on /metrics\n", a)
 	}
@@ -158,6 +168,29 @@ func (m *Main) loadConfig(configFlag, dataDirFlag string) (*FileConfig, daemon.C
 	}
 	cfg.DataDir = first(dataDirFlag, m.Getenv("EFSD_DATA_DIR"), file.DataDir, defaultDataDir(m.Getenv))
 	return file, cfg, nil
+}
+
+// runPeerID prints the deployment's certificate fingerprint, making its
+// identity first if needed (before the first start, so that two
+// deployments can be configured with each other's before either runs).
+func (m *Main) runPeerID(args []string) error {
+	fset := flag.NewFlagSet("efsd peer-id", flag.ContinueOnError)
+	fset.SetOutput(m.Stderr)
+	dataDir := fset.String("data-dir", "", "data directory (EFSD_DATA_DIR)")
+	configPath := fset.String("config", "", "config file (EFSD_CONFIG)")
+	if err := fset.Parse(args); err != nil {
+		return err
+	}
+	_, cfg, err := m.loadConfig(*configPath, *dataDir)
+	if err != nil {
+		return err
+	}
+	id, err := peer.LoadIdentity(filepath.Join(cfg.DataDir, "peer"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(m.Stdout, id.Fingerprint)
+	return nil
 }
 
 // runNetwork prints an account's network in a region as JSON.

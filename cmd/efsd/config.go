@@ -13,6 +13,7 @@ import (
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/daemon"
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/peer"
 	"github.com/efsd/efsd/internal/region"
 )
 
@@ -22,9 +23,13 @@ type FileConfig struct {
 	Listen string `json:"listen"`
 	// AdminListen serves /healthz, /readyz and /metrics; empty serves none.
 	AdminListen string `json:"adminListen"`
-	DataDir     string `json:"dataDir"`
-	LogFormat   string `json:"logFormat"`
-	LogLevel    string `json:"logLevel"`
+	// PeerListen accepts replication traffic from the peers (mutual TLS);
+	// empty accepts none.
+	PeerListen string       `json:"peerListen"`
+	Peers      []PeerConfig `json:"peers"`
+	DataDir    string       `json:"dataDir"`
+	LogFormat  string       `json:"logFormat"`
+	LogLevel   string       `json:"logLevel"`
 	// Regions limits the served regions; empty serves every AWS commercial
 	// region.
 	Regions  []string        `json:"regions"`
@@ -113,6 +118,17 @@ type CredentialConfig struct {
 
 var accountID = regexp.MustCompile(`^\d{12}$`)
 
+// PeerConfig names a deployment serving other regions (issue #10): where
+// it accepts replication traffic, what it serves, and the fingerprint of
+// its certificate (`efsd peer-id` there prints it).
+type PeerConfig struct {
+	Name              string   `json:"name"`
+	Endpoint          string   `json:"endpoint"`
+	Regions           []string `json:"regions"`
+	Accounts          []string `json:"accounts"`
+	CertificateSHA256 string   `json:"certificateSha256"`
+}
+
 // LoadFileConfig reads and checks a config file. Unknown keys are errors,
 // so a misspelt setting is not silently ignored.
 func LoadFileConfig(path string) (*FileConfig, error) {
@@ -143,6 +159,27 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 			BodyMemory:        int64(c.APIBodyMemoryMiB) << 20,
 		},
 		ReplicationMaxWatchesPerFileSystem: c.ReplicationMaxWatches,
+		PeerListen:                         c.PeerListen,
+	}
+	if len(c.Peers) > 0 && len(c.Regions) == 0 {
+		return cfg, fmt.Errorf("config: peers serve other regions, so regions must name this deployment's own")
+	}
+	if c.PeerListen != "" {
+		if _, _, err := net.SplitHostPort(c.PeerListen); err != nil {
+			return cfg, fmt.Errorf("config: peerListen %q must be host:port", c.PeerListen)
+		}
+	}
+	for _, p := range c.Peers {
+		for _, r := range p.Regions {
+			if !region.Default().Has(r) {
+				return cfg, fmt.Errorf("config: peer %s: region %q is not an AWS region", p.Name, r)
+			}
+		}
+		pc := peer.Config{Name: p.Name, Endpoint: p.Endpoint, Regions: p.Regions, Accounts: p.Accounts, CertSHA256: p.CertificateSHA256}
+		if err := pc.Check(); err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		cfg.Peers = append(cfg.Peers, pc)
 	}
 	if err := c.checkPlacement(); err != nil {
 		return cfg, err

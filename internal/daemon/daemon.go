@@ -23,6 +23,7 @@ import (
 	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
 	"github.com/efsd/efsd/internal/ops"
+	"github.com/efsd/efsd/internal/peer"
 	"github.com/efsd/efsd/internal/region"
 	"github.com/efsd/efsd/internal/replication"
 	"github.com/efsd/efsd/internal/store/sqlite"
@@ -72,6 +73,13 @@ type Config struct {
 	// APILimits bound the API listener's connections, timeouts and request
 	// body memory; zero fields take api's defaults.
 	APILimits api.Limits
+
+	// PeerListen is where peer deployments' replication traffic is
+	// accepted (host:port, mutual TLS); "" accepts none.
+	PeerListen string
+	// Peers are the deployments serving other regions; with them
+	// configured, Regions must name this deployment's own.
+	Peers []peer.Config
 }
 
 // Daemon is a running efsd.
@@ -93,6 +101,9 @@ type Daemon struct {
 	replStopped, mountsStopped atomic.Bool  // a manager's loop returned
 	ops                        *http.Server // health checks; nil without AdminListen
 	opsLn                      net.Listener
+	peerSrv                    *peer.Server // nil without PeerListen
+	peerLn                     net.Listener
+	peerDone                   chan struct{}
 }
 
 // Start opens the data directory, starts the background workers and
@@ -139,7 +150,29 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	for _, c := range cfg.Credentials {
 		accounts[c.Account] = true
 	}
+	// Peers: this deployment's identity, the peers it pins, the client that
+	// reaches them. Without peers or a peer listener there is none of it.
+	var peers *peer.Client
+	var peerSet *peer.Set
+	var identity *peer.Identity
+	if len(cfg.Peers) > 0 || cfg.PeerListen != "" {
+		if identity, err = peer.LoadIdentity(filepath.Join(cfg.DataDir, "peer")); err != nil {
+			st.Close()
+			return nil, err
+		}
+		if peerSet, err = peer.NewSet(cfg.Peers, regions.Has); err != nil {
+			st.Close()
+			return nil, err
+		}
+		peers = peer.NewClient(identity, peerSet, cfg.Logger)
+	}
+	var domainPeers efs.Peers
+	var enginePeers replication.PeerLink
+	if peers != nil {
+		domainPeers, enginePeers = peers, peers
+	}
 	svc := efs.NewService(efs.Config{
+		Peers:                    domainPeers,
 		Accounts:                 func(a string) bool { return accounts[a] },
 		VPCBlockOffset:           vpcBlockOffset(handleKey),
 		AddressInUse:             func(ip string) bool { return mounts.AddressInUse(ip, cfg.NFSPort) },
@@ -196,7 +229,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		RescanInterval: cfg.ReplicationRescanInterval, NoWatch: cfg.ReplicationNoWatch,
 		MaxWatchesPerFileSystem: cfg.ReplicationMaxWatchesPerFileSystem, Now: cfg.Now, Logger: cfg.Logger,
 		RecordDir: filepath.Join(cfg.DataDir, "replication"), ScrubInterval: cfg.ReplicationScrubInterval,
-		OnPass: observePass})
+		OnPass: observePass, Peers: enginePeers})
 	// `efsd scrub` talks to the daemon through the admin socket; without it
 	// (a data directory path too long for a socket name) efsd still runs.
 	adm, err := admin.Listen(cfg.DataDir, repl, cfg.Logger)
@@ -205,6 +238,20 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	nfs.InstallGoNFSLogger(cfg.Logger) // go-nfs logs through a logger of its own, process-wide
 	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, NFSLimits: cfg.NFSLimits, HandleKey: handleKey, Logger: cfg.Logger})
+	var peerLn net.Listener
+	if cfg.PeerListen != "" {
+		if peerLn, err = net.Listen("tcp", cfg.PeerListen); err != nil {
+			ln.Close()
+			if adminLn != nil {
+				adminLn.Close()
+			}
+			if adm != nil {
+				adm.Close()
+			}
+			st.Close()
+			return nil, fmt.Errorf("listen for peers on %s: %w", cfg.PeerListen, err)
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	d := &Daemon{
 		cfg: cfg, lock: lock, ln: ln, store: st, svc: svc, volumes: vols, repl: repl, admin: adm, mounts: mts, cancel: cancel, done: make(chan struct{}),
@@ -236,6 +283,16 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			}
 		}()
 	}
+	if peerLn != nil {
+		d.peerLn, d.peerDone = peerLn, make(chan struct{})
+		d.peerSrv = peer.NewServer(peer.ServerOptions{Identity: identity, Peers: peerSet, Control: svc, Receivers: repl, Logger: cfg.Logger})
+		go func() {
+			defer close(d.peerDone)
+			if err := d.peerSrv.Serve(peerLn); err != nil {
+				cfg.Logger.Error("serve peers", "err", err)
+			}
+		}()
+	}
 	go func() {
 		defer close(d.done)
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -253,6 +310,15 @@ func (d *Daemon) AdminAddr() string {
 		return ""
 	}
 	return d.opsLn.Addr().String()
+}
+
+// PeerAddr is the address peers' replication traffic is accepted on, ""
+// without PeerListen.
+func (d *Daemon) PeerAddr() string {
+	if d.peerLn == nil {
+		return ""
+	}
+	return d.peerLn.Addr().String()
 }
 
 // Addr is the address the API listens on.
@@ -280,6 +346,10 @@ func (d *Daemon) Close() error {
 	}
 	err := d.http.Shutdown(ctx)
 	<-d.done
+	if d.peerSrv != nil {
+		d.peerSrv.Shutdown(ctx)
+		<-d.peerDone
+	}
 	if d.admin != nil {
 		d.admin.Close()
 	}

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/efsd/efsd/internal/region"
 )
 
 // Replication statuses of a destination, as EFS reports them.
@@ -102,6 +104,12 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 	destRegion := d.Region
 	if d.AvailabilityZoneName != "" {
 		zr, ok := s.cfg.Regions.RegionOfZone(d.AvailabilityZoneName)
+		if !ok && s.cfg.Peers != nil {
+			// A zone of a region a peer serves (which checks it again).
+			if zr, ok = region.Default().RegionOfZone(d.AvailabilityZoneName); ok {
+				_, ok = s.peerFor(p.Account, zr)
+			}
+		}
 		if !ok || destRegion != "" && zr != destRegion {
 			return nil, E(UnsupportedAvailabilityZone, "Availability Zone '%s' does not exist in region %s.",
 				d.AvailabilityZoneName, orDefault(destRegion, "any served region"))

@@ -56,6 +56,7 @@ type Metrics struct {
 type passTotals struct {
 	ok, failed, scrubs, scrubsFailed         uint64
 	filesCopied, bytesCopied, deleted        uint64
+	sentChunks, sentBytes                    uint64
 	scrubCompared, scrubBytes, scrubRepaired uint64
 	durCount                                 uint64
 	durSum                                   float64
@@ -159,6 +160,8 @@ func (m *Metrics) ObservePass(p replication.Pass) {
 	}
 	t.filesCopied += uint64(max(p.Stats.FilesCopied, 0))
 	t.bytesCopied += uint64(max(p.Stats.BytesCopied, 0))
+	t.sentChunks += uint64(max(p.ChunksSent, 0))
+	t.sentBytes += uint64(max(p.BytesSent, 0))
 	t.deleted += uint64(max(p.Stats.Deleted, 0))
 	s := p.Duration.Seconds()
 	t.durCount++
@@ -194,6 +197,10 @@ var (
 		"Files copied to the destination since efsd started.", repLabels...)
 	dBytesCopied = desc("efsd_replication_bytes_copied_total",
 		"Bytes of file data copied to the destination since efsd started.", repLabels...)
+	dSentChunks = desc("efsd_replication_sent_chunks_total",
+		"Chunks sent to a peer deployment holding the destination, since efsd started.", repLabels...)
+	dSentBytes = desc("efsd_replication_sent_bytes_total",
+		"Bytes of chunk data sent to a peer deployment holding the destination (after compression), since efsd started.", repLabels...)
 	dDeleted = desc("efsd_replication_entries_deleted_total",
 		"Entries deleted from the destination because they left the source, since efsd started.", repLabels...)
 	dPassDuration = desc("efsd_replication_pass_duration_seconds",
@@ -372,6 +379,8 @@ func (c *stateCollector) collectReplications(reps []*efs.Replication, listed tim
 		counter(dPasses, t.failed, append(l, "error")...)
 		counter(dFilesCopied, t.filesCopied, l...)
 		counter(dBytesCopied, t.bytesCopied, l...)
+		counter(dSentChunks, t.sentChunks, l...)
+		counter(dSentBytes, t.sentBytes, l...)
 		counter(dDeleted, t.deleted, l...)
 		counter(dScrubs, t.scrubs-t.scrubsFailed, append(l, "ok")...)
 		counter(dScrubs, t.scrubsFailed, append(l, "error")...)

@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/remotesync"
 )
 
 // rootError is a failure to reach a file system's root directory.
@@ -26,9 +28,26 @@ func (e *rootError) Unwrap() error { return e.err }
 // returns to ENABLED once a pass succeeds. Host paths are replaced by
 // source:/ and destination:/ so messages show only file system paths.
 func classify(err error, src, dst string) (status, msg string) {
-	detail := strings.NewReplacer(src+"/", "source:/", dst+"/", "destination:/", src, "source:/", dst, "destination:/").Replace(err.Error())
+	pairs := []string{src + "/", "source:/", src, "source:/"}
+	if dst != "" {
+		pairs = append(pairs, dst+"/", "destination:/", dst, "destination:/")
+	}
+	detail := strings.NewReplacer(pairs...).Replace(err.Error())
 	var re *rootError
+	var ue *unreachableError
+	var remote *remotesync.RemoteError
 	switch {
+	case errors.As(err, &ue):
+		return efs.RepPaused, fmt.Sprintf("Destination deployment '%s' unreachable since %s; replication resumes when it is back (%v).",
+			ue.peer, ue.since.UTC().Format(time.RFC3339), ue.err)
+	case errors.As(err, &remote) && remote.Code == remotesync.CodeGone:
+		return efs.RepError, "The destination deployment no longer has this replication configuration (it was deleted there, e.g. with LOCAL_CONFIGURATION_ONLY); nothing more is written to the destination. Delete the configuration here too."
+	case errors.As(err, &remote) && remote.Code == remotesync.CodeNoSpace:
+		return efs.RepPaused, fmt.Sprintf("The destination file system is out of space; replication resumes when space is freed (%s).", remote.Message)
+	case errors.As(err, &remote) && remote.Code == codeNotReady:
+		return efs.RepPaused, fmt.Sprintf("The destination is not ready yet (%s).", remote.Message)
+	case errors.As(err, &remote):
+		return efs.RepPaused, fmt.Sprintf("Replication is paused by an error at the destination deployment and will be retried (%s: %s).", remote.Code, remote.Message)
 	case errors.As(err, &re) && errors.Is(err, fs.ErrNotExist):
 		return efs.RepError, fmt.Sprintf("The %s file system's data is missing (%s).", re.side, detail)
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):

@@ -22,7 +22,7 @@ type destination interface {
 	ready(ctx context.Context) (bool, error)
 	// pass makes the destination identical to the source tree and durable,
 	// or fails. It is never called concurrently.
-	pass(ctx context.Context, o passOptions) (treesync.Stats, error)
+	pass(ctx context.Context, o passOptions) (passStats, error)
 	// hostPath is the destination's data directory on this host, which
 	// error messages hide; "" for a destination elsewhere.
 	hostPath() string
@@ -62,26 +62,30 @@ func (d *localDestination) hostPath() string { return d.dst }
 func (d *localDestination) close() error     { return nil }
 
 // pass checks the roots first, so that a missing side is reported as such.
-func (d *localDestination) pass(ctx context.Context, o passOptions) (treesync.Stats, error) {
+func (d *localDestination) pass(ctx context.Context, o passOptions) (passStats, error) {
 	if _, err := os.Stat(d.src); err != nil {
-		return treesync.Stats{}, &rootError{side: "source", err: err}
+		return passStats{}, &rootError{side: "source", err: err}
 	}
 	if fi, err := os.Stat(d.dst); err != nil || !fi.IsDir() {
 		if err == nil {
 			err = errors.New("not a directory")
 		}
-		return treesync.Stats{}, &rootError{side: "destination", err: err}
+		return passStats{}, &rootError{side: "destination", err: err}
 	}
-	return treesync.Sync(ctx, d.src, d.dst, treesync.Options{
+	st, err := treesync.Sync(ctx, d.src, d.dst, treesync.Options{
 		Workers:      d.m.opts.CopyWorkers,
 		Record:       d.rec,
 		Verify:       o.scrub,
 		OnDifference: o.onDifference,
 		Progress:     o.progress,
 	})
+	return passStats{Stats: st}, err
 }
 
 // destinationOf is where a configuration's passes land.
 func (m *Manager) destinationOf(r *efs.Replication, src string, rec *treesync.Record, log *slog.Logger) destination {
+	if r.PeerSide == efs.PeerDestination && m.opts.Peers != nil {
+		return &remoteDestination{m: m, rep: r, src: src, tr: m.opts.Peers.Transport(r.Peer, r.ID), log: log}
+	}
 	return &localDestination{m: m, rep: r, src: src, dst: m.paths.Path(r.Dest), rec: rec}
 }

@@ -65,6 +65,9 @@ type Options struct {
 	// OnPass, when set, is told of every pass a worker finishes (metrics
 	// hook here); it must not block.
 	OnPass func(Pass)
+	// Peers reaches the deployments holding the other side of
+	// configurations that span two; nil when there are none.
+	Peers PeerLink
 }
 
 // Pass is what one finished pass of a configuration did.
@@ -74,6 +77,9 @@ type Pass struct {
 	Err      error  // nil when the destination was made identical
 	Duration time.Duration
 	Stats    treesync.Stats
+	// ChunksSent and BytesSent are what crossed the network to a peer
+	// destination (chunk payload after compression); 0 for a local one.
+	ChunksSent, BytesSent int64
 }
 
 // Manager reconciles stored configurations with running workers.
@@ -89,9 +95,11 @@ type Manager struct {
 
 	swept bool // records of configurations deleted while efsd was down are removed
 
-	mu      sync.Mutex
-	workers map[string]*worker // by configuration ID
-	wg      sync.WaitGroup
+	mu        sync.Mutex
+	workers   map[string]*worker   // by configuration ID
+	receivers map[string]*receiver // destinations of peers' sources, by configuration ID
+	telling   map[string]*telling  // deletions being told to peers, by configuration ID
+	wg        sync.WaitGroup
 }
 
 // Stats tells how change notification is doing, for operators: whether
@@ -146,7 +154,8 @@ func NewManager(svc *efs.Service, paths Paths, o Options) *Manager {
 	if o.MaxWatches <= 0 {
 		o.MaxWatches = defaultWatchBudget()
 	}
-	m := &Manager{svc: svc, paths: paths, opts: o, log: o.Logger, workers: map[string]*worker{}}
+	m := &Manager{svc: svc, paths: paths, opts: o, log: o.Logger, workers: map[string]*worker{},
+		receivers: map[string]*receiver{}, telling: map[string]*telling{}}
 	if !o.NoWatch {
 		m.hub = newHub(o.MaxWatchesPerFileSystem, o.MaxWatches, o.Now, o.Logger)
 	}
@@ -212,11 +221,27 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 	}
 	var next time.Time
 	for _, r := range reps {
-		if r.Running() {
+		if r.Peer != "" && r.PeerSide == efs.PeerSource {
+			// The source is on a peer: this side applies its passes.
+			if r.Running() {
+				m.openReceiver(ctx, r)
+				continue
+			}
+			m.closeReceiver(r.ID)
+		} else if r.Running() {
 			m.start(ctx, r)
 			continue
 		}
 		m.stop(r.ID)
+		if r.Peer != "" {
+			if m.opts.Peers == nil {
+				continue // peers unconfigured: kept until they are back
+			}
+			m.settlePeer(ctx, r)
+			if !r.PeerAcked {
+				continue
+			}
+		}
 		if r.Status != efs.RepDeleting {
 			continue // one side deleted locally: nothing runs, nothing to finish
 		}
@@ -234,16 +259,30 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 			next = retryAt
 		}
 	}
+	m.watchSilence(ctx)
 	m.mu.Lock()
-	var gone []string
+	var gone, goneReceivers []string
 	for id := range m.workers {
 		if !seen[id] {
 			gone = append(gone, id)
 		}
 	}
+	for id := range m.receivers {
+		if !seen[id] {
+			goneReceivers = append(goneReceivers, id)
+		}
+	}
+	for id := range m.telling {
+		if !seen[id] {
+			delete(m.telling, id)
+		}
+	}
 	m.mu.Unlock()
 	for _, id := range gone {
 		m.stop(id)
+	}
+	for _, id := range goneReceivers {
+		m.closeReceiver(id)
 	}
 	return next
 }
@@ -288,6 +327,15 @@ func (m *Manager) stopAll() {
 	for _, id := range ids {
 		m.stop(id)
 	}
+	m.mu.Lock()
+	ids = ids[:0]
+	for id := range m.receivers {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	for _, id := range ids {
+		m.closeReceiver(id)
+	}
 	m.wg.Wait()
 }
 
@@ -303,11 +351,14 @@ func (m *Manager) Notify(k efs.FSKey) {
 	}
 }
 
-// removeRecord deletes a deleted configuration's record of what was copied.
+// removeRecord deletes a deleted configuration's engine state: its record
+// of what was copied, and a sender's or receiver's state.
 func (m *Manager) removeRecord(id string) {
-	if p := m.recordPath(id); p != "" {
-		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-			m.log.Warn("remove replication record", "replicationId", id, "err", err)
+	for _, suf := range stateSuffixes {
+		if p := m.statePath(id, suf); p != "" {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				m.log.Warn("remove replication record", "replicationId", id, "err", err)
+			}
 		}
 	}
 }
@@ -322,8 +373,10 @@ func (m *Manager) sweepRecords(exist map[string]bool) {
 		return // not created yet
 	}
 	for _, e := range ents {
-		if id, ok := strings.CutSuffix(e.Name(), ".record"); ok && !exist[id] {
-			m.removeRecord(id)
+		for _, suf := range stateSuffixes {
+			if id, ok := strings.CutSuffix(e.Name(), suf); ok && !exist[id] {
+				m.removeRecord(id)
+			}
 		}
 	}
 }

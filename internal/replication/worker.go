@@ -95,7 +95,8 @@ func (w *worker) run(ctx context.Context) {
 		}
 		start := w.m.opts.Now()
 		scrub := len(scrubbing) > 0 || w.scrubDue(start)
-		stats, err := w.pass(ctx, start, scrub, scrubbing, log)
+		ps, err := w.pass(ctx, start, scrub, scrubbing, log)
+		stats := ps.Stats
 		if ctx.Err() != nil {
 			for _, r := range scrubbing {
 				r.finish(stats, w.m.opts.Now().Sub(start), ctx.Err())
@@ -103,7 +104,8 @@ func (w *worker) run(ctx context.Context) {
 			return
 		}
 		if w.m.opts.OnPass != nil {
-			w.m.opts.OnPass(Pass{ID: w.rep.ID, Scrub: scrub, Err: err, Duration: w.m.opts.Now().Sub(start), Stats: stats})
+			w.m.opts.OnPass(Pass{ID: w.rep.ID, Scrub: scrub, Err: err, Duration: w.m.opts.Now().Sub(start), Stats: stats,
+				ChunksSent: ps.ChunksSent, BytesSent: ps.BytesSent})
 		}
 		if scrub {
 			elapsed := w.m.opts.Now().Sub(start)
@@ -272,28 +274,31 @@ func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, 
 // waitForDestination holds the configuration at ENABLING until its
 // destination is ready (a new destination is being created).
 func (w *worker) waitForDestination(ctx context.Context) bool {
+	wait, logged := 50*time.Millisecond, ""
 	for {
 		ok, err := w.dest.ready(ctx)
 		if ok {
 			return true
 		}
-		if err != nil && ctx.Err() == nil {
-			w.m.log.Error("destination not ready", "replicationId", w.rep.ID, "err", err)
+		if err != nil && ctx.Err() == nil && err.Error() != logged {
+			logged = err.Error()
+			w.m.log.Warn("destination not ready", "replicationId", w.rep.ID, "err", err)
 		}
-		t := time.NewTimer(50 * time.Millisecond)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return false
 		case <-t.C:
 		}
+		wait = min(2*wait, time.Second)
 	}
 }
 
 // pass makes the destination identical to the source; a scrub compares
 // every file by content, reports to the requests' progress functions and
 // logs each difference it repairs.
-func (w *worker) pass(ctx context.Context, start time.Time, scrub bool, reqs []*scrubRequest, log *slog.Logger) (treesync.Stats, error) {
+func (w *worker) pass(ctx context.Context, start time.Time, scrub bool, reqs []*scrubRequest, log *slog.Logger) (passStats, error) {
 	o := passOptions{start: start, scrub: scrub}
 	if scrub {
 		o.onDifference = func(rel string) {

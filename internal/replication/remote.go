@@ -1,0 +1,359 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/remotesync"
+	"github.com/efsd/efsd/internal/treesync"
+)
+
+// PeerLink reaches the peer deployments (peer.Client).
+type PeerLink interface {
+	// Transport carries configuration id's transfer to peer.
+	Transport(peer, id string) remotesync.Transport
+	// Tell delivers an event (efs.PeerDeleteAll, efs.PeerDeleteLocal).
+	Tell(ctx context.Context, peer, id, event string) error
+}
+
+// codeNotReady: the destination exists but cannot take a pass yet (being
+// created, or its receiver not opened yet).
+const codeNotReady = "notready"
+
+// opReady is answered by ServePeer itself: may passes start?
+const opReady = "ready"
+
+// remoteDestination is a file system of a peer deployment, reached through
+// remotesync over the peer link.
+type remoteDestination struct {
+	m      *Manager
+	rep    *efs.Replication
+	src    string
+	tr     remotesync.Transport
+	log    *slog.Logger
+	sender *remotesync.Sender
+
+	// unreachableSince is the start of the current run of failures to
+	// reach the peer; zero while it answers.
+	unreachableSince time.Time
+}
+
+func (d *remoteDestination) hostPath() string { return "" }
+
+func (d *remoteDestination) close() error {
+	if d.sender != nil {
+		return d.sender.Close()
+	}
+	return nil
+}
+
+// ready asks the peer whether passes may start: the destination exists
+// there and is available. A configuration confirmed before (not ENABLING)
+// is ready at once: its passes report what is wrong.
+func (d *remoteDestination) ready(ctx context.Context) (bool, error) {
+	if d.rep.Status != efs.RepEnabling {
+		return true, nil
+	}
+	rc, err := d.tr.RoundTrip(ctx, opReady, http.NoBody)
+	if err != nil {
+		return false, err
+	}
+	rc.Close()
+	return true, nil
+}
+
+func (d *remoteDestination) pass(ctx context.Context, o passOptions) (passStats, error) {
+	if _, err := os.Stat(d.src); err != nil {
+		return passStats{}, &rootError{side: "source", err: err}
+	}
+	if d.sender == nil {
+		s, err := remotesync.NewSender(d.src, d.m.statePath(d.rep.ID, ".sent"), remotesync.SenderOptions{
+			Workers: d.m.opts.CopyWorkers, Now: d.m.opts.Now, Logger: d.log})
+		if err != nil {
+			return passStats{}, fmt.Errorf("open sender state: %w", err)
+		}
+		d.sender = s
+	}
+	po := remotesync.PassOptions{Start: o.start, Verify: o.scrub, OnDifference: o.onDifference}
+	if o.progress != nil {
+		po.Progress = func(st remotesync.Stats) { o.progress(st.Stats) }
+	}
+	st, err := d.sender.Pass(ctx, d.tr, po)
+	out := passStats{Stats: st.Stats, ChunksSent: st.ChunksSent, BytesSent: st.BytesSent}
+	if err == nil {
+		d.unreachableSince = time.Time{}
+		return out, nil
+	}
+	if errors.Is(err, efs.ErrPeerUnreachable) {
+		if d.unreachableSince.IsZero() {
+			d.unreachableSince = d.m.opts.Now()
+		}
+		return out, &unreachableError{peer: d.rep.Peer, side: "destination", since: d.unreachableSince, err: err}
+	}
+	d.unreachableSince = time.Time{}
+	return out, err
+}
+
+// unreachableError: the peer holding the other side could not be reached.
+type unreachableError struct {
+	peer, side string
+	since      time.Time
+	err        error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("%s deployment '%s' unreachable since %s: %v", e.side, e.peer, e.since.UTC().Format(time.RFC3339), e.err)
+}
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// statePath is where a configuration's engine state of one kind lives
+// (ID.record, ID.sent, ID.recv); "" keeps it in memory.
+func (m *Manager) statePath(id, suffix string) string {
+	if m.opts.RecordDir == "" || !recordName.MatchString(id) {
+		return ""
+	}
+	return filepath.Join(m.opts.RecordDir, id+suffix)
+}
+
+// stateSuffixes are the files a configuration's engine state may take.
+var stateSuffixes = []string{".record", ".sent", ".recv"}
+
+// receiver is the destination side of a configuration whose source is on
+// a peer: the peer's passes are applied through it.
+type receiver struct {
+	rcv  *remotesync.Receiver
+	peer string
+
+	mu        sync.Mutex
+	inflight  int
+	lastHeard time.Time // on this deployment's clock
+	silent    bool      // PAUSED for silence has been recorded
+}
+
+// silence is how long a destination waits for its source's next request
+// before it reports the source unheard from.
+func (m *Manager) silence() time.Duration {
+	return max(3*m.opts.RescanInterval, 3*time.Second)
+}
+
+// openReceiver starts taking the peer's passes for r.
+func (m *Manager) openReceiver(ctx context.Context, r *efs.Replication) {
+	m.mu.Lock()
+	_, ok := m.receivers[r.ID]
+	m.mu.Unlock()
+	if ok {
+		return
+	}
+	id := r.ID
+	rcv, err := remotesync.NewReceiver(m.paths.Path(r.Dest), m.statePath(id, ".recv"), remotesync.ReceiverOptions{
+		Now:    m.opts.Now,
+		Logger: m.log.With("replicationId", id),
+		OnCommit: func(start time.Time) error {
+			m.heard(id, true)
+			return m.svc.RecordProgress(context.WithoutCancel(ctx), id, efs.Progress{Status: efs.RepEnabled, Replicated: start})
+		},
+	})
+	if err != nil {
+		m.log.Error("open replication receiver", "replicationId", id, "err", err)
+		return
+	}
+	m.mu.Lock()
+	m.receivers[id] = &receiver{rcv: rcv, peer: r.Peer, lastHeard: m.opts.Now()}
+	m.mu.Unlock()
+}
+
+// closeReceiver stops taking passes for id and waits until none is being
+// applied.
+func (m *Manager) closeReceiver(id string) {
+	m.mu.Lock()
+	rc, ok := m.receivers[id]
+	delete(m.receivers, id)
+	m.mu.Unlock()
+	if ok {
+		if err := rc.rcv.Close(); err != nil {
+			m.log.Warn("close replication receiver", "replicationId", id, "err", err)
+		}
+	}
+}
+
+// heard notes a request (or, committed, a completed pass) from the source.
+func (m *Manager) heard(id string, committed bool) {
+	m.mu.Lock()
+	rc := m.receivers[id]
+	m.mu.Unlock()
+	if rc == nil {
+		return
+	}
+	rc.mu.Lock()
+	rc.lastHeard = m.opts.Now()
+	if committed {
+		rc.silent = false
+	}
+	rc.mu.Unlock()
+}
+
+// watchSilence reports, for each destination whose source has been silent
+// too long, that it is not heard from: the source's deployment may be down
+// or cut off, and only it could say so otherwise.
+func (m *Manager) watchSilence(ctx context.Context) {
+	m.mu.Lock()
+	type quiet struct {
+		id, peer string
+		since    time.Time
+	}
+	var due []quiet
+	now := m.opts.Now()
+	for id, rc := range m.receivers {
+		rc.mu.Lock()
+		if rc.inflight == 0 && !rc.silent && now.Sub(rc.lastHeard) > m.silence() {
+			rc.silent = true
+			due = append(due, quiet{id, rc.peer, rc.lastHeard})
+		}
+		rc.mu.Unlock()
+	}
+	m.mu.Unlock()
+	for _, q := range due {
+		msg := fmt.Sprintf("Source deployment '%s' not heard from since %s; replication resumes when it is back.",
+			q.peer, q.since.UTC().Format(time.RFC3339))
+		if err := m.svc.RecordProgress(ctx, q.id, efs.Progress{Status: efs.RepPaused, StatusMessage: msg}); err != nil && !errors.Is(err, efs.ErrReplicationGone) {
+			m.log.Warn("record silent source", "replicationId", q.id, "err", err)
+		}
+	}
+}
+
+// ServePeer applies one request of peer's transfer for configuration id,
+// only while the configuration is running with its source on that peer and
+// its destination here; otherwise the peer is told it is gone.
+func (m *Manager) ServePeer(ctx context.Context, peer, id, op string, body io.Reader, w io.Writer) error {
+	r, dst, err := m.svc.ReplicationForPeer(ctx, peer, id)
+	if errors.Is(err, efs.ErrReplicationGone) {
+		return &remotesync.RemoteError{Code: remotesync.CodeGone,
+			Message: fmt.Sprintf("Replication configuration %s does not exist at the destination deployment (deleted there); nothing is written to its destination.", id)}
+	}
+	if err != nil {
+		return err
+	}
+	if dst.State != efs.StateAvailable {
+		return &remotesync.RemoteError{Code: codeNotReady, Message: fmt.Sprintf("Destination file system %s is %s.", r.Dest.ID, dst.State)}
+	}
+	m.mu.Lock()
+	rc := m.receivers[id]
+	if rc != nil {
+		rc.mu.Lock()
+		rc.inflight++
+		rc.lastHeard = m.opts.Now()
+		rc.mu.Unlock()
+	}
+	m.mu.Unlock()
+	if rc == nil {
+		return &remotesync.RemoteError{Code: codeNotReady, Message: "The destination deployment is starting this configuration's receiver."}
+	}
+	defer func() {
+		rc.mu.Lock()
+		rc.inflight--
+		rc.lastHeard = m.opts.Now()
+		rc.mu.Unlock()
+	}()
+	if op == opReady {
+		return nil
+	}
+	return rc.rcv.Serve(ctx, op, body, w)
+}
+
+// settlePeer carries a configuration's deletion to the peer holding its
+// other side, in the background, until the peer has taken it into
+// account; then the deletion is finished here. A destination deleted
+// locally is released only now that nothing writes into it.
+func (m *Manager) settlePeer(ctx context.Context, r *efs.Replication) {
+	if r.PeerSide == efs.PeerSource && r.LocalSideDeleted() {
+		if err := m.svc.ReleaseDestination(ctx, r.ID); err != nil {
+			m.log.Error("release destination", "replicationId", r.ID, "err", err)
+			return
+		}
+	}
+	if r.PeerAcked {
+		return
+	}
+	var event string
+	switch {
+	case r.Status == efs.RepDeleting:
+		event = efs.PeerDeleteAll
+	case r.LocalSideDeleted():
+		event = efs.PeerDeleteLocal
+	default:
+		return // the peer deleted its side; ours waits for the user
+	}
+	m.mu.Lock()
+	t := m.telling[r.ID]
+	if t == nil {
+		t = &telling{}
+		m.telling[r.ID] = t
+	}
+	if t.busy || m.opts.Now().Before(t.next) {
+		m.mu.Unlock()
+		return
+	}
+	t.busy = true
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := m.opts.Peers.Tell(tctx, r.Peer, r.ID, event)
+		cancel()
+		m.mu.Lock()
+		t.busy = false
+		if err != nil {
+			if t.since.IsZero() {
+				t.since = m.opts.Now()
+			}
+			t.failures++
+			t.next = m.opts.Now().Add(min(time.Duration(1<<min(t.failures-1, 8))*time.Second, m.opts.MaxBackoff))
+		} else {
+			delete(m.telling, r.ID)
+		}
+		since := t.since
+		m.mu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			m.log.Warn("tell peer", "replicationId", r.ID, "peer", r.Peer, "err", err)
+			if r.Status == efs.RepDeleting {
+				msg := fmt.Sprintf("Waiting for the %s deployment '%s' to delete its side; unreachable since %s (%v).",
+					r.PeerSide, r.Peer, since.UTC().Format(time.RFC3339), err)
+				if nerr := m.svc.NoteDeletionWait(ctx, r.ID, msg); nerr != nil {
+					m.log.Warn("record deletion wait", "replicationId", r.ID, "err", nerr)
+				}
+			}
+			return
+		}
+		if err := m.svc.PeerAcknowledged(ctx, r.ID); err != nil {
+			m.log.Error("record peer acknowledgement", "replicationId", r.ID, "err", err)
+		}
+	}()
+}
+
+// telling is the delivery of one event to a peer, retried with backoff.
+type telling struct {
+	busy     bool
+	failures int
+	since    time.Time
+	next     time.Time
+}
+
+// passStats is what one pass did: treesync's counts, and for a peer
+// destination what crossed the network.
+type passStats struct {
+	treesync.Stats
+	ChunksSent, BytesSent int64
+}
