@@ -48,6 +48,9 @@ type AssembleOptions struct {
 	// (not only a killed process, whose writes the page cache keeps) can
 	// resume from most of what landed; 0 means 256 MiB, <0 never.
 	SyncEvery int64
+	// Rewrite makes a new file (a new inode) even when rel already holds
+	// the content: to break a hard link the source no longer has.
+	Rewrite bool
 
 	beforeRename func() error // tests: a crash between durability and rename
 }
@@ -99,7 +102,7 @@ func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Suppli
 	size := Size(l)
 	buf := make([]byte, 0, MaxSize)
 
-	if ix.mayHold(rel, l) && ix.holds(pfd, base, l, size, buf) {
+	if !o.Rewrite && ix.mayHold(rel, l) && ix.holds(pfd, base, l, size, buf) {
 		ix.Set(rel, l)
 		return Stats{Unchanged: true}, nil
 	}

@@ -275,3 +275,51 @@ func preadFull(fd int, b []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+
+// Lookup returns the chunk list the index holds for the file rel (as
+// Scan or Assemble last saw it), unverified.
+func (ix *Index) Lookup(rel string) ([]Chunk, bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	l, ok := ix.byPath[rel]
+	return l, ok
+}
+
+// Need is the distinct hashes of l that an Assemble of rel would have to
+// fetch as things stand: known neither to the index nor, verified, in the
+// partial temporary of an interrupted assembly of rel. What a remote
+// source is asked to send.
+func (ix *Index) Need(rel string, l []Chunk) ([]Hash, error) {
+	if err := CheckList(l); err != nil {
+		return nil, fmt.Errorf("need %s: %w", rel, err)
+	}
+	have := map[Hash]bool{}
+	pfd, base, err := treesync.OpenParent(ix.root, rel)
+	if err != nil {
+		return nil, fmt.Errorf("need %s: %w", rel, err)
+	}
+	defer unix.Close(pfd)
+	if fd, err := openRead(pfd, partName(base)); err == nil {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			buf := make([]byte, MaxSize)
+			for _, c := range l {
+				if c.Offset+int64(c.Length) > st.Size {
+					break
+				}
+				b := buf[:c.Length]
+				if n, err := preadFull(fd, b, c.Offset); err == nil && n == c.Length && Sum(b) == c.Hash {
+					have[c.Hash] = true
+				}
+			}
+		}
+		unix.Close(fd)
+	}
+	var out []Hash
+	for _, h := range ix.Missing(l) {
+		if !have[h] {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}

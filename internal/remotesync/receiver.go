@@ -1,0 +1,982 @@
+package remotesync
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/efsd/efsd/internal/chunks"
+	"github.com/efsd/efsd/internal/treesync"
+)
+
+// ReceiverOptions tune a Receiver. The zero value is usable.
+type ReceiverOptions struct {
+	// OnCommit is called once a pass is durable at the destination, before
+	// the commit is acknowledged; an error fails the commit. start is the
+	// pass's start time on the source's clock.
+	OnCommit func(start time.Time) error
+	Now      func() time.Time
+	Logger   *slog.Logger
+}
+
+// Receiver applies passes to the destination tree root: one per
+// configuration at the destination. Its state (statePath; "" keeps it in
+// memory) is the generation it last committed and the epoch of the
+// sender whose uncommitted session last changed the tree. Its chunk index
+// is built by scanning root when it opens (in the background: requests
+// wait for it), not persisted: a restart costs a read of the tree, never
+// a transfer.
+//
+// Serve may be called concurrently (chunk data for several files at
+// once); one session runs at a time, a begin superseding the one before.
+type Receiver struct {
+	root      string
+	rootFd    int
+	ix        *chunks.Index
+	statePath string
+	o         ReceiverOptions
+	log       *slog.Logger
+
+	scanned    chan struct{}
+	scanErr    error
+	stopScan   context.CancelFunc
+	inflight   sync.WaitGroup
+	mu         sync.Mutex // guards the fields below
+	closed     bool
+	st         recvState
+	forceFull  bool // an entry failed to apply: the tree may not be the acknowledged state
+	sess       *session
+	closeOnce  sync.Once
+	closeError error
+}
+
+// recvState is what the receiver keeps durably.
+type recvState struct {
+	Gen   uint64 `json:"gen"`   // the generation last committed; 0: none
+	Dirty uint64 `json:"dirty"` // epoch of the sender of an uncommitted session that changed the tree; 0: none
+}
+
+// session is one pass being received. Its mutex serialises batches and
+// commit; chunk data for several files is assembled concurrently.
+type session struct {
+	id            string
+	gen           uint64
+	full, verify  bool
+	mu            sync.Mutex
+	seen          map[string]bool // paths of the session: true if listed (not deleted)
+	files         map[string]*pendingFile
+	pendingChunks int
+	links         []wireEntry
+	deletes       []string
+	dirs          []wireEntry
+	created       map[string]bool // directories this session created
+	claimed       map[uint64]bool // destination inodes kept for a hard-link group
+	stats         wireStats
+}
+
+// pendingFile is a file announced in a batch whose chunks are awaited.
+type pendingFile struct {
+	e       wireEntry
+	list    []chunks.Chunk
+	rewrite bool
+	busy    bool
+}
+
+// NewReceiver opens the destination root (which must exist) and the state
+// at statePath.
+func NewReceiver(root, statePath string, o ReceiverOptions) (*Receiver, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	fd, err := treesync.OpenAt(unix.AT_FDCWD, root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open destination %s: %w", root, err)
+	}
+	ix, err := chunks.OpenIndex(root)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	r := &Receiver{root: root, rootFd: fd, ix: ix, statePath: statePath, o: o, log: o.Logger, scanned: make(chan struct{})}
+	if statePath != "" {
+		loadJSON(statePath, &r.st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stopScan = cancel
+	go func() {
+		defer close(r.scanned)
+		t0 := time.Now()
+		if err := ix.Scan(ctx); err != nil {
+			r.scanErr = fmt.Errorf("index destination: %w", err)
+			r.log.Error("replication receiver: indexing the destination failed", "err", err)
+			return
+		}
+		r.log.Debug("replication receiver: destination indexed", "duration", time.Since(t0))
+	}()
+	return r, nil
+}
+
+// Close waits for requests in flight and releases the receiver; Serve
+// after Close fails.
+func (r *Receiver) Close() error {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		r.sess = nil
+		r.mu.Unlock()
+		r.stopScan()
+		<-r.scanned
+		r.inflight.Wait()
+		r.closeError = errors.Join(r.ix.Close(), unix.Close(r.rootFd))
+	})
+	return r.closeError
+}
+
+// Serve handles one request: op is one of Ops, body the request's body.
+// The reply is written to w only on success; on error nothing was
+// written, and ErrorCode says which code to report.
+func (r *Receiver) Serve(ctx context.Context, op string, body io.Reader, w io.Writer) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return errClosed
+	}
+	r.inflight.Add(1)
+	r.mu.Unlock()
+	defer r.inflight.Done()
+	select {
+	case <-r.scanned:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if r.scanErr != nil {
+		return r.scanErr
+	}
+	var reply any
+	var err error
+	switch op {
+	case OpBegin:
+		reply, err = r.begin(body)
+	case OpBatch:
+		reply, err = r.batch(ctx, body)
+	case OpChunks:
+		reply, err = r.chunks(ctx, body)
+	case OpCommit:
+		reply, err = r.commit(body)
+	default:
+		err = protof("unknown operation %q", op)
+	}
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(reply)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func (r *Receiver) saveState() error {
+	if r.statePath == "" {
+		return nil
+	}
+	b, _ := json.Marshal(r.st)
+	if err := writeFileAtomic(r.statePath, b); err != nil {
+		return fmt.Errorf("save receiver state: %w", err)
+	}
+	return nil
+}
+
+func (r *Receiver) begin(body io.Reader) (any, error) {
+	var req beginReq
+	if err := readHeader(bufio.NewReaderSize(body, maxHeader), &req); err != nil {
+		return nil, err
+	}
+	if req.V != protoVersion {
+		return nil, protof("protocol version %d, want %d", req.V, protoVersion)
+	}
+	if req.Gen == 0 || req.Epoch == 0 {
+		return nil, protof("generation and epoch must not be 0")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errClosed
+	}
+	full := req.Full || req.Verify || req.Base == 0 || req.Base != r.st.Gen || r.forceFull ||
+		r.st.Dirty != 0 && r.st.Dirty != req.Epoch
+	if r.st.Dirty != req.Epoch {
+		// From now on the tree may hold changes of this sender that it
+		// has not had acknowledged: only it knows which (it sends them
+		// again until a commit); another sender must list everything.
+		r.st.Dirty = req.Epoch
+		if err := r.saveState(); err != nil {
+			return nil, err
+		}
+	}
+	s := &session{id: randomID(), gen: req.Gen, full: full, verify: req.Verify,
+		seen: map[string]bool{}, files: map[string]*pendingFile{}, created: map[string]bool{}, claimed: map[uint64]bool{}}
+	if r.sess != nil {
+		r.log.Info("replication receiver: session superseded")
+	}
+	r.sess = s
+	return beginResp{Session: s.id, Full: full}, nil
+}
+
+// current returns the session id names, if it is still the current one.
+func (r *Receiver) current(id string) (*session, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errClosed
+	}
+	if r.sess == nil || r.sess.id != id {
+		return nil, errBusy
+	}
+	return r.sess, nil
+}
+
+// applyFailed marks the tree as possibly not the acknowledged state: the
+// next session lists everything.
+func (r *Receiver) applyFailed() {
+	r.mu.Lock()
+	r.forceFull = true
+	r.mu.Unlock()
+}
+
+func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
+	b, err := readAllCapped(body, maxBatchBody)
+	if err != nil {
+		return nil, err
+	}
+	var req batchReq
+	if err := decodeStrict(b, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Entries) > maxBatchEntries {
+		return nil, protof("%d entries in a batch, at most %d", len(req.Entries), maxBatchEntries)
+	}
+	s, err := r.current(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Everything is checked before anything is applied.
+	lists := make([][]chunks.Chunk, len(req.Entries))
+	pending := 0
+	inBatch := map[string]bool{}
+	for i := range req.Entries {
+		e := &req.Entries[i]
+		if lists[i], err = checkEntry(e); err != nil {
+			return nil, err
+		}
+		if _, dup := s.seen[e.Path]; dup || inBatch[e.Path] {
+			return nil, protof("path %q twice in a session", e.Path)
+		}
+		inBatch[e.Path] = true
+		pending += len(lists[i])
+	}
+	if len(s.seen)+len(req.Entries) > maxSessionPaths {
+		return nil, protof("more than %d paths in a session", maxSessionPaths)
+	}
+	if s.pendingChunks+pending > maxPendingChunks {
+		return nil, protof("more than %d chunks of files awaiting data", maxPendingChunks)
+	}
+	var resp batchResp
+	buf := make([]byte, chunks.MaxSize)
+	for i := range req.Entries {
+		if _, err := r.current(req.Session); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		e := &req.Entries[i]
+		s.seen[e.Path] = e.Type != typeDelete
+		var err error
+		switch e.Type {
+		case typeDelete:
+			s.deletes = append(s.deletes, e.Path)
+		case typeLink:
+			s.links = append(s.links, *e)
+		case typeDir:
+			err = r.applyDir(s, e)
+		case typeSymlink:
+			err = r.applySymlink(s, e)
+		case typeFile:
+			err = r.applyFile(ctx, s, e, lists[i], buf, &resp)
+		}
+		if err != nil {
+			r.applyFailed()
+			return nil, err
+		}
+	}
+	resp.Stats = s.stats
+	return resp, nil
+}
+
+// checkEntry refuses an entry that is malformed or names something
+// outside the root; it returns a file's chunk list.
+func checkEntry(e *wireEntry) ([]chunks.Chunk, error) {
+	if e.Path == "" {
+		if e.Type != typeDir {
+			return nil, protof("the root can only be a directory")
+		}
+	} else if err := checkPath(e.Path); err != nil {
+		return nil, err
+	}
+	if e.Mode&^0o7777 != 0 {
+		return nil, protof("%q: mode %o", e.Path, e.Mode)
+	}
+	switch e.Type {
+	case typeDelete, typeDir:
+	case typeSymlink:
+		if e.Target == "" || len(e.Target) > maxTarget || strings.IndexByte(e.Target, 0) >= 0 {
+			return nil, protof("%q: bad symlink target", e.Path)
+		}
+	case typeLink:
+		if err := checkPath(e.Target); err != nil {
+			return nil, err
+		}
+		if e.Target == e.Path {
+			return nil, protof("%q: link to itself", e.Path)
+		}
+	case typeFile:
+		l, err := decodeList(e.Chunks)
+		if err != nil {
+			return nil, err
+		}
+		if chunks.Size(l) != e.Size {
+			return nil, protof("%q: chunk list of %d bytes for a file of %d", e.Path, chunks.Size(l), e.Size)
+		}
+		return l, nil
+	default:
+		return nil, protof("%q: unknown entry type %q", e.Path, e.Type)
+	}
+	if len(e.Chunks) > 0 {
+		return nil, protof("%q: chunk list on a non-file", e.Path)
+	}
+	return nil, nil
+}
+
+// openParent opens the destination directory holding rel (never through a
+// symlink) and returns its descriptor and rel's last component.
+func (r *Receiver) openParent(rel string) (int, string, error) {
+	pfd, base, err := treesync.OpenParent(r.rootFd, rel)
+	if err != nil {
+		return -1, "", errAt("open parent of", rel, err)
+	}
+	return pfd, base, nil
+}
+
+// replaceNonDir removes whatever is at base if it is not a directory.
+func (r *Receiver) removeEntry(s *session, pfd int, base, rel string, st *unix.Stat_t) error {
+	if typeOf(st) == unix.S_IFDIR {
+		return r.removeAll(s, pfd, base, rel)
+	}
+	if err := unix.Unlinkat(pfd, base, 0); err != nil && err != unix.ENOENT {
+		return errAt("remove", rel, err)
+	}
+	if typeOf(st) == unix.S_IFREG {
+		r.ix.Remove(rel)
+	}
+	s.stats.Deleted++
+	return nil
+}
+
+// removeAll deletes the directory name (in parent) and everything below
+// it, never following a symlink, forgetting the files it held.
+func (r *Receiver) removeAll(s *session, parent int, name, rel string) error {
+	fd, err := treesync.OpenAt(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+	switch err {
+	case nil:
+	case unix.ENOENT:
+		return nil
+	case unix.ENOTDIR, unix.ELOOP:
+		if err := unix.Unlinkat(parent, name, 0); err != nil && err != unix.ENOENT {
+			return errAt("remove", rel, err)
+		}
+		r.ix.Remove(rel)
+		s.stats.Deleted++
+		return nil
+	default:
+		return errAt("open for removal", rel, err)
+	}
+	defer unix.Close(fd)
+	names, err := readNames(fd)
+	if err != nil {
+		return errAt("read directory", rel, err)
+	}
+	for _, n := range names {
+		switch err := unix.Unlinkat(fd, n, 0); err {
+		case nil:
+			r.ix.Remove(rel + "/" + n)
+			if !strings.HasPrefix(n, treesync.TmpPrefix) {
+				s.stats.Deleted++
+			}
+		case unix.EISDIR:
+			if err := r.removeAll(s, fd, n, rel+"/"+n); err != nil {
+				return err
+			}
+		case unix.ENOENT:
+		default:
+			return errAt("remove", rel+"/"+n, err)
+		}
+	}
+	if err := unix.Unlinkat(parent, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return errAt("remove directory", rel, err)
+	}
+	s.stats.Deleted++
+	return nil
+}
+
+// applyDir makes sure the directory exists; its metadata is set at commit,
+// after its entries.
+func (r *Receiver) applyDir(s *session, e *wireEntry) error {
+	s.dirs = append(s.dirs, *e)
+	if e.Path == "" {
+		return nil
+	}
+	pfd, base, err := r.openParent(e.Path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	st, err := lstatAt(pfd, base)
+	switch {
+	case err == nil && typeOf(&st) == unix.S_IFDIR:
+		return nil
+	case err == nil:
+		if err := r.removeEntry(s, pfd, base, e.Path, &st); err != nil {
+			return err
+		}
+	case err != unix.ENOENT:
+		return errAt("stat", e.Path, err)
+	}
+	if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+		return errAt("create directory", e.Path, err)
+	}
+	s.created[e.Path] = true
+	s.stats.DirsCreated++
+	return nil
+}
+
+func (r *Receiver) applySymlink(s *session, e *wireEntry) error {
+	pfd, base, err := r.openParent(e.Path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	st, err := lstatAt(pfd, base)
+	exists := err == nil
+	if err != nil && err != unix.ENOENT {
+		return errAt("stat", e.Path, err)
+	}
+	if exists && typeOf(&st) == unix.S_IFLNK {
+		if have, err := readlinkAt(pfd, base); err == nil && have == e.Target {
+			return r.updateMeta(s, pfd, base, e, &st, true)
+		}
+	}
+	if exists && typeOf(&st) == unix.S_IFDIR {
+		if err := r.removeAll(s, pfd, base, e.Path); err != nil {
+			return err
+		}
+	}
+	tmp := tmpName()
+	if err := unix.Symlinkat(e.Target, pfd, tmp); err != nil {
+		return errAt("create symlink", e.Path, err)
+	}
+	err = chownTolerant(func() error { return unix.Fchownat(pfd, tmp, int(e.UID), int(e.GID), unix.AT_SYMLINK_NOFOLLOW) })
+	if err == nil {
+		err = unix.UtimesNanoAt(pfd, tmp, mtimeSpec(e.Mtime), unix.AT_SYMLINK_NOFOLLOW)
+	}
+	if err == nil {
+		err = unix.Renameat(pfd, tmp, pfd, base)
+	}
+	if err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return errAt("create symlink", e.Path, err)
+	}
+	if exists && typeOf(&st) == unix.S_IFREG {
+		r.ix.Remove(e.Path)
+	}
+	s.stats.SymlinksCreated++
+	return nil
+}
+
+func readlinkAt(dirfd int, name string) (string, error) {
+	buf := make([]byte, maxTarget+1)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// updateMeta fixes the metadata of an entry whose content is current.
+func (r *Receiver) updateMeta(s *session, pfd int, base string, e *wireEntry, st *unix.Stat_t, symlink bool) error {
+	if metaEqual(st, e, symlink) {
+		s.stats.Unchanged++
+		return nil
+	}
+	if err := setMetaAt(pfd, base, st, e, symlink); err != nil {
+		return errAt("set metadata of", e.Path, err)
+	}
+	s.stats.MetadataUpdated++
+	return nil
+}
+
+// applyFile keeps a destination file that holds the content, else
+// assembles it now if every chunk is at hand, else records what it needs.
+func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []chunks.Chunk, buf []byte, resp *batchResp) error {
+	pfd, base, err := r.openParent(e.Path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	st, err := lstatAt(pfd, base)
+	exists := err == nil
+	if err != nil && err != unix.ENOENT {
+		return errAt("stat", e.Path, err)
+	}
+	if exists && typeOf(&st) == unix.S_IFDIR {
+		if err := r.removeAll(s, pfd, base, e.Path); err != nil {
+			return err
+		}
+		exists = false
+	}
+	isReg := exists && typeOf(&st) == unix.S_IFREG
+	// A destination inode with other names is kept only for a hard-link
+	// group, and for one group only: else files separate at the source
+	// would stay linked.
+	rewrite := false
+	if isReg && st.Nlink > 1 {
+		if e.Nlink <= 1 || s.claimed[st.Ino] {
+			rewrite = true
+		} else {
+			s.claimed[st.Ino] = true
+		}
+	}
+	if isReg && !rewrite && st.Size == e.Size {
+		same := false
+		if s.verify {
+			ok, n := holds(pfd, base, l, buf)
+			s.stats.FilesCompared++
+			s.stats.BytesCompared += n
+			same = ok
+			if !ok {
+				rewrite = true
+				if st.Mtim.Nano() == e.Mtime {
+					s.stats.Differences++
+					resp.Diffs = append(resp.Diffs, e.Path)
+				}
+			}
+		} else if have, ok := r.ix.Lookup(e.Path); ok && slices.Equal(have, l) {
+			same = true // as indexed when scanned or assembled
+		}
+		if same {
+			return r.updateMeta(s, pfd, base, e, &st, false)
+		}
+	}
+	lack, err := r.ix.Need(e.Path, l)
+	if err != nil {
+		return err
+	}
+	if len(lack) == 0 {
+		return r.assemble(ctx, s, e, l, rewrite, nil)
+	}
+	s.files[e.Path] = &pendingFile{e: *e, list: l, rewrite: rewrite}
+	s.pendingChunks += len(l)
+	resp.Need = append(resp.Need, need{Path: e.Path, Hashes: encodeHashes(lack)})
+	return nil
+}
+
+// assemble makes the file e from its chunk list, with its metadata.
+func (r *Receiver) assemble(ctx context.Context, s *session, e *wireEntry, l []chunks.Chunk, rewrite bool, sup chunks.Supplier) error {
+	ast, err := r.ix.Assemble(ctx, e.Path, l, sup, &chunks.AssembleOptions{
+		Rewrite: rewrite,
+		Prepare: func(fd int) error { return fsetMeta(fd, e) },
+	})
+	if err != nil {
+		return err
+	}
+	s.stats.ChunksLocal += int64(ast.Local + ast.Resumed)
+	if ast.Unchanged {
+		pfd, base, err := r.openParent(e.Path)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(pfd)
+		st, err := lstatAt(pfd, base)
+		if err != nil {
+			return errAt("stat", e.Path, err)
+		}
+		return r.updateMeta(s, pfd, base, e, &st, false)
+	}
+	s.stats.FilesCopied++
+	s.stats.BytesCopied += e.Size
+	return nil
+}
+
+// frameSupplier hands Assemble the frames of a chunks request; frames not
+// (or no longer) wanted are read and dropped, and wanted ones that did
+// not come are reported in missing.
+type frameSupplier struct {
+	d       *chunks.Decoder
+	max     int
+	missing []chunks.Hash
+}
+
+var errMissing = errors.New("chunks missing from the request")
+
+func (f *frameSupplier) Fetch(ctx context.Context, want []chunks.Chunk, deliver func(chunks.Hash, []byte) error) error {
+	wanted := make(map[chunks.Hash]bool, len(want))
+	for _, c := range want {
+		wanted[c.Hash] = true
+	}
+	for n := 0; len(wanted) > 0; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, data, err := f.d.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) ||
+				errors.Is(err, chunks.ErrFrameData) || errors.Is(err, chunks.ErrFrameHash) {
+				return protof("%v", err)
+			}
+			return err
+		}
+		if n >= f.max {
+			return protof("more frames than the file has chunks")
+		}
+		if !wanted[h] {
+			continue
+		}
+		if err := deliver(h, data); err != nil {
+			return err
+		}
+		delete(wanted, h)
+	}
+	for h := range wanted {
+		f.missing = append(f.missing, h)
+	}
+	if len(f.missing) > 0 {
+		return errMissing
+	}
+	return nil
+}
+
+func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
+	br := bufio.NewReaderSize(body, maxHeader)
+	var req chunksReq
+	if err := readHeader(br, &req); err != nil {
+		return nil, err
+	}
+	s, err := r.current(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	pf := s.files[req.Path]
+	if pf == nil || pf.busy {
+		s.mu.Unlock()
+		return nil, protof("no file %q awaiting chunks", req.Path)
+	}
+	pf.busy = true
+	s.mu.Unlock()
+
+	d, err := chunks.NewDecoder(br)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	sup := &frameSupplier{d: d, max: len(pf.list)}
+	var local wireStats
+	ls := &session{stats: local} // the assembly's counts, merged under the lock
+	err = r.assemble(ctx, ls, &pf.e, pf.list, pf.rewrite, sup)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pf.busy = false
+	addStats(&s.stats, &ls.stats)
+	if _, err := r.current(req.Session); err != nil {
+		return nil, err
+	}
+	if err != nil {
+		if errors.Is(err, errMissing) && len(sup.missing) > 0 {
+			return chunksResp{Missing: encodeHashes(sup.missing), Stats: s.stats}, nil
+		}
+		return nil, err
+	}
+	delete(s.files, req.Path)
+	s.pendingChunks -= len(pf.list)
+	return chunksResp{Stats: s.stats}, nil
+}
+
+func addStats(a, b *wireStats) {
+	a.FilesCopied += b.FilesCopied
+	a.BytesCopied += b.BytesCopied
+	a.Unchanged += b.Unchanged
+	a.MetadataUpdated += b.MetadataUpdated
+	a.ChunksLocal += b.ChunksLocal
+	a.Deleted += b.Deleted
+}
+
+func (r *Receiver) commit(body io.Reader) (any, error) {
+	var req commitReq
+	if err := readHeader(bufio.NewReaderSize(body, maxHeader), &req); err != nil {
+		return nil, err
+	}
+	s, err := r.current(req.Session)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.files) > 0 {
+		return nil, protof("commit with %d files still awaiting chunks", len(s.files))
+	}
+	if err := r.finish(s); err != nil {
+		r.applyFailed()
+		return nil, err
+	}
+	if err := r.ix.Sync(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.sess != s {
+		r.mu.Unlock()
+		return nil, errBusy
+	}
+	r.st = recvState{Gen: s.gen}
+	err = r.saveState()
+	if err == nil {
+		r.forceFull = false
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if r.o.OnCommit != nil {
+		if err := r.o.OnCommit(time.Unix(0, req.Start)); err != nil {
+			return nil, fmt.Errorf("commit: %w", err)
+		}
+	}
+	r.mu.Lock()
+	if r.sess == s {
+		r.sess = nil
+	}
+	r.mu.Unlock()
+	return commitResp{Stats: s.stats}, nil
+}
+
+// finish applies what waited for every file: hard links, deletions, in a
+// full listing the removal of what was not listed, directory metadata.
+func (r *Receiver) finish(s *session) error {
+	for i := range s.links {
+		if err := r.applyLink(s, &s.links[i]); err != nil {
+			return err
+		}
+	}
+	for _, p := range s.deletes {
+		if err := r.deletePath(s, p); err != nil {
+			return err
+		}
+	}
+	if s.full {
+		if err := r.removeUnlisted(s, r.rootFd, ""); err != nil {
+			return err
+		}
+	}
+	// Deepest first: setting a directory's metadata never disturbs its
+	// parent's mtime, but its entries' changes do.
+	slices.SortStableFunc(s.dirs, func(a, b wireEntry) int {
+		return strings.Count(b.Path, "/") - strings.Count(a.Path, "/") + boolInt(a.Path == "") - boolInt(b.Path == "")
+	})
+	for i := range s.dirs {
+		if err := r.dirMeta(s, &s.dirs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (r *Receiver) applyLink(s *session, e *wireEntry) error {
+	tpfd, tbase, err := r.openParent(e.Target)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tpfd)
+	tst, err := lstatAt(tpfd, tbase)
+	if err != nil || typeOf(&tst) != unix.S_IFREG {
+		return errAt("link to", e.Target, fmt.Errorf("not a regular file at the destination: %v", err))
+	}
+	pfd, base, err := r.openParent(e.Path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	st, err := lstatAt(pfd, base)
+	exists := err == nil
+	if exists && typeOf(&st) == unix.S_IFREG && st.Ino == tst.Ino && st.Dev == tst.Dev {
+		s.stats.Unchanged++
+		return nil
+	}
+	if exists && typeOf(&st) == unix.S_IFDIR {
+		if err := r.removeAll(s, pfd, base, e.Path); err != nil {
+			return err
+		}
+	}
+	tmp := tmpName()
+	if err := unix.Linkat(tpfd, tbase, pfd, tmp, 0); err != nil {
+		return errAt("link", e.Path, err)
+	}
+	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return errAt("link", e.Path, err)
+	}
+	if l, ok := r.ix.Lookup(e.Target); ok {
+		r.ix.Set(e.Path, l)
+	} else {
+		r.ix.Remove(e.Path)
+	}
+	s.stats.LinksCreated++
+	return nil
+}
+
+func (r *Receiver) deletePath(s *session, p string) error {
+	pfd, base, err := treesync.OpenParent(r.rootFd, p)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return nil // gone with its parent
+		}
+		return errAt("open parent of", p, err)
+	}
+	defer unix.Close(pfd)
+	st, err := lstatAt(pfd, base)
+	if err == unix.ENOENT {
+		return nil
+	}
+	if err != nil {
+		return errAt("stat", p, err)
+	}
+	return r.removeEntry(s, pfd, base, p, &st)
+}
+
+// removeUnlisted deletes, below the directory fd, whatever a full listing
+// did not name, and leftover temporaries (every listed file is in place).
+func (r *Receiver) removeUnlisted(s *session, fd int, rel string) error {
+	names, err := readNames(fd)
+	if err != nil {
+		return errAt("read directory", rel, err)
+	}
+	for _, n := range names {
+		p := n
+		if rel != "" {
+			p = rel + "/" + n
+		}
+		st, err := lstatAt(fd, n)
+		if err == unix.ENOENT {
+			continue
+		}
+		if err != nil {
+			return errAt("stat", p, err)
+		}
+		if strings.HasPrefix(n, treesync.TmpPrefix) || !s.seen[p] {
+			if err := r.removeEntry(s, fd, n, p, &st); err != nil {
+				return err
+			}
+			if strings.HasPrefix(n, treesync.TmpPrefix) && typeOf(&st) != unix.S_IFDIR {
+				s.stats.Deleted-- // a temporary is not an entry
+			}
+			continue
+		}
+		if typeOf(&st) == unix.S_IFDIR {
+			sub, err := treesync.OpenAt(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				return errAt("open directory", p, err)
+			}
+			err = r.removeUnlisted(s, sub, p)
+			unix.Close(sub)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Receiver) dirMeta(s *session, e *wireEntry) error {
+	var fd int
+	var err error
+	if e.Path == "" {
+		fd, err = unix.Dup(r.rootFd)
+	} else {
+		var pfd int
+		var base string
+		if pfd, base, err = r.openParent(e.Path); err != nil {
+			return err
+		}
+		fd, err = treesync.OpenAt(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+		unix.Close(pfd)
+	}
+	if err != nil {
+		return errAt("open directory", e.Path, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return errAt("stat", e.Path, err)
+	}
+	if metaEqual(&st, e, false) {
+		if !s.created[e.Path] {
+			s.stats.Unchanged++
+		}
+		return nil
+	}
+	if err := fsetMeta(fd, e); err != nil {
+		return errAt("set metadata of", e.Path, err)
+	}
+	if !s.created[e.Path] && (st.Mode&0o7777 != e.Mode || st.Uid != e.UID || st.Gid != e.GID) {
+		s.stats.MetadataUpdated++
+	}
+	return nil
+}
+
+// replyReader decodes a receiver's JSON reply.
+func decodeReply(rc io.Reader, v any) error {
+	b, err := readAllCapped(rc, maxReply)
+	if err != nil {
+		return fmt.Errorf("read reply: %w", err)
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(b), v); err != nil {
+		return fmt.Errorf("decode reply: %w", err)
+	}
+	return nil
+}

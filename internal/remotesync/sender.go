@@ -1,0 +1,773 @@
+package remotesync
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/gob"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/efsd/efsd/internal/chunks"
+	"github.com/efsd/efsd/internal/treesync"
+)
+
+// SenderOptions tune a Sender. The zero value is usable.
+type SenderOptions struct {
+	// Workers bounds the files chunked, and sent, concurrently; 0 means 4.
+	Workers int
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// PassOptions tune one pass.
+type PassOptions struct {
+	// Start is the pass's start time on the source's clock, handed to the
+	// receiver's OnCommit.
+	Start time.Time
+	// Verify makes a scrub: a full listing, every file compared by
+	// content at the receiver (its chunk list against its bytes).
+	Verify bool
+	// OnDifference is called with each file the receiver found different
+	// by content although it looked the same (Verify).
+	OnDifference func(rel string)
+	// Progress is called after each request of the pass with the counts
+	// so far.
+	Progress func(Stats)
+}
+
+// Sender pushes the source tree root to a receiver: one per configuration
+// at the source. It keeps in statePath ("" keeps it in memory) the state
+// the receiver last acknowledged: written atomically (rename) with a
+// checksum after each acknowledged pass, loaded at start. One pass runs at
+// a time.
+type Sender struct {
+	root      string
+	statePath string
+	o         SenderOptions
+	log       *slog.Logger
+
+	mu        sync.Mutex // held by a pass
+	st        senderState
+	epoch     uint64          // this Sender's identity towards receivers
+	pending   map[string]bool // paths sent since the last acknowledged pass
+	forceFull bool            // a full listing was interrupted
+	closed    bool
+}
+
+// senderState is the acknowledged state of the tree: entries by path ("" is
+// the root), the generation the receiver committed them under.
+type senderState struct {
+	Gen     uint64
+	Entries map[string]*srcEntry
+}
+
+// srcEntry is what the receiver holds for a path, plus the source's
+// identity of a file (inode, ctime) to tell whether it changed since.
+type srcEntry struct {
+	Type       string
+	Mode       uint32
+	UID, GID   uint32
+	Size       int64
+	Mtime      int64
+	Target     string
+	Nlink      uint32
+	List       []chunks.Chunk
+	Ino        uint64
+	Ctime      int64
+	Racy       bool // the ctime was too recent when the file was read to vouch for it later
+	Dev        uint64
+	chunkError error
+}
+
+const stateMagic = "EFSDRSS1"
+
+// NewSender loads the state at statePath (a missing or damaged one starts
+// afresh: the next pass is a full listing).
+func NewSender(root, statePath string, o SenderOptions) (*Sender, error) {
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Sender{root: root, statePath: statePath, o: o, log: o.Logger, epoch: randomGen(), pending: map[string]bool{}}
+	s.st = senderState{Entries: map[string]*srcEntry{}}
+	if statePath != "" {
+		b, err := os.ReadFile(statePath)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read sender state: %w", err)
+		}
+		if err == nil {
+			if st, ok := decodeState(b); ok {
+				s.st = st
+			} else {
+				s.log.Warn("replication sender: state unreadable, starting afresh", "path", statePath)
+			}
+		}
+	}
+	return s, nil
+}
+
+func decodeState(b []byte) (senderState, bool) {
+	var st senderState
+	if len(b) < len(stateMagic)+sha256.Size || string(b[:len(stateMagic)]) != stateMagic {
+		return st, false
+	}
+	body := b[len(stateMagic) : len(b)-sha256.Size]
+	if sum := sha256.Sum256(body); !bytes.Equal(sum[:], b[len(b)-sha256.Size:]) {
+		return st, false
+	}
+	if err := gob.NewDecoder(bytes.NewReader(body)).Decode(&st); err != nil || st.Entries == nil {
+		return senderState{}, false
+	}
+	return st, true
+}
+
+func (s *Sender) saveState() error {
+	if s.statePath == "" {
+		return nil
+	}
+	var buf bytes.Buffer
+	buf.WriteString(stateMagic)
+	if err := gob.NewEncoder(&buf).Encode(&s.st); err != nil {
+		return fmt.Errorf("encode sender state: %w", err)
+	}
+	sum := sha256.Sum256(buf.Bytes()[len(stateMagic):])
+	buf.Write(sum[:])
+	if err := writeFileAtomic(s.statePath, buf.Bytes()); err != nil {
+		return fmt.Errorf("save sender state: %w", err)
+	}
+	return nil
+}
+
+// Close ends the sender; a pass after Close fails.
+func (s *Sender) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// pass is the state of one Pass.
+type pass struct {
+	s      *Sender
+	ctx    context.Context
+	t      Transport
+	o      PassOptions
+	rootFd int
+
+	cur   map[string]*srcEntry
+	order []string // paths in walk order: a directory before its entries
+
+	mu    sync.Mutex // guards stats
+	stats Stats
+	wire  atomic.Int64
+}
+
+// Pass makes the receiver's tree identical to the source's. It returns nil
+// only once the receiver acknowledged the commit: then the destination is
+// identical (as of the walk) and durable.
+func (s *Sender) Pass(ctx context.Context, t Transport, o PassOptions) (Stats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Stats{}, errors.New("sender closed")
+	}
+	fd, err := treesync.OpenAt(unix.AT_FDCWD, s.root, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return Stats{}, fmt.Errorf("open source %s: %w", s.root, err)
+	}
+	defer unix.Close(fd)
+	p := &pass{s: s, ctx: ctx, t: t, o: o, rootFd: fd, cur: map[string]*srcEntry{}}
+	err = p.run()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats.WireBytes = p.wire.Load()
+	return p.stats, err
+}
+
+func (p *pass) run() error {
+	s := p.s
+	if err := p.walk(); err != nil {
+		return err
+	}
+	if err := p.chunkFiles(); err != nil {
+		return err
+	}
+	gen := randomGen()
+	var br beginResp
+	full := s.forceFull || p.o.Verify || s.st.Gen == 0
+	if err := p.call(OpBegin, beginReq{V: protoVersion, Base: s.st.Gen, Gen: gen, Epoch: s.epoch, Full: full, Verify: p.o.Verify}, &br); err != nil {
+		return err
+	}
+	full = br.Full
+	err := p.send(br.Session, full)
+	if err == nil {
+		var cr commitResp
+		err = p.call(OpCommit, commitReq{Session: br.Session, Start: p.o.Start.UnixNano()}, &cr)
+		if err == nil {
+			p.update(cr.Stats)
+		}
+	}
+	if err != nil {
+		if full {
+			s.forceFull = true
+		}
+		return err
+	}
+	s.st = senderState{Gen: gen, Entries: p.cur}
+	clear(s.pending)
+	s.forceFull = false
+	return s.saveState()
+}
+
+// update takes the receiver's counts.
+func (p *pass) update(ws wireStats) {
+	p.mu.Lock()
+	p.stats.Stats = ws.Stats
+	p.stats.ChunksLocal = ws.ChunksLocal
+	p.stats.WireBytes = p.wire.Load()
+	st := p.stats
+	p.mu.Unlock()
+	if p.o.Progress != nil {
+		p.o.Progress(st)
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// call sends a JSON request and decodes the JSON reply.
+func (p *pass) call(op string, req, resp any) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	return p.roundTrip(op, bytes.NewReader(append(b, '\n')), resp)
+}
+
+func (p *pass) roundTrip(op string, body io.Reader, resp any) error {
+	rc, err := p.t.RoundTrip(p.ctx, op, countingReader{body, &p.wire})
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer rc.Close()
+	if err := decodeReply(countingReader{rc, &p.wire}, resp); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// walk lists the source tree into p.cur, one lstat per entry, by
+// descriptor, never following a symlink. Names with treesync's
+// temporaries' prefix are not replicated (the receiver refuses them).
+func (p *pass) walk() error {
+	var st unix.Stat_t
+	if err := unix.Fstat(p.rootFd, &st); err != nil {
+		return fmt.Errorf("stat source: %w", err)
+	}
+	p.add("", &st, "")
+	groups := map[[2]uint64]string{}
+	fd, err := unix.Dup(p.rootFd)
+	if err != nil {
+		return err
+	}
+	if err := p.walkDir(fd, "", groups); err != nil {
+		return err
+	}
+	// A group's first file carries the number of names it has here.
+	for _, e := range p.cur {
+		if e.Type == typeLink {
+			p.cur[e.Target].Nlink++
+		}
+	}
+	return nil
+}
+
+func (p *pass) add(rel string, st *unix.Stat_t, target string) *srcEntry {
+	e := &srcEntry{Mode: st.Mode & 0o7777, UID: st.Uid, GID: st.Gid, Mtime: st.Mtim.Nano(), Target: target}
+	switch typeOf(st) {
+	case unix.S_IFDIR:
+		e.Type = typeDir
+	case unix.S_IFLNK:
+		e.Type = typeSymlink
+	case unix.S_IFREG:
+		e.Type = typeFile
+		e.Size, e.Ino, e.Ctime, e.Dev, e.Nlink = st.Size, st.Ino, st.Ctim.Nano(), st.Dev, 1
+	}
+	p.cur[rel] = e
+	p.order = append(p.order, rel)
+	return e
+}
+
+func (p *pass) walkDir(fd int, rel string, groups map[[2]uint64]string) error {
+	defer unix.Close(fd)
+	names, err := readNames(fd)
+	if err != nil {
+		return errAt("read source directory", rel, err)
+	}
+	for _, name := range names {
+		if err := p.ctx.Err(); err != nil {
+			return err
+		}
+		if strings.HasPrefix(name, treesync.TmpPrefix) || len(name) > maxName {
+			continue
+		}
+		path := name
+		if rel != "" {
+			path = rel + "/" + name
+		}
+		if len(path) > maxPath {
+			continue
+		}
+		st, err := lstatAt(fd, name)
+		if err == unix.ENOENT {
+			continue
+		}
+		if err != nil {
+			return errAt("stat source", path, err)
+		}
+		switch typeOf(&st) {
+		case unix.S_IFDIR:
+			sub, err := treesync.OpenAt(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW, 0)
+			if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ELOOP {
+				continue // changed since stat'ed: the next pass
+			}
+			if err != nil {
+				return errAt("open source directory", path, err)
+			}
+			p.add(path, &st, "")
+			if err := p.walkDir(sub, path, groups); err != nil {
+				return err
+			}
+		case unix.S_IFLNK:
+			target, err := readlinkAt(fd, name)
+			if err != nil || target == "" || len(target) > maxTarget {
+				continue // vanished, replaced, or too long to replicate
+			}
+			p.add(path, &st, target)
+		case unix.S_IFREG:
+			if st.Nlink > 1 {
+				key := [2]uint64{st.Dev, st.Ino}
+				if first, ok := groups[key]; ok {
+					e := p.add(path, &st, first)
+					e.Type, e.Size, e.Nlink = typeLink, 0, 0
+					continue
+				}
+				groups[key] = path
+			}
+			e := p.add(path, &st, "")
+			if old := p.s.st.Entries[path]; old != nil && old.Type == typeFile && !old.Racy &&
+				old.Ino == e.Ino && old.Dev == e.Dev && old.Ctime == e.Ctime && old.Size == e.Size && old.Mtime == e.Mtime {
+				e.List = old.List
+				e.Racy = false
+			} else {
+				e.List = nil
+				e.Racy = true // marks "to chunk" until chunkFiles says otherwise
+			}
+		}
+		// Sockets, FIFOs and devices are not replicated.
+	}
+	return nil
+}
+
+// racyWindow is treesync's rule: a ctime this recent when the file was
+// read may be shared by a later write (coarse timestamps).
+func racyWindow(ctime int64) time.Duration {
+	if ctime%int64(time.Second) == 0 {
+		return 2 * time.Second
+	}
+	return 100 * time.Millisecond
+}
+
+// chunkFiles chunks the files whose identity changed since the
+// acknowledged state, Workers at a time.
+func (p *pass) chunkFiles() error {
+	var todo []string
+	for _, path := range p.order {
+		if e := p.cur[path]; e.Type == typeFile && e.Racy {
+			todo = append(todo, path)
+		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, p.s.o.Workers)
+	for _, path := range todo {
+		if err := p.ctx.Err(); err != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			p.chunkFile(path, p.cur[path])
+		})
+	}
+	wg.Wait()
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
+	for _, path := range todo {
+		e := p.cur[path]
+		if e.chunkError == nil {
+			continue
+		}
+		if errors.Is(e.chunkError, errGone) {
+			delete(p.cur, path) // vanished or replaced: the next pass
+			continue
+		}
+		return e.chunkError
+	}
+	for path, e := range p.cur { // names of a group whose file vanished
+		if e.Type == typeLink && p.cur[e.Target] == nil {
+			delete(p.cur, path)
+		}
+	}
+	return nil
+}
+
+var errGone = errors.New("gone")
+
+// chunkFile reads one file; its identity is taken from the opened
+// descriptor before reading, so a write during the read leaves a ctime the
+// next pass sees as changed.
+func (p *pass) chunkFile(path string, e *srcEntry) {
+	pfd, base, err := treesync.OpenParent(p.rootFd, path)
+	if err != nil {
+		e.chunkError = errGone
+		return
+	}
+	defer unix.Close(pfd)
+	fd, err := openRead(pfd, base)
+	if err != nil {
+		if err == unix.ENOENT || err == unix.ELOOP || err == unix.ENXIO {
+			e.chunkError = errGone
+		} else {
+			e.chunkError = errAt("open source", path, err)
+		}
+		return
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || typeOf(&st) != unix.S_IFREG || st.Ino != e.Ino {
+		e.chunkError = errGone
+		return
+	}
+	e.Size, e.Mtime, e.Ctime, e.Mode, e.UID, e.GID = st.Size, st.Mtim.Nano(), st.Ctim.Nano(), st.Mode&0o7777, st.Uid, st.Gid
+	// The real clock: it is compared with the kernel's timestamps.
+	e.Racy = e.Ctime > time.Now().Add(-racyWindow(e.Ctime)).UnixNano()
+	l, err := chunks.List(io.LimitReader(f, st.Size))
+	if err != nil {
+		e.chunkError = errAt("read source", path, err)
+		return
+	}
+	if chunks.Size(l) != st.Size {
+		e.chunkError = errGone // shrank while read: the next pass
+		return
+	}
+	e.List = l
+}
+
+// sameEntry says whether the receiver's entry a (acknowledged) is b.
+func sameEntry(a, b *srcEntry) bool {
+	if a == nil || a.Type != b.Type || a.Target != b.Target {
+		return false
+	}
+	if b.Type == typeLink {
+		return true
+	}
+	return a.Mode == b.Mode && a.UID == b.UID && a.GID == b.GID && a.Mtime == b.Mtime &&
+		a.Size == b.Size && a.Nlink == b.Nlink && slices.Equal(a.List, b.List)
+}
+
+func (e *srcEntry) wire(path string) wireEntry {
+	w := wireEntry{Path: path, Type: e.Type, Target: e.Target}
+	if e.Type != typeLink {
+		w.Mode, w.UID, w.GID, w.Mtime = e.Mode, e.UID, e.GID, e.Mtime
+	}
+	if e.Type == typeFile {
+		w.Size, w.Nlink, w.Chunks = e.Size, e.Nlink, encodeList(e.List)
+	}
+	return w
+}
+
+// send sends the entries that differ from the acknowledged state (all of
+// them for a full listing) in batches, and the chunks the receiver asks
+// for after each batch.
+func (p *pass) send(session string, full bool) error {
+	old := p.s.st.Entries
+	mark := map[string]bool{}
+	links := map[string][]string{}
+	for _, path := range p.order {
+		e := p.cur[path]
+		if e == nil {
+			continue
+		}
+		if e.Type == typeLink {
+			links[e.Target] = append(links[e.Target], path)
+		}
+		if full || p.s.pending[path] || !sameEntry(old[path], e) {
+			mark[path] = true
+		}
+	}
+	// A group's file rewritten at the receiver is a new inode: its other
+	// names are linked again.
+	for first, ls := range links {
+		if mark[first] {
+			for _, l := range ls {
+				mark[l] = true
+			}
+		}
+	}
+	var deletes []string
+	if !full {
+		gone := map[string]bool{}
+		for path := range old {
+			if p.cur[path] == nil {
+				gone[path] = true
+			}
+		}
+		for path := range p.s.pending {
+			if p.cur[path] == nil {
+				gone[path] = true
+			}
+		}
+		for path := range gone {
+			// Only the top of a deleted subtree, or the child of what
+			// changed type (whose replacement removes the subtree).
+			if par := p.cur[parentOf(path)]; par != nil && par.Type == typeDir && path != "" {
+				deletes = append(deletes, path)
+			}
+		}
+		slices.Sort(deletes)
+	}
+	// A directory whose entries change gets its mtime back at commit.
+	for path := range mark {
+		if path != "" {
+			mark[parentOf(path)] = true
+		}
+	}
+	for _, path := range deletes {
+		mark[parentOf(path)] = true
+	}
+
+	var batch []wireEntry
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := p.batch(session, batch)
+		batch, size = batch[:0], 0
+		return err
+	}
+	addEntry := func(w wireEntry) error {
+		if !full {
+			p.s.pending[w.Path] = true
+		}
+		batch = append(batch, w)
+		size += 200 + len(w.Path) + len(w.Target) + len(w.Chunks)*4/3
+		if len(batch) >= maxBatchEntries/2 || size >= 8<<20 {
+			return flush()
+		}
+		return nil
+	}
+	for _, path := range p.order {
+		if e := p.cur[path]; e != nil && mark[path] {
+			if err := addEntry(e.wire(path)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, path := range deletes {
+		if err := addEntry(wireEntry{Path: path, Type: typeDelete}); err != nil {
+			return err
+		}
+	}
+	return flush()
+}
+
+// batch sends one batch and then the chunks its files need, Workers files
+// at a time.
+func (p *pass) batch(session string, entries []wireEntry) error {
+	var resp batchResp
+	if err := p.call(OpBatch, batchReq{Session: session, Entries: entries}, &resp); err != nil {
+		return err
+	}
+	p.update(resp.Stats)
+	if p.o.OnDifference != nil {
+		for _, d := range resp.Diffs {
+			p.o.OnDifference(d)
+		}
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, p.s.o.Workers)
+	for _, n := range resp.Need {
+		e := p.cur[n.Path]
+		hs, err := decodeHashes(n.Hashes, maxFileChunks)
+		if err == nil && (e == nil || e.Type != typeFile) {
+			err = fmt.Errorf("receiver asks chunks of %q, not a file sent", n.Path)
+		}
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := p.sendFile(ctx, session, n.Path, e, hs); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// sendFile sends the chunks of one file the receiver lacks, again for
+// those still missing after a round (an index place found stale).
+func (p *pass) sendFile(ctx context.Context, session, path string, e *srcEntry, hs []chunks.Hash) error {
+	for attempt := 0; ; attempt++ {
+		var resp chunksResp
+		if err := p.sendChunks(ctx, session, path, e, hs, &resp); err != nil {
+			return err
+		}
+		p.update(resp.Stats)
+		if len(resp.Missing) == 0 {
+			return nil
+		}
+		if attempt == 3 {
+			return fmt.Errorf("chunks of %q: receiver still lacks %d chunks", path, len(resp.Missing)/32)
+		}
+		var err error
+		if hs, err = decodeHashes(resp.Missing, maxFileChunks); err != nil {
+			return err
+		}
+	}
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+var errRequestOver = errors.New("request over")
+
+// errChanged: a file's bytes no longer match the chunk list sent for it.
+var errChanged = errors.New("changed during the pass")
+
+func (p *pass) sendChunks(ctx context.Context, session, path string, e *srcEntry, hs []chunks.Hash, resp *chunksResp) error {
+	at := make(map[chunks.Hash]chunks.Chunk, len(e.List))
+	for _, c := range e.List {
+		if _, ok := at[c.Hash]; !ok {
+			at[c.Hash] = c
+		}
+	}
+	for _, h := range hs {
+		if _, ok := at[h]; !ok {
+			return fmt.Errorf("receiver asks chunk %s, not in %q", h, path)
+		}
+	}
+	hdr, _ := json.Marshal(chunksReq{Session: session, Path: path})
+	pr, pw := io.Pipe()
+	cw := &countingWriter{w: pw}
+	var frames int64
+	done := make(chan error, 1)
+	go func() {
+		err := func() error {
+			if _, err := pw.Write(append(hdr, '\n')); err != nil {
+				return err
+			}
+			pfd, base, err := treesync.OpenParent(p.rootFd, path)
+			if err != nil {
+				return errAt("open source", path, err)
+			}
+			defer unix.Close(pfd)
+			fd, err := openRead(pfd, base)
+			if err != nil {
+				return errAt("open source", path, err)
+			}
+			defer unix.Close(fd)
+			enc, err := chunks.NewEncoder(cw)
+			if err != nil {
+				return err
+			}
+			defer enc.Close()
+			buf := make([]byte, chunks.MaxSize)
+			for _, h := range hs {
+				c := at[h]
+				b := buf[:c.Length]
+				if n, err := preadFull(fd, b, c.Offset); err != nil || n != c.Length || chunks.Sum(b) != h {
+					return fmt.Errorf("source %q: %w", path, errChanged)
+				}
+				if err := enc.Write(h, b); err != nil {
+					return err
+				}
+				frames++
+			}
+			return nil
+		}()
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	rc, err := p.t.RoundTrip(ctx, OpChunks, countingReader{pr, &p.wire})
+	pr.CloseWithError(errRequestOver) // unblocks the writer if the body was not read to its end
+	werr := <-done
+	p.mu.Lock()
+	p.stats.BytesSent += cw.n
+	p.stats.ChunksSent += frames
+	p.mu.Unlock()
+	if werr != nil && !errors.Is(werr, errRequestOver) {
+		if rc != nil {
+			rc.Close()
+		}
+		return werr
+	}
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", OpChunks, path, err)
+	}
+	defer rc.Close()
+	if err := decodeReply(countingReader{rc, &p.wire}, resp); err != nil {
+		return fmt.Errorf("%s %q: %w", OpChunks, path, err)
+	}
+	return nil
+}
