@@ -218,7 +218,12 @@ func (s *Server) sync(w http.ResponseWriter, r *http.Request, peer, id, op strin
 		if code == remotesync.CodeInternal {
 			s.o.Logger.Error("peer sync request failed", "replicationId", id, "peer", peer, "op", op, "err", err)
 		}
-		writeError(w, syncStatus(code), kindSync, code, err.Error())
+		msg := err.Error()
+		var re *remotesync.RemoteError
+		if errors.As(err, &re) {
+			msg = re.Message
+		}
+		writeError(w, syncStatus(code), kindSync, code, msg)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

@@ -224,7 +224,9 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 		if r.Peer != "" && r.PeerSide == efs.PeerSource {
 			// The source is on a peer: this side applies its passes.
 			if r.Running() {
-				m.openReceiver(ctx, r)
+				if fs, err := m.svc.FileSystemByKey(ctx, r.Dest); err == nil && fs.State == efs.StateAvailable {
+					m.openReceiver(ctx, r)
+				}
 				continue
 			}
 			m.closeReceiver(r.ID)

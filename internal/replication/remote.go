@@ -321,13 +321,17 @@ func (m *Manager) settlePeer(ctx context.Context, r *efs.Replication) {
 		} else {
 			delete(m.telling, r.ID)
 		}
-		since := t.since
+		since, failures := t.since, t.failures
 		m.mu.Unlock()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			m.log.Warn("tell peer", "replicationId", r.ID, "peer", r.Peer, "err", err)
+			level := slog.LevelDebug
+			if failures == 1 {
+				level = slog.LevelWarn // once per outage; the status message says the rest
+			}
+			m.log.Log(ctx, level, "tell peer", "replicationId", r.ID, "peer", r.Peer, "err", err)
 			if r.Status == efs.RepDeleting {
 				msg := fmt.Sprintf("Waiting for the %s deployment '%s' to delete its side; unreachable since %s (%v).",
 					r.PeerSide, r.Peer, since.UTC().Format(time.RFC3339), err)

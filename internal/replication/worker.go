@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/remotesync"
 	"github.com/efsd/efsd/internal/treesync"
 )
 
@@ -282,7 +283,11 @@ func (w *worker) waitForDestination(ctx context.Context) bool {
 		}
 		if err != nil && ctx.Err() == nil && err.Error() != logged {
 			logged = err.Error()
-			w.m.log.Warn("destination not ready", "replicationId", w.rep.ID, "err", err)
+			level := slog.LevelWarn
+			if re := (*remotesync.RemoteError)(nil); errors.As(err, &re) && re.Code == codeNotReady {
+				level = slog.LevelDebug // being created there
+			}
+			w.m.log.Log(ctx, level, "destination not ready", "replicationId", w.rep.ID, "err", err)
 		}
 		t := time.NewTimer(wait)
 		select {
