@@ -174,7 +174,7 @@ func New(t testing.TB, c Config) *Deployment {
 		if d.Running() {
 			d.Kill()
 		}
-		if t.Failed() {
+		if t.Failed() && d.runs > 0 {
 			t.Logf("deployment %s log (%s), last lines:\n%s", d.Name, d.LogPath, tail(d.LogPath, 60))
 		}
 	})

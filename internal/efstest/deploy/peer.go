@@ -36,7 +36,8 @@ func Fingerprint(t testing.TB, d *Deployment) string {
 	cmd := exec.CommandContext(ctx, Binary(t), "peer-id", "--data-dir", d.DataDir)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s: efsd peer-id --data-dir %s: %v\n%s%s", d.Name, d.DataDir, err, stdout.String(), stderr.String())
+		// Only the end of stderr: a usage text says nothing the error does not.
+		t.Fatalf("%s: efsd peer-id --data-dir %s: %v\n%s%s", d.Name, d.DataDir, err, stdout.String(), lastLines(stderr.String(), 5))
 	}
 	fp := strings.TrimSuffix(stdout.String(), "\n")
 	if !fingerprintRE.MatchString(fp) {
@@ -202,4 +203,10 @@ func labelsEnd(s string) int {
 		}
 	}
 	return -1
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
