@@ -15,23 +15,6 @@ import (
 	"github.com/efsd/efsd/internal/efstest/deploy"
 )
 
-// TestPeerIdentity: `efsd peer-id` prints one fingerprint per data
-// directory, the same each time; and two connected deployments run.
-func TestPeerIdentity(t *testing.T) {
-	t.Parallel()
-	p := newPair(t, false)
-	fa, fb := deploy.Fingerprint(t, p.a), deploy.Fingerprint(t, p.b)
-	if fa == fb {
-		t.Fatalf("two data directories, one fingerprint %s", fa)
-	}
-	if again := deploy.Fingerprint(t, p.a); again != fa {
-		t.Fatalf("peer-id printed %s, then %s", fa, again)
-	}
-	if !p.a.Running() || !p.b.Running() {
-		t.Fatal("a connected deployment is not running")
-	}
-}
-
 // TestCreateAtSourceMakesDestinationAtPeer: a configuration created at A
 // with Region=eu-west-1 makes a read-only destination at B, replicates
 // the tree and its changes, and both deployments describe the same
