@@ -222,11 +222,12 @@ func destinationPolicy(principal, arn string) string {
 
 // TestDeleteAtEitherSide: ALL_CONFIGURATIONS at A, or at B with the
 // source's ID (Terraform's order), removes both sides; B's file system
-// keeps its data, becomes writable and is no longer written by A.
+// keeps its data, becomes writable and is no longer written by A. Asked at
+// B while A is down, the configuration stays DELETING until A is back.
 func TestDeleteAtEitherSide(t *testing.T) {
 	t.Parallel()
 	p := newPair(t, false)
-	for i, at := range []string{"source", "destination with the source's ID"} {
+	for i, at := range []string{"source", "destination with the source's ID", "destination while A is down"} {
 		srcID := *createFS(t, p.ca, "del-src-"+string(rune('a'+i))).FileSystemId
 		srcDir := p.a.VolumePath(efstest.AccountA.Account, regionA, srcID)
 		writeTree(t, srcDir, uint64(10+i), 6)
@@ -235,11 +236,23 @@ func TestDeleteAtEitherSide(t *testing.T) {
 		converge(t, p.cb, dstID, srcDir, dstDir, time.Now(), 60*time.Second)
 
 		c := p.ca
-		if i == 1 {
+		if i > 0 {
 			c = p.cb
+		}
+		if i == 2 {
+			p.a.Kill()
 		}
 		if _, err := c.DeleteReplicationConfiguration(ctx(t), &efs.DeleteReplicationConfigurationInput{SourceFileSystemId: aws.String(srcID)}); err != nil {
 			t.Fatalf("delete at the %s: %v", at, err)
+		}
+		if i == 2 {
+			// B waits for A, DELETING, and then finishes with it.
+			for end := time.Now().Add(3 * rescan); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+				if d, state := destination(t, p.cb, dstID); d == nil || d.Status != types.ReplicationStatusDeleting {
+					t.Fatalf("B with A down, after the deletion: %s, want DELETING until A is back", state)
+				}
+			}
+			p.a.Restart()
 		}
 		waitGone(t, p.ca, srcID, "A")
 		waitGone(t, p.cb, dstID, "B")

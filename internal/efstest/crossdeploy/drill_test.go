@@ -49,9 +49,9 @@ func TestDisasterDrillAndFailback(t *testing.T) {
 		return got == types.ReplicationOverwriteProtectionEnabled, string(got)
 	})
 	// B is written: a file rewritten, one added, one removed.
-	must(t, os.WriteFile(filepath.Join(dstDir, "d0/e1/f004.bin"), []byte("written at B during the disaster\n"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dstDir, "d1/e0/f004.bin"), []byte("written at B during the disaster\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dstDir, "new-at-b"), []byte("B is the source now\n"), 0o600))
-	must(t, os.Remove(filepath.Join(dstDir, "d1/e0/f003.bin")))
+	must(t, os.Remove(filepath.Join(dstDir, "d0/e1/f003.bin")))
 	ref := filepath.Join(t.TempDir(), "ref")
 	if out, err := exec.Command("cp", "-a", dstDir, ref).CombinedOutput(); err != nil {
 		t.Fatalf("copy B's tree: %v: %s", err, out)

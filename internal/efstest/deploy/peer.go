@@ -30,6 +30,11 @@ var fingerprintRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // the SHA-256 of its certificate as it prints it (64 lowercase hex).
 func Fingerprint(t testing.TB, d *Deployment) string {
 	t.Helper()
+	// A deployment not yet started has no data directory; making it is
+	// efsd's business at first start, not what this helper is about.
+	if err := os.MkdirAll(d.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
