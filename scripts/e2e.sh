@@ -211,6 +211,96 @@ else
 	echo "e2e: libnfs-utils not installed; skipping the NFS checks" >&2
 fi
 
+# Replication between two deployments (issue #10), with the AWS CLI: a
+# (us-east-1) and b (eu-west-1), each its own efsd process and data
+# directory, peers by pinned certificate fingerprints. Off until efsd has
+# peers (E2E_CROSS=1 turns it on).
+cross_deployment() {
+	local name fp_a fp_b pid_a pid_b src dst vol_a vol_b status out gone side
+	xfail() { echo "e2e: FAIL (cross-deployment): $*" >&2; tail -n 40 "$work"/a.log "$work"/b.log >&2 || true; exit 1; }
+	for name in a b; do
+		eval "port_$name=\$(freeport) nfs_$name=\$(freeport) peer_$name=\$(freeport)"
+	done
+	fp_a=$("$work/efsd" peer-id --data-dir "$work/a") || xfail "efsd peer-id (a)"
+	fp_b=$("$work/efsd" peer-id --data-dir "$work/b") || xfail "efsd peer-id (b)"
+	[[ $fp_a =~ ^[0-9a-f]{64}$ && $fp_b =~ ^[0-9a-f]{64}$ && $fp_a != "$fp_b" ]] || xfail "peer-id printed '$fp_a' and '$fp_b'"
+	[ "$("$work/efsd" peer-id --data-dir "$work/a")" = "$fp_a" ] || xfail "peer-id of a changed"
+	ok "efsd peer-id: a $fp_a, b $fp_b"
+	cat >"$work/a.json" <<-EOF
+	{"nfsPort": $nfs_a, "regions": ["us-east-1"], "replicationRescanInterval": "1s", "peerListen": "127.0.0.1:$peer_a",
+	 "peers": [{"name": "b", "endpoint": "https://127.0.0.1:$peer_b", "regions": ["eu-west-1"], "certificateSha256": "$fp_b"}]}
+	EOF
+	cat >"$work/b.json" <<-EOF
+	{"nfsPort": $nfs_b, "regions": ["eu-west-1"], "replicationRescanInterval": "1s", "peerListen": "127.0.0.1:$peer_b",
+	 "peers": [{"name": "a", "endpoint": "https://127.0.0.1:$peer_a", "regions": ["us-east-1"], "certificateSha256": "$fp_a"}]}
+	EOF
+	"$work/efsd" --listen "127.0.0.1:$port_b" --data-dir "$work/b" --config "$work/b.json" >"$work/b.log" 2>&1 &
+	pid_b=$!
+	"$work/efsd" --listen "127.0.0.1:$port_a" --data-dir "$work/a" --config "$work/a.json" >"$work/a.log" 2>&1 &
+	pid_a=$!
+	# Stop both on every exit path, as cleanup does the main efsd.
+	# shellcheck disable=SC2064 # the PIDs are meant to be expanded now
+	trap "kill $pid_a $pid_b 2>/dev/null; cleanup" EXIT
+	for name in a b; do
+		for _ in $(seq 100); do grep -q "listening on" "$work/$name.log" 2>/dev/null && break; sleep 0.1; done
+		grep -q "listening on" "$work/$name.log" || xfail "deployment $name did not start"
+	done
+	efs_a() { aws efs --endpoint-url "http://127.0.0.1:$port_a" --region us-east-1 --output json "$@"; }
+	efs_b() { aws efs --endpoint-url "http://127.0.0.1:$port_b" --region eu-west-1 --output json "$@"; }
+
+	src=$(efs_a create-file-system --creation-token cross --encrypted --query FileSystemId --output text)
+	for _ in $(seq 100); do
+		[ "$(efs_a describe-file-systems --file-system-id "$src" --query 'FileSystems[0].LifeCycleState' --output text)" = available ] && break
+		sleep 0.1
+	done
+	vol_a="$work/a/volumes/000000000000/us-east-1/$src"
+	mkdir -p "$vol_a/dir" && echo "crossed over" >"$vol_a/dir/hello.txt"
+	dst=$(efs_a create-replication-configuration --source-file-system-id "$src" --destinations Region=eu-west-1 \
+		--query 'Destinations[0].FileSystemId' --output text) || xfail "create-replication-configuration at a"
+	[[ $dst =~ ^fs-[0-9a-f]{17}$ ]] || xfail "no destination id: $dst"
+	vol_b="$work/b/volumes/000000000000/eu-west-1/$dst"
+	status=""
+	for _ in $(seq 300); do
+		status=$(efs_a describe-replication-configurations --file-system-id "$src" \
+			--query 'Replications[0].Destinations[0].[Status,LastReplicatedTimestamp]' --output text)
+		[[ $status == ENABLED* && $status != *None ]] && cmp -s "$vol_a/dir/hello.txt" "$vol_b/dir/hello.txt" && break
+		sleep 0.1
+	done
+	cmp -s "$vol_a/dir/hello.txt" "$vol_b/dir/hello.txt" || xfail "file not replicated to b (status at a: $status)"
+	ok "create-replication-configuration at a: ENABLED, $src replicated to $dst at b"
+	[ "$(efs_b describe-replication-configurations --file-system-id "$dst" --query 'Replications[0].SourceFileSystemId' --output text)" = "$src" ] \
+		|| xfail "b does not describe the configuration of $dst"
+	[ "$(efs_b describe-file-systems --file-system-id "$dst" --query 'FileSystems[0].FileSystemProtection.ReplicationOverwriteProtection' --output text)" = REPLICATING ] \
+		|| xfail "destination at b not REPLICATING"
+	ok "describe at b: $dst replicating from $src"
+
+	# Terraform's order: delete at the destination's region with the source's ID.
+	efs_b delete-replication-configuration --source-file-system-id "$src" || xfail "delete-replication-configuration at b"
+	for side in a b; do
+		gone=""
+		for _ in $(seq 300); do
+			if [ $side = a ]; then out=$(efs_a describe-replication-configurations --file-system-id "$src" 2>&1) && { sleep 0.1; continue; }
+			else out=$(efs_b describe-replication-configurations --file-system-id "$dst" 2>&1) && { sleep 0.1; continue; }; fi
+			grep -q "(ReplicationNotFound)" <<<"$out" && gone=yes && break
+			xfail "unexpected error at $side: $out"
+		done
+		[ -n "$gone" ] || xfail "configuration still described at $side"
+	done
+	[ "$(efs_b describe-file-systems --file-system-id "$dst" --query 'FileSystems[0].FileSystemProtection.ReplicationOverwriteProtection' --output text)" = ENABLED ] \
+		|| xfail "destination at b still protected"
+	cmp -s "$vol_a/dir/hello.txt" "$vol_b/dir/hello.txt" || xfail "destination lost its data"
+	ok "delete-replication-configuration at b with the source's ID: gone at both, b writable, data kept"
+
+	kill -TERM "$pid_a" "$pid_b"
+	wait "$pid_a" || xfail "a exited non-zero on SIGTERM"
+	wait "$pid_b" || xfail "b exited non-zero on SIGTERM"
+	trap cleanup EXIT
+	ok "both deployments shut down cleanly"
+}
+if [ "${E2E_CROSS:-}" = 1 ]; then
+	cross_deployment
+fi
+
 kill -TERM "$pid"
 wait "$pid" || fail "efsd exited non-zero on SIGTERM"
 pid=""

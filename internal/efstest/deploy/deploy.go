@@ -4,7 +4,8 @@
 // API port and NFS port of its own. Proxy puts an in-process toxiproxy
 // between a client and a deployment (or between two deployments) to add
 // latency, cap bandwidth, cut connections, partition and reset; KillSchedule
-// picks reproducible random moments to kill -9 a deployment. Everything
+// picks reproducible random moments to kill -9 a deployment; Connect makes
+// two deployments peers (issue #10), optionally through a Proxy. Everything
 // listens on loopback only.
 package deploy
 
@@ -92,7 +93,7 @@ type Config struct {
 	// Accounts with their keys; empty means efstest.AccountA and AccountB.
 	Accounts []api.Credential
 	// Settings adds or overrides keys of the config file ("transitionDelay",
-	// "replicationRescanInterval", and later the peers of issue #10).
+	// "replicationRescanInterval"); the peer keys are Connect's.
 	Settings map[string]any
 }
 
@@ -103,9 +104,15 @@ type Deployment struct {
 	ConfigPath string
 	LogPath    string
 	// URL of the API, e.g. http://127.0.0.1:40123; fixed across restarts.
-	URL      string
-	APIAddr  string
-	NFSPort  int
+	URL     string
+	APIAddr string
+	NFSPort int
+	// AdminAddr serves /healthz, /readyz and /metrics (adminListen).
+	AdminAddr string
+	// PeerAddr is where the deployment accepts replication traffic from
+	// its peers once Connect has set peerListen to it; chosen free like
+	// the other ports, fixed across restarts.
+	PeerAddr string
 	Regions  []string
 	Accounts []api.Credential
 
@@ -167,7 +174,7 @@ func New(t testing.TB, c Config) *Deployment {
 		if d.Running() {
 			d.Kill()
 		}
-		if t.Failed() {
+		if t.Failed() && d.runs > 0 {
 			t.Logf("deployment %s log (%s), last lines:\n%s", d.Name, d.LogPath, tail(d.LogPath, 60))
 		}
 	})
@@ -183,18 +190,24 @@ func (d *Deployment) choosePorts() {
 	d.APIAddr = fmt.Sprintf("127.0.0.1:%d", freePort(d.t))
 	d.NFSPort = freePort(d.t)
 	d.URL = "http://" + d.APIAddr
+	d.AdminAddr = fmt.Sprintf("127.0.0.1:%d", freePort(d.t))
+	d.PeerAddr = fmt.Sprintf("127.0.0.1:%d", freePort(d.t))
 	if d.file != nil {
-		d.file["listen"], d.file["nfsPort"] = d.APIAddr, d.NFSPort
+		d.file["listen"], d.file["nfsPort"], d.file["adminListen"] = d.APIAddr, d.NFSPort, d.AdminAddr
+		if _, ok := d.file["peerListen"]; ok {
+			d.file["peerListen"] = d.PeerAddr
+		}
 	}
 }
 
 // Configure changes keys of the config file; the change takes effect at
-// the next Restart. listen, dataDir and nfsPort are the harness's.
+// the next Restart. listen, dataDir, nfsPort, adminListen and peerListen
+// are the harness's (Connect sets peerListen).
 func (d *Deployment) Configure(settings map[string]any) {
 	d.t.Helper()
 	for k, v := range settings {
 		switch k {
-		case "listen", "dataDir", "nfsPort":
+		case "listen", "dataDir", "nfsPort", "adminListen", "peerListen":
 			d.t.Fatalf("deploy: %s is chosen by the harness", k)
 		}
 		d.file[k] = v
@@ -214,6 +227,7 @@ func configFile(d *Deployment, c Config) map[string]any {
 		"listen":          d.APIAddr,
 		"dataDir":         d.DataDir,
 		"nfsPort":         d.NFSPort,
+		"adminListen":     d.AdminAddr,
 		"accounts":        accounts,
 		"transitionDelay": "50ms",
 		"meterInterval":   "100ms",

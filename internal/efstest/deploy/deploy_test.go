@@ -3,12 +3,14 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -392,4 +394,91 @@ func TestKill9AtRandomMomentsKeepsAcknowledged(t *testing.T) {
 	}
 	d.Stop()
 	t.Logf("%d acknowledged file systems kept over %d kill -9s", len(acked), rounds)
+}
+
+// TestSumMetric: samples of one family are summed over label sets, and
+// neither a family whose name extends it nor a quoted '}' confuses it.
+func TestSumMetric(t *testing.T) {
+	text := `# HELP efsd_x_total x
+# TYPE efsd_x_total counter
+efsd_x_total{replication_id="r1",peer="b}"} 10
+efsd_x_total{replication_id="r\"2"} 2.5
+efsd_x_total_seconds 100
+efsd_x_totally 1000
+efsd_y 7
+`
+	v, ok, err := sumMetric(strings.NewReader(text), "efsd_x_total")
+	if err != nil || !ok || v != 12.5 {
+		t.Fatalf("efsd_x_total: %v %v %v, want 12.5", v, ok, err)
+	}
+	if v, ok, err := sumMetric(strings.NewReader(text), "efsd_y"); err != nil || !ok || v != 7 {
+		t.Fatalf("efsd_y: %v %v %v", v, ok, err)
+	}
+	if _, ok, err := sumMetric(strings.NewReader(text), "efsd_z"); err != nil || ok {
+		t.Fatalf("efsd_z found: %v", err)
+	}
+	if _, _, err := sumMetric(strings.NewReader(`efsd_x_total{a="b 1`+"\n"), "efsd_x_total"); err == nil {
+		t.Fatal("unterminated labels accepted")
+	}
+}
+
+// TestLinkWritesPeerConfig: link gives each side a peerListen at its own
+// PeerAddr and an entry for the other with its regions, fingerprint and
+// endpoint (the proxy's for A→B); linking again replaces, a third
+// deployment adds.
+func TestLinkWritesPeerConfig(t *testing.T) {
+	a := New(t, Config{Name: "a", Regions: []string{"us-east-1"}})
+	b := New(t, Config{Name: "b", Regions: []string{"eu-west-1"}})
+	c := New(t, Config{Name: "c", Regions: []string{"ap-south-1"}})
+	px := NewProxy(t, b.PeerAddr)
+	fp := func(c byte) string { return strings.Repeat(string(c), 64) }
+	link(t, a, b, LinkOptions{Proxy: px, AccountsAtB: []string{acct.Account}}, fp('a'), fp('b'))
+	link(t, a, b, LinkOptions{Proxy: px, AccountsAtB: []string{acct.Account}}, fp('a'), fp('b'))
+	link(t, a, c, LinkOptions{}, fp('a'), fp('c'))
+	read := func(d *Deployment) map[string]any {
+		b, err := os.ReadFile(d.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	ca, cb := read(a), read(b)
+	if ca["peerListen"] != a.PeerAddr || cb["peerListen"] != b.PeerAddr || a.PeerAddr == b.PeerAddr {
+		t.Fatalf("peerListen %v %v", ca["peerListen"], cb["peerListen"])
+	}
+	if ca["adminListen"] != a.AdminAddr || a.AdminAddr == a.APIAddr || a.PeerAddr == a.AdminAddr {
+		t.Fatalf("ports: %+v", a)
+	}
+	got, _ := json.Marshal(ca["peers"])
+	want, _ := json.Marshal([]map[string]any{
+		{"name": "b", "endpoint": "https://" + px.Addr, "regions": []string{"eu-west-1"}, "accounts": []string{acct.Account}, "certificateSha256": fp('b')},
+		{"name": "c", "endpoint": "https://" + c.PeerAddr, "regions": []string{"ap-south-1"}, "certificateSha256": fp('c')},
+	})
+	if string(got) != string(want) {
+		t.Fatalf("a's peers\n got %s\nwant %s", got, want)
+	}
+	got, _ = json.Marshal(cb["peers"])
+	want, _ = json.Marshal([]map[string]any{{"name": "a", "endpoint": "https://" + a.PeerAddr, "regions": []string{"us-east-1"}, "certificateSha256": fp('a')}})
+	if string(got) != string(want) {
+		t.Fatalf("b's peers\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestAdminListener: every deployment serves /metrics at AdminAddr.
+func TestAdminListener(t *testing.T) {
+	d := Start(t, Config{Name: "admin", Regions: []string{"us-east-1"}})
+	var v float64
+	var ok bool
+	efstest.Eventually(t, 10*time.Second, "efsd_replication_max_watches at "+d.AdminAddr, func() bool {
+		v, ok = d.Metric(t, "efsd_replication_max_watches")
+		return ok
+	})
+	if v <= 0 {
+		t.Fatalf("efsd_replication_max_watches = %v", v)
+	}
+	d.Stop()
 }
