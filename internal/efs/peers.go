@@ -110,7 +110,7 @@ func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer,
 		if errors.As(err, &e) {
 			return nil, e
 		}
-		return nil, &Error{Code: DependencyTimeout, Message: fmt.Sprintf("The destination deployment '%s' serving %s could not be reached; nothing was created.", peer, d.Region), Err: err}
+		return nil, &Error{Code: DependencyTimeout, Message: fmt.Sprintf("Cannot create the destination: destination deployment '%s' unreachable (it serves %s); nothing was created.", peer, d.Region), Err: err}
 	}
 	if got.Dest.Account != destAccount || got.Dest.Region != d.Region || got.Dest.ID == "" || d.FileSystemID != "" && got.Dest.ID != d.FileSystemID {
 		return nil, E(InternalServerError, "The destination deployment '%s' answered with another destination (%s).", peer, got.Dest)
