@@ -213,8 +213,7 @@ fi
 
 # Replication between two deployments (issue #10), with the AWS CLI: a
 # (us-east-1) and b (eu-west-1), each its own efsd process and data
-# directory, peers by pinned certificate fingerprints. Off until efsd has
-# peers (E2E_CROSS=1 turns it on).
+# directory, peers by pinned certificate fingerprints.
 cross_deployment() {
 	local name fp_a fp_b pid_a pid_b src dst vol_a vol_b status out gone side
 	xfail() { echo "e2e: FAIL (cross-deployment): $*" >&2; tail -n 40 "$work"/a.log "$work"/b.log >&2 || true; exit 1; }
@@ -297,9 +296,7 @@ cross_deployment() {
 	trap cleanup EXIT
 	ok "both deployments shut down cleanly"
 }
-if [ "${E2E_CROSS:-}" = 1 ]; then
-	cross_deployment
-fi
+cross_deployment
 
 kill -TERM "$pid"
 wait "$pid" || fail "efsd exited non-zero on SIGTERM"

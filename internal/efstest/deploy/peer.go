@@ -16,13 +16,6 @@ import (
 	"time"
 )
 
-// PeersEnv turns the peer wiring off when set to "off": Connect then
-// only (re)starts both deployments, writing no peerListen or peers keys
-// and running no `efsd peer-id`. It exists for efsd builds that predate
-// issue #10, whose config loader refuses unknown keys; with it the rest of
-// the harness can be exercised on them.
-const PeersEnv = "EFSD_DEPLOY_PEERS"
-
 var fingerprintRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Fingerprint runs `efsd peer-id --data-dir DIR` on d's data directory,
@@ -78,11 +71,7 @@ func Connect(t testing.TB, a, b *Deployment, o LinkOptions) {
 			d.Stop()
 		}
 	}
-	if os.Getenv(PeersEnv) == "off" {
-		t.Logf("deploy: %s=off: %s and %s started without peer settings", PeersEnv, a.Name, b.Name)
-	} else {
-		link(t, a, b, o, Fingerprint(t, a), Fingerprint(t, b))
-	}
+	link(t, a, b, o, Fingerprint(t, a), Fingerprint(t, b))
 	b.Restart()
 	a.Restart()
 }
