@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/remotesync"
 	"github.com/efsd/efsd/internal/treesync"
 )
 
@@ -84,8 +85,12 @@ func (d *localDestination) pass(ctx context.Context, o passOptions) (passStats, 
 
 // destinationOf is where a configuration's passes land.
 func (m *Manager) destinationOf(r *efs.Replication, src string, rec *treesync.Record, log *slog.Logger) destination {
-	if r.PeerSide == efs.PeerDestination && m.opts.Peers != nil {
-		return &remoteDestination{m: m, rep: r, src: src, tr: m.opts.Peers.Transport(r.Peer, r.ID), log: log}
+	if r.PeerSide == efs.PeerDestination {
+		var tr remotesync.Transport = unconfigured(r.Peer)
+		if m.opts.Peers != nil {
+			tr = m.opts.Peers.Transport(r.Peer, r.ID)
+		}
+		return &remoteDestination{m: m, rep: r, src: src, tr: tr, log: log}
 	}
 	return &localDestination{m: m, rep: r, src: src, dst: m.paths.Path(r.Dest), rec: rec}
 }

@@ -103,6 +103,14 @@ func (d *remoteDestination) pass(ctx context.Context, o passOptions) (passStats,
 	return out, err
 }
 
+// unconfigured is the transport to a peer this deployment no longer has
+// in its configuration: every pass fails, saying so.
+type unconfigured string
+
+func (u unconfigured) RoundTrip(context.Context, string, io.Reader) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("%w: no peer named %q is configured", efs.ErrPeerUnreachable, string(u))
+}
+
 // unreachableError: the peer holding the other side could not be reached.
 type unreachableError struct {
 	peer, side string
