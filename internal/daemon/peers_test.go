@@ -1,0 +1,154 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsefs "github.com/aws/aws-sdk-go-v2/service/efs"
+	"github.com/aws/aws-sdk-go-v2/service/efs/types"
+
+	"github.com/efsd/efsd/internal/daemon"
+	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/efstest"
+	"github.com/efsd/efsd/internal/peer"
+	"github.com/efsd/efsd/internal/remotesync"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func identity(t *testing.T, dataDir string) *peer.Identity {
+	t.Helper()
+	id, err := peer.LoadIdentity(filepath.Join(dataDir, "peer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// A pinned peer is trusted with its own configurations only: deployment
+// c, a configured peer of b, cannot write into, delete or claim what a's
+// configuration holds at b, nor pass itself off as the source of a's
+// regions; a's replication carries on untouched.
+func TestPeerCannotActForAnotherPeer(t *testing.T) {
+	dirA, dirB, dirC := t.TempDir(), t.TempDir(), t.TempDir()
+	idA, idB, idC := identity(t, dirA), identity(t, dirB), identity(t, dirC)
+	peerA, peerB := freeAddr(t), freeAddr(t)
+	b := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) {
+		c.DataDir, c.Regions, c.PeerListen = dirB, []string{"eu-west-1"}, peerB
+		c.ReplicationRescanInterval = 200 * time.Millisecond
+		c.Peers = []peer.Config{
+			{Name: "a", Endpoint: "https://" + peerA, Regions: []string{"us-east-1"}, CertSHA256: idA.Fingerprint},
+			{Name: "c", Endpoint: "https://127.0.0.1:1", Regions: []string{"ap-south-1"}, CertSHA256: idC.Fingerprint},
+		}
+	}))
+	a := efstest.Start(t, efstest.WithConfig(func(c *daemon.Config) {
+		c.DataDir, c.Regions, c.PeerListen = dirA, []string{"us-east-1"}, peerA
+		c.ReplicationRescanInterval = 200 * time.Millisecond
+		c.Peers = []peer.Config{{Name: "b", Endpoint: "https://" + peerB, Regions: []string{"eu-west-1"}, CertSHA256: idB.Fingerprint}}
+	}))
+	ctx := context.Background()
+	ca, cb := a.Client(efstest.AccountA, "us-east-1"), b.Client(efstest.AccountA, "eu-west-1")
+	fs, err := ca.CreateFileSystem(ctx, &awsefs.CreateFileSystemInput{CreationToken: aws.String("src"), Encrypted: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	efstest.Eventually(t, 10*time.Second, "source available", func() bool {
+		out, err := ca.DescribeFileSystems(ctx, &awsefs.DescribeFileSystemsInput{FileSystemId: fs.FileSystemId})
+		return err == nil && out.FileSystems[0].LifeCycleState == types.LifeCycleStateAvailable
+	})
+	rep, err := ca.CreateReplicationConfiguration(ctx, &awsefs.CreateReplicationConfigurationInput{
+		SourceFileSystemId: fs.FileSystemId, Destinations: []types.DestinationToCreate{{Region: aws.String("eu-west-1")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	destID := aws.ToString(rep.Destinations[0].FileSystemId)
+	srcDir := a.Volumes().Path(efs.FSKey{Account: efstest.AccountA.Account, Region: "us-east-1", ID: aws.ToString(fs.FileSystemId)})
+	dstDir := b.Volumes().Path(efs.FSKey{Account: efstest.AccountA.Account, Region: "eu-west-1", ID: destID})
+	converged := func(what string) {
+		t.Helper()
+		efstest.Eventually(t, 20*time.Second, what, func() bool { return efstest.TreeDiff(srcDir, dstDir) == "" })
+	}
+	if err := os.WriteFile(filepath.Join(srcDir, "one"), []byte("first"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	converged("first file replicated")
+	var id string
+	efstest.Eventually(t, 10*time.Second, "configuration visible at b", func() bool {
+		out, err := cb.DescribeReplicationConfigurations(ctx, &awsefs.DescribeReplicationConfigurationsInput{FileSystemId: aws.String(destID)})
+		return err == nil && len(out.Replications) == 1
+	})
+	reps, _ := a.Service().Replications(ctx)
+	id = reps[0].ID
+
+	// c's client, pinning b.
+	cSet, err := peer.NewSet([]peer.Config{{Name: "b", Endpoint: "https://" + peerB, Regions: []string{"eu-west-1"}, CertSHA256: idB.Fingerprint}},
+		func(r string) bool { return r == "ap-south-1" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := peer.NewClient(idC, cSet, nil)
+
+	// Writing into a's configuration: gone, nothing written.
+	_, err = c.Transport("b", id).RoundTrip(ctx, remotesync.OpBegin, strings.NewReader("{}"))
+	var re *remotesync.RemoteError
+	if !errors.As(err, &re) || re.Code != remotesync.CodeGone {
+		t.Fatalf("c wrote into a's configuration: %v", err)
+	}
+	// Deleting it: ignored.
+	if err := c.Tell(ctx, "b", id, efs.PeerDeleteAll); err != nil {
+		t.Fatalf("tell: %v", err)
+	}
+	if err := c.Tell(ctx, "b", id, efs.PeerDeleteLocal); err != nil {
+		t.Fatalf("tell: %v", err)
+	}
+	// Claiming a's source region, or a's destination.
+	src := efs.FSKey{Account: efstest.AccountA.Account, Region: "us-east-1", ID: aws.ToString(fs.FileSystemId)}
+	_, err = c.CreateDestination(ctx, "b", &efs.RemoteCreate{ID: "rep-0c", Source: src, DestAccount: src.Account,
+		Dest: efs.DestinationInput{Region: "eu-west-1", FileSystemID: destID}})
+	var e *efs.Error
+	if !errors.As(err, &e) || e.Code != efs.BadRequest {
+		t.Fatalf("c posing as the source's deployment: %v", err)
+	}
+	_, err = c.CreateDestination(ctx, "b", &efs.RemoteCreate{ID: "rep-0c",
+		Source: efs.FSKey{Account: src.Account, Region: "ap-south-1", ID: "fs-0c"}, DestAccount: src.Account,
+		Dest: efs.DestinationInput{Region: "eu-west-1", FileSystemID: destID}})
+	if !errors.As(err, &e) || e.Code == "" {
+		t.Fatalf("c claimed a's destination: %v", err)
+	}
+	// The same configuration ID as a's, from c: refused, a's untouched.
+	_, err = c.CreateDestination(ctx, "b", &efs.RemoteCreate{ID: id,
+		Source: efs.FSKey{Account: src.Account, Region: "ap-south-1", ID: "fs-0c"}, DestAccount: src.Account,
+		Dest: efs.DestinationInput{Region: "eu-west-1"}})
+	if !errors.As(err, &e) || e.Code != efs.ReplicationAlreadyExists {
+		t.Fatalf("c took a's configuration ID: %v", err)
+	}
+
+	// a's replication carries on, at both sides.
+	if err := os.WriteFile(filepath.Join(srcDir, "two"), []byte("second"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	converged("second file replicated after the attacks")
+	out, err := cb.DescribeReplicationConfigurations(ctx, &awsefs.DescribeReplicationConfigurationsInput{FileSystemId: aws.String(destID)})
+	if err != nil || out.Replications[0].Destinations[0].Status != types.ReplicationStatusEnabled {
+		t.Fatalf("b's side after the attacks: %+v %v", out, err)
+	}
+	fsB, err := cb.DescribeFileSystems(ctx, &awsefs.DescribeFileSystemsInput{FileSystemId: aws.String(destID)})
+	if err != nil || fsB.FileSystems[0].FileSystemProtection.ReplicationOverwriteProtection != types.ReplicationOverwriteProtectionReplicating {
+		t.Fatalf("b's destination after the attacks: %+v %v", fsB, err)
+	}
+}
