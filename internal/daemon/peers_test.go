@@ -40,11 +40,20 @@ func identity(t *testing.T, dataDir string) *peer.Identity {
 	return id
 }
 
-// A pinned peer is trusted with its own configurations only: deployment
-// c, a configured peer of b, cannot write into, delete or claim what a's
-// configuration holds at b, nor pass itself off as the source of a's
-// regions; a's replication carries on untouched.
-func TestPeerCannotActForAnotherPeer(t *testing.T) {
+// linked is deployment a (us-east-1) replicating a file system into b
+// (eu-west-1), its peer; c is a third identity b also pins (ap-south-1).
+type linked struct {
+	a, b           *efstest.Server
+	idB, idC       *peer.Identity
+	peerB          string
+	id             string // the configuration
+	src            efs.FSKey
+	destID         string
+	srcDir, dstDir string
+}
+
+func link(t *testing.T) *linked {
+	t.Helper()
 	dirA, dirB, dirC := t.TempDir(), t.TempDir(), t.TempDir()
 	idA, idB, idC := identity(t, dirA), identity(t, dirB), identity(t, dirC)
 	peerA, peerB := freeAddr(t), freeAddr(t)
@@ -76,24 +85,39 @@ func TestPeerCannotActForAnotherPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	destID := aws.ToString(rep.Destinations[0].FileSystemId)
-	srcDir := a.Volumes().Path(efs.FSKey{Account: efstest.AccountA.Account, Region: "us-east-1", ID: aws.ToString(fs.FileSystemId)})
-	dstDir := b.Volumes().Path(efs.FSKey{Account: efstest.AccountA.Account, Region: "eu-west-1", ID: destID})
-	converged := func(what string) {
-		t.Helper()
-		efstest.Eventually(t, 20*time.Second, what, func() bool { return efstest.TreeDiff(srcDir, dstDir) == "" })
-	}
-	if err := os.WriteFile(filepath.Join(srcDir, "one"), []byte("first"), 0o644); err != nil {
+	l := &linked{a: a, b: b, idB: idB, idC: idC, peerB: peerB, destID: aws.ToString(rep.Destinations[0].FileSystemId),
+		src: efs.FSKey{Account: efstest.AccountA.Account, Region: "us-east-1", ID: aws.ToString(fs.FileSystemId)}}
+	l.srcDir = a.Volumes().Path(l.src)
+	l.dstDir = b.Volumes().Path(efs.FSKey{Account: efstest.AccountA.Account, Region: "eu-west-1", ID: l.destID})
+	if err := os.WriteFile(filepath.Join(l.srcDir, "one"), []byte("first"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	converged("first file replicated")
-	var id string
+	l.converged(t, "first file replicated")
 	efstest.Eventually(t, 10*time.Second, "configuration visible at b", func() bool {
-		out, err := cb.DescribeReplicationConfigurations(ctx, &awsefs.DescribeReplicationConfigurationsInput{FileSystemId: aws.String(destID)})
+		out, err := cb.DescribeReplicationConfigurations(ctx, &awsefs.DescribeReplicationConfigurationsInput{FileSystemId: aws.String(l.destID)})
 		return err == nil && len(out.Replications) == 1
 	})
 	reps, _ := a.Service().Replications(ctx)
-	id = reps[0].ID
+	l.id = reps[0].ID
+	return l
+}
+
+func (l *linked) converged(t *testing.T, what string) {
+	t.Helper()
+	efstest.Eventually(t, 20*time.Second, what, func() bool { return efstest.TreeDiff(l.srcDir, l.dstDir) == "" })
+}
+
+// A pinned peer is trusted with its own configurations only: deployment
+// c, a configured peer of b, cannot write into, delete or claim what a's
+// configuration holds at b, nor pass itself off as the source of a's
+// regions; a's replication carries on untouched.
+func TestPeerCannotActForAnotherPeer(t *testing.T) {
+	l := link(t)
+	ctx := context.Background()
+	cb := l.b.Client(efstest.AccountA, "eu-west-1")
+	id, destID, src, srcDir := l.id, l.destID, l.src, l.srcDir
+	idB, idC, peerB := l.idB, l.idC, l.peerB
+	converged := func(what string) { t.Helper(); l.converged(t, what) }
 
 	// c's client, pinning b.
 	cSet, err := peer.NewSet([]peer.Config{{Name: "b", Endpoint: "https://" + peerB, Regions: []string{"eu-west-1"}, CertSHA256: idB.Fingerprint}},
@@ -117,7 +141,6 @@ func TestPeerCannotActForAnotherPeer(t *testing.T) {
 		t.Fatalf("tell: %v", err)
 	}
 	// Claiming a's source region, or a's destination.
-	src := efs.FSKey{Account: efstest.AccountA.Account, Region: "us-east-1", ID: aws.ToString(fs.FileSystemId)}
 	_, err = c.CreateDestination(ctx, "b", &efs.RemoteCreate{ID: "rep-0c", Source: src, DestAccount: src.Account,
 		Dest: efs.DestinationInput{Region: "eu-west-1", FileSystemID: destID}})
 	var e *efs.Error
@@ -150,5 +173,46 @@ func TestPeerCannotActForAnotherPeer(t *testing.T) {
 	fsB, err := cb.DescribeFileSystems(ctx, &awsefs.DescribeFileSystemsInput{FileSystemId: aws.String(destID)})
 	if err != nil || fsB.FileSystems[0].FileSystemProtection.ReplicationOverwriteProtection != types.ReplicationOverwriteProtectionReplicating {
 		t.Fatalf("b's destination after the attacks: %+v %v", fsB, err)
+	}
+}
+
+// LOCAL_CONFIGURATION_ONLY at the source, then at the destination: the
+// destination reports the source side gone, stays read-only until deleted
+// there too, and is then released (writable), keeping its data.
+func TestLocalDeletionsOnBothSides(t *testing.T) {
+	l := link(t)
+	ctx := context.Background()
+	ca, cb := l.a.Client(efstest.AccountA, "us-east-1"), l.b.Client(efstest.AccountA, "eu-west-1")
+	if _, err := ca.DeleteReplicationConfiguration(ctx, &awsefs.DeleteReplicationConfigurationInput{
+		SourceFileSystemId: aws.String(l.src.ID), DeletionMode: types.DeletionModeLocalConfigurationOnly}); err != nil {
+		t.Fatal(err)
+	}
+	efstest.Eventually(t, 10*time.Second, "b reports the source side deleted", func() bool {
+		out, err := cb.DescribeReplicationConfigurations(ctx, &awsefs.DescribeReplicationConfigurationsInput{FileSystemId: aws.String(l.destID)})
+		return err == nil && out.Replications[0].Destinations[0].Status == types.ReplicationStatusError &&
+			strings.Contains(aws.ToString(out.Replications[0].Destinations[0].StatusMessage), "source side")
+	})
+	protection := func() types.ReplicationOverwriteProtection {
+		out, err := cb.DescribeFileSystems(ctx, &awsefs.DescribeFileSystemsInput{FileSystemId: aws.String(l.destID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.FileSystems[0].FileSystemProtection.ReplicationOverwriteProtection
+	}
+	if p := protection(); p != types.ReplicationOverwriteProtectionReplicating {
+		t.Fatalf("b's destination is %s before it was deleted there", p)
+	}
+	if _, err := cb.DeleteReplicationConfiguration(ctx, &awsefs.DeleteReplicationConfigurationInput{
+		SourceFileSystemId: aws.String(l.destID), DeletionMode: types.DeletionModeLocalConfigurationOnly}); err != nil {
+		t.Fatal(err)
+	}
+	efstest.Eventually(t, 10*time.Second, "b's destination released", func() bool {
+		return protection() == types.ReplicationOverwriteProtectionEnabled
+	})
+	if _, err := cb.DescribeReplicationConfigurations(ctx, &awsefs.DescribeReplicationConfigurationsInput{FileSystemId: aws.String(l.destID)}); err == nil {
+		t.Fatal("b still has the configuration")
+	}
+	if b, err := os.ReadFile(filepath.Join(l.dstDir, "one")); err != nil || string(b) != "first" {
+		t.Fatalf("b's data: %q %v", b, err)
 	}
 }

@@ -284,7 +284,7 @@ func (s *Service) PeerEvent(ctx context.Context, peer, id, event string) error {
 			r.DestDeleted = true
 		}
 		if r.SourceDeleted && r.DestDeleted {
-			return tx.DeleteReplication(r.ID)
+			return forget(tx, r)
 		}
 		if r.Status != RepDeleting {
 			r.Status = RepError

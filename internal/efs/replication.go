@@ -490,11 +490,23 @@ func (s *Service) deleteLocalSide(tx Tx, p Principal, r *Replication) error {
 		}
 	}
 	if r.SourceDeleted && r.DestDeleted {
-		return tx.DeleteReplication(r.ID)
+		return forget(tx, r)
 	}
 	r.Status = RepError
 	r.StatusMessage = fmt.Sprintf("The replication configuration was deleted on the %s side with LOCAL_CONFIGURATION_ONLY; replication has stopped. Delete the configuration here too.", side)
 	return tx.UpdateReplication(r)
+}
+
+// forget deletes a configuration both of whose sides were deleted locally.
+// A destination here whose source is on a peer is released now: the
+// peer's side is gone, so nothing writes into it any more.
+func forget(tx Tx, r *Replication) error {
+	if r.PeerSide == PeerSource {
+		if err := releaseDestination(tx, r); err != nil {
+			return err
+		}
+	}
+	return tx.DeleteReplication(r.ID)
 }
 
 // releaseDestination makes a destination an ordinary writable file system
