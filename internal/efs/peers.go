@@ -85,14 +85,8 @@ func (s *Service) peerFor(account, region string) (string, bool) {
 func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer, destAccount string, d DestinationInput) (*Replication, error) {
 	req := &RemoteCreate{ID: s.newID("rep-"), CreatedAt: s.now(), RoleARN: d.RoleARN, DestAccount: destAccount, Dest: d}
 	err := s.store.View(ctx, func(tx Tx) error {
-		src, err := loadFS(tx, p, sourceID)
+		src, err := replicableSource(tx, p, sourceID)
 		if err != nil {
-			return err
-		}
-		if err := requireAvailable(src); err != nil {
-			return err
-		}
-		if err := notReplicating(tx, src); err != nil {
 			return err
 		}
 		req.Source = src.Key()
@@ -121,14 +115,7 @@ func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer,
 		Status: RepEnabling, Peer: peer, PeerSide: PeerDestination,
 	}
 	err = s.store.Update(ctx, func(tx Tx) error {
-		src, err := loadFS(tx, p, sourceID)
-		if err != nil {
-			return err
-		}
-		if err := requireAvailable(src); err != nil {
-			return err
-		}
-		if err := notReplicating(tx, src); err != nil {
+		if _, err := replicableSource(tx, p, sourceID); err != nil {
 			return err
 		}
 		if err := tx.InsertReplication(rep); err != nil {

@@ -165,14 +165,8 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 		Status:    RepEnabling,
 	}
 	err := s.store.Update(ctx, func(tx Tx) error {
-		src, err := loadFS(tx, p, sourceID)
+		src, err := replicableSource(tx, p, sourceID)
 		if err != nil {
-			return err
-		}
-		if err := requireAvailable(src); err != nil {
-			return err
-		}
-		if err := notReplicating(tx, src); err != nil {
 			return err
 		}
 		rep.Source = src.Key()
@@ -210,6 +204,22 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 	s.Kick()
 	s.replicationChanged()
 	return rep, nil
+}
+
+// replicableSource loads p's file system sourceID, which must be available
+// and in no configuration yet.
+func replicableSource(tx Tx, p Principal, sourceID string) (*FileSystem, error) {
+	src, err := loadFS(tx, p, sourceID)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireAvailable(src); err != nil {
+		return nil, err
+	}
+	if err := notReplicating(tx, src); err != nil {
+		return nil, err
+	}
+	return src, nil
 }
 
 // notReplicating refuses a file system that is already part of a
