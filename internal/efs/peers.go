@@ -180,29 +180,9 @@ func (s *Service) AcceptReplication(ctx context.Context, peer string, req *Remot
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		var dst *FileSystem
-		var err error
-		if d.FileSystemID != "" {
-			if req.DestAccount != req.Source.Account {
-				if err := s.authorizeReplicationInto(tx, src, req.DestAccount, region, d.FileSystemID, req.RoleARN); err != nil {
-					return err
-				}
-			}
-			dst, err = s.claimDestination(tx, Principal{Account: req.DestAccount, Region: region}, req.DestAccount, region, d.FileSystemID, src)
-		} else {
-			dst, err = s.newDestination(tx, req.DestAccount, region, d, src, rep)
-			rep.NewDest = true
-		}
+		dst, err := s.placeDestination(tx, rep, src, req.DestAccount, region, d)
 		if err != nil {
 			return err
-		}
-		dst.OriginalSourceARN = rep.OriginalSourceARN
-		if err := tx.UpdateFileSystem(dst); err != nil {
-			return fmt.Errorf("update destination: %w", err)
-		}
-		rep.Dest = dst.Key()
-		if err := tx.InsertReplication(rep); err != nil {
-			return fmt.Errorf("insert replication: %w", err)
 		}
 		out.Dest, out.State = dst.Key(), dst.State
 		return nil

@@ -140,8 +140,7 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 	if !remote && !s.cfg.Regions.Has(destRegion) {
 		return nil, E(BadRequest, "Region '%s' is not enabled for account %s.", destRegion, p.Account)
 	}
-	crossAccount := destAccount != p.Account
-	if crossAccount {
+	if destAccount != p.Account {
 		if d.RoleARN == "" {
 			return nil, E(BadRequest, "No RoleArn provided.  RoleArn is required for cross-account replication.")
 		}
@@ -172,30 +171,9 @@ func (s *Service) CreateReplicationConfiguration(ctx context.Context, p Principa
 		rep.Source = src.Key()
 		rep.OriginalSourceARN = orDefault(src.OriginalSourceARN, src.ARN())
 
-		var dst *FileSystem
-		if d.FileSystemID != "" {
-			if crossAccount {
-				if err := s.authorizeReplicationInto(tx, src, destAccount, destRegion, destRef.ID, d.RoleARN); err != nil {
-					return err
-				}
-			}
-			dst, err = s.claimDestination(tx, p, destAccount, destRegion, destRef.ID, src)
-		} else {
-			dst, err = s.newDestination(tx, destAccount, destRegion, d, src, rep)
-			rep.NewDest = true
-		}
-		if err != nil {
-			return err
-		}
-		dst.OriginalSourceARN = rep.OriginalSourceARN
-		if err := tx.UpdateFileSystem(dst); err != nil {
-			return fmt.Errorf("update destination: %w", err)
-		}
-		rep.Dest = dst.Key()
-		if err := tx.InsertReplication(rep); err != nil {
-			return fmt.Errorf("insert replication: %w", err)
-		}
-		return nil
+		d.FileSystemID = destRef.ID
+		_, err = s.placeDestination(tx, rep, src, destAccount, destRegion, d)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -220,6 +198,37 @@ func replicableSource(tx Tx, p Principal, sourceID string) (*FileSystem, error) 
 		return nil, err
 	}
 	return src, nil
+}
+
+// placeDestination claims the existing destination d.FileSystemID (a bare
+// ID; another account's only with its consent) or creates a new one, for
+// src, and records rep with it.
+func (s *Service) placeDestination(tx Tx, rep *Replication, src *FileSystem, account, region string, d DestinationInput) (*FileSystem, error) {
+	var dst *FileSystem
+	var err error
+	if d.FileSystemID != "" {
+		if account != src.Account {
+			if err := s.authorizeReplicationInto(tx, src, account, region, d.FileSystemID, d.RoleARN); err != nil {
+				return nil, err
+			}
+		}
+		dst, err = s.claimDestination(tx, account, region, d.FileSystemID, src)
+	} else {
+		dst, err = s.newDestination(tx, account, region, d, src, rep)
+		rep.NewDest = true
+	}
+	if err != nil {
+		return nil, err
+	}
+	dst.OriginalSourceARN = rep.OriginalSourceARN
+	if err := tx.UpdateFileSystem(dst); err != nil {
+		return nil, fmt.Errorf("update destination: %w", err)
+	}
+	rep.Dest = dst.Key()
+	if err := tx.InsertReplication(rep); err != nil {
+		return nil, fmt.Errorf("insert replication: %w", err)
+	}
+	return dst, nil
 }
 
 // notReplicating refuses a file system that is already part of a
@@ -300,7 +309,7 @@ func (s *Service) authorizeReplicationInto(tx Tx, src *FileSystem, account, regi
 
 // claimDestination checks an existing file system can become the
 // destination and marks it REPLICATING.
-func (s *Service) claimDestination(tx Tx, p Principal, account, region, id string, src *FileSystem) (*FileSystem, error) {
+func (s *Service) claimDestination(tx Tx, account, region, id string, src *FileSystem) (*FileSystem, error) {
 	dst, err := tx.FileSystem(account, region, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fsNotFound(id)
