@@ -594,12 +594,22 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 			return r.updateMeta(s, pfd, base, e, &st, false)
 		}
 	}
+	if rewrite {
+		r.ix.Remove(e.Path) // what the index knew of it is not what it holds
+	}
 	lack, err := r.ix.Need(e.Path, l)
 	if err != nil {
 		return err
 	}
 	if len(lack) == 0 {
-		return r.assemble(ctx, s, e, l, rewrite, nil)
+		// Every chunk should be at hand; an index place found stale
+		// makes the file wait for the chunks after all.
+		sup := &localSupplier{}
+		err := r.assemble(ctx, s, e, l, rewrite, sup)
+		if !errors.Is(err, errMissing) {
+			return err
+		}
+		lack = sup.missing
 	}
 	s.files[e.Path] = &pendingFile{e: *e, list: l, rewrite: rewrite}
 	s.pendingChunks += len(l)
@@ -683,6 +693,16 @@ func (f *frameSupplier) Fetch(ctx context.Context, want []chunks.Chunk, deliver 
 		return errMissing
 	}
 	return nil
+}
+
+// localSupplier has no chunk: it records what Assemble lacked.
+type localSupplier struct{ missing []chunks.Hash }
+
+func (l *localSupplier) Fetch(_ context.Context, want []chunks.Chunk, _ func(chunks.Hash, []byte) error) error {
+	for _, c := range want {
+		l.missing = append(l.missing, c.Hash)
+	}
+	return errMissing
 }
 
 func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {

@@ -137,6 +137,9 @@ type Stats struct {
 	ChunksLocal int64
 	// WireBytes is every request and reply byte of the pass, both ways.
 	WireBytes int64
+	// Full says the pass was a full listing (first pass, lost state,
+	// Verify), not a delta.
+	Full bool
 }
 
 // Protocol version, sent in begin; a receiver refuses any other.

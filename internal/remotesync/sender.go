@@ -216,6 +216,9 @@ func (p *pass) run() error {
 		return err
 	}
 	full = br.Full
+	p.mu.Lock()
+	p.stats.Full = full
+	p.mu.Unlock()
 	err := p.send(br.Session, full)
 	if err == nil {
 		var cr commitResp
