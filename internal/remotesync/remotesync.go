@@ -152,7 +152,7 @@ const (
 	maxBatchEntries  = 16384    // entries in one batch
 	maxSessionPaths  = 1 << 23  // entries in one session (a full listing's memory)
 	maxPendingChunks = 1 << 22  // chunk records of announced files not yet assembled
-	maxFileChunks    = 1 << 21  // chunks of one file (2 TiB at the average size)
+	maxFileChunks    = 1 << 20  // chunks of one file (about 1 TiB at the average size; its list fits a batch)
 	maxPath          = 4096     // bytes of a path
 	maxName          = 255      // bytes of a component
 	maxTarget        = 4095     // bytes of a symlink target

@@ -491,6 +491,10 @@ func (p *pass) chunkFile(path string, e *srcEntry) {
 		e.chunkError = errGone // shrank while read: the next pass
 		return
 	}
+	if len(l) > maxFileChunks {
+		e.chunkError = fmt.Errorf("source %q: %d chunks, more than the %d a file may have to be replicated", path, len(l), maxFileChunks)
+		return
+	}
 	e.List = l
 }
 
