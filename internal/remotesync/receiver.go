@@ -823,7 +823,15 @@ func (r *Receiver) finish(s *session) error {
 		}
 	}
 	if s.full {
-		if err := r.removeUnlisted(s, r.rootFd, ""); err != nil {
+		// A descriptor of its own: a directory's read offset is shared
+		// by the descriptors of one open.
+		fd, err := treesync.OpenAt(r.rootFd, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return errAt("open", "", err)
+		}
+		err = r.removeUnlisted(s, fd, "")
+		unix.Close(fd)
+		if err != nil {
 			return err
 		}
 	}

@@ -239,3 +239,49 @@ func TestVerifyRepairs(t *testing.T) {
 		t.Fatalf("verify: diffs %v, %+v", diffs, st)
 	}
 }
+
+// Deltas after interrupted passes: what an interrupted pass changed at the
+// receiver is sent again by the next one (a file it created that the
+// source deleted meanwhile is removed), without a full listing while the
+// sender remembers; a sender restarted after an interrupted pass gets a
+// full listing.
+func TestInterruptedDelta(t *testing.T) {
+	p := newPair(t)
+	oldA := randBytes(20, 2<<20)
+	writeFile(t, p.src+"/a", oldA, 0o644, old)
+	writeFile(t, p.src+"/b", []byte("bee"), 0o644, old)
+	p.mustPass(nil, PassOptions{})
+
+	newA := randBytes(21, 2<<20)
+	writeFile(t, p.src+"/a", newA, 0o644, old)
+	writeFile(t, p.src+"/n1", []byte("bee"), 0o644, old) // a copy of b: assembled from local bytes in the batch
+	must(t, os.Remove(p.src+"/b"))
+	tr := &cutTransport{r: p.r, budget: 1 << 20}
+	if _, err := p.pass(tr, PassOptions{}); err == nil {
+		t.Fatal("pass over a cut connection succeeded")
+	}
+	if b, _ := os.ReadFile(p.dst + "/a"); string(b) != string(oldA) && string(b) != string(newA) {
+		t.Fatal("a holds neither its old content nor its new")
+	}
+	if _, err := os.Stat(p.dst + "/n1"); err != nil {
+		t.Fatalf("n1 did not land in the interrupted pass (the test needs it to): %v", err)
+	}
+	must(t, os.Remove(p.src+"/n1"))
+	writeFile(t, p.src+"/n2", []byte("another"), 0o644, old)
+	tr.budget = -1
+	if st := p.mustPass(tr, PassOptions{}); st.Full {
+		t.Fatalf("full listing after an interrupted pass of the same sender: %+v", st)
+	}
+
+	writeFile(t, p.src+"/n3", randBytes(22, 2<<20), 0o644, old)
+	must(t, os.Remove(p.src+"/n2"))
+	tr.budget = 1 << 20
+	if _, err := p.pass(tr, PassOptions{}); err == nil {
+		t.Fatal("pass over a cut connection succeeded")
+	}
+	p.openSender() // forgets what it sent
+	tr.budget = -1
+	if st := p.mustPass(tr, PassOptions{}); !st.Full {
+		t.Fatalf("delta after a restarted sender's interrupted pass: %+v", st)
+	}
+}
