@@ -285,3 +285,32 @@ func TestInterruptedDelta(t *testing.T) {
 		t.Fatalf("delta after a restarted sender's interrupted pass: %+v", st)
 	}
 }
+
+// Hard links are kept as links, broken when the source breaks them (the
+// same content and mtime in a separate file), and survive the loss of the
+// group's first name; none of it sends chunk data.
+func TestHardLinks(t *testing.T) {
+	p := newPair(t)
+	content := randBytes(30, 600<<10)
+	writeFile(t, p.src+"/a", content, 0o640, old)
+	must(t, os.Link(p.src+"/a", p.src+"/b"))
+	must(t, os.Mkdir(p.src+"/d", 0o755))
+	must(t, os.Link(p.src+"/a", p.src+"/d/c"))
+	st := p.mustPass(nil, PassOptions{})
+	if st.LinksCreated != 2 || st.FilesCopied != 1 {
+		t.Fatalf("initial: %+v", st)
+	}
+
+	must(t, os.Remove(p.src+"/b")) // cp -p b: a separate file, same content and mtime
+	writeFile(t, p.src+"/b", content, 0o640, old)
+	if st := p.mustPass(nil, PassOptions{}); st.BytesSent != 0 {
+		t.Fatalf("breaking a link sent data: %+v", st)
+	}
+
+	must(t, os.Remove(p.src+"/a")) // the group's first name goes: d/c stays, linked with e
+	must(t, os.Link(p.src+"/d/c", p.src+"/e"))
+	must(t, os.Chmod(p.src+"/e", 0o600))
+	if st := p.mustPass(nil, PassOptions{}); st.BytesSent != 0 {
+		t.Fatalf("relinking sent data: %+v", st)
+	}
+}
