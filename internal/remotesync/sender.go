@@ -43,7 +43,7 @@ type PassOptions struct {
 	// by content although it looked the same (Verify).
 	OnDifference func(rel string)
 	// Progress is called after each request of the pass with the counts
-	// so far.
+	// so far, one call at a time; it must be cheap.
 	Progress func(Stats)
 }
 
@@ -209,17 +209,26 @@ func (p *pass) run() error {
 	if err := p.chunkFiles(); err != nil {
 		return err
 	}
-	gen := randomGen()
-	var br beginResp
 	full := s.forceFull || p.o.Verify || s.st.Gen == 0
+	pl := p.plan(full)
+	// A pass with nothing to send keeps the generation (the receiver's
+	// tree does not change), and the sender's state file is not rewritten.
+	gen := s.st.Gen
+	if full || !pl.empty() || len(s.pending) > 0 {
+		gen = randomGen()
+	}
+	var br beginResp
 	if err := p.call(OpBegin, beginReq{V: protoVersion, Base: s.st.Gen, Gen: gen, Epoch: s.epoch, Full: full, Verify: p.o.Verify}, &br); err != nil {
 		return err
 	}
-	full = br.Full
+	if br.Full && !full {
+		full = true
+		pl = p.plan(true)
+	}
 	p.mu.Lock()
 	p.stats.Full = full
 	p.mu.Unlock()
-	err := p.send(br.Session, full)
+	err := p.send(br.Session, full, pl)
 	if err == nil {
 		var cr commitResp
 		err = p.call(OpCommit, commitReq{Session: br.Session, Start: p.o.Start.UnixNano()}, &cr)
@@ -233,9 +242,13 @@ func (p *pass) run() error {
 		}
 		return err
 	}
+	save := gen != s.st.Gen
 	s.st = senderState{Gen: gen, Entries: p.cur}
 	clear(s.pending)
 	s.forceFull = false
+	if !save {
+		return nil
+	}
 	return s.saveState()
 }
 
@@ -245,11 +258,10 @@ func (p *pass) update(ws wireStats) {
 	p.stats.Stats = ws.Stats
 	p.stats.ChunksLocal = ws.ChunksLocal
 	p.stats.WireBytes = p.wire.Load()
-	st := p.stats
-	p.mu.Unlock()
 	if p.o.Progress != nil {
-		p.o.Progress(st)
+		p.o.Progress(p.stats) // under the lock: one call at a time
 	}
+	p.mu.Unlock()
 }
 
 // countingReader counts the bytes read through it.
@@ -524,7 +536,18 @@ func (e *srcEntry) wire(path string) wireEntry {
 // send sends the entries that differ from the acknowledged state (all of
 // them for a full listing) in batches, and the chunks the receiver asks
 // for after each batch.
-func (p *pass) send(session string, full bool) error {
+// plan is what a pass sends: the paths marked, in walk order, and the
+// deletions.
+type plan struct {
+	mark    map[string]bool
+	deletes []string
+}
+
+func (pl *plan) empty() bool { return len(pl.mark) == 0 && len(pl.deletes) == 0 }
+
+// plan works out the entries that differ from the acknowledged state (all
+// of them for a full listing).
+func (p *pass) plan(full bool) *plan {
 	old := p.s.st.Entries
 	mark := map[string]bool{}
 	links := map[string][]string{}
@@ -580,7 +603,13 @@ func (p *pass) send(session string, full bool) error {
 	for _, path := range deletes {
 		mark[parentOf(path)] = true
 	}
+	return &plan{mark: mark, deletes: deletes}
+}
 
+// send sends a plan in batches, and the chunks the receiver asks for after
+// each batch.
+func (p *pass) send(session string, full bool, pl *plan) error {
+	mark, deletes := pl.mark, pl.deletes
 	var batch []wireEntry
 	size := 0
 	flush := func() error {
