@@ -63,6 +63,9 @@ type Sender struct {
 	epoch     uint64          // this Sender's identity towards receivers
 	pending   map[string]bool // paths sent since the last acknowledged pass
 	forceFull bool            // a full listing was interrupted
+	// known is the last walk's entries, acknowledged or not: a pass
+	// retried after a failure does not read unchanged files again.
+	known map[string]*srcEntry
 	closed    bool
 }
 
@@ -209,6 +212,7 @@ func (p *pass) run() error {
 	if err := p.chunkFiles(); err != nil {
 		return err
 	}
+	s.known = p.cur
 	full := s.forceFull || p.o.Verify || s.st.Gen == 0
 	pl := p.plan(full)
 	// A pass with nothing to send keeps the generation (the receiver's
@@ -396,7 +400,11 @@ func (p *pass) walkDir(fd int, rel string, groups map[[2]uint64]string) error {
 				groups[key] = path
 			}
 			e := p.add(path, &st, "")
-			if old := p.s.st.Entries[path]; old != nil && old.Type == typeFile && !old.Racy &&
+			old := p.s.known[path]
+			if old == nil {
+				old = p.s.st.Entries[path]
+			}
+			if old != nil && old.Type == typeFile && !old.Racy &&
 				old.Ino == e.Ino && old.Dev == e.Dev && old.Ctime == e.Ctime && old.Size == e.Size && old.Mtime == e.Mtime {
 				e.List = old.List
 				e.Racy = false
@@ -450,7 +458,15 @@ func (p *pass) chunkFiles() error {
 			continue
 		}
 		if errors.Is(e.chunkError, errGone) {
-			delete(p.cur, path) // vanished or replaced: the next pass
+			// Vanished or replaced since listed: the receiver keeps what it
+			// has, and the next pass looks again.
+			if old := p.s.st.Entries[path]; old != nil && old.Type == typeFile {
+				keep := *old
+				keep.Racy = true
+				p.cur[path] = &keep
+			} else {
+				delete(p.cur, path)
+			}
 			continue
 		}
 		return e.chunkError
