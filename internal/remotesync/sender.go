@@ -65,8 +65,8 @@ type Sender struct {
 	forceFull bool            // a full listing was interrupted
 	// known is the last walk's entries, acknowledged or not: a pass
 	// retried after a failure does not read unchanged files again.
-	known map[string]*srcEntry
-	closed    bool
+	known  map[string]*srcEntry
+	closed bool
 }
 
 // senderState is the acknowledged state of the tree: entries by path ("" is
