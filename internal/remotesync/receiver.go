@@ -26,8 +26,9 @@ type ReceiverOptions struct {
 	// the commit is acknowledged; an error fails the commit. start is the
 	// pass's start time on the source's clock.
 	OnCommit func(start time.Time) error
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Now times commits for the log.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Receiver applies passes to the destination tree root: one per
@@ -47,6 +48,11 @@ type Receiver struct {
 	statePath string
 	o         ReceiverOptions
 	log       *slog.Logger
+
+	// Bounds on the memory of requests in flight: one batch body (up to
+	// maxBatchBody) at a time, and maxChunkStreams chunk streams (about
+	// 12 MiB each: the decoder's two buffers and the assembly's).
+	batchSem, chunkSem chan struct{}
 
 	scanned    chan struct{}
 	scanErr    error
@@ -111,7 +117,8 @@ func NewReceiver(root, statePath string, o ReceiverOptions) (*Receiver, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	r := &Receiver{root: root, rootFd: fd, ix: ix, statePath: statePath, o: o, log: o.Logger, scanned: make(chan struct{})}
+	r := &Receiver{root: root, rootFd: fd, ix: ix, statePath: statePath, o: o, log: o.Logger, scanned: make(chan struct{}),
+		batchSem: make(chan struct{}, 1), chunkSem: make(chan struct{}, maxChunkStreams)}
 	if statePath != "" {
 		loadJSON(statePath, &r.st)
 	}
@@ -172,9 +179,15 @@ func (r *Receiver) Serve(ctx context.Context, op string, body io.Reader, w io.Wr
 	case OpBegin:
 		reply, err = r.begin(body)
 	case OpBatch:
-		reply, err = r.batch(ctx, body)
+		if err = acquire(ctx, r.batchSem); err == nil {
+			reply, err = r.batch(ctx, body)
+			<-r.batchSem
+		}
 	case OpChunks:
-		reply, err = r.chunks(ctx, body)
+		if err = acquire(ctx, r.chunkSem); err == nil {
+			reply, err = r.chunks(ctx, body)
+			<-r.chunkSem
+		}
 	case OpCommit:
 		reply, err = r.commit(body)
 	default:
@@ -189,6 +202,15 @@ func (r *Receiver) Serve(ctx context.Context, op string, body io.Reader, w io.Wr
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (r *Receiver) saveState() error {
@@ -775,6 +797,7 @@ func (r *Receiver) commit(body io.Reader) (any, error) {
 	if len(s.files) > 0 {
 		return nil, protof("commit with %d files still awaiting chunks", len(s.files))
 	}
+	t0 := r.o.Now()
 	if err := r.finish(s); err != nil {
 		r.applyFailed()
 		return nil, err
@@ -806,6 +829,8 @@ func (r *Receiver) commit(body io.Reader) (any, error) {
 		r.sess = nil
 	}
 	r.mu.Unlock()
+	r.log.Debug("replication pass committed", "copied", s.stats.FilesCopied, "bytes", s.stats.BytesCopied,
+		"deleted", s.stats.Deleted, "duration", r.o.Now().Sub(t0))
 	return commitResp{Stats: s.stats}, nil
 }
 

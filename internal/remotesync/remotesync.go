@@ -157,6 +157,7 @@ const (
 	maxName          = 255      // bytes of a component
 	maxTarget        = 4095     // bytes of a symlink target
 	maxReply         = 64 << 20 // a reply the sender reads
+	maxChunkStreams  = 8        // chunk streams a receiver assembles at once
 	chunkRec         = 32 + 4   // a chunk in a list: hash, length (offsets are implied)
 )
 

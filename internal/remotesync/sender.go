@@ -27,8 +27,11 @@ import (
 type SenderOptions struct {
 	// Workers bounds the files chunked, and sent, concurrently; 0 means 4.
 	Workers int
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Now times passes for the log. (Whether a file is too recently
+	// changed to be vouched for is judged by the real clock, which the
+	// kernel's timestamps come from.)
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // PassOptions tune one pass.
@@ -196,12 +199,18 @@ func (s *Sender) Pass(ctx context.Context, t Transport, o PassOptions) (Stats, e
 		return Stats{}, fmt.Errorf("open source %s: %w", s.root, err)
 	}
 	defer unix.Close(fd)
+	t0 := s.o.Now()
 	p := &pass{s: s, ctx: ctx, t: t, o: o, rootFd: fd, cur: map[string]*srcEntry{}}
 	err = p.run()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stats.WireBytes = p.wire.Load()
-	return p.stats, err
+	st := p.stats
+	if err == nil {
+		s.log.Debug("replication pass acknowledged", "copied", st.FilesCopied, "bytes", st.BytesSent,
+			"deleted", st.Deleted, "duration", s.o.Now().Sub(t0))
+	}
+	return st, err
 }
 
 func (p *pass) run() error {
