@@ -95,6 +95,9 @@ func TestHostileRequests(t *testing.T) {
 		batch("dir "+path, CodeProtocol, wireEntry{Path: path, Type: typeDir, Mode: 0o755})
 		batch("link to "+path, CodeProtocol, wireEntry{Path: "l", Type: typeLink, Target: path})
 	}
+	batch("bytes name that is UTF-8", CodeProtocol, wireEntry{PathB: []byte("x"), Type: typeDir})
+	batch("name twice", CodeProtocol, wireEntry{Path: "x", PathB: []byte("\xff"), Type: typeDir})
+	batch("bytes name climbing", CodeProtocol, wireEntry{PathB: []byte("\xff/../../x"), Type: typeDir})
 	batch("root as a file", CodeProtocol, file("", payload))
 	batch("unknown type", CodeProtocol, wireEntry{Path: "x", Type: "c"})
 	batch("mode bits", CodeProtocol, wireEntry{Path: "x", Type: typeDir, Mode: 0o170755})

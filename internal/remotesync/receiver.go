@@ -305,6 +305,13 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 	inBatch := map[string]bool{}
 	for i := range req.Entries {
 		e := &req.Entries[i]
+		if e.Path, err = getName(e.Path, e.PathB); err != nil {
+			return nil, err
+		}
+		if e.Target, err = getName(e.Target, e.TargetB); err != nil {
+			return nil, err
+		}
+		e.PathB, e.TargetB = nil, nil
 		if lists[i], err = checkEntry(e); err != nil {
 			return nil, err
 		}
@@ -606,7 +613,7 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 				rewrite = true
 				if st.Mtim.Nano() == e.Mtime {
 					s.stats.Differences++
-					resp.Diffs = append(resp.Diffs, e.Path)
+					resp.Diffs = append(resp.Diffs, []byte(e.Path))
 				}
 			}
 		} else if have, ok := r.ix.Lookup(e.Path); ok && slices.Equal(have, l) {
@@ -635,7 +642,9 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 	}
 	s.files[e.Path] = &pendingFile{e: *e, list: l, rewrite: rewrite}
 	s.pendingChunks += len(l)
-	resp.Need = append(resp.Need, need{Path: e.Path, Hashes: encodeHashes(lack)})
+	n := need{Hashes: encodeHashes(lack)}
+	putName(&n.Path, &n.PathB, e.Path)
+	resp.Need = append(resp.Need, n)
 	return nil
 }
 
@@ -733,6 +742,11 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 	if err := readHeader(br, &req); err != nil {
 		return nil, err
 	}
+	path, err := getName(req.Path, req.PathB)
+	if err != nil {
+		return nil, err
+	}
+	req.Path = path
 	s, err := r.current(req.Session)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,7 @@ import (
 	"io"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/efsd/efsd/internal/chunks"
 	"github.com/efsd/efsd/internal/treesync"
@@ -172,14 +173,16 @@ const (
 
 // wireEntry is one path of a batch. The root directory is the path "".
 type wireEntry struct {
-	Path   string `json:"p"`
+	Path   string `json:"p,omitempty"`
+	PathB  []byte `json:"pb,omitempty"` // Path, when it is not valid UTF-8 (JSON strings are)
 	Type   string `json:"t"`
 	Mode   uint32 `json:"m,omitempty"` // permission bits (07777)
 	UID    uint32 `json:"u,omitempty"`
 	GID    uint32 `json:"g,omitempty"`
 	Size   int64  `json:"z,omitempty"`
 	Mtime  int64  `json:"mt,omitempty"` // ns since the epoch
-	Target string `json:"l,omitempty"`  // symlink target; a link's group path
+	Target  string `json:"l,omitempty"`  // symlink target; a link's group path
+	TargetB []byte `json:"lb,omitempty"` // Target, when it is not valid UTF-8
 	Nlink  uint32 `json:"n,omitempty"`  // names of a file's hard-link group (1 if none)
 	Chunks []byte `json:"c,omitempty"`  // chunk list, chunkRec bytes a chunk
 }
@@ -205,19 +208,21 @@ type batchReq struct {
 
 // need is a file of a batch whose assembly waits for chunks.
 type need struct {
-	Path   string `json:"p"`
+	Path   string `json:"p,omitempty"`
+	PathB  []byte `json:"pb,omitempty"`
 	Hashes []byte `json:"h"` // 32 bytes each
 }
 
 type batchResp struct {
 	Need  []need    `json:"need,omitempty"`
-	Diffs []string  `json:"diffs,omitempty"` // files found different by content (Verify)
+	Diffs [][]byte  `json:"diffs,omitempty"` // files found different by content (Verify)
 	Stats wireStats `json:"stats"`
 }
 
 type chunksReq struct {
 	Session string `json:"session"`
-	Path    string `json:"p"`
+	Path    string `json:"p,omitempty"`
+	PathB   []byte `json:"pb,omitempty"`
 }
 
 type chunksResp struct {
@@ -238,6 +243,30 @@ type commitResp struct {
 type wireStats struct {
 	treesync.Stats
 	ChunksLocal int64
+}
+
+// Names on the wire: file names are bytes, JSON strings are UTF-8 (an
+// encoder replaces invalid bytes), so a name that is not valid UTF-8
+// travels in the base64 field beside its string one.
+
+// putName sets a name's fields.
+func putName(s *string, b *[]byte, name string) {
+	if utf8.ValidString(name) {
+		*s, *b = name, nil
+	} else {
+		*s, *b = "", []byte(name)
+	}
+}
+
+// getName returns the name its fields carry.
+func getName(s string, b []byte) (string, error) {
+	if b == nil {
+		return s, nil
+	}
+	if s != "" || utf8.Valid(b) {
+		return "", protof("name given twice, or in bytes though valid UTF-8")
+	}
+	return string(b), nil
 }
 
 // encodeList packs a chunk list (offsets are implied by the lengths).

@@ -548,7 +548,9 @@ func sameEntry(a, b *srcEntry) bool {
 }
 
 func (e *srcEntry) wire(path string) wireEntry {
-	w := wireEntry{Path: path, Type: e.Type, Target: e.Target}
+	w := wireEntry{Type: e.Type}
+	putName(&w.Path, &w.PathB, path)
+	putName(&w.Target, &w.TargetB, e.Target)
 	if e.Type != typeLink {
 		w.Mode, w.UID, w.GID, w.Mtime = e.Mode, e.UID, e.GID, e.Mtime
 	}
@@ -647,7 +649,7 @@ func (p *pass) send(session string, full bool, pl *plan) error {
 	}
 	addEntry := func(w wireEntry) error {
 		if !full {
-			p.s.pending[w.Path] = true
+			p.s.pending[w.Path+string(w.PathB)] = true
 		}
 		batch = append(batch, w)
 		size += 200 + len(w.Path) + len(w.Target) + len(w.Chunks)*4/3
@@ -664,7 +666,9 @@ func (p *pass) send(session string, full bool, pl *plan) error {
 		}
 	}
 	for _, path := range deletes {
-		if err := addEntry(wireEntry{Path: path, Type: typeDelete}); err != nil {
+		w := wireEntry{Type: typeDelete}
+		putName(&w.Path, &w.PathB, path)
+		if err := addEntry(w); err != nil {
 			return err
 		}
 	}
@@ -681,7 +685,7 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 	p.update(resp.Stats)
 	if p.o.OnDifference != nil {
 		for _, d := range resp.Diffs {
-			p.o.OnDifference(d)
+			p.o.OnDifference(string(d))
 		}
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
@@ -691,10 +695,16 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 	var first error
 	sem := make(chan struct{}, p.s.o.Workers)
 	for _, n := range resp.Need {
-		e := p.cur[n.Path]
+		path, err := getName(n.Path, n.PathB)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		e := p.cur[path]
 		hs, err := decodeHashes(n.Hashes, maxFileChunks)
 		if err == nil && (e == nil || e.Type != typeFile) {
-			err = fmt.Errorf("receiver asks chunks of %q, not a file sent", n.Path)
+			err = fmt.Errorf("receiver asks chunks of %q, not a file sent", path)
 		}
 		if err != nil {
 			cancel()
@@ -704,7 +714,7 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := p.sendFile(ctx, session, n.Path, e, hs); err != nil {
+			if err := p.sendFile(ctx, session, path, e, hs); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err
@@ -768,7 +778,9 @@ func (p *pass) sendChunks(ctx context.Context, session, path string, e *srcEntry
 			return fmt.Errorf("receiver asks chunk %s, not in %q", h, path)
 		}
 	}
-	hdr, _ := json.Marshal(chunksReq{Session: session, Path: path})
+	creq := chunksReq{Session: session}
+	putName(&creq.Path, &creq.PathB, path)
+	hdr, _ := json.Marshal(creq)
 	pr, pw := io.Pipe()
 	cw := &countingWriter{w: pw}
 	var frames int64

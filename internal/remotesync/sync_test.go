@@ -314,3 +314,26 @@ func TestHardLinks(t *testing.T) {
 		t.Fatalf("relinking sent data: %+v", st)
 	}
 }
+
+// Names are bytes: ones that are not UTF-8, or hold a newline, arrive as
+// they are (JSON would replace invalid bytes), are renamed and deleted.
+func TestOddNames(t *testing.T) {
+	p := newPair(t)
+	writeFile(t, p.src+"/\xff\xfe", []byte("latin-1"), 0o644, old)
+	writeFile(t, p.src+"/d\x80/new\nline", []byte("nl"), 0o644, old)
+	writeFile(t, p.src+"/日本", []byte("utf-8"), 0o644, old)
+	must(t, os.Symlink("\xff/target", p.src+"/l\xfa"))
+	must(t, os.Link(p.src+"/\xff\xfe", p.src+"/d\x80/\xfb"))
+	p.mustPass(nil, PassOptions{})
+	must(t, os.Rename(p.src+"/d\x80/new\nline", p.src+"/\xf0\x28"))
+	must(t, os.Remove(p.src+"/l\xfa"))
+	if st := p.mustPass(nil, PassOptions{}); st.Full || st.Deleted != 2 || st.BytesSent != 0 {
+		t.Fatalf("renames: %+v", st)
+	}
+	var diffs []string
+	writeFile(t, p.dst+"/\xf0\x28", []byte("NL"), 0o644, old)
+	p.mustPass(nil, PassOptions{Verify: true, OnDifference: func(rel string) { diffs = append(diffs, rel) }})
+	if len(diffs) != 1 || diffs[0] != "\xf0\x28" {
+		t.Fatalf("differences: %q", diffs)
+	}
+}
