@@ -173,18 +173,18 @@ const (
 
 // wireEntry is one path of a batch. The root directory is the path "".
 type wireEntry struct {
-	Path   string `json:"p,omitempty"`
-	PathB  []byte `json:"pb,omitempty"` // Path, when it is not valid UTF-8 (JSON strings are)
-	Type   string `json:"t"`
-	Mode   uint32 `json:"m,omitempty"` // permission bits (07777)
-	UID    uint32 `json:"u,omitempty"`
-	GID    uint32 `json:"g,omitempty"`
-	Size   int64  `json:"z,omitempty"`
-	Mtime  int64  `json:"mt,omitempty"` // ns since the epoch
+	Path    string `json:"p,omitempty"`
+	PathB   []byte `json:"pb,omitempty"` // Path, when it is not valid UTF-8 (JSON strings are)
+	Type    string `json:"t"`
+	Mode    uint32 `json:"m,omitempty"` // permission bits (07777)
+	UID     uint32 `json:"u,omitempty"`
+	GID     uint32 `json:"g,omitempty"`
+	Size    int64  `json:"z,omitempty"`
+	Mtime   int64  `json:"mt,omitempty"` // ns since the epoch
 	Target  string `json:"l,omitempty"`  // symlink target; a link's group path
 	TargetB []byte `json:"lb,omitempty"` // Target, when it is not valid UTF-8
-	Nlink  uint32 `json:"n,omitempty"`  // names of a file's hard-link group (1 if none)
-	Chunks []byte `json:"c,omitempty"`  // chunk list, chunkRec bytes a chunk
+	Nlink   uint32 `json:"n,omitempty"`  // names of a file's hard-link group (1 if none)
+	Chunks  []byte `json:"c,omitempty"`  // chunk list, chunkRec bytes a chunk
 }
 
 type beginReq struct {
