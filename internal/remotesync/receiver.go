@@ -35,9 +35,11 @@ type ReceiverOptions struct {
 // configuration at the destination. Its state (statePath; "" keeps it in
 // memory) is the generation it last committed and the epoch of the
 // sender whose uncommitted session last changed the tree. Its chunk index
-// is built by scanning root when it opens (in the background: requests
-// wait for it), not persisted: a restart costs a read of the tree, never
-// a transfer.
+// is saved beside the state (statePath + ".index") by Close and read back
+// when it opens, each file's entry checked against its inode, ctime and
+// size; without that snapshot (a crash, no statePath) it is built by
+// scanning root, which reads every file. Either happens in the
+// background; requests wait for it.
 //
 // Serve may be called concurrently (chunk data for several files at
 // once); one session runs at a time, a begin superseding the one before.
@@ -127,6 +129,10 @@ func NewReceiver(root, statePath string, o ReceiverOptions) (*Receiver, error) {
 	go func() {
 		defer close(r.scanned)
 		t0 := time.Now()
+		if r.loadIndex(ctx) {
+			r.log.Debug("replication receiver: index loaded", "duration", time.Since(t0))
+			return
+		}
 		if err := ix.Scan(ctx); err != nil {
 			r.scanErr = fmt.Errorf("index destination: %w", err)
 			r.log.Error("replication receiver: indexing the destination failed", "err", err)
@@ -148,6 +154,11 @@ func (r *Receiver) Close() error {
 		r.stopScan()
 		<-r.scanned
 		r.inflight.Wait()
+		if r.statePath != "" && r.scanErr == nil {
+			if err := r.saveIndex(); err != nil {
+				r.log.Warn("replication receiver: index not saved, the next start scans the destination", "err", err)
+			}
+		}
 		r.closeError = errors.Join(r.ix.Close(), unix.Close(r.rootFd))
 	})
 	return r.closeError

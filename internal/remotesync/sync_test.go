@@ -1,9 +1,11 @@
 package remotesync
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -336,4 +338,47 @@ func TestOddNames(t *testing.T) {
 	if len(diffs) != 1 || diffs[0] != "\xf0\x28" {
 		t.Fatalf("differences: %q", diffs)
 	}
+}
+
+// A receiver closed and opened again reads its index back instead of
+// reading the destination: entries whose file is unchanged are taken as
+// they are, a file changed while it was down is chunked again, a file
+// added meanwhile is not indexed; a rename still costs no chunk data.
+func TestReceiverIndexSnapshot(t *testing.T) {
+	p := newPair(t)
+	writeFile(t, p.src+"/a", randBytes(40, 3<<20), 0o644, old)
+	writeFile(t, p.src+"/b", []byte("bee"), 0o644, old)
+	p.mustPass(nil, PassOptions{})
+	want, _ := p.r.ix.Lookup("a")
+
+	must(t, p.r.Close())
+	if _, err := os.Stat(p.rcState + ".index"); err != nil {
+		t.Fatalf("no index snapshot: %v", err)
+	}
+	must(t, os.WriteFile(p.dst+"/b", []byte("BEE"), 0o644)) // behind its back
+	must(t, os.WriteFile(p.dst+"/stray", []byte("new"), 0o644))
+	p.openReceiver()
+	<-p.r.scanned
+	if _, err := os.Stat(p.rcState + ".index"); err == nil {
+		t.Fatal("index snapshot kept after it was read")
+	}
+	if got, ok := p.r.ix.Lookup("a"); !ok || !slices.Equal(got, want) {
+		t.Fatal("a's entry not loaded")
+	}
+	if got, ok := p.r.ix.Lookup("b"); !ok || !slices.Equal(got, mustList(t, []byte("BEE"))) {
+		t.Fatalf("b, changed while down, indexed as %v", got)
+	}
+	if _, ok := p.r.ix.Lookup("stray"); ok {
+		t.Fatal("the destination was scanned")
+	}
+	must(t, os.Rename(p.src+"/a", p.src+"/c"))
+	if st := p.mustPass(nil, PassOptions{Verify: true}); st.BytesSent > 100 {
+		t.Fatalf("rename after a restart: %+v", st)
+	}
+}
+
+func mustList(t *testing.T, b []byte) []chunks.Chunk {
+	l, err := chunks.List(bytes.NewReader(b))
+	must(t, err)
+	return l
 }
