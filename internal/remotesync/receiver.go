@@ -627,8 +627,15 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 					resp.Diffs = append(resp.Diffs, []byte(e.Path))
 				}
 			}
-		} else if have, ok := r.ix.Lookup(e.Path); ok && slices.Equal(have, l) {
-			same = true // as indexed when scanned or assembled
+		} else if have, ok := r.ix.Lookup(e.Path); ok {
+			same = slices.Equal(have, l) // as indexed when scanned or assembled
+		} else {
+			// Not indexed (made behind the receiver's back while it was
+			// down): read rather than ask for chunks it may hold.
+			ok, n := holds(pfd, base, l, buf)
+			s.stats.FilesCompared++
+			s.stats.BytesCompared += n
+			same = ok
 		}
 		if same {
 			return r.updateMeta(s, pfd, base, e, &st, false)

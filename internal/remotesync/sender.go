@@ -694,6 +694,7 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 	var mu sync.Mutex
 	var first error
 	sem := make(chan struct{}, p.s.o.Workers)
+	sentBy := map[chunks.Hash]chan struct{}{}
 	for _, n := range resp.Need {
 		path, err := getName(n.Path, n.PathB)
 		if err != nil {
@@ -711,10 +712,32 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 			wg.Wait()
 			return err
 		}
+		// A chunk that an earlier file of the batch sends is not sent
+		// again: this file waits for that one, whose assembly puts the
+		// chunk in the receiver's index.
+		done := make(chan struct{})
+		var own []chunks.Hash
+		var deps []chan struct{}
+		for _, h := range hs {
+			if d, ok := sentBy[h]; ok {
+				deps = append(deps, d)
+			} else {
+				sentBy[h] = done
+				own = append(own, h)
+			}
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := p.sendFile(ctx, session, path, e, hs); err != nil {
+			defer close(done)
+			for _, d := range deps {
+				select {
+				case <-d:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err := p.sendFile(ctx, session, path, e, own); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err

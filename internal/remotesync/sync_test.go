@@ -382,3 +382,17 @@ func mustList(t *testing.T, b []byte) []chunks.Chunk {
 	must(t, err)
 	return l
 }
+
+// Files of one pass sharing content send it once.
+func TestDuplicatesSentOnce(t *testing.T) {
+	p := newPair(t)
+	content := randBytes(50, 6<<20)
+	for _, name := range []string{"a", "b", "c/d", "e"} {
+		writeFile(t, p.src+"/"+name, content, 0o644, old)
+	}
+	st := p.mustPass(nil, PassOptions{})
+	t.Logf("4 copies of %d bytes: %d chunks, %d bytes sent", len(content), st.ChunksSent, st.BytesSent)
+	if st.BytesSent > int64(len(content))+4096 || st.FilesCopied != 4 {
+		t.Fatalf("%+v", st)
+	}
+}
