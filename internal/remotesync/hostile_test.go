@@ -60,6 +60,7 @@ func (endless) Read(b []byte) (int, error) {
 // nothing is written outside the root, and the receiver keeps working: a
 // real pass afterwards succeeds.
 func TestHostileRequests(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	outside := t.TempDir()
 	must(t, os.Symlink(outside, p.dst+"/evil"))
@@ -199,6 +200,7 @@ func TestHostileRequests(t *testing.T) {
 // A newer session supersedes an older one: the older one's requests fail
 // "busy" and its commit is refused.
 func TestSuperseded(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	old := beginSession(t, p.r)
 	beginSession(t, p.r)
@@ -221,6 +223,7 @@ func TestSuperseded(t *testing.T) {
 }
 
 func TestErrorCode(t *testing.T) {
+	t.Parallel()
 	for err, want := range map[error]string{
 		errors.Join(errors.New("x"), syscall.ENOSPC): CodeNoSpace,
 		syscall.EDQUOT:               CodeNoSpace,

@@ -24,6 +24,7 @@ func needRoot(t *testing.T) {
 // each carried over by one pass, the sender restarting from its state
 // file now and then.
 func TestRandomTrees(t *testing.T) {
+	t.Parallel()
 	needRoot(t)
 	p := newPair(t)
 	tr := newH2C(t, p.r)
@@ -63,6 +64,7 @@ func TestRandomTrees(t *testing.T) {
 // A 64 MiB file with 1 MiB overwritten in the middle costs a chunk or
 // two; renaming it or copying it costs no chunk data.
 func TestBigFileEdit(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	big := randBytes(1, 64<<20)
 	writeFile(t, p.src+"/big", big, 0o644, old)
@@ -99,6 +101,7 @@ func TestBigFileEdit(t *testing.T) {
 // under a real name, and the pass that completes sends only what had not
 // landed.
 func TestInterrupted(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	big := randBytes(3, 64<<20)
 	writeFile(t, p.src+"/big", big, 0o644, old)
@@ -172,6 +175,7 @@ func TestInterrupted(t *testing.T) {
 // chunk. Then the sender loses its own. A receiver restarted with its state
 // continues with deltas.
 func TestLostState(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	writeFile(t, p.src+"/a", randBytes(4, 3<<20), 0o644, old)
 	writeFile(t, p.src+"/d/b", []byte("bee"), 0o600, old)
@@ -221,6 +225,7 @@ func untouched(t *testing.T, before, after map[string]node) {
 // its size and mtime kept, reports it and repairs it; a plain pass does not
 // look.
 func TestVerifyRepairs(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	writeFile(t, p.src+"/f", randBytes(5, 2<<20), 0o644, old)
 	writeFile(t, p.src+"/g", []byte("fine"), 0o644, old)
@@ -248,6 +253,7 @@ func TestVerifyRepairs(t *testing.T) {
 // sender remembers; a sender restarted after an interrupted pass gets a
 // full listing.
 func TestInterruptedDelta(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	oldA := randBytes(20, 2<<20)
 	writeFile(t, p.src+"/a", oldA, 0o644, old)
@@ -292,6 +298,7 @@ func TestInterruptedDelta(t *testing.T) {
 // same content and mtime in a separate file), and survive the loss of the
 // group's first name; none of it sends chunk data.
 func TestHardLinks(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	content := randBytes(30, 600<<10)
 	writeFile(t, p.src+"/a", content, 0o640, old)
@@ -320,6 +327,7 @@ func TestHardLinks(t *testing.T) {
 // Names are bytes: ones that are not UTF-8, or hold a newline, arrive as
 // they are (JSON would replace invalid bytes), are renamed and deleted.
 func TestOddNames(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	writeFile(t, p.src+"/\xff\xfe", []byte("latin-1"), 0o644, old)
 	writeFile(t, p.src+"/d\x80/new\nline", []byte("nl"), 0o644, old)
@@ -345,6 +353,7 @@ func TestOddNames(t *testing.T) {
 // they are, a file changed while it was down is chunked again, a file
 // added meanwhile is not indexed; a rename still costs no chunk data.
 func TestReceiverIndexSnapshot(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
 	writeFile(t, p.src+"/a", randBytes(40, 3<<20), 0o644, old)
 	writeFile(t, p.src+"/b", []byte("bee"), 0o644, old)
@@ -385,8 +394,9 @@ func mustList(t *testing.T, b []byte) []chunks.Chunk {
 
 // Files of one pass sharing content send it once.
 func TestDuplicatesSentOnce(t *testing.T) {
+	t.Parallel()
 	p := newPair(t)
-	content := randBytes(50, 6<<20)
+	content := randBytes(50, 3<<20)
 	for _, name := range []string{"a", "b", "c/d", "e"} {
 		writeFile(t, p.src+"/"+name, content, 0o644, old)
 	}
