@@ -622,6 +622,7 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 			same = ok
 			if !ok {
 				rewrite = true
+				r.ix.Remove(e.Path) // what the index knew of it is not what it holds
 				if st.Mtim.Nano() == e.Mtime {
 					s.stats.Differences++
 					resp.Diffs = append(resp.Diffs, []byte(e.Path))
@@ -640,9 +641,6 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 		if same {
 			return r.updateMeta(s, pfd, base, e, &st, false)
 		}
-	}
-	if rewrite {
-		r.ix.Remove(e.Path) // what the index knew of it is not what it holds
 	}
 	lack, err := r.ix.Need(e.Path, l)
 	if err != nil {
