@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 
-	fastcdc "github.com/jotfs/fastcdc-go"
 	"github.com/zeebo/blake3"
 )
 
@@ -61,21 +60,16 @@ type Chunk struct {
 // Split reads r to its end and calls fn with each chunk and its bytes, in
 // order. The bytes are valid only during the call. An empty r has no chunk.
 func Split(r io.Reader, fn func(c Chunk, data []byte) error) error {
-	ch, err := fastcdc.NewChunker(r, fastcdc.Options{
-		MinSize: MinSize, AverageSize: AvgSize, MaxSize: MaxSize, BufSize: 2 * MaxSize,
-	})
-	if err != nil {
-		return fmt.Errorf("chunker: %w", err)
-	}
+	ch := newChunker(r)
 	for {
-		c, err := ch.Next()
+		off, data, err := ch.next()
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := fn(Chunk{Offset: int64(c.Offset), Length: c.Length, Hash: Sum(c.Data)}, c.Data); err != nil {
+		if err := fn(Chunk{Offset: off, Length: len(data), Hash: Sum(data)}, data); err != nil {
 			return err
 		}
 	}

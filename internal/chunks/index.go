@@ -323,3 +323,19 @@ func (ix *Index) Need(rel string, l []Chunk) ([]Hash, error) {
 	}
 	return out, nil
 }
+
+// Each calls fn with every file the index knows and its chunk list (a
+// snapshot: fn may use the index).
+func (ix *Index) Each(fn func(rel string, l []Chunk)) {
+	ix.mu.Lock()
+	paths := make([]string, 0, len(ix.byPath))
+	lists := make([][]Chunk, 0, len(ix.byPath))
+	for p, l := range ix.byPath {
+		paths = append(paths, p)
+		lists = append(lists, l)
+	}
+	ix.mu.Unlock()
+	for i, p := range paths {
+		fn(p, lists[i])
+	}
+}

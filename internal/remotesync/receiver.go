@@ -26,17 +26,20 @@ type ReceiverOptions struct {
 	// the commit is acknowledged; an error fails the commit. start is the
 	// pass's start time on the source's clock.
 	OnCommit func(start time.Time) error
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Now times commits for the log.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Receiver applies passes to the destination tree root: one per
 // configuration at the destination. Its state (statePath; "" keeps it in
 // memory) is the generation it last committed and the epoch of the
 // sender whose uncommitted session last changed the tree. Its chunk index
-// is built by scanning root when it opens (in the background: requests
-// wait for it), not persisted: a restart costs a read of the tree, never
-// a transfer.
+// is saved beside the state (statePath + ".index") by Close and read back
+// when it opens, each file's entry checked against its inode, ctime and
+// size; without that snapshot (a crash, no statePath) it is built by
+// scanning root, which reads every file. Either happens in the
+// background; requests wait for it.
 //
 // Serve may be called concurrently (chunk data for several files at
 // once); one session runs at a time, a begin superseding the one before.
@@ -47,6 +50,11 @@ type Receiver struct {
 	statePath string
 	o         ReceiverOptions
 	log       *slog.Logger
+
+	// Bounds on the memory of requests in flight: one batch body (up to
+	// maxBatchBody) at a time, and maxChunkStreams chunk streams (about
+	// 12 MiB each: the decoder's two buffers and the assembly's).
+	batchSem, chunkSem chan struct{}
 
 	scanned    chan struct{}
 	scanErr    error
@@ -111,7 +119,8 @@ func NewReceiver(root, statePath string, o ReceiverOptions) (*Receiver, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	r := &Receiver{root: root, rootFd: fd, ix: ix, statePath: statePath, o: o, log: o.Logger, scanned: make(chan struct{})}
+	r := &Receiver{root: root, rootFd: fd, ix: ix, statePath: statePath, o: o, log: o.Logger, scanned: make(chan struct{}),
+		batchSem: make(chan struct{}, 1), chunkSem: make(chan struct{}, maxChunkStreams)}
 	if statePath != "" {
 		loadJSON(statePath, &r.st)
 	}
@@ -120,6 +129,10 @@ func NewReceiver(root, statePath string, o ReceiverOptions) (*Receiver, error) {
 	go func() {
 		defer close(r.scanned)
 		t0 := time.Now()
+		if r.loadIndex(ctx) {
+			r.log.Debug("replication receiver: index loaded", "duration", time.Since(t0))
+			return
+		}
 		if err := ix.Scan(ctx); err != nil {
 			r.scanErr = fmt.Errorf("index destination: %w", err)
 			r.log.Error("replication receiver: indexing the destination failed", "err", err)
@@ -141,6 +154,11 @@ func (r *Receiver) Close() error {
 		r.stopScan()
 		<-r.scanned
 		r.inflight.Wait()
+		if r.statePath != "" && r.scanErr == nil {
+			if err := r.saveIndex(); err != nil {
+				r.log.Warn("replication receiver: index not saved, the next start scans the destination", "err", err)
+			}
+		}
 		r.closeError = errors.Join(r.ix.Close(), unix.Close(r.rootFd))
 	})
 	return r.closeError
@@ -172,9 +190,15 @@ func (r *Receiver) Serve(ctx context.Context, op string, body io.Reader, w io.Wr
 	case OpBegin:
 		reply, err = r.begin(body)
 	case OpBatch:
-		reply, err = r.batch(ctx, body)
+		if err = acquire(ctx, r.batchSem); err == nil {
+			reply, err = r.batch(ctx, body)
+			<-r.batchSem
+		}
 	case OpChunks:
-		reply, err = r.chunks(ctx, body)
+		if err = acquire(ctx, r.chunkSem); err == nil {
+			reply, err = r.chunks(ctx, body)
+			<-r.chunkSem
+		}
 	case OpCommit:
 		reply, err = r.commit(body)
 	default:
@@ -189,6 +213,15 @@ func (r *Receiver) Serve(ctx context.Context, op string, body io.Reader, w io.Wr
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (r *Receiver) saveState() error {
@@ -283,6 +316,13 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 	inBatch := map[string]bool{}
 	for i := range req.Entries {
 		e := &req.Entries[i]
+		if e.Path, err = getName(e.Path, e.PathB); err != nil {
+			return nil, err
+		}
+		if e.Target, err = getName(e.Target, e.TargetB); err != nil {
+			return nil, err
+		}
+		e.PathB, e.TargetB = nil, nil
 		if lists[i], err = checkEntry(e); err != nil {
 			return nil, err
 		}
@@ -582,13 +622,21 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 			same = ok
 			if !ok {
 				rewrite = true
+				r.ix.Remove(e.Path) // what the index knew of it is not what it holds
 				if st.Mtim.Nano() == e.Mtime {
 					s.stats.Differences++
-					resp.Diffs = append(resp.Diffs, e.Path)
+					resp.Diffs = append(resp.Diffs, []byte(e.Path))
 				}
 			}
-		} else if have, ok := r.ix.Lookup(e.Path); ok && slices.Equal(have, l) {
-			same = true // as indexed when scanned or assembled
+		} else if have, ok := r.ix.Lookup(e.Path); ok {
+			same = slices.Equal(have, l) // as indexed when scanned or assembled
+		} else {
+			// Not indexed (made behind the receiver's back while it was
+			// down): read rather than ask for chunks it may hold.
+			ok, n := holds(pfd, base, l, buf)
+			s.stats.FilesCompared++
+			s.stats.BytesCompared += n
+			same = ok
 		}
 		if same {
 			return r.updateMeta(s, pfd, base, e, &st, false)
@@ -599,11 +647,20 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 		return err
 	}
 	if len(lack) == 0 {
-		return r.assemble(ctx, s, e, l, rewrite, nil)
+		// Every chunk should be at hand; an index place found stale
+		// makes the file wait for the chunks after all.
+		sup := &localSupplier{}
+		err := r.assemble(ctx, s, e, l, rewrite, sup)
+		if !errors.Is(err, errMissing) {
+			return err
+		}
+		lack = sup.missing
 	}
 	s.files[e.Path] = &pendingFile{e: *e, list: l, rewrite: rewrite}
 	s.pendingChunks += len(l)
-	resp.Need = append(resp.Need, need{Path: e.Path, Hashes: encodeHashes(lack)})
+	n := need{Hashes: encodeHashes(lack)}
+	putName(&n.Path, &n.PathB, e.Path)
+	resp.Need = append(resp.Need, n)
 	return nil
 }
 
@@ -685,12 +742,27 @@ func (f *frameSupplier) Fetch(ctx context.Context, want []chunks.Chunk, deliver 
 	return nil
 }
 
+// localSupplier has no chunk: it records what Assemble lacked.
+type localSupplier struct{ missing []chunks.Hash }
+
+func (l *localSupplier) Fetch(_ context.Context, want []chunks.Chunk, _ func(chunks.Hash, []byte) error) error {
+	for _, c := range want {
+		l.missing = append(l.missing, c.Hash)
+	}
+	return errMissing
+}
+
 func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 	br := bufio.NewReaderSize(body, maxHeader)
 	var req chunksReq
 	if err := readHeader(br, &req); err != nil {
 		return nil, err
 	}
+	path, err := getName(req.Path, req.PathB)
+	if err != nil {
+		return nil, err
+	}
+	req.Path = path
 	s, err := r.current(req.Session)
 	if err != nil {
 		return nil, err
@@ -755,6 +827,7 @@ func (r *Receiver) commit(body io.Reader) (any, error) {
 	if len(s.files) > 0 {
 		return nil, protof("commit with %d files still awaiting chunks", len(s.files))
 	}
+	t0 := r.o.Now()
 	if err := r.finish(s); err != nil {
 		r.applyFailed()
 		return nil, err
@@ -786,6 +859,8 @@ func (r *Receiver) commit(body io.Reader) (any, error) {
 		r.sess = nil
 	}
 	r.mu.Unlock()
+	r.log.Debug("replication pass committed", "copied", s.stats.FilesCopied, "bytes", s.stats.BytesCopied,
+		"deleted", s.stats.Deleted, "duration", r.o.Now().Sub(t0))
 	return commitResp{Stats: s.stats}, nil
 }
 
@@ -803,7 +878,15 @@ func (r *Receiver) finish(s *session) error {
 		}
 	}
 	if s.full {
-		if err := r.removeUnlisted(s, r.rootFd, ""); err != nil {
+		// A descriptor of its own: a directory's read offset is shared
+		// by the descriptors of one open.
+		fd, err := treesync.OpenAt(r.rootFd, ".", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return errAt("open", "", err)
+		}
+		err = r.removeUnlisted(s, fd, "")
+		unix.Close(fd)
+		if err != nil {
 			return err
 		}
 	}

@@ -40,6 +40,7 @@ import (
 	"io"
 	"strings"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/efsd/efsd/internal/chunks"
 	"github.com/efsd/efsd/internal/treesync"
@@ -137,6 +138,9 @@ type Stats struct {
 	ChunksLocal int64
 	// WireBytes is every request and reply byte of the pass, both ways.
 	WireBytes int64
+	// Full says the pass was a full listing (first pass, lost state,
+	// Verify), not a delta.
+	Full bool
 }
 
 // Protocol version, sent in begin; a receiver refuses any other.
@@ -149,11 +153,12 @@ const (
 	maxBatchEntries  = 16384    // entries in one batch
 	maxSessionPaths  = 1 << 23  // entries in one session (a full listing's memory)
 	maxPendingChunks = 1 << 22  // chunk records of announced files not yet assembled
-	maxFileChunks    = 1 << 21  // chunks of one file (2 TiB at the average size)
+	maxFileChunks    = 1 << 20  // chunks of one file (about 1 TiB at the average size; its list fits a batch)
 	maxPath          = 4096     // bytes of a path
 	maxName          = 255      // bytes of a component
 	maxTarget        = 4095     // bytes of a symlink target
 	maxReply         = 64 << 20 // a reply the sender reads
+	maxChunkStreams  = 8        // chunk streams a receiver assembles at once
 	chunkRec         = 32 + 4   // a chunk in a list: hash, length (offsets are implied)
 )
 
@@ -168,16 +173,18 @@ const (
 
 // wireEntry is one path of a batch. The root directory is the path "".
 type wireEntry struct {
-	Path   string `json:"p"`
-	Type   string `json:"t"`
-	Mode   uint32 `json:"m,omitempty"` // permission bits (07777)
-	UID    uint32 `json:"u,omitempty"`
-	GID    uint32 `json:"g,omitempty"`
-	Size   int64  `json:"z,omitempty"`
-	Mtime  int64  `json:"mt,omitempty"` // ns since the epoch
-	Target string `json:"l,omitempty"`  // symlink target; a link's group path
-	Nlink  uint32 `json:"n,omitempty"`  // names of a file's hard-link group (1 if none)
-	Chunks []byte `json:"c,omitempty"`  // chunk list, chunkRec bytes a chunk
+	Path    string `json:"p,omitempty"`
+	PathB   []byte `json:"pb,omitempty"` // Path, when it is not valid UTF-8 (JSON strings are)
+	Type    string `json:"t"`
+	Mode    uint32 `json:"m,omitempty"` // permission bits (07777)
+	UID     uint32 `json:"u,omitempty"`
+	GID     uint32 `json:"g,omitempty"`
+	Size    int64  `json:"z,omitempty"`
+	Mtime   int64  `json:"mt,omitempty"` // ns since the epoch
+	Target  string `json:"l,omitempty"`  // symlink target; a link's group path
+	TargetB []byte `json:"lb,omitempty"` // Target, when it is not valid UTF-8
+	Nlink   uint32 `json:"n,omitempty"`  // names of a file's hard-link group (1 if none)
+	Chunks  []byte `json:"c,omitempty"`  // chunk list, chunkRec bytes a chunk
 }
 
 type beginReq struct {
@@ -201,19 +208,21 @@ type batchReq struct {
 
 // need is a file of a batch whose assembly waits for chunks.
 type need struct {
-	Path   string `json:"p"`
+	Path   string `json:"p,omitempty"`
+	PathB  []byte `json:"pb,omitempty"`
 	Hashes []byte `json:"h"` // 32 bytes each
 }
 
 type batchResp struct {
 	Need  []need    `json:"need,omitempty"`
-	Diffs []string  `json:"diffs,omitempty"` // files found different by content (Verify)
+	Diffs [][]byte  `json:"diffs,omitempty"` // files found different by content (Verify)
 	Stats wireStats `json:"stats"`
 }
 
 type chunksReq struct {
 	Session string `json:"session"`
-	Path    string `json:"p"`
+	Path    string `json:"p,omitempty"`
+	PathB   []byte `json:"pb,omitempty"`
 }
 
 type chunksResp struct {
@@ -234,6 +243,30 @@ type commitResp struct {
 type wireStats struct {
 	treesync.Stats
 	ChunksLocal int64
+}
+
+// Names on the wire: file names are bytes, JSON strings are UTF-8 (an
+// encoder replaces invalid bytes), so a name that is not valid UTF-8
+// travels in the base64 field beside its string one.
+
+// putName sets a name's fields.
+func putName(s *string, b *[]byte, name string) {
+	if utf8.ValidString(name) {
+		*s, *b = name, nil
+	} else {
+		*s, *b = "", []byte(name)
+	}
+}
+
+// getName returns the name its fields carry.
+func getName(s string, b []byte) (string, error) {
+	if b == nil {
+		return s, nil
+	}
+	if s != "" || utf8.Valid(b) {
+		return "", protof("name given twice, or in bytes though valid UTF-8")
+	}
+	return string(b), nil
 }
 
 // encodeList packs a chunk list (offsets are implied by the lengths).

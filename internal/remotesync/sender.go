@@ -27,8 +27,11 @@ import (
 type SenderOptions struct {
 	// Workers bounds the files chunked, and sent, concurrently; 0 means 4.
 	Workers int
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Now times passes for the log. (Whether a file is too recently
+	// changed to be vouched for is judged by the real clock, which the
+	// kernel's timestamps come from.)
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // PassOptions tune one pass.
@@ -43,7 +46,7 @@ type PassOptions struct {
 	// by content although it looked the same (Verify).
 	OnDifference func(rel string)
 	// Progress is called after each request of the pass with the counts
-	// so far.
+	// so far, one call at a time; it must be cheap.
 	Progress func(Stats)
 }
 
@@ -63,7 +66,10 @@ type Sender struct {
 	epoch     uint64          // this Sender's identity towards receivers
 	pending   map[string]bool // paths sent since the last acknowledged pass
 	forceFull bool            // a full listing was interrupted
-	closed    bool
+	// known is the last walk's entries, acknowledged or not: a pass
+	// retried after a failure does not read unchanged files again.
+	known  map[string]*srcEntry
+	closed bool
 }
 
 // senderState is the acknowledged state of the tree: entries by path ("" is
@@ -193,12 +199,18 @@ func (s *Sender) Pass(ctx context.Context, t Transport, o PassOptions) (Stats, e
 		return Stats{}, fmt.Errorf("open source %s: %w", s.root, err)
 	}
 	defer unix.Close(fd)
+	t0 := s.o.Now()
 	p := &pass{s: s, ctx: ctx, t: t, o: o, rootFd: fd, cur: map[string]*srcEntry{}}
 	err = p.run()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stats.WireBytes = p.wire.Load()
-	return p.stats, err
+	st := p.stats
+	if err == nil {
+		s.log.Debug("replication pass acknowledged", "copied", st.FilesCopied, "bytes", st.BytesSent,
+			"deleted", st.Deleted, "duration", s.o.Now().Sub(t0))
+	}
+	return st, err
 }
 
 func (p *pass) run() error {
@@ -209,14 +221,27 @@ func (p *pass) run() error {
 	if err := p.chunkFiles(); err != nil {
 		return err
 	}
-	gen := randomGen()
-	var br beginResp
+	s.known = p.cur
 	full := s.forceFull || p.o.Verify || s.st.Gen == 0
+	pl := p.plan(full)
+	// A pass with nothing to send keeps the generation (the receiver's
+	// tree does not change), and the sender's state file is not rewritten.
+	gen := s.st.Gen
+	if full || !pl.empty() || len(s.pending) > 0 {
+		gen = randomGen()
+	}
+	var br beginResp
 	if err := p.call(OpBegin, beginReq{V: protoVersion, Base: s.st.Gen, Gen: gen, Epoch: s.epoch, Full: full, Verify: p.o.Verify}, &br); err != nil {
 		return err
 	}
-	full = br.Full
-	err := p.send(br.Session, full)
+	if br.Full && !full {
+		full = true
+		pl = p.plan(true)
+	}
+	p.mu.Lock()
+	p.stats.Full = full
+	p.mu.Unlock()
+	err := p.send(br.Session, full, pl)
 	if err == nil {
 		var cr commitResp
 		err = p.call(OpCommit, commitReq{Session: br.Session, Start: p.o.Start.UnixNano()}, &cr)
@@ -230,9 +255,13 @@ func (p *pass) run() error {
 		}
 		return err
 	}
+	save := gen != s.st.Gen
 	s.st = senderState{Gen: gen, Entries: p.cur}
 	clear(s.pending)
 	s.forceFull = false
+	if !save {
+		return nil
+	}
 	return s.saveState()
 }
 
@@ -242,11 +271,10 @@ func (p *pass) update(ws wireStats) {
 	p.stats.Stats = ws.Stats
 	p.stats.ChunksLocal = ws.ChunksLocal
 	p.stats.WireBytes = p.wire.Load()
-	st := p.stats
-	p.mu.Unlock()
 	if p.o.Progress != nil {
-		p.o.Progress(st)
+		p.o.Progress(p.stats) // under the lock: one call at a time
 	}
+	p.mu.Unlock()
 }
 
 // countingReader counts the bytes read through it.
@@ -381,7 +409,11 @@ func (p *pass) walkDir(fd int, rel string, groups map[[2]uint64]string) error {
 				groups[key] = path
 			}
 			e := p.add(path, &st, "")
-			if old := p.s.st.Entries[path]; old != nil && old.Type == typeFile && !old.Racy &&
+			old := p.s.known[path]
+			if old == nil {
+				old = p.s.st.Entries[path]
+			}
+			if old != nil && old.Type == typeFile && !old.Racy &&
 				old.Ino == e.Ino && old.Dev == e.Dev && old.Ctime == e.Ctime && old.Size == e.Size && old.Mtime == e.Mtime {
 				e.List = old.List
 				e.Racy = false
@@ -435,7 +467,15 @@ func (p *pass) chunkFiles() error {
 			continue
 		}
 		if errors.Is(e.chunkError, errGone) {
-			delete(p.cur, path) // vanished or replaced: the next pass
+			// Vanished or replaced since listed: the receiver keeps what it
+			// has, and the next pass looks again.
+			if old := p.s.st.Entries[path]; old != nil && old.Type == typeFile {
+				keep := *old
+				keep.Racy = true
+				p.cur[path] = &keep
+			} else {
+				delete(p.cur, path)
+			}
 			continue
 		}
 		return e.chunkError
@@ -488,6 +528,10 @@ func (p *pass) chunkFile(path string, e *srcEntry) {
 		e.chunkError = errGone // shrank while read: the next pass
 		return
 	}
+	if len(l) > maxFileChunks {
+		e.chunkError = fmt.Errorf("source %q: %d chunks, more than the %d a file may have to be replicated", path, len(l), maxFileChunks)
+		return
+	}
 	e.List = l
 }
 
@@ -504,7 +548,9 @@ func sameEntry(a, b *srcEntry) bool {
 }
 
 func (e *srcEntry) wire(path string) wireEntry {
-	w := wireEntry{Path: path, Type: e.Type, Target: e.Target}
+	w := wireEntry{Type: e.Type}
+	putName(&w.Path, &w.PathB, path)
+	putName(&w.Target, &w.TargetB, e.Target)
 	if e.Type != typeLink {
 		w.Mode, w.UID, w.GID, w.Mtime = e.Mode, e.UID, e.GID, e.Mtime
 	}
@@ -517,7 +563,18 @@ func (e *srcEntry) wire(path string) wireEntry {
 // send sends the entries that differ from the acknowledged state (all of
 // them for a full listing) in batches, and the chunks the receiver asks
 // for after each batch.
-func (p *pass) send(session string, full bool) error {
+// plan is what a pass sends: the paths marked, in walk order, and the
+// deletions.
+type plan struct {
+	mark    map[string]bool
+	deletes []string
+}
+
+func (pl *plan) empty() bool { return len(pl.mark) == 0 && len(pl.deletes) == 0 }
+
+// plan works out the entries that differ from the acknowledged state (all
+// of them for a full listing).
+func (p *pass) plan(full bool) *plan {
 	old := p.s.st.Entries
 	mark := map[string]bool{}
 	links := map[string][]string{}
@@ -573,7 +630,13 @@ func (p *pass) send(session string, full bool) error {
 	for _, path := range deletes {
 		mark[parentOf(path)] = true
 	}
+	return &plan{mark: mark, deletes: deletes}
+}
 
+// send sends a plan in batches, and the chunks the receiver asks for after
+// each batch.
+func (p *pass) send(session string, full bool, pl *plan) error {
+	mark, deletes := pl.mark, pl.deletes
 	var batch []wireEntry
 	size := 0
 	flush := func() error {
@@ -586,7 +649,7 @@ func (p *pass) send(session string, full bool) error {
 	}
 	addEntry := func(w wireEntry) error {
 		if !full {
-			p.s.pending[w.Path] = true
+			p.s.pending[w.Path+string(w.PathB)] = true
 		}
 		batch = append(batch, w)
 		size += 200 + len(w.Path) + len(w.Target) + len(w.Chunks)*4/3
@@ -603,7 +666,9 @@ func (p *pass) send(session string, full bool) error {
 		}
 	}
 	for _, path := range deletes {
-		if err := addEntry(wireEntry{Path: path, Type: typeDelete}); err != nil {
+		w := wireEntry{Type: typeDelete}
+		putName(&w.Path, &w.PathB, path)
+		if err := addEntry(w); err != nil {
 			return err
 		}
 	}
@@ -620,7 +685,7 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 	p.update(resp.Stats)
 	if p.o.OnDifference != nil {
 		for _, d := range resp.Diffs {
-			p.o.OnDifference(d)
+			p.o.OnDifference(string(d))
 		}
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
@@ -629,21 +694,50 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 	var mu sync.Mutex
 	var first error
 	sem := make(chan struct{}, p.s.o.Workers)
+	sentBy := map[chunks.Hash]chan struct{}{}
 	for _, n := range resp.Need {
-		e := p.cur[n.Path]
+		path, err := getName(n.Path, n.PathB)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		e := p.cur[path]
 		hs, err := decodeHashes(n.Hashes, maxFileChunks)
 		if err == nil && (e == nil || e.Type != typeFile) {
-			err = fmt.Errorf("receiver asks chunks of %q, not a file sent", n.Path)
+			err = fmt.Errorf("receiver asks chunks of %q, not a file sent", path)
 		}
 		if err != nil {
 			cancel()
 			wg.Wait()
 			return err
 		}
+		// A chunk that an earlier file of the batch sends is not sent
+		// again: this file waits for that one, whose assembly puts the
+		// chunk in the receiver's index.
+		done := make(chan struct{})
+		var own []chunks.Hash
+		var deps []chan struct{}
+		for _, h := range hs {
+			if d, ok := sentBy[h]; ok {
+				deps = append(deps, d)
+			} else {
+				sentBy[h] = done
+				own = append(own, h)
+			}
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := p.sendFile(ctx, session, n.Path, e, hs); err != nil {
+			defer close(done)
+			for _, d := range deps {
+				select {
+				case <-d:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err := p.sendFile(ctx, session, path, e, own); err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err
@@ -707,7 +801,9 @@ func (p *pass) sendChunks(ctx context.Context, session, path string, e *srcEntry
 			return fmt.Errorf("receiver asks chunk %s, not in %q", h, path)
 		}
 	}
-	hdr, _ := json.Marshal(chunksReq{Session: session, Path: path})
+	creq := chunksReq{Session: session}
+	putName(&creq.Path, &creq.PathB, path)
+	hdr, _ := json.Marshal(creq)
 	pr, pw := io.Pipe()
 	cw := &countingWriter{w: pw}
 	var frames int64

@@ -1,0 +1,240 @@
+package remotesync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/efsd/efsd/internal/chunks"
+)
+
+// serve sends one raw request to the receiver and returns its reply or
+// error code.
+func serve(t *testing.T, r *Receiver, op string, body io.Reader) ([]byte, string) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := r.Serve(context.Background(), op, body, &out); err != nil {
+		if out.Len() != 0 {
+			t.Fatalf("%s: a reply written with an error", op)
+		}
+		return nil, ErrorCode(err)
+	}
+	return out.Bytes(), ""
+}
+
+func jsonLine(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	must(t, err)
+	return append(b, '\n')
+}
+
+func beginSession(t *testing.T, r *Receiver) string {
+	t.Helper()
+	reply, code := serve(t, r, OpBegin, bytes.NewReader(jsonLine(t, beginReq{V: protoVersion, Gen: 7, Epoch: 9})))
+	if code != "" {
+		t.Fatalf("begin: %s", code)
+	}
+	var br beginResp
+	must(t, json.Unmarshal(reply, &br))
+	return br.Session
+}
+
+// endless is an unending body.
+type endless struct{}
+
+func (endless) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = ' '
+	}
+	return len(b), nil
+}
+
+// Hostile requests are refused with "protocol" (or fail without effect),
+// nothing is written outside the root, and the receiver keeps working: a
+// real pass afterwards succeeds.
+func TestHostileRequests(t *testing.T) {
+	t.Parallel()
+	p := newPair(t)
+	outside := t.TempDir()
+	must(t, os.Symlink(outside, p.dst+"/evil"))
+	must(t, os.Symlink("..", p.dst+"/up"))
+	r := p.r
+
+	bad := func(what, op string, body io.Reader, want string) {
+		t.Helper()
+		if _, code := serve(t, r, op, body); code != want {
+			t.Errorf("%s: code %q, want %q", what, code, want)
+		}
+	}
+	bad("unknown op", "mkdir", strings.NewReader("{}\n"), CodeProtocol)
+	bad("version", OpBegin, bytes.NewReader(jsonLine(t, beginReq{V: 99, Gen: 1, Epoch: 1})), CodeProtocol)
+	bad("zero generation", OpBegin, bytes.NewReader(jsonLine(t, beginReq{V: protoVersion, Epoch: 1})), CodeProtocol)
+	bad("header too long", OpBegin, endless{}, CodeProtocol)
+	bad("garbage begin", OpBegin, strings.NewReader("\x00\x01garbage\n"), CodeProtocol)
+	bad("unknown field", OpBegin, strings.NewReader(`{"v":1,"gen":1,"epoch":1,"root":"/"}`+"\n"), CodeProtocol)
+
+	sess := beginSession(t, r)
+	batch := func(what string, want string, es ...wireEntry) {
+		t.Helper()
+		bad(what, OpBatch, bytes.NewReader(jsonLine(t, batchReq{Session: sess, Entries: es})), want)
+	}
+	file := func(path string, content []byte) wireEntry {
+		l, err := chunks.List(bytes.NewReader(content))
+		must(t, err)
+		return wireEntry{Path: path, Type: typeFile, Mode: 0o644, Size: int64(len(content)), Chunks: encodeList(l), Nlink: 1}
+	}
+	payload := []byte("pwned")
+	for _, path := range []string{"../x", "/abs", "a/../../x", "a//b", "./x", "a/.", "x\x00y", ".efsd-tmp-x", "d/.efsd-tmp-part-1", strings.Repeat("a", 300), strings.Repeat("a/", 2100) + "a"} {
+		batch("path "+path, CodeProtocol, file(path, payload))
+		batch("dir "+path, CodeProtocol, wireEntry{Path: path, Type: typeDir, Mode: 0o755})
+		batch("link to "+path, CodeProtocol, wireEntry{Path: "l", Type: typeLink, Target: path})
+	}
+	batch("bytes name that is UTF-8", CodeProtocol, wireEntry{PathB: []byte("x"), Type: typeDir})
+	batch("name twice", CodeProtocol, wireEntry{Path: "x", PathB: []byte("\xff"), Type: typeDir})
+	batch("bytes name climbing", CodeProtocol, wireEntry{PathB: []byte("\xff/../../x"), Type: typeDir})
+	batch("root as a file", CodeProtocol, file("", payload))
+	batch("unknown type", CodeProtocol, wireEntry{Path: "x", Type: "c"})
+	batch("mode bits", CodeProtocol, wireEntry{Path: "x", Type: typeDir, Mode: 0o170755})
+	batch("empty symlink", CodeProtocol, wireEntry{Path: "x", Type: typeSymlink})
+	e := file("x", payload)
+	e.Size++
+	batch("size not the list's", CodeProtocol, e)
+	e = file("x", payload)
+	e.Chunks = e.Chunks[:35]
+	batch("torn list", CodeProtocol, e)
+	e = file("x", payload)
+	e.Chunks[35] = 0
+	batch("zero-length chunk", CodeProtocol, e)
+	batch("twice in a batch", CodeProtocol, wireEntry{Path: "x", Type: typeDir}, wireEntry{Path: "x", Type: typeDir})
+	many := make([]wireEntry, maxBatchEntries+1)
+	for i := range many {
+		many[i] = wireEntry{Path: "x", Type: typeDir}
+	}
+	batch("too many entries", CodeProtocol, many...)
+	bad("oversized batch", OpBatch, io.MultiReader(strings.NewReader(`{"session":"`+sess+`","entries":[`), io.LimitReader(endless{}, maxBatchBody)), CodeProtocol)
+
+	// Through a symlink planted in the destination: refused, not followed.
+	batch("file under a symlink", CodeInternal, file("evil/x", payload))
+	batch("dir under a symlink", CodeInternal, wireEntry{Path: "up/escaped", Type: typeDir, Mode: 0o777})
+	batch("symlink under a symlink", CodeInternal, wireEntry{Path: "evil/s", Type: typeSymlink, Target: "/etc"})
+
+	// Garbage frames for a file that awaits chunks.
+	sess = beginSession(t, r)
+	big := randBytes(11, 1<<20)
+	reply, code := serve(t, r, OpBatch, bytes.NewReader(jsonLine(t, batchReq{Session: sess, Entries: []wireEntry{file("f", big)}})))
+	if code != "" {
+		t.Fatalf("batch: %s", code)
+	}
+	var br batchResp
+	must(t, json.Unmarshal(reply, &br))
+	if len(br.Need) != 1 {
+		t.Fatalf("need: %+v", br)
+	}
+	hdr := jsonLine(t, chunksReq{Session: sess, Path: "f"})
+	frame := func(h chunks.Hash, data []byte) []byte {
+		var b bytes.Buffer
+		enc, err := chunks.NewEncoder(&b)
+		must(t, err)
+		must(t, enc.Write(h, data))
+		enc.Close()
+		return b.Bytes()
+	}
+	l, _ := chunks.List(bytes.NewReader(big))
+	good := frame(l[0].Hash, big[:l[0].Length])
+	lying := bytes.Clone(good)
+	lying[len(lying)-1] ^= 1 // bytes not matching the hash
+	huge := bytes.Clone(good)
+	huge[33], huge[34] = 0xff, 0xff // claims a chunk above MaxSize
+	for what, body := range map[string][]byte{
+		"garbage":       append(bytes.Clone(hdr), bytes.Repeat([]byte{0xee}, 5000)...),
+		"lying frame":   append(bytes.Clone(hdr), lying...),
+		"oversized":     append(bytes.Clone(hdr), huge...),
+		"too many":      append(bytes.Clone(hdr), bytes.Repeat(frame(chunks.Sum([]byte("x")), []byte("x")), len(l)+1)...),
+		"unknown file":  append(jsonLine(t, chunksReq{Session: sess, Path: "nope"}), good...),
+		"other session": append(jsonLine(t, chunksReq{Session: "x", Path: "f"}), good...),
+	} {
+		_, code := serve(t, r, OpChunks, bytes.NewReader(body))
+		want := CodeProtocol
+		if what == "other session" {
+			want = CodeBusy
+		}
+		if code != want {
+			t.Errorf("%s: code %q, want %q", what, code, want)
+		}
+	}
+	bad("commit with a file awaiting chunks", OpCommit, bytes.NewReader(jsonLine(t, commitReq{Session: sess})), CodeProtocol)
+	// A stream cut inside a frame is an error, not protocol: the partial
+	// keeps what landed.
+	_, code = serve(t, r, OpChunks, bytes.NewReader(append(bytes.Clone(hdr), good[:len(good)/2]...)))
+	if code == "" {
+		t.Error("cut frame accepted")
+	}
+
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("written outside the root: %v", ents)
+	}
+	if _, err := os.Lstat(p.dst + "/../escaped"); err == nil {
+		t.Fatal("escaped through ..")
+	}
+
+	// The receiver still works: a real pass makes the trees identical and
+	// removes what was planted.
+	writeFile(t, p.src+"/f", big, 0o644, old)
+	writeFile(t, p.src+"/d/g", []byte("gee"), 0o600, old)
+	st := p.mustPass(nil, PassOptions{})
+	if !st.Full || st.Deleted < 2 {
+		t.Fatalf("pass after: %+v", st)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("written outside the root: %v", ents)
+	}
+}
+
+// A newer session supersedes an older one: the older one's requests fail
+// "busy" and its commit is refused.
+func TestSuperseded(t *testing.T) {
+	t.Parallel()
+	p := newPair(t)
+	old := beginSession(t, p.r)
+	beginSession(t, p.r)
+	for _, op := range []string{OpBatch, OpCommit} {
+		body := jsonLine(t, batchReq{Session: old})
+		if op == OpCommit {
+			body = jsonLine(t, commitReq{Session: old})
+		}
+		if _, code := serve(t, p.r, op, bytes.NewReader(body)); code != CodeBusy {
+			t.Errorf("%s of a superseded session: %q", op, code)
+		}
+	}
+	if len(p.commits) != 0 {
+		t.Fatal("superseded session committed")
+	}
+	must(t, p.r.Close())
+	if _, code := serve(t, p.r, OpBegin, bytes.NewReader(jsonLine(t, beginReq{V: protoVersion, Gen: 1, Epoch: 1}))); code != CodeBusy {
+		t.Errorf("begin after Close: %q", code)
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	t.Parallel()
+	for err, want := range map[error]string{
+		errors.Join(errors.New("x"), syscall.ENOSPC): CodeNoSpace,
+		syscall.EDQUOT:               CodeNoSpace,
+		syscall.EROFS:                CodeReadOnly,
+		errBusy:                      CodeBusy,
+		protof("x"):                  CodeProtocol,
+		errors.New("x"):              CodeInternal,
+		&RemoteError{Code: CodeGone}: CodeGone,
+	} {
+		if got := ErrorCode(err); got != want {
+			t.Errorf("ErrorCode(%v) = %q, want %q", err, got, want)
+		}
+	}
+}
