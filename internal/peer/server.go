@@ -53,7 +53,7 @@ const (
 	maxControlBody = 64 << 10 // a RemoteCreate or an event
 	// maxReply bounds a sync reply, which is buffered so that a failure
 	// becomes an error status rather than a truncated stream.
-	maxReply = 16 << 20
+	maxReply = 65 << 20
 )
 
 // Server is a deployment's peer endpoint: mutual TLS, then the ERP/1
