@@ -216,3 +216,37 @@ func TestLocalDeletionsOnBothSides(t *testing.T) {
 		t.Fatalf("b's data: %q %v", b, err)
 	}
 }
+
+// A source file rewritten while it is being sent is not a failure: the
+// configuration stays ENABLED (a local pass copies whatever it reads, too)
+// and the destination converges once the writes stop.
+func TestSourceRewrittenWhileSent(t *testing.T) {
+	l := link(t)
+	ctx := context.Background()
+	ca := l.a.Client(efstest.AccountA, "us-east-1")
+	buf := make([]byte, 24<<20)
+	stop := time.Now().Add(4 * time.Second)
+	for i := 0; time.Now().Before(stop); i++ {
+		for j := range buf {
+			buf[j] = byte(i*7 + j*13 + j>>9)
+		}
+		// In place, as a database or a log does: same inode, new bytes.
+		f, err := os.OpenFile(filepath.Join(l.srcDir, "hot"), os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteAt(buf, 0)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := ca.DescribeReplicationConfigurations(ctx, &awsefs.DescribeReplicationConfigurationsInput{FileSystemId: aws.String(l.src.ID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := out.Replications[0].Destinations[0]; d.Status != types.ReplicationStatusEnabled {
+			t.Fatalf("status %s while the source was written: %s", d.Status, aws.ToString(d.StatusMessage))
+		}
+	}
+	l.converged(t, "the rewritten file replicated once the writes stopped")
+}

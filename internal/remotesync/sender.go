@@ -786,8 +786,10 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 
 var errRequestOver = errors.New("request over")
 
-// errChanged: a file's bytes no longer match the chunk list sent for it.
-var errChanged = errors.New("changed during the pass")
+// ErrSourceChanged: a source file's bytes no longer match the chunk list
+// sent for it (written during the pass). Nothing is wrong: the next pass
+// sends its new content.
+var ErrSourceChanged = errors.New("changed during the pass")
 
 func (p *pass) sendChunks(ctx context.Context, session, path string, e *srcEntry, hs []chunks.Hash, resp *chunksResp) error {
 	at := make(map[chunks.Hash]chunks.Chunk, len(e.List))
@@ -833,7 +835,7 @@ func (p *pass) sendChunks(ctx context.Context, session, path string, e *srcEntry
 				c := at[h]
 				b := buf[:c.Length]
 				if n, err := preadFull(fd, b, c.Offset); err != nil || n != c.Length || chunks.Sum(b) != h {
-					return fmt.Errorf("source %q: %w", path, errChanged)
+					return fmt.Errorf("source %q: %w", path, ErrSourceChanged)
 				}
 				if err := enc.Write(h, b); err != nil {
 					return err

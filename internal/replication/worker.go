@@ -83,6 +83,7 @@ func (w *worker) run(ctx context.Context) {
 	var scrubbing []*scrubRequest // requests served by the next pass
 	var coverBy time.Time         // a pass must start by then for the timestamp to cover the last changes
 	failures := 0
+	churn := 0 // passes in a row cut short by a file written while sent
 	for {
 		if watch == nil && w.m.hub != nil {
 			var err error
@@ -128,6 +129,22 @@ func (w *worker) run(ctx context.Context) {
 			scrubbing = nil
 		}
 		var wait time.Duration
+		if err != nil && errors.Is(err, remotesync.ErrSourceChanged) && churn < maxChurn {
+			// A file was written while it was being sent: not a failure
+			// (a local pass copies whatever it reads and moves on); the
+			// next pass, after the settle delay, sends the new content.
+			churn++
+			log.Debug("replication pass: a source file changed while it was sent; passing again", "err", err)
+			r, ok := w.sleep(ctx, nil, w.m.opts.SettleDelay, false)
+			if !ok {
+				return
+			}
+			if r != nil {
+				scrubbing = append(scrubbing, r)
+			}
+			continue
+		}
+		churn = 0
 		if err != nil {
 			status, msg := classify(err, w.src, w.dest.hostPath())
 			failures++
@@ -189,6 +206,11 @@ func (w *worker) run(ctx context.Context) {
 		}
 	}
 }
+
+// maxChurn bounds the passes in a row retried at once because a source
+// file changed while it was being sent; beyond it (a file rewritten
+// without pause) the failure is reported and retried with backoff.
+const maxChurn = 50
 
 // changed reports whether a pass changed the destination.
 func changed(st treesync.Stats) bool {
