@@ -227,6 +227,10 @@ func run() int {
 				"anything else on the machine (other users, and kernel threads such as writeback and the journal, partly for this suite's own I/O) used %.0f CPU-seconds, "+
 				"%.0f%% of the machine's %d CPUs; the hypervisor stole %.1f s.",
 				time.Since(t0).Round(time.Second), own, other, 100*other/(wall*float64(runtime.NumCPU())), runtime.NumCPU(), dm.Steal))
+			res.section.Suite = name
+			for i := range res.goals {
+				res.goals[i].Section = len(doc.Sections)
+			}
 			doc.Sections = append(doc.Sections, res.section)
 			doc.Goals = append(doc.Goals, res.goals...)
 			h.raw[name] = res.raw
@@ -236,7 +240,10 @@ func run() int {
 	doc.Commands = h.commandList()
 	doc.Facts = append(doc.Facts, [2]string{"Total wall time", time.Since(started).Round(time.Second).String()})
 
-	if err := h.write(doc, *out); err != nil {
+	// A run of some suites only, to the default BENCHMARKS.md, replaces
+	// just those suites' sections there.
+	partial := !slices.Equal(sortedCopy(want), sortedCopy(defaultSuites))
+	if err := h.write(doc, *out, partial, *suites); err != nil {
 		fmt.Fprintln(os.Stderr, "efsbench:", err)
 		return 1
 	}
@@ -270,7 +277,19 @@ func (h *harness) inodes() int {
 	return max(3*n+n/2+500_000, 1_000_000)
 }
 
-func (h *harness) write(doc *report.Doc, out string) error {
+func sortedCopy(xs []string) []string {
+	c := slices.Clone(xs)
+	slices.Sort(c)
+	return slices.Compact(c)
+}
+
+// write writes the raw JSON and the Markdown report. The default
+// BENCHMARKS.md of a full run is the whole document, keeping any block of a
+// suite the run did not include (e.g. xdeploy, run on its own); for a run
+// of some suites only, each suite's section is spliced into the existing
+// BENCHMARKS.md in place of its previous one (or appended), with the run's
+// facts and its goals, and the rest of the file is left alone.
+func (h *harness) write(doc *report.Doc, out string, partial bool, suites string) error {
 	resDir := filepath.Join(h.repo, "bench", "results")
 	if err := os.MkdirAll(resDir, 0o755); err != nil {
 		return err
@@ -289,15 +308,46 @@ func (h *harness) write(doc *report.Doc, out string) error {
 	if err := os.WriteFile(jsonPath, b, 0o644); err != nil {
 		return err
 	}
+	splice := false
 	if out == "" {
 		out = filepath.Join(h.repo, "BENCHMARKS.md")
 		if h.quick {
 			out = filepath.Join(resDir, "BENCHMARKS-quick.md")
+		} else {
+			splice = true
 		}
 	}
-	doc.Preamble = append(doc.Preamble, fmt.Sprintf("Raw results of this run: `%s` (bench/results/ is git-ignored).",
-		relTo(h.repo, jsonPath)))
-	if err := os.WriteFile(out, []byte(doc.Markdown()), 0o644); err != nil {
+	rawNote := fmt.Sprintf("Raw results of this run: `%s` (bench/results/ is git-ignored).", relTo(h.repo, jsonPath))
+	doc.Preamble = append(doc.Preamble, rawNote)
+	text := doc.Markdown()
+	if splice {
+		old, err := os.ReadFile(out)
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		switch {
+		case partial && len(old) > 0:
+			text = string(old)
+			cmd := "sudo go run ./bench/cmd/efsbench --suite " + suites
+			for i, sec := range doc.Sections {
+				text = report.Splice(text, sec.Suite, doc.Block(i, fmt.Sprintf("Run on its own (`%s`, %s), not part of the "+
+					"summary of goals at the top. %s", cmd, time.Now().UTC().Format("2006-01-02 15:04 MST"), rawNote)))
+			}
+		case !partial:
+			// Keep the blocks of suites this run did not include.
+			have := map[string]bool{}
+			for _, sec := range doc.Sections {
+				have[sec.Suite] = true
+			}
+			blocks := report.Blocks(string(old))
+			for _, name := range allSuites {
+				if block, ok := blocks[name]; ok && !have[name] {
+					text = report.Splice(text, name, block)
+				}
+			}
+		}
+	}
+	if err := os.WriteFile(out, []byte(text), 0o644); err != nil {
 		return err
 	}
 	h.logf("wrote %s and %s", out, jsonPath)
