@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -52,7 +53,7 @@ type harness struct {
 	mnt   *fsmount.Mount
 	bin   struct{ efsd, fixed, syncpass, moto, motoPython string }
 
-	source     string   // "head" or "worktree": what efsd is built from
+	source     string   // "worktree", or the git revision efsd is built from ("head": HEAD)
 	apiServers []string // servers the API suite drives
 
 	// quickConfig, in --quick mode only, is an efsd config file setting a
@@ -89,13 +90,15 @@ func run() int {
 		timeout  = flag.Duration("timeout", 0, "hard limit for the whole run (default 90m, 15m with --quick)")
 		keep     = flag.Bool("keep", false, "keep the scratch directory (logs) after the run")
 		servers  = flag.String("api-servers", strings.Join(apiServers, ","), "servers the API suite drives (a subset of efsd,moto,trivial, e.g. to profile one)")
-		source   = flag.String("efsd-source", "head", "build efsd from the committed HEAD (head) or from the working tree (worktree)")
+		source   = flag.String("efsd-source", "head", "build efsd from the committed HEAD (head), another git revision (e.g. main), or the working tree (worktree)")
 	)
 	flag.Parse()
 	h := &harness{quick: *quick, reps: *reps, raw: map[string]any{}, source: *source}
 	if h.source != "head" && h.source != "worktree" {
-		fmt.Fprintln(os.Stderr, "efsbench: --efsd-source must be head or worktree")
-		return 2
+		if err := exec.Command("git", "rev-parse", "--verify", "--quiet", h.source+"^{commit}").Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "efsbench: --efsd-source must be head, worktree or a git revision; %q is none\n", h.source)
+			return 2
+		}
 	}
 	if h.reps <= 0 {
 		h.reps = 3
