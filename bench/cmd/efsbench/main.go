@@ -37,7 +37,7 @@ import (
 // allSuites are the suites there are, in the order they run;
 // defaultSuites those a run without --suite runs. xdeploy (two efsd
 // deployments replicating to each other, against rsync's daemon) is asked
-// for by name: it needs issue #10's peers and takes about 40 minutes.
+// for by name: it needs issue #10's peers and takes about an hour.
 var (
 	allSuites     = []string{"api", "replication", "rpo", "scale", "xdeploy"}
 	defaultSuites = []string{"api", "replication", "rpo", "scale"}
