@@ -238,6 +238,10 @@ type xdItem struct {
 	srcID string // source file system at A ("" without efsd)
 	src   string // its directory
 	round int    // mutations so far, for rsync's and efsd's changes alike
+	// The recovery-point writer's next file and version: kept across its
+	// runs, so that every change of the run writes bytes the file has
+	// never held (a repeated version would be "visible" at once).
+	rpoCursor, rpoVersion int
 }
 
 // change makes the item's change in the tree under root: 1% of the files,
@@ -827,14 +831,16 @@ func (h *harness) xdRPO(raw *xdRaw, x *xdPair, it *xdItem, cond xdCondition) err
 	if err != nil {
 		return err
 	}
-	cursor, version := 0, 100_000
+	if it.rpoVersion == 0 {
+		it.rpoVersion = 100_000 // above every version the mutations use
+	}
 	for rep := range h.reps {
 		if err := h.check(); err != nil {
 			det.close()
 			return err
 		}
 		time.Sleep(time.Second) // let the previous run's passes end
-		smp, err := h.rpoScenario(x.a, it.srcID, spec, inSrc, det, raw.RPOWriter, &cursor, &version)
+		smp, err := h.rpoScenario(x.a, it.srcID, spec, inSrc, det, raw.RPOWriter, &it.rpoCursor, &it.rpoVersion)
 		if err != nil {
 			det.close()
 			return fmt.Errorf("rep %d: %w", rep, err)
