@@ -367,12 +367,26 @@ func (h *harness) rsyncPush(rd *rsyncd, src, module string) (float64, int64, err
 	if err != nil {
 		return 0, 0, fmt.Errorf("rsync %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
+	own, err := rsyncOwnCount(out.String())
+	return wall, own, err
+}
+
+// rsyncOwnCount adds up the "Total bytes sent" and "Total bytes received"
+// lines of rsync's --stats output.
+func rsyncOwnCount(stats string) (int64, error) {
+	ms := rsyncStat.FindAllStringSubmatch(stats, -1)
+	if len(ms) != 2 {
+		return 0, fmt.Errorf("rsync --stats: %d byte totals in its output, want 2", len(ms))
+	}
 	var own int64
-	for _, m := range rsyncStat.FindAllStringSubmatch(out.String(), -1) {
-		n, _ := strconv.ParseInt(strings.ReplaceAll(m[2], ",", ""), 10, 64)
+	for _, m := range ms {
+		n, err := strconv.ParseInt(strings.ReplaceAll(m[2], ",", ""), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("rsync --stats: %w", err)
+		}
 		own += n
 	}
-	return wall, own, nil
+	return own, nil
 }
 
 // xdRsyncBlock: an initial push of the tree to an empty module, then the
