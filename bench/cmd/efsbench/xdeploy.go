@@ -305,7 +305,8 @@ func (h *harness) startRsyncd(base string, specs []*trees.Spec) (*rsyncd, error)
 	var conf strings.Builder
 	conf.WriteString("# written by efsbench for the xdeploy suite\nuse chroot = no\nmunge symlinks = no\nnumeric ids = yes\n" +
 		"reverse lookup = no\nmax connections = 8\n")
-	fmt.Fprintf(&conf, "log file = %s\n", filepath.Join(h.work, "logs", "rsyncd-transfers.log"))
+	fmt.Fprintf(&conf, "log file = %s\nlock file = %s\n", filepath.Join(h.work, "logs", "rsyncd-transfers.log"),
+		filepath.Join(h.work, "rsyncd.lock")) // max connections needs one; not the system's
 	for _, s := range specs {
 		p := filepath.Join(base, "rsync-"+s.Name)
 		rd.modules[s.Name] = p
