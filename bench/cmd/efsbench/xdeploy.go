@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,9 @@ const (
 	// source is one rename, so a replication that already exists sees the
 	// whole tree appear at once, as rsync sees a tree that exists.
 	xdTop = "t"
+
+	// xdRsyncUser is the rsync daemon's one user.
+	xdRsyncUser = "efsbench"
 )
 
 // xdCondition is a shape of the link between the two sides.
@@ -153,7 +157,7 @@ func (h *harness) xdeployRun(raw *xdRaw) error {
 		return err
 	}
 	defer rproxy.Close()
-	rd.url = "rsync://" + rproxy.Addr()
+	rd.url = "rsync://" + xdRsyncUser + "@" + rproxy.Addr()
 
 	x, err := h.startPair(base, link)
 	if err != nil {
@@ -286,7 +290,8 @@ func xdChangeStep(spec *trees.Spec) string {
 
 // rsyncd is the rsync daemon the harness started.
 type rsyncd struct {
-	proc    *procs.Proc
+	proc     *procs.Proc
+	password string // of the daemon's one user, made for the run
 	addr    string            // where it listens
 	url     string            // rsync:// URL of the proxy in front of it
 	modules map[string]string // module name → path
@@ -295,16 +300,24 @@ type rsyncd struct {
 // startRsyncd starts `rsync --daemon` on a free loopback port with a
 // config of its own: one module per tree, writable, preserving owners
 // when the harness is root, no chroot and no symlink munging (so that
-// the copy is the tree as it is).
+// the copy is the tree as it is). Its modules take writes as root, so
+// they need a password, made for the run and known only to the harness
+// (a secrets file of mode 0600), lest another local user write files as
+// root through it.
 func (h *harness) startRsyncd(base string, specs []*trees.Spec) (*rsyncd, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	rd := &rsyncd{addr: fmt.Sprintf("127.0.0.1:%d", port), modules: map[string]string{}}
+	rd := &rsyncd{addr: fmt.Sprintf("127.0.0.1:%d", port), modules: map[string]string{}, password: rand.Text()}
+	secrets := filepath.Join(h.work, "rsyncd.secrets")
+	if err := os.WriteFile(secrets, []byte(xdRsyncUser+":"+rd.password+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	var conf strings.Builder
 	conf.WriteString("# written by efsbench for the xdeploy suite\nuse chroot = no\nmunge symlinks = no\nnumeric ids = yes\n" +
-		"reverse lookup = no\nmax connections = 8\n")
+		"reverse lookup = no\nmax connections = 8\nhosts allow = 127.0.0.1\nstrict modes = yes\n")
+	fmt.Fprintf(&conf, "auth users = %s\nsecrets file = %s\n", xdRsyncUser, secrets)
 	fmt.Fprintf(&conf, "log file = %s\nlock file = %s\n", filepath.Join(h.work, "logs", "rsyncd-transfers.log"),
 		filepath.Join(h.work, "rsyncd.lock")) // max connections needs one; not the system's
 	for _, s := range specs {
@@ -359,7 +372,8 @@ func (h *harness) rsyncPush(rd *rsyncd, src, module string) (float64, int64, err
 	defer cancel()
 	args := []string{"-a", "--delete", "--stats", src + "/", rd.url + "/" + module + "/"}
 	cmd, stderr := h.command(ctx, "rsync", args...)
-	h.record("rsync -a --delete --stats SRC/ rsync://127.0.0.1:PROXY_PORT/MODULE/")
+	cmd.Env = append(os.Environ(), "RSYNC_PASSWORD="+rd.password)
+	h.record("RSYNC_PASSWORD=… rsync -a --delete --stats SRC/ rsync://" + xdRsyncUser + "@127.0.0.1:PROXY_PORT/MODULE/")
 	var out strings.Builder
 	cmd.Stdout = &out
 	t0 := time.Now()
