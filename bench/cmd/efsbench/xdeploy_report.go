@@ -18,8 +18,8 @@ func (h *harness) xdeployReport(raw *xdRaw) *suiteResult {
 			"Two efsd deployments on this machine, each with its own data directory and ports: A serves us-east-1, B eu-west-1; each names the " +
 				"other in `peers` with its certificate's SHA-256 (from `efsd peer-id`). A file system is created at A and replicated with " +
 				"`CreateReplicationConfiguration … Destinations=[{Region: eu-west-1}]`, which creates the destination at B. The anchor is " +
-				"`rsync -a --delete --stats SRC/ rsync://HOST:PORT/MODULE/` pushing to an `rsync --daemon` the harness starts with its own " +
-				"rsyncd.conf (a module per tree, no chroot, no symlink munging, numeric ids, running as root so owners are kept).",
+				"`rsync -a --delete --stats SRC/ rsync://USER@HOST:PORT/MODULE/` pushing to an `rsync --daemon` the harness starts with its own " +
+				"rsyncd.conf (a module per tree, no chroot, no symlink munging, numeric ids, running as root so owners are kept, a password made for the run).",
 			"Both tools cross the same in-process TCP proxy (`bench/internal/netshape`): A's peer endpoint for B, B's for A and rsync's URL " +
 				"all point at proxies on one link, so the two directions' bandwidth is shared as on one path, and the bytes are counted there, " +
 				"both directions, for both tools (TLS and HTTP/2 framing for efsd, the rsync protocol for rsync). **Loopback**: the proxy " +
