@@ -291,10 +291,10 @@ func xdChangeStep(spec *trees.Spec) string {
 // rsyncd is the rsync daemon the harness started.
 type rsyncd struct {
 	proc     *procs.Proc
-	password string // of the daemon's one user, made for the run
-	addr    string            // where it listens
-	url     string            // rsync:// URL of the proxy in front of it
-	modules map[string]string // module name → path
+	password string            // of the daemon's one user, made for the run
+	addr     string            // where it listens
+	url      string            // rsync:// URL of the proxy in front of it
+	modules  map[string]string // module name → path
 }
 
 // startRsyncd starts `rsync --daemon` on a free loopback port with a
