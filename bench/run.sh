@@ -2,7 +2,7 @@
 # Run the efsd benchmarks (see bench/README.md). Needs root: the data suites
 # run on a loop-mounted ext4 file system the harness creates and removes.
 #
-#   bench/run.sh [--quick] [--suite api,replication,rpo,scale] [other efsbench flags]
+#   bench/run.sh [--quick] [--suite api,replication,rpo,scale,xdeploy] [other efsbench flags]
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then

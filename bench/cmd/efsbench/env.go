@@ -24,17 +24,18 @@ func (h *harness) build() error {
 	h.bin.fixed = filepath.Join(h.work, "bin", "fixedserver")
 	h.bin.syncpass = filepath.Join(h.work, "bin", "syncpass")
 	dir := h.repo
-	if h.source == "head" {
+	if h.source != "worktree" {
+		rev := h.gitRev()
 		dir = filepath.Join(h.work, "src")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		script := fmt.Sprintf("git -C %q archive HEAD | tar -x -C %q && rm -rf %q && cp -a %q %q",
-			h.repo, dir, filepath.Join(dir, "bench"), filepath.Join(h.repo, "bench"), filepath.Join(dir, "bench"))
+		script := fmt.Sprintf("git -C %q archive %q | tar -x -C %q && rm -rf %q && cp -a %q %q",
+			h.repo, rev, dir, filepath.Join(dir, "bench"), filepath.Join(h.repo, "bench"), filepath.Join(dir, "bench"))
 		if out, err := exec.CommandContext(h.ctx, "sh", "-c", script).CombinedOutput(); err != nil {
-			return fmt.Errorf("export HEAD: %v\n%s", err, out)
+			return fmt.Errorf("export %s: %v\n%s", rev, err, out)
 		}
-		h.record(fmt.Sprintf("git archive HEAD | tar -x -C %s   # plus the working tree's bench/", dir))
+		h.record(fmt.Sprintf("git archive %s | tar -x -C %s   # plus the working tree's bench/", rev, dir))
 	}
 	for _, b := range []struct{ out, pkg string }{
 		{h.bin.efsd, "./cmd/efsd"}, {h.bin.fixed, "./bench/cmd/fixedserver"}, {h.bin.syncpass, "./bench/cmd/syncpass"},
@@ -89,11 +90,24 @@ func readFileLine(path, prefix string) string {
 	return "unknown"
 }
 
-func (h *harness) efsdCommit() string {
-	c := firstLine("git", "-C", h.repo, "log", "-1", "--format=%H %s")
+// gitRev is the revision efsd is built from (not for worktree).
+func (h *harness) gitRev() string {
 	if h.source == "head" {
-		return c + " (built from a clean export of this commit; uncommitted work in the tree is not measured)"
+		return "HEAD"
 	}
+	return h.source
+}
+
+func (h *harness) efsdCommit() string {
+	if h.source != "worktree" {
+		c := firstLine("git", "-C", h.repo, "log", "-1", "--format=%H %s", h.gitRev())
+		note := " (built from a clean export of this commit"
+		if h.source != "head" {
+			note += ", --efsd-source " + h.source
+		}
+		return c + note + ", with this working tree's bench/; uncommitted work elsewhere in the tree is not measured)"
+	}
+	c := firstLine("git", "-C", h.repo, "log", "-1", "--format=%H %s")
 	if out, err := exec.Command("git", "-C", h.repo, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(out))) > 0 {
 		c += " plus uncommitted changes in the working tree (built with --efsd-source worktree)"
 	}

@@ -104,7 +104,7 @@ func (h *harness) startServer(kind, name, dataDir string, extra ...string) (*ser
 	}
 	s := &server{kind: kind, proc: p, url: "http://" + addr, dataDir: dataDir, clients: map[string]*efs.Client{}}
 	h.logf("  started %s (pid %d) on %s, log %s", kind, p.PID, addr, logPath)
-	if err := h.waitReady(s, 60*time.Second); err != nil {
+	if err := h.waitReady(s, region, 60*time.Second); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s: %w (log: %s)", name, err, logPath)
 	}
@@ -122,9 +122,10 @@ func genericCommand(bin string, args []string, port int, dataDir string) string 
 	return line
 }
 
-// waitReady polls with a signed DescribeFileSystems every 2 ms until one
-// succeeds, and records the time since exec.
-func (h *harness) waitReady(s *server, limit time.Duration) error {
+// waitReady polls with a signed DescribeFileSystems in region (one the
+// server serves) every 2 ms until one succeeds, and records the time since
+// exec.
+func (h *harness) waitReady(s *server, region string, limit time.Duration) error {
 	c := s.client(region)
 	deadline := time.Now().Add(limit)
 	var last error
@@ -150,7 +151,10 @@ func (h *harness) waitReady(s *server, limit time.Duration) error {
 
 // --- efsd data-suite helpers ---
 
-func (s *server) volumeDir(id string) string {
+func (s *server) volumeDir(id string) string { return s.volumeDirIn(region, id) }
+
+// volumeDirIn is where efsd keeps the files of file system id of region.
+func (s *server) volumeDirIn(region, id string) string {
 	return filepath.Join(s.dataDir, "volumes", devAccount, region, id)
 }
 

@@ -224,6 +224,34 @@ func WriteVersion(root string, s *Spec, i, v int) error {
 	return err
 }
 
+// WriteRange overwrites, in place, n bytes of regular file i at offset off
+// (a multiple of 8; off+n within the file) with the bytes version v has
+// there, leaving the rest of the file as it was: a change in the middle of
+// a large file, as a database or a disk image makes.
+func WriteRange(root string, s *Spec, i, v int, off, n int64) error {
+	e := s.Entry(i)
+	if e.Symlink != "" || off%8 != 0 || off < 0 || n < 0 || off+n > e.Size {
+		return fmt.Errorf("trees: range %d+%d of entry %d (size %d) not writable", off, n, i, e.Size)
+	}
+	f, err := os.OpenFile(filepath.Join(root, e.Path), os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	b := make([]byte, min(n, chunk))
+	for pos := off; pos < off+n; {
+		// One piece never crosses a chunk boundary: fill seeds per chunk.
+		end := min(off+n, (pos/chunk+1)*chunk)
+		p := b[:end-pos]
+		fill(p, s.seed, i, v, pos)
+		if _, err := f.WriteAt(p, pos); err != nil {
+			f.Close()
+			return err
+		}
+		pos = end
+	}
+	return f.Close()
+}
+
 // Content returns the bytes of entry i at version v.
 func Content(s *Spec, i, v int) []byte {
 	e := s.Entry(i)

@@ -161,3 +161,32 @@ func TestDiffFindsDifferences(t *testing.T) {
 		t.Fatal("extra entry missed")
 	}
 }
+
+// WriteRange changes exactly the range asked for, across a chunk
+// boundary, to version v's bytes, and nothing else.
+func TestWriteRange(t *testing.T) {
+	dir := tempDir(t)
+	s := LargeFiles("big", 1, 4<<20)
+	if err := Build(dir, s, 1); err != nil {
+		t.Fatal(err)
+	}
+	off, n := int64(2<<20-512<<10), int64(1<<20) // centred on the middle
+	if err := WriteRange(dir, s, 0, 7, off, n); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, s.Entry(0).Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Content(s, 0, 0)
+	copy(want[off:off+n], Content(s, 0, 7)[off:off+n])
+	if !bytes.Equal(got, want) {
+		t.Fatal("file after WriteRange differs from version 0 with the range of version 7")
+	}
+	if bytes.Equal(got[off:off+n], Content(s, 0, 0)[off:off+n]) {
+		t.Fatal("the range did not change")
+	}
+	if err := WriteRange(dir, s, 0, 7, 4<<20-8, 16); err == nil {
+		t.Fatal("a range past the end was accepted")
+	}
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/efsd/efsd/bench/internal/report"
+	"github.com/efsd/efsd/bench/internal/stats"
+	"github.com/efsd/efsd/bench/internal/trees"
+)
+
+const xdSuite = "5 Across deployments"
+
+func (h *harness) xdeployReport(raw *xdRaw) *suiteResult {
+	specs := append(h.replicationTrees(), h.xdBig())
+	sec := report.Section{Title: "5. Across deployments: efsd A (us-east-1) → B (eu-west-1) vs rsync's daemon",
+		Intro: []string{
+			"Two efsd deployments on this machine, each with its own data directory and ports: A serves us-east-1, B eu-west-1; each names the " +
+				"other in `peers` with its certificate's SHA-256 (from `efsd peer-id`). A file system is created at A and replicated with " +
+				"`CreateReplicationConfiguration … Destinations=[{Region: eu-west-1}]`, which creates the destination at B. The anchor is " +
+				"`rsync -a --delete --stats SRC/ rsync://USER@HOST:PORT/MODULE/` pushing to an `rsync --daemon` the harness starts with its own " +
+				"rsyncd.conf (a module per tree, no chroot, no symlink munging, numeric ids, running as root so owners are kept, a password made for the run).",
+			"Both tools cross the same in-process TCP proxy (`bench/internal/netshape`): A's peer endpoint for B, B's for A and rsync's URL " +
+				"all point at proxies on one link, so the two directions' bandwidth is shared as on one path, and the bytes are counted there, " +
+				"both directions, for both tools (TLS and HTTP/2 framing for efsd, the rsync protocol for rsync). **Loopback**: the proxy " +
+				"forwards at once (it still copies through user space). **Shaped**: 25 ms added each way (50 ms RTT) and a token bucket of " +
+				"100 Mbit/s per direction (32 KiB deep); the proxy stops reading when 256 KiB wait beyond what is in flight, so TCP holds the " +
+				"sender back. The proxy terminates TCP on both sides, so slow start and loss recovery over a real 50 ms path are not modelled: " +
+				"every request/response round trip and every byte pay the link, TCP's window does not.",
+			"Trees: as in suite 2, plus one large file for the mid-file change (" + h.xdBig().Desc + "). Each tree lives in a directory `t` " +
+				"of a staging directory on the data file system. **efsd**: a new replication of A's source file system, empty, is created and " +
+				"awaited (destination at B, first pass durable: shown apart, not counted); then `t` is moved into the source with one rename and " +
+				"the initial copy is timed from the rename until DescribeReplicationConfigurations at A (polled every 5 ms) shows " +
+				"LastReplicatedTimestamp ≥ the rename (a pass that started after it, acknowledged durable by B); B's copy is then checked " +
+				"identical (names, types, sizes, modes, owners, mtimes, every byte) — a mismatch fails the suite. Then the change (1% of the " +
+				"files rewritten in place, or 1 MiB overwritten in place centred on the middle of the large file, across a MiB boundary) is timed " +
+				"from the end of the writes likewise. Then the configuration is deleted at A (ALL_CONFIGURATIONS, both sides awaited), the " +
+				"destination deleted at B, and `t` moved back. **rsync**: the staging directory is pushed to an empty module (initial), the same " +
+				"kind of change is made and pushed again; each copy is checked identical. Repetitions alternate which tool goes first; `sync` " +
+				"runs before each initial copy; wire bytes are the proxy's count from the step's start to its end.",
+		}}
+	if raw.EfsdError != "" {
+		sec.Intro = append(sec.Intro, "**The efsd half did not run to the end**: "+raw.EfsdError)
+	}
+	var goals []report.Goal
+	for _, cond := range raw.Conditions {
+		t := report.Table{Title: fmt.Sprintf("Link: %s (%s)", cond.Name, cond.Shape),
+			Header: []string{"Tree", "Step", "efsd time", "rsync time", "efsd ÷ rsync", "efsd on the wire", "rsync on the wire", "efsd ÷ rsync (bytes)", "Goal"}}
+		for _, spec := range specs {
+			steps := []string{xdStepInitial, xdChangeStep(spec)}
+			for _, step := range steps {
+				e, r := raw.pick(cond.Name, spec.Name, step, xdToolEfsd), raw.pick(cond.Name, spec.Name, step, xdToolRsync)
+				if len(e) == 0 && len(r) == 0 {
+					continue
+				}
+				ew, rw := summarize(e, func(s xdSample) float64 { return s.Wall }), summarize(r, func(s xdSample) float64 { return s.Wall })
+				eb, rb := summarize(e, func(s xdSample) float64 { return float64(s.wire()) }), summarize(r, func(s xdSample) float64 { return float64(s.wire()) })
+				tr, br := stats.Ratio(ew.Median, rw.Median), stats.Ratio(eb.Median, rb.Median)
+				g := h.xdGoal(cond, spec, step, ew, rw, eb, rb, tr, br)
+				st := "—"
+				if g != nil {
+					goals = append(goals, *g)
+					st = g.Status
+				}
+				t.Rows = append(t.Rows, []string{spec.Name, step, ew.Format(stats.Seconds), rw.Format(stats.Seconds),
+					stats.Times(tr), eb.Format(mbytes), rb.Format(mbytes), stats.Times(br), st})
+			}
+		}
+		t.Notes = append(t.Notes, h.xdMeterNote(raw, cond))
+		sec.Tables = append(sec.Tables, t)
+	}
+
+	// Set-up of each efsd replication (not counted above).
+	if len(raw.Setups) > 0 {
+		t := report.Table{Title: "efsd: setting up a replication to B (before each initial copy; not counted in it)",
+			Header: []string{"Link", "CreateReplicationConfiguration → destination at B", "→ first pass durable (empty source)", "on the wire"}}
+		for _, cond := range raw.Conditions {
+			var ex, fp, wb []float64
+			for _, s := range raw.Setups {
+				if s.Condition == cond.Name {
+					ex, fp, wb = append(ex, s.DestExists), append(fp, s.FirstPass), append(wb, float64(s.WireCreated))
+				}
+			}
+			if len(ex) > 0 {
+				t.Rows = append(t.Rows, []string{cond.Name, stats.Summarize(ex).Format(stats.Seconds),
+					stats.Summarize(fp).Format(stats.Seconds), stats.Summarize(wb).Format(mbytes)})
+			}
+		}
+		sec.Tables = append(sec.Tables, t)
+	}
+
+	// Recovery point.
+	w := raw.RPOWriter
+	if w.Name == "" {
+		w = h.xdRPOWriter()
+	}
+	t := report.Table{Title: "Recovery point across deployments: " + w.Name + " on tree (a), A's source → B's destination",
+		Header: []string{"Link", "achieved rate /s", "p50", "p99", "max", "not visible within limit", "LRT lag at A p50", "Goal"}}
+	t.Notes = []string{"The rpo suite's writer and watcher (suite 3) with the writer on A's source directory and the inotify watcher on B's " +
+		"destination directory: the delay is from the writer's close() until B's file holds the new bytes. efsd only: rsync has no " +
+		"continuous mode (each run is a full pass started from outside), so it has no recovery point of its own to compare; with a run " +
+		"every N seconds it would be N plus one pass."}
+	for _, cond := range raw.Conditions {
+		var xs []rpoSample
+		for _, s := range raw.RPO {
+			if s.Condition == cond.Name {
+				xs = append(xs, s.rpoSample)
+			}
+		}
+		col := func(f func(rpoSample) float64) stats.Summary {
+			v := make([]float64, len(xs))
+			for i, s := range xs {
+				v[i] = f(s)
+			}
+			return stats.Summarize(v)
+		}
+		p50, p99 := col(func(s rpoSample) float64 { return s.P50 }), col(func(s rpoSample) float64 { return s.P99 })
+		st := "shown for information"
+		if cond.Name == "loopback" {
+			g := report.Goal{Suite: xdSuite, Goal: "recovery point A → B at 100 changes/s, loopback: p50 < 1 s and p99 < 5 s"}
+			if !p50.Valid() {
+				g.Status, g.Note = report.NotMeasured, "the efsd half did not run"
+			} else {
+				ok := p50.Max < 1 && p99.Max < 5
+				g.Measured = fmt.Sprintf("p50 %s, p99 %s (every repetition checked)", p50.Format(secInf), p99.Format(secInf))
+				g.Status = report.Status(ok)
+				if !ok {
+					g.Note = fmt.Sprintf("worst repetition: p50 %s, p99 %s", secInf(p50.Max), secInf(p99.Max))
+				}
+			}
+			goals = append(goals, g)
+			st = g.Status
+		}
+		if len(xs) == 0 {
+			t.Rows = append(t.Rows, []string{cond.Name, "—", "—", "—", "—", "—", "—", st})
+			continue
+		}
+		t.Rows = append(t.Rows, []string{cond.Name,
+			col(func(s rpoSample) float64 { return s.AchievedHz }).Format(stats.Num),
+			p50.Format(secInf), p99.Format(secInf),
+			col(func(s rpoSample) float64 { return s.Max }).Format(secInf),
+			col(func(s rpoSample) float64 { return float64(s.NotVisible) }).Format(stats.Num),
+			col(func(s rpoSample) float64 { return s.LagP50 }).Format(stats.Seconds), st})
+	}
+	sec.Tables = append(sec.Tables, t)
+	return &suiteResult{section: sec, goals: goals, raw: raw}
+}
+
+func summarize(xs []xdSample, f func(xdSample) float64) stats.Summary {
+	v := make([]float64, len(xs))
+	for i, s := range xs {
+		v[i] = f(s)
+	}
+	return stats.Summarize(v)
+}
+
+func mbytes(b float64) string {
+	if math.IsNaN(b) {
+		return "n/a"
+	}
+	return stats.Num(b/1e6) + " MB"
+}
+
+// xdGoal is the goal a row is held to, if any: initial copy no slower than
+// rsync's daemon; the 1% change ≤ 0.5× rsync's time; the mid-file change ≤
+// 1.2× rsync's bytes on the wire.
+func (h *harness) xdGoal(cond xdCondition, spec *trees.Spec, step string, ew, rw, eb, rb stats.Summary, tr, br float64) *report.Goal {
+	where := fmt.Sprintf("(%s), %s", spec.Name, cond.Name)
+	var g report.Goal
+	switch {
+	case step == xdStepInitial && spec.Name != "big":
+		g = report.Goal{Suite: xdSuite, Goal: "initial copy " + where + ": no slower than rsync's daemon",
+			Measured: fmt.Sprintf("%s× rsync (efsd %s, rsync %s)", stats.Num(tr), stats.Seconds(ew.Median), stats.Seconds(rw.Median))}
+		g.Status, g.Note = report.Status(tr <= 1), missBy(tr, 1.0000001, false)
+	case step == xdStepIncr:
+		g = report.Goal{Suite: xdSuite, Goal: "1% of files changed " + where + ": ≤ 0.5× rsync's time",
+			Measured: fmt.Sprintf("%s× rsync (efsd %s, rsync %s)", stats.Num(tr), stats.Seconds(ew.Median), stats.Seconds(rw.Median))}
+		g.Status, g.Note = report.Status(tr <= 0.5), missBy(tr, 0.5000001, false)
+	case step == xdStepMid:
+		g = report.Goal{Suite: xdSuite, Goal: "1 MiB changed mid-file " + where + ": bytes on the wire ≤ 1.2× rsync's",
+			Measured: fmt.Sprintf("%s× rsync (efsd %s, rsync %s)", stats.Num(br), mbytes(eb.Median), mbytes(rb.Median))}
+		g.Status, g.Note = report.Status(br <= 1.2), missBy(br, 1.2000001, false)
+	default:
+		return nil
+	}
+	if !ew.Valid() || !rw.Valid() {
+		g.Status, g.Note = report.NotMeasured, "efsd or rsync has no sample"
+		g.Measured = fmt.Sprintf("efsd %s on the wire in %s; rsync %s in %s", mbytes(eb.Median), stats.Seconds(ew.Median),
+			mbytes(rb.Median), stats.Seconds(rw.Median))
+	}
+	return &g
+}
+
+// xdMeterNote compares the proxy's count with rsync's own (--stats: bytes
+// sent + received, the protocol's payload), as a check of the meter.
+func (h *harness) xdMeterNote(raw *xdRaw, cond xdCondition) string {
+	var rs, ds []float64
+	for _, s := range raw.Samples {
+		if s.Condition == cond.Name && s.Tool == xdToolRsync && s.OwnCount > 0 {
+			rs = append(rs, float64(s.wire())/float64(s.OwnCount))
+			ds = append(ds, float64(s.wire()-s.OwnCount))
+		}
+	}
+	if len(rs) == 0 {
+		return "Meter check: no rsync sample."
+	}
+	r := stats.Summarize(rs)
+	return fmt.Sprintf("Meter check: over %d rsync runs the proxy counted %s bytes more than rsync's own total (--stats: bytes sent + "+
+		"received), i.e. %.4f× (%.4f–%.4f); the proxy also sees the daemon's greeting, module negotiation and exit status, which rsync does not count.",
+		len(rs), stats.Summarize(ds).Format(stats.Num), r.Median, r.Min, r.Max)
+}
