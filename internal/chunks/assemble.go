@@ -100,7 +100,7 @@ func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Suppli
 		return st, fmt.Errorf("assemble %s: name reserved for temporaries", rel)
 	}
 	size := Size(l)
-	buf := make([]byte, 0, MaxSize)
+	buf := make([]byte, 0, maxLength(l)) // not MaxSize: most files are small
 
 	if !o.Rewrite && ix.mayHold(rel, l) && ix.holds(pfd, base, l, size, buf) {
 		ix.Set(rel, l)
@@ -334,4 +334,13 @@ func ignoringEINTR(f func() error) error {
 			return err
 		}
 	}
+}
+
+// maxLength is the length of l's longest chunk.
+func maxLength(l []Chunk) int {
+	n := 0
+	for _, c := range l {
+		n = max(n, c.Length)
+	}
+	return n
 }

@@ -31,27 +31,36 @@ type chunker struct {
 	eof    bool
 }
 
-func newChunker(r io.Reader) *chunker {
-	return &chunker{r: r, buf: make([]byte, 2*MaxSize), cursor: 2 * MaxSize}
-}
+func newChunker(r io.Reader) *chunker { return &chunker{r: r} }
 
+// chunkerStart is the chunker's first buffer: most files are small, and a
+// buffer of 2×MaxSize for each (zeroed by the allocator) costs more than
+// chunking them. It grows as the file turns out bigger.
+const chunkerStart = 64 << 10
+
+// fill makes MaxSize bytes (or the rest of the file) available at the
+// cursor, reading ahead up to 2×MaxSize so that bytes are moved to the
+// front about once per MaxSize consumed.
 func (c *chunker) fill() error {
 	n := len(c.buf) - c.cursor
-	if n >= MaxSize {
+	if n >= MaxSize || c.eof {
 		return nil
 	}
 	copy(c.buf[:n], c.buf[c.cursor:])
-	c.cursor = 0
-	if c.eof {
-		c.buf = c.buf[:n]
-		return nil
-	}
-	m, err := io.ReadFull(c.r, c.buf[n:])
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		c.buf = c.buf[:n+m]
-		c.eof = true
-	} else if err != nil {
-		return err
+	c.buf, c.cursor = c.buf[:n], 0
+	for len(c.buf) < 2*MaxSize && !c.eof {
+		if len(c.buf) == cap(c.buf) {
+			grown := make([]byte, len(c.buf), min(max(chunkerStart, 2*cap(c.buf)), 2*MaxSize))
+			copy(grown, c.buf)
+			c.buf = grown
+		}
+		m, err := c.r.Read(c.buf[len(c.buf):cap(c.buf)])
+		c.buf = c.buf[:len(c.buf)+m]
+		if errors.Is(err, io.EOF) {
+			c.eof = true
+		} else if err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ type slowSupplier struct{ p *pipeSupplier }
 
 func (s slowSupplier) Fetch(ctx context.Context, want []Chunk, deliver func(Hash, []byte) error) error {
 	return s.p.Fetch(ctx, want, func(h Hash, b []byte) error {
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(60 * time.Millisecond)
 		return deliver(h, b)
 	})
 }
@@ -74,7 +74,9 @@ func TestKillDuringAssembly(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("child: %q", line)
 		}
-		kill := time.Duration(r.IntN(600)) * time.Millisecond
+		// An assembly of a new version takes at least 6 fetched chunks ×
+		// 60 ms: a kill within 20–150 ms always lands in it.
+		kill := time.Duration(20+r.IntN(130)) * time.Millisecond
 		timer := time.AfterFunc(kill, func() { cmd.Process.Kill() })
 		err = cmd.Wait()
 		timer.Stop()

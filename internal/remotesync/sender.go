@@ -830,7 +830,11 @@ func (p *pass) sendChunks(ctx context.Context, session, path string, e *srcEntry
 				return err
 			}
 			defer enc.Close()
-			buf := make([]byte, chunks.MaxSize)
+			n := 0
+			for _, h := range hs {
+				n = max(n, at[h].Length)
+			}
+			buf := make([]byte, n) // not MaxSize: most files are small
 			for _, h := range hs {
 				c := at[h]
 				b := buf[:c.Length]
