@@ -105,8 +105,8 @@ var (
 )
 
 // Decoder reads frames from a peer, who is not trusted: lengths are
-// bounded before anything is allocated (two MaxSize buffers for the
-// decoder's life), a zstd payload may not decode to more than the chunk
+// bounded before anything is allocated (two buffers of at most MaxSize
+// for the decoder's life), a zstd payload may not decode to more than the chunk
 // length its header claims (a decompression bomb stops there), and the
 // decoded bytes must match the hash. Not safe for concurrent use.
 type Decoder struct {
@@ -158,8 +158,8 @@ func (d *Decoder) Next() (Hash, []byte, error) {
 	default:
 		return h, nil, fmt.Errorf("%w %d", ErrFrameCodec, codec)
 	}
-	if d.in == nil {
-		d.in = make([]byte, MaxSize)
+	if cap(d.in) < int(plen) {
+		d.in = make([]byte, growTo(cap(d.in), int(plen)))
 	}
 	payload := d.in[:plen]
 	n, err = io.ReadFull(d.r, payload)
@@ -172,12 +172,12 @@ func (d *Decoder) Next() (Hash, []byte, error) {
 	}
 	data := payload
 	if codec == CodecZstd {
-		if d.out == nil {
-			d.out = make([]byte, MaxSize)
-		}
 		// The capacity limits what DecodeAll may produce: one byte more
 		// than claimed, to tell a longer payload from an exact one.
 		limit := min(int(size)+1, MaxSize)
+		if cap(d.out) < limit {
+			d.out = make([]byte, growTo(cap(d.out), limit))
+		}
 		data, err = d.zdec.DecodeAll(payload, d.out[:0:limit])
 		if err != nil {
 			return h, nil, fmt.Errorf("%w: %w", ErrFrameData, err)
@@ -190,6 +190,13 @@ func (d *Decoder) Next() (Hash, []byte, error) {
 		return h, nil, fmt.Errorf("%w %s", ErrFrameHash, h)
 	}
 	return h, data, nil
+}
+
+// growTo is the size of a buffer grown from have to hold need bytes:
+// doubling, at most MaxSize, so that small chunks cost small buffers and a
+// stream of big ones a few reallocations.
+func growTo(have, need int) int {
+	return min(max(need, 2*have, 64<<10), MaxSize)
 }
 
 // Close releases the decompressor.
