@@ -37,18 +37,40 @@ type Encoder struct {
 	w    io.Writer
 	zenc *zstd.Encoder
 	out  []byte
+	// shared: zenc belongs to a Compressor.
+	shared bool
 	// Wire counts the bytes written; Raw the chunk bytes they carry.
 	Wire, Raw int64
 }
 
 // NewEncoder writes frames to w.
 func NewEncoder(w io.Writer) (*Encoder, error) {
+	c, err := NewCompressor()
+	if err != nil {
+		return nil, err
+	}
+	return &Encoder{w: w, zenc: c.z}, nil
+}
+
+// Compressor is a zstd compressor that Encoders share: setting one up
+// costs more than compressing a small file, and a sender opens a stream
+// per file. Its EncodeAll is safe for concurrent use.
+type Compressor struct{ z *zstd.Encoder }
+
+// NewCompressor returns a Compressor; Close releases it.
+func NewCompressor() (*Compressor, error) {
 	z, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	return &Encoder{w: w, zenc: z}, nil
+	return &Compressor{z: z}, nil
 }
+
+// Encoder writes frames to w with c; closing it leaves c open.
+func (c *Compressor) Encoder(w io.Writer) *Encoder { return &Encoder{w: w, zenc: c.z, shared: true} }
+
+// Close releases the compressor.
+func (c *Compressor) Close() error { return c.z.Close() }
 
 // Write sends one chunk (h must be Sum(data); 1 to MaxSize bytes).
 func (e *Encoder) Write(h Hash, data []byte) error {
@@ -93,8 +115,13 @@ func (e *Encoder) pays(data []byte) bool {
 	return len(e.out) < len(s)-len(s)/8
 }
 
-// Close releases the compressor.
-func (e *Encoder) Close() error { return e.zenc.Close() }
+// Close releases the compressor, unless it is a Compressor's.
+func (e *Encoder) Close() error {
+	if e.shared {
+		return nil
+	}
+	return e.zenc.Close()
+}
 
 // Errors of a decoder facing a frame it must refuse.
 var (

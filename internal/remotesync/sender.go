@@ -70,6 +70,7 @@ type Sender struct {
 	// retried after a failure does not read unchanged files again.
 	known  map[string]*srcEntry
 	closed bool
+	zstd   *chunks.Compressor // shared by the pass's chunk streams
 }
 
 // senderState is the acknowledged state of the tree: entries by path ("" is
@@ -111,11 +112,16 @@ func NewSender(root, statePath string, o SenderOptions) (*Sender, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sender{root: root, statePath: statePath, o: o, log: o.Logger, epoch: randomGen(), pending: map[string]bool{}}
+	z, err := chunks.NewCompressor()
+	if err != nil {
+		return nil, err
+	}
+	s := &Sender{root: root, statePath: statePath, o: o, log: o.Logger, epoch: randomGen(), pending: map[string]bool{}, zstd: z}
 	s.st = senderState{Entries: map[string]*srcEntry{}}
 	if statePath != "" {
 		b, err := os.ReadFile(statePath)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			z.Close()
 			return nil, fmt.Errorf("read sender state: %w", err)
 		}
 		if err == nil {
@@ -165,8 +171,11 @@ func (s *Sender) saveState() error {
 func (s *Sender) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	s.closed = true
-	return nil
+	return s.zstd.Close()
 }
 
 // pass is the state of one Pass.
@@ -825,11 +834,7 @@ func (p *pass) sendChunks(ctx context.Context, session, path string, e *srcEntry
 				return errAt("open source", path, err)
 			}
 			defer unix.Close(fd)
-			enc, err := chunks.NewEncoder(cw)
-			if err != nil {
-				return err
-			}
-			defer enc.Close()
+			enc := p.s.zstd.Encoder(cw)
 			n := 0
 			for _, h := range hs {
 				n = max(n, at[h].Length)
