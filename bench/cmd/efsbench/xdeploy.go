@@ -783,20 +783,23 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 
 	unix.Sync()
 	f0, b0 := x.link.Bytes()
+	off := fileSize(x.a.proc.Log)
 	t0 := time.Now()
 	if err := os.Rename(staged, inSrc); err != nil {
 		return err
 	}
 	moved = true
-	cv, err := h.waitCovered(x.a, it.srcID, t0, 30*time.Minute, 5*time.Millisecond)
+	end, err := h.xdWaitPass(x.a, off, t0, 30*time.Minute, func() error { return xdIdentical(it.src, dst, spec, nil) })
 	if err != nil {
-		return err
+		return fmt.Errorf("B after the initial copy: %w", err)
 	}
 	f1, b1 := x.link.Bytes()
-	if err := xdIdentical(it.src, dst, spec, nil); err != nil {
-		return fmt.Errorf("B after the initial copy (A reported LastReplicatedTimestamp %s): %w", cv.LRT.Format(time.RFC3339Nano), err)
+	// The timestamp A reports must then cover the change (not timed: it
+	// is whole seconds, as EFS reports it).
+	if _, err := h.waitCovered(x.a, it.srcID, t0, 30*time.Minute, 20*time.Millisecond); err != nil {
+		return err
 	}
-	add(xdStepInitial, cv.At.Sub(t0).Seconds(), f1-f0, b1-b0, int64(spec.Files), spec.TotalBytes())
+	add(xdStepInitial, end.Sub(t0).Seconds(), f1-f0, b1-b0, int64(spec.Files), spec.TotalBytes())
 
 	unix.Sync()
 	f0, b0 = x.link.Bytes()
@@ -804,16 +807,17 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 	if err != nil {
 		return err
 	}
+	off = fileSize(x.a.proc.Log)
 	tc := time.Now()
-	cv, err = h.waitCovered(x.a, it.srcID, tc, 10*time.Minute, 5*time.Millisecond)
+	end, err = h.xdWaitPass(x.a, off, tc, 10*time.Minute, func() error { return xdIdentical(it.src, dst, spec, prefixed(changed)) })
 	if err != nil {
-		return err
+		return fmt.Errorf("B after the change: %w", err)
 	}
 	f1, b1 = x.link.Bytes()
-	if err := xdIdentical(it.src, dst, spec, prefixed(changed)); err != nil {
-		return fmt.Errorf("B after the change (A reported LastReplicatedTimestamp %s): %w", cv.LRT.Format(time.RFC3339Nano), err)
+	if _, err := h.waitCovered(x.a, it.srcID, tc, 10*time.Minute, 20*time.Millisecond); err != nil {
+		return err
 	}
-	add(xdChangeStep(spec), cv.At.Sub(tc).Seconds(), f1-f0, b1-b0, int64(len(changed)), n)
+	add(xdChangeStep(spec), end.Sub(tc).Seconds(), f1-f0, b1-b0, int64(len(changed)), n)
 
 	if err := h.unreplicateB(x, it.srcID, dstID); err != nil {
 		return err
@@ -824,6 +828,40 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 	moved = false
 	unix.Sync()
 	return nil
+}
+
+// xdWaitPass times efsd like rsync's command: until the end of the pass
+// after which B's copy is identical. A logs a pass ("replication pass",
+// at debug level) once B acknowledged it durable; after each new line the
+// copy is checked, and the pass credited is the newest one logged when
+// the check began (a pass ending during the check is not credited early).
+func (h *harness) xdWaitPass(s *server, off int64, since time.Time, limit time.Duration, identical func() error) (time.Time, error) {
+	deadline := time.Now().Add(limit)
+	var last time.Time
+	var lastErr error
+	for time.Now().Before(deadline) {
+		if err := h.check(); err != nil {
+			return last, err
+		}
+		recs, noff, err := readPasses(s.proc.Log, off)
+		if err != nil {
+			return last, err
+		}
+		off = noff
+		fresh := false
+		for _, r := range recs {
+			if r.End.After(since) {
+				last, fresh = r.End, true
+			}
+		}
+		if fresh {
+			if lastErr = identical(); lastErr == nil {
+				return last, nil
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return last, fmt.Errorf("no pass left B identical within %v: %v", limit, lastErr)
 }
 
 // xdRPOWriter is the recovery-point writer: 100 changes/s.

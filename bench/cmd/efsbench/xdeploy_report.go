@@ -30,9 +30,10 @@ func (h *harness) xdeployReport(raw *xdRaw) *suiteResult {
 			"Trees: as in suite 2, plus one large file for the mid-file change (" + h.xdBig().Desc + "). Each tree lives in a directory `t` " +
 				"of a staging directory on the data file system. **efsd**: a new replication of A's source file system, empty, is created and " +
 				"awaited (destination at B, first pass durable: shown apart, not counted); then `t` is moved into the source with one rename and " +
-				"the initial copy is timed from the rename until DescribeReplicationConfigurations at A (polled every 5 ms) shows " +
-				"LastReplicatedTimestamp ≥ the rename (a pass that started after it, acknowledged durable by B); B's copy is then checked " +
-				"identical (names, types, sizes, modes, owners, mtimes, every byte) — a mismatch fails the suite. Then the change (1% of the " +
+				"the initial copy is timed from the rename to the end of the pass after which B's copy is identical (names, types, sizes, " +
+				"modes, owners, mtimes, every byte): A logs each pass once B acknowledged it durable, and the copy is checked after each " +
+				"new line (the pass credited is the newest logged when the check began). A's LastReplicatedTimestamp (whole seconds, as " +
+				"EFS reports it) must then cover the rename (not timed); a mismatch of the copy or a timestamp not covering fails the suite. Then the change (1% of the " +
 				"files rewritten in place, or 1 MiB overwritten in place centred on the middle of the large file, across a MiB boundary) is timed " +
 				"from the end of the writes likewise. Then the configuration is deleted at A (ALL_CONFIGURATIONS, both sides awaited), the " +
 				"destination deleted at B, and `t` moved back. **rsync**: the staging directory is pushed to an empty module (initial), the same " +
