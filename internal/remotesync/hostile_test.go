@@ -78,7 +78,7 @@ func TestHostileRequests(t *testing.T) {
 	bad("zero generation", OpBegin, bytes.NewReader(jsonLine(t, beginReq{V: protoVersion, Epoch: 1})), CodeProtocol)
 	bad("header too long", OpBegin, endless{}, CodeProtocol)
 	bad("garbage begin", OpBegin, strings.NewReader("\x00\x01garbage\n"), CodeProtocol)
-	bad("unknown field", OpBegin, strings.NewReader(`{"v":1,"gen":1,"epoch":1,"root":"/"}`+"\n"), CodeProtocol)
+	bad("unknown field", OpBegin, strings.NewReader(`{"v":2,"gen":1,"epoch":1,"root":"/"}`+"\n"), CodeProtocol)
 
 	sess := beginSession(t, r)
 	batch := func(what string, want string, es ...wireEntry) {
@@ -137,7 +137,8 @@ func TestHostileRequests(t *testing.T) {
 	if len(br.Need) != 1 {
 		t.Fatalf("need: %+v", br)
 	}
-	hdr := jsonLine(t, chunksReq{Session: sess, Path: "f"})
+	l, _ := chunks.List(bytes.NewReader(big))
+	hdr := jsonLine(t, chunksReq{Session: sess, Path: "f", N: len(l)})
 	frame := func(h chunks.Hash, data []byte) []byte {
 		var b bytes.Buffer
 		enc, err := chunks.NewEncoder(&b)
@@ -146,7 +147,6 @@ func TestHostileRequests(t *testing.T) {
 		enc.Close()
 		return b.Bytes()
 	}
-	l, _ := chunks.List(bytes.NewReader(big))
 	good := frame(l[0].Hash, big[:l[0].Length])
 	lying := bytes.Clone(good)
 	lying[len(lying)-1] ^= 1 // bytes not matching the hash
@@ -157,8 +157,16 @@ func TestHostileRequests(t *testing.T) {
 		"lying frame":   append(bytes.Clone(hdr), lying...),
 		"oversized":     append(bytes.Clone(hdr), huge...),
 		"too many":      append(bytes.Clone(hdr), bytes.Repeat(frame(chunks.Sum([]byte("x")), []byte("x")), len(l)+1)...),
-		"unknown file":  append(jsonLine(t, chunksReq{Session: sess, Path: "nope"}), good...),
-		"other session": append(jsonLine(t, chunksReq{Session: "x", Path: "f"}), good...),
+		"unknown file":  append(jsonLine(t, chunksReq{Session: sess, Path: "nope", N: 1}), good...),
+		"other session": append(jsonLine(t, chunksReq{Session: "x", Path: "f", N: 1}), good...),
+		// A section claiming more frames than the file has chunks, one
+		// ending before the frames it claims, and a second section of
+		// another session in the same request.
+		"frames above the chunks": append(jsonLine(t, chunksReq{Session: sess, Path: "f", N: len(l) + 1}), good...),
+		"section cut short":       append(jsonLine(t, chunksReq{Session: sess, Path: "f", N: 2}), good...),
+		"negative frames":         append(jsonLine(t, chunksReq{Session: sess, Path: "f", N: -1}), good...),
+		"two sessions": append(append(jsonLine(t, chunksReq{Session: sess, Path: "f", N: 0}), jsonLine(t, chunksReq{Session: "x", Path: "f", N: 0})...),
+			good...),
 	} {
 		_, code := serve(t, r, OpChunks, bytes.NewReader(body))
 		want := CodeProtocol

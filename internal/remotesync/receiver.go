@@ -696,7 +696,8 @@ func (r *Receiver) assemble(ctx context.Context, s *session, e *wireEntry, l []c
 // not come are reported in missing.
 type frameSupplier struct {
 	d       *chunks.Decoder
-	max     int
+	max     int // frames in the file's section
+	read    int
 	missing []chunks.Hash
 }
 
@@ -707,23 +708,13 @@ func (f *frameSupplier) Fetch(ctx context.Context, want []chunks.Chunk, deliver 
 	for _, c := range want {
 		wanted[c.Hash] = true
 	}
-	for n := 0; len(wanted) > 0; n++ {
+	for len(wanted) > 0 && f.read < f.max {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		h, data, err := f.d.Next()
-		if err == io.EOF {
-			break
-		}
+		h, data, err := f.next()
 		if err != nil {
-			if errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) ||
-				errors.Is(err, chunks.ErrFrameData) || errors.Is(err, chunks.ErrFrameHash) {
-				return protof("%v", err)
-			}
 			return err
-		}
-		if n >= f.max {
-			return protof("more frames than the file has chunks")
 		}
 		if !wanted[h] {
 			continue
@@ -742,6 +733,34 @@ func (f *frameSupplier) Fetch(ctx context.Context, want []chunks.Chunk, deliver 
 	return nil
 }
 
+// next reads the file's next frame; its section ending early is a
+// protocol error (the header promised max frames).
+func (f *frameSupplier) next() (chunks.Hash, []byte, error) {
+	h, data, err := f.d.Next()
+	if err == io.EOF {
+		return h, nil, protof("stream ends after %d of %d frames", f.read, f.max)
+	}
+	if err != nil {
+		if errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) ||
+			errors.Is(err, chunks.ErrFrameData) || errors.Is(err, chunks.ErrFrameHash) {
+			return h, nil, protof("%v", err)
+		}
+		return h, nil, err
+	}
+	f.read++
+	return h, data, nil
+}
+
+// drain reads the rest of the file's frames.
+func (f *frameSupplier) drain() error {
+	for f.read < f.max {
+		if _, _, err := f.next(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // localSupplier has no chunk: it records what Assemble lacked.
 type localSupplier struct{ missing []chunks.Hash }
 
@@ -754,54 +773,100 @@ func (l *localSupplier) Fetch(_ context.Context, want []chunks.Chunk, _ func(chu
 
 func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 	br := bufio.NewReaderSize(body, maxHeader)
-	var req chunksReq
-	if err := readHeader(br, &req); err != nil {
-		return nil, err
-	}
-	path, err := getName(req.Path, req.PathB)
-	if err != nil {
-		return nil, err
-	}
-	req.Path = path
-	s, err := r.current(req.Session)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	pf := s.files[req.Path]
-	if pf == nil || pf.busy {
-		s.mu.Unlock()
-		return nil, protof("no file %q awaiting chunks", req.Path)
-	}
-	pf.busy = true
-	s.mu.Unlock()
-
+	// The decoder reads frames from br with exact reads, so the header
+	// lines between sections stay in br for readHeader.
 	d, err := chunks.NewDecoder(br)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	sup := &frameSupplier{d: d, max: len(pf.list)}
-	var local wireStats
-	ls := &session{stats: local} // the assembly's counts, merged under the lock
+	var resp chunksResp
+	var s *session
+	for files := 0; ; files++ {
+		if files > 0 {
+			if _, err := br.Peek(1); err == io.EOF {
+				break
+			}
+		}
+		if files == maxStreamFiles {
+			return nil, protof("more than %d files in one chunks request", maxStreamFiles)
+		}
+		var req chunksReq
+		if err := readHeader(br, &req); err != nil {
+			return nil, err
+		}
+		if s != nil && req.Session != s.id {
+			return nil, protof("one chunks request, two sessions")
+		}
+		var missing []chunks.Hash
+		s, missing, err = r.chunksOf(ctx, d, &req)
+		if err != nil {
+			return nil, err
+		}
+		if len(missing) > 0 {
+			n := need{Hashes: encodeHashes(missing)}
+			putName(&n.Path, &n.PathB, req.Path)
+			resp.Missing = append(resp.Missing, n)
+		}
+	}
+	s.mu.Lock()
+	resp.Stats = s.stats
+	s.mu.Unlock()
+	return resp, nil
+}
+
+// chunksOf assembles one file of a chunks request from the req.N frames
+// that follow its header, and returns the chunks it still lacks.
+func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, req *chunksReq) (*session, []chunks.Hash, error) {
+	path, err := getName(req.Path, req.PathB)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Path = path
+	s, err := r.current(req.Session)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	pf := s.files[req.Path]
+	if pf == nil || pf.busy {
+		s.mu.Unlock()
+		return nil, nil, protof("no file %q awaiting chunks", req.Path)
+	}
+	if req.N < 0 || req.N > len(pf.list) {
+		s.mu.Unlock()
+		return nil, nil, protof("%d frames for a file of %d chunks", req.N, len(pf.list))
+	}
+	pf.busy = true
+	s.mu.Unlock()
+
+	sup := &frameSupplier{d: d, max: req.N}
+	ls := &session{} // the assembly's counts, merged under the lock
 	err = r.assemble(ctx, ls, &pf.e, pf.list, pf.rewrite, sup)
+	if err == nil || errors.Is(err, errMissing) {
+		// Frames of this file that were not needed (found at hand since)
+		// are read past, to the next file's header.
+		if derr := sup.drain(); derr != nil {
+			err = derr
+		}
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pf.busy = false
 	addStats(&s.stats, &ls.stats)
-	if _, err := r.current(req.Session); err != nil {
-		return nil, err
+	if _, cerr := r.current(req.Session); cerr != nil {
+		return nil, nil, cerr
 	}
 	if err != nil {
 		if errors.Is(err, errMissing) && len(sup.missing) > 0 {
-			return chunksResp{Missing: encodeHashes(sup.missing), Stats: s.stats}, nil
+			return s, sup.missing, nil
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	delete(s.files, req.Path)
 	s.pendingChunks -= len(pf.list)
-	return chunksResp{Stats: s.stats}, nil
+	return s, nil, nil
 }
 
 func addStats(a, b *wireStats) {

@@ -144,7 +144,7 @@ type Stats struct {
 }
 
 // Protocol version, sent in begin; a receiver refuses any other.
-const protoVersion = 1
+const protoVersion = 2 // 2: chunks requests carry several files
 
 // Caps on what a receiver accepts.
 const (
@@ -219,16 +219,25 @@ type batchResp struct {
 	Stats wireStats `json:"stats"`
 }
 
+// chunksReq heads one file's section of a chunks request: N frames of
+// that file follow it. A request carries the sections of one or more
+// files (many small ones together: one round trip for all of them).
 type chunksReq struct {
 	Session string `json:"session"`
 	Path    string `json:"p,omitempty"`
 	PathB   []byte `json:"pb,omitempty"`
+	N       int    `json:"n"`
 }
 
 type chunksResp struct {
-	Missing []byte    `json:"missing,omitempty"` // hashes still lacking: send them again
+	// Missing names the files still lacking chunks, and which: they are
+	// sent again.
+	Missing []need    `json:"missing,omitempty"`
 	Stats   wireStats `json:"stats"`
 }
+
+// maxStreamFiles bounds the files of one chunks request.
+const maxStreamFiles = 4096
 
 type commitReq struct {
 	Session string `json:"session"`

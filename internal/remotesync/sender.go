@@ -697,18 +697,12 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 			p.o.OnDifference(string(d))
 		}
 	}
-	ctx, cancel := context.WithCancel(p.ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	sem := make(chan struct{}, p.s.o.Workers)
-	sentBy := map[chunks.Hash]chan struct{}{}
+	// The files' chunks go in requests of several files each (small files
+	// share one round trip), Workers requests at a time.
+	var jobs []fileJob
 	for _, n := range resp.Need {
 		path, err := getName(n.Path, n.PathB)
 		if err != nil {
-			cancel()
-			wg.Wait()
 			return err
 		}
 		e := p.cur[path]
@@ -717,36 +711,121 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 			err = fmt.Errorf("receiver asks chunks of %q, not a file sent", path)
 		}
 		if err != nil {
-			cancel()
-			wg.Wait()
 			return err
 		}
-		// A chunk that an earlier file of the batch sends is not sent
-		// again: this file waits for that one, whose assembly puts the
-		// chunk in the receiver's index.
-		done := make(chan struct{})
+		jobs = append(jobs, fileJob{path: path, e: e, hs: hs})
+	}
+	return p.sendJobs(session, jobs)
+}
+
+// fileJob is a file and the chunks of it to send.
+type fileJob struct {
+	path string
+	e    *srcEntry
+	hs   []chunks.Hash
+}
+
+// Grouping of files into chunks requests: a group closes at this many
+// bytes of chunks or files.
+const (
+	groupBytes = 8 << 20
+	groupFiles = 256
+)
+
+// sendJobs sends the chunks of jobs, grouped into requests, Workers at a
+// time. A chunk that an earlier file sends is not sent again: its group
+// waits for that file's group (the receiver's assembly of it puts the
+// chunk in its index); within a group the receiver takes files in order.
+// Chunks the receiver still lacks are sent again, at most three times.
+func (p *pass) sendJobs(session string, jobs []fileJob) error {
+	for attempt := 0; len(jobs) > 0; attempt++ {
+		if attempt == 4 {
+			return fmt.Errorf("chunks: receiver still lacks chunks of %d files, e.g. %q", len(jobs), jobs[0].path)
+		}
+		var again []fileJob
+		var mu sync.Mutex
+		err := p.sendGroups(session, jobs, func(missing []fileJob) {
+			mu.Lock()
+			again = append(again, missing...)
+			mu.Unlock()
+		})
+		if err != nil {
+			return err
+		}
+		jobs = again
+	}
+	return nil
+}
+
+func (p *pass) sendGroups(session string, jobs []fileJob, retry func([]fileJob)) error {
+	type group struct {
+		jobs []fileJob
+		deps map[int]bool
+		done chan struct{}
+	}
+	var groups []*group
+	sentBy := map[chunks.Hash]int{} // the group sending a chunk
+	var cur *group
+	size := 0
+	for _, j := range jobs {
+		lens := make(map[chunks.Hash]int, len(j.e.List))
+		for _, c := range j.e.List {
+			lens[c.Hash] = c.Length
+		}
+		bytes := 0
+		for _, h := range j.hs {
+			bytes += lens[h]
+		}
+		if cur == nil || len(cur.jobs) >= groupFiles || size > 0 && size+bytes > groupBytes {
+			cur = &group{deps: map[int]bool{}, done: make(chan struct{})}
+			groups = append(groups, cur)
+			size = 0
+		}
+		g := len(groups) - 1
 		var own []chunks.Hash
-		var deps []chan struct{}
-		for _, h := range hs {
-			if d, ok := sentBy[h]; ok {
-				deps = append(deps, d)
+		for _, h := range j.hs {
+			if by, ok := sentBy[h]; ok {
+				if by != g {
+					cur.deps[by] = true
+				}
 			} else {
-				sentBy[h] = done
+				sentBy[h] = g
 				own = append(own, h)
 			}
 		}
+		j.hs = own
+		cur.jobs = append(cur.jobs, j)
+		size += bytes
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	sem := make(chan struct{}, p.s.o.Workers)
+	for _, g := range groups {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			defer close(done)
-			for _, d := range deps {
+			defer close(g.done)
+			for d := range g.deps {
 				select {
-				case <-d:
+				case <-groups[d].done:
 				case <-ctx.Done():
 					return
 				}
 			}
-			if err := p.sendFile(ctx, session, path, e, own); err != nil {
+			var resp chunksResp
+			err := p.sendChunks(ctx, session, g.jobs, &resp)
+			if err == nil {
+				p.update(resp.Stats)
+				var missing []fileJob
+				missing, err = p.missingJobs(g.jobs, resp.Missing)
+				if len(missing) > 0 {
+					retry(missing)
+				}
+			}
+			if err != nil {
 				mu.Lock()
 				if first == nil {
 					first = err
@@ -760,26 +839,28 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 	return first
 }
 
-// sendFile sends the chunks of one file the receiver lacks, again for
-// those still missing after a round (an index place found stale).
-func (p *pass) sendFile(ctx context.Context, session, path string, e *srcEntry, hs []chunks.Hash) error {
-	for attempt := 0; ; attempt++ {
-		var resp chunksResp
-		if err := p.sendChunks(ctx, session, path, e, hs, &resp); err != nil {
-			return err
-		}
-		p.update(resp.Stats)
-		if len(resp.Missing) == 0 {
-			return nil
-		}
-		if attempt == 3 {
-			return fmt.Errorf("chunks of %q: receiver still lacks %d chunks", path, len(resp.Missing)/32)
-		}
-		var err error
-		if hs, err = decodeHashes(resp.Missing, maxFileChunks); err != nil {
-			return err
-		}
+// missingJobs turns a reply's missing chunks back into jobs of the group.
+func (p *pass) missingJobs(jobs []fileJob, missing []need) ([]fileJob, error) {
+	byPath := make(map[string]fileJob, len(jobs))
+	for _, j := range jobs {
+		byPath[j.path] = j
 	}
+	var out []fileJob
+	for _, n := range missing {
+		path, err := getName(n.Path, n.PathB)
+		if err != nil {
+			return nil, err
+		}
+		j, ok := byPath[path]
+		if !ok {
+			return nil, fmt.Errorf("receiver says %q lacks chunks: not sent", path)
+		}
+		if j.hs, err = decodeHashes(n.Hashes, maxFileChunks); err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, nil
 }
 
 type countingWriter struct {
@@ -800,59 +881,22 @@ var errRequestOver = errors.New("request over")
 // sends its new content.
 var ErrSourceChanged = errors.New("changed during the pass")
 
-func (p *pass) sendChunks(ctx context.Context, session, path string, e *srcEntry, hs []chunks.Hash, resp *chunksResp) error {
-	at := make(map[chunks.Hash]chunks.Chunk, len(e.List))
-	for _, c := range e.List {
-		if _, ok := at[c.Hash]; !ok {
-			at[c.Hash] = c
-		}
-	}
-	for _, h := range hs {
-		if _, ok := at[h]; !ok {
-			return fmt.Errorf("receiver asks chunk %s, not in %q", h, path)
-		}
-	}
-	creq := chunksReq{Session: session}
-	putName(&creq.Path, &creq.PathB, path)
-	hdr, _ := json.Marshal(creq)
+func (p *pass) sendChunks(ctx context.Context, session string, jobs []fileJob, resp *chunksResp) error {
 	pr, pw := io.Pipe()
 	cw := &countingWriter{w: pw}
 	var frames int64
 	done := make(chan error, 1)
 	go func() {
-		err := func() error {
-			if _, err := pw.Write(append(hdr, '\n')); err != nil {
-				return err
+		enc := p.s.zstd.Encoder(cw)
+		var buf []byte
+		var err error
+		for _, j := range jobs {
+			// Headers go around the counting writer: BytesSent is chunk
+			// data (frames), as the metric says.
+			if err = p.writeSection(enc, pw, session, j, &buf, &frames); err != nil {
+				break
 			}
-			pfd, base, err := treesync.OpenParent(p.rootFd, path)
-			if err != nil {
-				return errAt("open source", path, err)
-			}
-			defer unix.Close(pfd)
-			fd, err := openRead(pfd, base)
-			if err != nil {
-				return errAt("open source", path, err)
-			}
-			defer unix.Close(fd)
-			enc := p.s.zstd.Encoder(cw)
-			n := 0
-			for _, h := range hs {
-				n = max(n, at[h].Length)
-			}
-			buf := make([]byte, n) // not MaxSize: most files are small
-			for _, h := range hs {
-				c := at[h]
-				b := buf[:c.Length]
-				if n, err := preadFull(fd, b, c.Offset); err != nil || n != c.Length || chunks.Sum(b) != h {
-					return fmt.Errorf("source %q: %w", path, ErrSourceChanged)
-				}
-				if err := enc.Write(h, b); err != nil {
-					return err
-				}
-				frames++
-			}
-			return nil
-		}()
+		}
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -870,11 +914,64 @@ func (p *pass) sendChunks(ctx context.Context, session, path string, e *srcEntry
 		return werr
 	}
 	if err != nil {
-		return fmt.Errorf("%s %q: %w", OpChunks, path, err)
+		return fmt.Errorf("%s %q…: %w", OpChunks, jobs[0].path, err)
 	}
 	defer rc.Close()
 	if err := decodeReply(countingReader{rc, &p.wire}, resp); err != nil {
-		return fmt.Errorf("%s %q: %w", OpChunks, path, err)
+		return fmt.Errorf("%s %q…: %w", OpChunks, jobs[0].path, err)
+	}
+	return nil
+}
+
+// writeSection writes one file's header and its chunks, re-read from the
+// source and checked against the list sent for it.
+func (p *pass) writeSection(enc *chunks.Encoder, w io.Writer, session string, j fileJob, buf *[]byte, frames *int64) error {
+	at := make(map[chunks.Hash]chunks.Chunk, len(j.e.List))
+	for _, c := range j.e.List {
+		if _, ok := at[c.Hash]; !ok {
+			at[c.Hash] = c
+		}
+	}
+	n := 0
+	for _, h := range j.hs {
+		c, ok := at[h]
+		if !ok {
+			return fmt.Errorf("receiver asks chunk %s, not in %q", h, j.path)
+		}
+		n = max(n, c.Length)
+	}
+	creq := chunksReq{Session: session, N: len(j.hs)}
+	putName(&creq.Path, &creq.PathB, j.path)
+	hdr, _ := json.Marshal(creq)
+	if _, err := w.Write(append(hdr, '\n')); err != nil {
+		return err
+	}
+	if len(j.hs) == 0 {
+		return nil
+	}
+	pfd, base, err := treesync.OpenParent(p.rootFd, j.path)
+	if err != nil {
+		return errAt("open source", j.path, err)
+	}
+	defer unix.Close(pfd)
+	fd, err := openRead(pfd, base)
+	if err != nil {
+		return errAt("open source", j.path, err)
+	}
+	defer unix.Close(fd)
+	if cap(*buf) < n {
+		*buf = make([]byte, n) // as big as the largest chunk sent: most files are small
+	}
+	for _, h := range j.hs {
+		c := at[h]
+		b := (*buf)[:c.Length]
+		if got, err := preadFull(fd, b, c.Offset); err != nil || got != c.Length || chunks.Sum(b) != h {
+			return fmt.Errorf("source %q: %w", j.path, ErrSourceChanged)
+		}
+		if err := enc.Write(h, b); err != nil {
+			return err
+		}
+		*frames++
 	}
 	return nil
 }
