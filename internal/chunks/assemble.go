@@ -196,7 +196,7 @@ func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Suppli
 				return fmt.Errorf("supplier sent chunk %s, not asked for or sent twice", h)
 			}
 			if Sum(data) != h {
-				return fmt.Errorf("supplier sent bytes not matching chunk %s", h)
+				return fmt.Errorf("supplier: %w %s", ErrFrameHash, h)
 			}
 			if err := w.put(h, data); err != nil {
 				return err

@@ -44,3 +44,39 @@ func BenchmarkInitialSmallFiles(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkChangedBigFiles times a pass after one of 16 files of 4 MiB was
+// rewritten with new bytes (the bench's tree (b), 1% changed), receiver
+// in process.
+func BenchmarkChangedBigFiles(b *testing.B) {
+	src, dst := b.TempDir(), b.TempDir()
+	for f := range 16 {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d", f)), randBytes(uint64(f), 4<<20), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r, err := NewReceiver(dst, filepath.Join(b.TempDir(), "recv"), ReceiverOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	s, err := NewSender(src, filepath.Join(b.TempDir(), "sent"), SenderOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Pass(b.Context(), pipeTransport{r}, PassOptions{Start: time.Now()}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		if err := os.WriteFile(filepath.Join(src, "f03"), randBytes(uint64(100+i), 4<<20), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := s.Pass(b.Context(), pipeTransport{r}, PassOptions{Start: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -153,8 +153,10 @@ func TestHostileRequests(t *testing.T) {
 	huge := bytes.Clone(good)
 	huge[33], huge[34] = 0xff, 0xff // claims a chunk above MaxSize
 	for what, body := range map[string][]byte{
-		"garbage":       append(bytes.Clone(hdr), bytes.Repeat([]byte{0xee}, 5000)...),
-		"lying frame":   append(bytes.Clone(hdr), lying...),
+		"garbage":     append(bytes.Clone(hdr), bytes.Repeat([]byte{0xee}, 5000)...),
+		"lying frame": append(bytes.Clone(hdr), lying...),
+		// Well-formed, but other bytes under a wanted chunk's name.
+		"wrong bytes":   append(bytes.Clone(hdr), frame(l[0].Hash, bytes.Repeat([]byte{7}, l[0].Length))...),
 		"oversized":     append(bytes.Clone(hdr), huge...),
 		"too many":      append(bytes.Clone(hdr), bytes.Repeat(frame(chunks.Sum([]byte("x")), []byte("x")), len(l)+1)...),
 		"unknown file":  append(jsonLine(t, chunksReq{Session: sess, Path: "nope", N: 1}), good...),

@@ -780,6 +780,7 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 		return nil, err
 	}
 	defer d.Close()
+	d.Unverified = true // Assemble checks every chunk it is given against its hash
 	var resp chunksResp
 	var s *session
 	for files := 0; ; files++ {
@@ -861,6 +862,9 @@ func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, req *chunksR
 	if err != nil {
 		if errors.Is(err, errMissing) && len(sup.missing) > 0 {
 			return s, sup.missing, nil
+		}
+		if errors.Is(err, chunks.ErrFrameHash) {
+			return nil, nil, protof("%v", err) // bytes sent under another chunk's name
 		}
 		return nil, nil, err
 	}
