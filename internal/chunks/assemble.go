@@ -35,6 +35,8 @@ type Stats struct {
 	ResumedBytes, LocalBytes, FetchedBytes int64
 	// Stale counts index places found no longer holding their chunk.
 	Stale int
+	// Staged is the file waiting for Publish (AssembleOptions.Defer).
+	Staged *Staged
 }
 
 // AssembleOptions tune Assemble. The zero value is usable.
@@ -52,7 +54,22 @@ type AssembleOptions struct {
 	// the content: to break a hard link the source no longer has.
 	Rewrite bool
 
+	// Defer leaves the temporary complete but neither synced nor renamed:
+	// Stats.Staged is returned, for Index.Publish once the caller has made
+	// the file system durable with one syncfs for many files (an fsync per
+	// small file costs more than writing it).
+	Defer bool
+
 	beforeRename func() error // tests: a crash between durability and rename
+}
+
+// Staged is an assembled file waiting for Index.Publish: its content is
+// complete under a temporary name, not yet durable, not yet under its
+// real name.
+type Staged struct {
+	rel, tmp string
+	l        []Chunk
+	Size     int64
 }
 
 const defaultSyncEvery = 256 << 20
@@ -220,6 +237,17 @@ func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Suppli
 			return st, fmt.Errorf("assemble %s: prepare: %w", rel, err)
 		}
 	}
+	if o.Defer {
+		// The temporary serves its chunks to other assemblies until it is
+		// published.
+		tmpRel := tmp
+		if dir := parentDir(rel); dir != "" {
+			tmpRel = dir + "/" + tmp
+		}
+		ix.Set(tmpRel, l)
+		st.Staged = &Staged{rel: rel, tmp: tmpRel, l: l, Size: size}
+		return st, nil
+	}
 	if err := ignoringEINTR(func() error { return unix.Fsync(fd) }); err != nil {
 		return st, fmt.Errorf("assemble %s: fsync: %w", rel, err)
 	}
@@ -343,4 +371,38 @@ func maxLength(l []Chunk) int {
 		n = max(n, c.Length)
 	}
 	return n
+}
+
+// parentDir is rel's directory, "" at the root.
+func parentDir(rel string) string {
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		return rel[:i]
+	}
+	return ""
+}
+
+// Publish renames staged files into place. The caller must first have
+// made their contents durable (Index.Sync, syncfs): a real name never
+// points at content that is not on disk. The renames become durable with
+// the next syncfs. A staged file whose temporary is gone (a newer
+// assembly took it over) is skipped.
+func (ix *Index) Publish(ss []*Staged) error {
+	for _, st := range ss {
+		ix.Remove(st.tmp)
+		pfd, base, err := treesync.OpenParent(ix.root, st.rel)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", st.rel, err)
+		}
+		tmpBase := st.tmp[strings.LastIndexByte(st.tmp, '/')+1:]
+		err = unix.Renameat(pfd, tmpBase, pfd, base)
+		unix.Close(pfd)
+		if err == unix.ENOENT {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("publish %s: rename: %w", st.rel, err)
+		}
+		ix.Set(st.rel, st.l)
+	}
+	return nil
 }

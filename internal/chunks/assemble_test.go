@@ -1,6 +1,7 @@
 package chunks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -262,5 +263,47 @@ func TestPrepareSetsMetadata(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(tr.dst, "f"))
 	if err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o640 {
 		t.Fatal(fi, err)
+	}
+}
+
+// A deferred assembly leaves the real name alone until Publish; meanwhile
+// its temporary serves its chunks to other assemblies, and after Publish
+// the real name holds the content and the index knows it there.
+func TestDeferredAssembly(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	data := randBytes(90, 3<<20)
+	writeFile(t, filepath.Join(src, "d", "f"), data)
+	writeFile(t, filepath.Join(src, "g"), data)
+	writeFile(t, filepath.Join(dst, "d", "f"), []byte("old"))
+	s := newSource(src)
+	ix := openIndex(t, dst)
+	st, err := ix.Assemble(context.Background(), "d/f", s.list(t, "d/f"), &pipeSupplier{src: s}, &AssembleOptions{Defer: true})
+	if err != nil || st.Staged == nil {
+		t.Fatalf("deferred assembly: %+v %v", st, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "d", "f")); string(b) != "old" {
+		t.Fatal("the real name changed before Publish")
+	}
+	// g's chunks all come from f's temporary: nothing fetched.
+	st2, err := ix.Assemble(context.Background(), "g", s.list(t, "g"), nil, &AssembleOptions{Defer: true})
+	if err != nil || st2.Fetched != 0 {
+		t.Fatalf("assembly from a staged file: %+v %v", st2, err)
+	}
+	if err := ix.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Publish([]*Staged{st.Staged, st2.Staged}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"d/f", "g"} {
+		if b, _ := os.ReadFile(filepath.Join(dst, rel)); !bytes.Equal(b, data) {
+			t.Fatalf("%s after Publish: %d bytes", rel, len(b))
+		}
+		if _, ok := ix.Lookup(rel); !ok {
+			t.Fatalf("%s not indexed after Publish", rel)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dst, "d")); len(ents) != 1 {
+		t.Fatalf("temporaries left: %v", ents)
 	}
 }

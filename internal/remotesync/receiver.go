@@ -91,6 +91,54 @@ type session struct {
 	created       map[string]bool // directories this session created
 	claimed       map[uint64]bool // destination inodes kept for a hard-link group
 	stats         wireStats
+
+	// Files assembled but not yet durable nor renamed into place: made
+	// durable together (one syncfs) and published at commit, or sooner
+	// once there are many.
+	stageMu     sync.Mutex
+	staged      []*chunks.Staged
+	stagedBytes int64
+}
+
+// Publishing thresholds of staged files, between commits.
+const (
+	stageFiles = 2048
+	stageBytes = 512 << 20
+)
+
+// stage keeps an assembled file for publishing, and publishes what was
+// staged once there is much of it.
+func (r *Receiver) stage(s *session, st *chunks.Staged) error {
+	s.stageMu.Lock()
+	defer s.stageMu.Unlock()
+	s.staged = append(s.staged, st)
+	s.stagedBytes += st.Size
+	if len(s.staged) < stageFiles && s.stagedBytes < stageBytes {
+		return nil
+	}
+	return r.publishLocked(s)
+}
+
+// publish makes the staged files durable (one syncfs) and renames them
+// into place.
+func (r *Receiver) publish(s *session) error {
+	s.stageMu.Lock()
+	defer s.stageMu.Unlock()
+	return r.publishLocked(s)
+}
+
+func (r *Receiver) publishLocked(s *session) error {
+	if len(s.staged) == 0 {
+		return nil
+	}
+	if err := r.ix.Sync(); err != nil {
+		return err
+	}
+	if err := r.ix.Publish(s.staged); err != nil {
+		return err
+	}
+	s.staged, s.stagedBytes = nil, 0
+	return nil
 }
 
 // pendingFile is a file announced in a batch whose chunks are awaited.
@@ -366,6 +414,11 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 			r.applyFailed()
 			return nil, err
 		}
+	}
+	// Files assembled from bytes at hand land now.
+	if err := r.publish(s); err != nil {
+		r.applyFailed()
+		return nil, err
 	}
 	resp.Stats = s.stats
 	return resp, nil
@@ -650,7 +703,7 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 		// Every chunk should be at hand; an index place found stale
 		// makes the file wait for the chunks after all.
 		sup := &localSupplier{}
-		err := r.assemble(ctx, s, e, l, rewrite, sup)
+		err := r.assemble(ctx, s, s, e, l, rewrite, sup)
 		if !errors.Is(err, errMissing) {
 			return err
 		}
@@ -665,13 +718,19 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 }
 
 // assemble makes the file e from its chunk list, with its metadata.
-func (r *Receiver) assemble(ctx context.Context, s *session, e *wireEntry, l []chunks.Chunk, rewrite bool, sup chunks.Supplier) error {
+func (r *Receiver) assemble(ctx context.Context, s, owner *session, e *wireEntry, l []chunks.Chunk, rewrite bool, sup chunks.Supplier) error {
 	ast, err := r.ix.Assemble(ctx, e.Path, l, sup, &chunks.AssembleOptions{
 		Rewrite: rewrite,
 		Prepare: func(fd int) error { return fsetMeta(fd, e) },
+		Defer:   true,
 	})
 	if err != nil {
 		return err
+	}
+	if ast.Staged != nil {
+		if err := r.stage(owner, ast.Staged); err != nil {
+			return err
+		}
 	}
 	s.stats.ChunksLocal += int64(ast.Local + ast.Resumed)
 	if ast.Unchanged {
@@ -810,6 +869,11 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 			resp.Missing = append(resp.Missing, n)
 		}
 	}
+	// The request's files land now (one syncfs for all of them), so a
+	// long transfer shows progress and an interrupted one keeps them.
+	if err := r.publish(s); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	resp.Stats = s.stats
 	s.mu.Unlock()
@@ -843,7 +907,7 @@ func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, req *chunksR
 
 	sup := &frameSupplier{d: d, max: req.N}
 	ls := &session{} // the assembly's counts, merged under the lock
-	err = r.assemble(ctx, ls, &pf.e, pf.list, pf.rewrite, sup)
+	err = r.assemble(ctx, ls, s, &pf.e, pf.list, pf.rewrite, sup)
 	if err == nil || errors.Is(err, errMissing) {
 		// Frames of this file that were not needed (found at hand since)
 		// are read past, to the next file's header.
@@ -897,6 +961,10 @@ func (r *Receiver) commit(body io.Reader) (any, error) {
 		return nil, protof("commit with %d files still awaiting chunks", len(s.files))
 	}
 	t0 := r.o.Now()
+	if err := r.publish(s); err != nil {
+		r.applyFailed()
+		return nil, err
+	}
 	if err := r.finish(s); err != nil {
 		r.applyFailed()
 		return nil, err
