@@ -86,7 +86,7 @@ func TestHostileRequests(t *testing.T) {
 		bad(what, OpBatch, bytes.NewReader(jsonLine(t, batchReq{Session: sess, Entries: es})), want)
 	}
 	file := func(path string, content []byte) wireEntry {
-		l, err := chunks.List(bytes.NewReader(content))
+		l, err := chunks.List(bytes.NewReader(content), int64(len(content)))
 		must(t, err)
 		return wireEntry{Path: path, Type: typeFile, Mode: 0o644, Size: int64(len(content)), Chunks: encodeList(l), Nlink: 1}
 	}
@@ -146,7 +146,7 @@ func TestHostileRequests(t *testing.T) {
 		enc.Close()
 		return b.Bytes()
 	}
-	l, _ := chunks.List(bytes.NewReader(big))
+	l, _ := chunks.List(bytes.NewReader(big), int64(len(big)))
 	good := frame(l[0].Hash, big[:l[0].Length])
 	lying := bytes.Clone(good)
 	lying[len(lying)-1] ^= 1 // bytes not matching the hash
