@@ -30,8 +30,8 @@ type chunker struct {
 func newChunker(r io.Reader, sz sizes) *chunker { return &chunker{r: r, sz: sz} }
 
 // chunkerStart is the chunker's first buffer: most files are small, and a
-// buffer of twice the largest chunk for each (zeroed by the allocator) costs more than
-// chunking them. It grows as the file turns out bigger.
+// buffer of twice the largest chunk for each (zeroed by the allocator)
+// costs more than chunking them. It grows as the file turns out bigger.
 const chunkerStart = 64 << 10
 
 // fill makes a largest chunk's bytes (or the rest of the file) available
