@@ -12,45 +12,41 @@ import (
 // because that library XORs its seed into its package-level table at
 // every NewChunker, which every Chunker reads: concurrent chunking (a
 // sender's workers, a receiver's scan in the same process) is a data
-// race there. The table below is that library's (Apache License 2.0,
+// race there. It takes two sets of options (sizesFor), each cut as the
+// library cuts with Options{MinSize, AverageSize, MaxSize} of that set.
+// The table below is that library's (Apache License 2.0,
 // Copyright the fastcdc-go authors).
 
-const (
-	// Masks of 1 MiB average chunks with normalization 2: more bits below
-	// the average size (a cut is less likely), fewer above.
-	maskS = 1<<(20+2) - 1
-	maskL = 1<<(20-2) - 1
-)
-
-// chunker cuts a stream into chunks of MinSize to MaxSize bytes.
+// chunker cuts a stream into chunks of one set's sizes.
 type chunker struct {
 	r      io.Reader
+	sz     sizes
 	buf    []byte
 	cursor int
 	offset int64
 	eof    bool
 }
 
-func newChunker(r io.Reader) *chunker { return &chunker{r: r} }
+func newChunker(r io.Reader, sz sizes) *chunker { return &chunker{r: r, sz: sz} }
 
 // chunkerStart is the chunker's first buffer: most files are small, and a
-// buffer of 2×MaxSize for each (zeroed by the allocator) costs more than
-// chunking them. It grows as the file turns out bigger.
+// buffer of twice the largest chunk for each (zeroed by the allocator)
+// costs more than chunking them. It grows as the file turns out bigger.
 const chunkerStart = 64 << 10
 
-// fill makes MaxSize bytes (or the rest of the file) available at the
-// cursor, reading ahead up to 2×MaxSize so that bytes are moved to the
-// front about once per MaxSize consumed.
+// fill makes a largest chunk's bytes (or the rest of the file) available
+// at the cursor, reading ahead up to two so that bytes are moved to the
+// front about once per largest chunk consumed.
 func (c *chunker) fill() error {
 	n := len(c.buf) - c.cursor
-	if n >= MaxSize || c.eof {
+	if n >= c.sz.max || c.eof {
 		return nil
 	}
 	copy(c.buf[:n], c.buf[c.cursor:])
 	c.buf, c.cursor = c.buf[:n], 0
-	for len(c.buf) < 2*MaxSize && !c.eof {
+	for len(c.buf) < 2*c.sz.max && !c.eof {
 		if len(c.buf) == cap(c.buf) {
-			grown := make([]byte, len(c.buf), min(max(chunkerStart, 2*cap(c.buf)), 2*MaxSize))
+			grown := make([]byte, len(c.buf), min(max(chunkerStart, 2*cap(c.buf)), 2*c.sz.max))
 			copy(grown, c.buf)
 			c.buf = grown
 		}
@@ -75,7 +71,7 @@ func (c *chunker) next() (int64, []byte, error) {
 		return 0, nil, io.EOF
 	}
 	data := c.buf[c.cursor:]
-	n := cut(data)
+	n := cut(data, &c.sz)
 	off := c.offset
 	c.cursor += n
 	c.offset += int64(n)
@@ -83,14 +79,15 @@ func (c *chunker) next() (int64, []byte, error) {
 }
 
 // cut is the length of the chunk at the start of data.
-func cut(data []byte) int {
-	if len(data) <= MinSize {
+func cut(data []byte, sz *sizes) int {
+	if len(data) <= sz.min {
 		return len(data)
 	}
-	n := min(len(data), MaxSize)
+	n := min(len(data), sz.max)
+	maskS, maskL := sz.maskS, sz.maskL
 	var fp uint64
-	i := MinSize
-	for ; i < min(n, AvgSize); i++ {
+	i := sz.min
+	for ; i < min(n, sz.avg); i++ {
 		fp = fp<<1 + gear[data[i]]
 		if fp&maskS == 0 {
 			return i + 1

@@ -4,40 +4,90 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 
 	fastcdc "github.com/jotfs/fastcdc-go"
 )
 
-// The chunker cuts where fastcdc-go (with this package's options) cuts:
-// lists made before it replaced the library stay valid.
+// The chunker cuts where fastcdc-go with each set's options cuts: lists
+// made before it replaced the library stay valid (the large set is the
+// sizes every file had then), and the sets are FastCDC as published.
 func TestChunkerMatchesFastCDC(t *testing.T) {
-	for i, data := range [][]byte{nil, randBytes(80, 100), randBytes(81, MinSize+1), randBytes(82, 23<<20), textBytes(83, 9<<20), make([]byte, 9<<20)} {
-		ref, err := fastcdc.NewChunker(bytes.NewReader(data), fastcdc.Options{MinSize: MinSize, AverageSize: AvgSize, MaxSize: MaxSize, BufSize: 2 * MaxSize})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var want []Chunk
-		for {
-			c, err := ref.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
+	for _, set := range []struct {
+		name string
+		sz   sizes
+	}{{"small", sizesFor(LargeFile)}, {"large", sizesFor(LargeFile + 1)}} {
+		sz := set.sz
+		for i, data := range [][]byte{nil, randBytes(80, 100), randBytes(81, sz.min+1), randBytes(82, 23<<20), textBytes(83, 9<<20), make([]byte, 9<<20)} {
+			ref, err := fastcdc.NewChunker(bytes.NewReader(data), fastcdc.Options{MinSize: sz.min, AverageSize: sz.avg, MaxSize: sz.max, BufSize: 2 * sz.max})
 			if err != nil {
 				t.Fatal(err)
 			}
-			want = append(want, Chunk{Offset: int64(c.Offset), Length: c.Length, Hash: Sum(c.Data)})
-		}
-		got := listOf(t, data)
-		if len(got) != len(want) {
-			t.Fatalf("input %d: %d chunks, fastcdc-go %d", i, len(got), len(want))
-		}
-		for k := range got {
-			if got[k] != want[k] {
-				t.Fatalf("input %d, chunk %d: %+v, fastcdc-go %+v", i, k, got[k], want[k])
+			var want []Chunk
+			for {
+				c, err := ref.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, Chunk{Offset: int64(c.Offset), Length: c.Length, Hash: Sum(c.Data)})
+			}
+			got := listWith(t, data, sz)
+			if len(got) != len(want) {
+				t.Fatalf("%s set, input %d: %d chunks, fastcdc-go %d", set.name, i, len(got), len(want))
+			}
+			for k := range got {
+				if got[k] != want[k] {
+					t.Fatalf("%s set, input %d, chunk %d: %+v, fastcdc-go %+v", set.name, i, k, got[k], want[k])
+				}
 			}
 		}
+	}
+}
+
+// List chooses the set from the size it is given: a file above LargeFile
+// is cut as the large set cuts, others as the small set cuts, and no
+// chunk is longer than its set's maximum.
+func TestListChoosesSetBySize(t *testing.T) {
+	data := randBytes(85, 24<<20)
+	for _, size := range []int64{int64(len(data)), LargeFile, LargeFile + 1, 1 << 50} {
+		sz := sizesFor(size)
+		l, err := List(bytes.NewReader(data), size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := listWith(t, data, sz); !slices.Equal(l, want) {
+			t.Fatalf("size %d: not cut with the set of max %d", size, sz.max)
+		}
+		for _, c := range l {
+			if c.Length > sz.max {
+				t.Fatalf("size %d: chunk of %d bytes, set max %d", size, c.Length, sz.max)
+			}
+		}
+	}
+	if small, large := sizesFor(LargeFile), sizesFor(LargeFile+1); small.avg != 256<<10 || large.avg != 1<<20 || large.max != MaxSize {
+		t.Fatalf("sets %+v, %+v", small, large)
+	}
+}
+
+// listWith is the list of b cut with the set sz.
+func listWith(t testing.TB, b []byte, sz sizes) []Chunk {
+	t.Helper()
+	var l []Chunk
+	ch := newChunker(bytes.NewReader(b), sz)
+	for {
+		off, data, err := ch.next()
+		if errors.Is(err, io.EOF) {
+			return l
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		l = append(l, Chunk{Offset: off, Length: len(data), Hash: Sum(data)})
 	}
 }
 
@@ -48,7 +98,7 @@ func TestSplitConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			l, err := List(bytes.NewReader(data))
+			l, err := List(bytes.NewReader(data), int64(len(data)))
 			if err != nil || len(l) != len(want) || l[len(l)-1] != want[len(want)-1] {
 				t.Errorf("concurrent list differs: %v", err)
 			}

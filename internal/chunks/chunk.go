@@ -28,19 +28,43 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// Chunk sizes. The average of 1 MiB sits in the middle of what restic,
-// borg and FastCDC deployments use (512 KiB–8 MiB): a list costs 48 bytes a
-// MiB (a 1 GiB file's list is 48 KiB), and a change in the middle of a file
-// resends about 1–2 MiB, which over a WAN is a few round trips' worth at
-// most. The minimum of a quarter and the maximum of four times the average
-// are FastCDC's own defaults: the minimum skips boundary tests where a cut
-// would make tiny chunks, the maximum bounds a chunk's memory (the wire
-// decoder never allocates more than MaxSize for one).
+// Chunk sizes come in two sets, chosen by the size of the file: both
+// sides of a replication compute the same choice from the same size, so a
+// file's chunks still match the chunks of its other copies.
+//
+// Files up to LargeFile are cut into chunks of 64 KiB to 1 MiB, 256 KiB on
+// average: a 1 MiB overwrite in the middle of a file resends about 1.6 MiB
+// on average (1.2 to 3 MiB by where the cuts fall), against 2.5–3.5 MiB at
+// a 1 MiB average, for a list of 36 bytes per 256 KiB on the wire (a 1 GiB
+// file's list is 144 KiB). Larger files take 256 KiB to 4 MiB, 1 MiB
+// on average, so that the list of a huge file stays bounded (at most about
+// 1 M chunks for 1 TiB). In both sets the minimum of a quarter and the
+// maximum of four times the average are FastCDC's own defaults: the minimum
+// skips boundary tests where a cut would make tiny chunks, the maximum
+// bounds a chunk's memory.
 const (
-	MinSize = 256 << 10
-	AvgSize = 1 << 20
+	// LargeFile is the largest size cut into the small set's chunks.
+	LargeFile = 64 << 30
+	// MaxSize bounds a chunk of either set: what lists, the wire decoder
+	// and CheckList accept (a decoder never allocates more for one).
 	MaxSize = 4 << 20
 )
+
+// sizes is one set of FastCDC parameters: bounds, average, and the masks
+// of normalized chunking (level 2: two more bits than the average below
+// it, where a cut should be less likely, two fewer above).
+type sizes struct {
+	min, avg, max int
+	maskS, maskL  uint64
+}
+
+// sizesFor is the set of a file of size bytes.
+func sizesFor(size int64) sizes {
+	if size > LargeFile {
+		return sizes{min: 256 << 10, avg: 1 << 20, max: 4 << 20, maskS: 1<<(20+2) - 1, maskL: 1<<(20-2) - 1}
+	}
+	return sizes{min: 64 << 10, avg: 256 << 10, max: 1 << 20, maskS: 1<<(18+2) - 1, maskL: 1<<(18-2) - 1}
+}
 
 // Hash names a chunk: BLAKE3-256 of its bytes.
 type Hash [32]byte
@@ -59,8 +83,11 @@ type Chunk struct {
 
 // Split reads r to its end and calls fn with each chunk and its bytes, in
 // order. The bytes are valid only during the call. An empty r has no chunk.
-func Split(r io.Reader, fn func(c Chunk, data []byte) error) error {
-	ch := newChunker(r)
+// size is the number of bytes r yields (the file's size): it chooses the
+// chunk sizes, so the same content must be split with the same size
+// wherever its chunks are to match.
+func Split(r io.Reader, size int64, fn func(c Chunk, data []byte) error) error {
+	ch := newChunker(r, sizesFor(size))
 	for {
 		off, data, err := ch.next()
 		if errors.Is(err, io.EOF) {
@@ -75,10 +102,10 @@ func Split(r io.Reader, fn func(c Chunk, data []byte) error) error {
 	}
 }
 
-// List is the chunk list of r's content.
-func List(r io.Reader) ([]Chunk, error) {
+// List is the chunk list of r's content, size bytes (see Split).
+func List(r io.Reader, size int64) ([]Chunk, error) {
 	var l []Chunk
-	err := Split(r, func(c Chunk, _ []byte) error { l = append(l, c); return nil })
+	err := Split(r, size, func(c Chunk, _ []byte) error { l = append(l, c); return nil })
 	return l, err
 }
 

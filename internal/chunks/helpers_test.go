@@ -45,7 +45,7 @@ func writeFile(t testing.TB, path string, b []byte) {
 
 func listOf(t testing.TB, b []byte) []Chunk {
 	t.Helper()
-	l, err := List(bytes.NewReader(b))
+	l, err := List(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,11 @@ func (s *source) list(t testing.TB, rel string) []Chunk {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	l, err := List(f)
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := List(f, st.Size())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,7 +197,13 @@ func (ix *Index) AddFile(rel string) error {
 	}
 	f := os.NewFile(uintptr(fd), rel)
 	defer f.Close()
-	l, err := List(f)
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("index %s: %w", rel, err)
+	}
+	// The size at open chooses the chunk sizes, as the sender's does; a
+	// file growing meanwhile is indexed up to that size.
+	l, err := List(io.LimitReader(f, st.Size()), st.Size())
 	if err != nil {
 		return fmt.Errorf("index %s: %w", rel, err)
 	}

@@ -86,7 +86,7 @@ func TestHostileRequests(t *testing.T) {
 		bad(what, OpBatch, bytes.NewReader(jsonLine(t, batchReq{Session: sess, Entries: es})), want)
 	}
 	file := func(path string, content []byte) wireEntry {
-		l, err := chunks.List(bytes.NewReader(content))
+		l, err := chunks.List(bytes.NewReader(content), int64(len(content)))
 		must(t, err)
 		return wireEntry{Path: path, Type: typeFile, Mode: 0o644, Size: int64(len(content)), Chunks: encodeList(l), Nlink: 1}
 	}
@@ -137,7 +137,7 @@ func TestHostileRequests(t *testing.T) {
 	if len(br.Need) != 1 {
 		t.Fatalf("need: %+v", br)
 	}
-	l, _ := chunks.List(bytes.NewReader(big))
+	l, _ := chunks.List(bytes.NewReader(big), int64(len(big)))
 	hdr := jsonLine(t, chunksReq{Session: sess, Path: "f", N: len(l)})
 	frame := func(h chunks.Hash, data []byte) []byte {
 		var b bytes.Buffer

@@ -528,7 +528,7 @@ func (p *pass) chunkFile(path string, e *srcEntry) {
 	e.Size, e.Mtime, e.Ctime, e.Mode, e.UID, e.GID = st.Size, st.Mtim.Nano(), st.Ctim.Nano(), st.Mode&0o7777, st.Uid, st.Gid
 	// The real clock: it is compared with the kernel's timestamps.
 	e.Racy = e.Ctime > time.Now().Add(-racyWindow(e.Ctime)).UnixNano()
-	l, err := chunks.List(io.LimitReader(f, st.Size))
+	l, err := chunks.List(io.LimitReader(f, st.Size), st.Size)
 	if err != nil {
 		e.chunkError = errAt("read source", path, err)
 		return
