@@ -69,7 +69,7 @@ func TestListChoosesSetBySize(t *testing.T) {
 			}
 		}
 	}
-	if small, large := sizesFor(LargeFile), sizesFor(LargeFile+1); small.avg != 256<<10 || large.avg != 1<<20 || large.max != MaxSize {
+	if small, large := sizesFor(LargeFile), sizesFor(LargeFile+1); small.avg != 128<<10 || large.avg != 1<<20 || large.max != MaxSize {
 		t.Fatalf("sets %+v, %+v", small, large)
 	}
 }

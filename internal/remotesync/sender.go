@@ -98,7 +98,7 @@ type srcEntry struct {
 	chunkError error
 }
 
-const stateMagic = "EFSDRSS1"
+const stateMagic = "EFSDRSS2" // 2: lists of 128 KiB chunks on average (the receiver's index too: both rechunk once)
 
 // NewSender loads the state at statePath (a missing or damaged one starts
 // afresh: the next pass is a full listing).
