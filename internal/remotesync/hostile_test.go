@@ -79,6 +79,10 @@ func TestHostileRequests(t *testing.T) {
 	bad("header too long", OpBegin, endless{}, CodeProtocol)
 	bad("garbage begin", OpBegin, strings.NewReader("\x00\x01garbage\n"), CodeProtocol)
 	bad("unknown field", OpBegin, strings.NewReader(`{"v":2,"gen":1,"epoch":1,"root":"/"}`+"\n"), CodeProtocol)
+	bad("batch beginning a named session", OpBatch, bytes.NewReader(jsonLine(t, batchReq{Session: "x",
+		Begin: &beginReq{V: protoVersion, Gen: 1, Epoch: 1}})), CodeProtocol)
+	bad("batch beginning with an old version", OpBatch, bytes.NewReader(jsonLine(t, batchReq{
+		Begin: &beginReq{V: 1, Gen: 1, Epoch: 1}})), CodeProtocol)
 
 	sess := beginSession(t, r)
 	batch := func(what string, want string, es ...wireEntry) {

@@ -288,6 +288,15 @@ func (r *Receiver) begin(body io.Reader) (any, error) {
 	if err := readHeader(bufio.NewReaderSize(body, maxHeader), &req); err != nil {
 		return nil, err
 	}
+	s, err := r.open(&req)
+	if err != nil {
+		return nil, err
+	}
+	return beginResp{Session: s.id, Full: s.full}, nil
+}
+
+// open starts a session (superseding any other).
+func (r *Receiver) open(req *beginReq) (*session, error) {
 	if req.V != protoVersion {
 		return nil, protof("protocol version %d, want %d", req.V, protoVersion)
 	}
@@ -316,7 +325,7 @@ func (r *Receiver) begin(body io.Reader) (any, error) {
 		r.log.Info("replication receiver: session superseded")
 	}
 	r.sess = s
-	return beginResp{Session: s.id, Full: full}, nil
+	return s, nil
 }
 
 // current returns the session id names, if it is still the current one.
@@ -351,6 +360,21 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 	}
 	if len(req.Entries) > maxBatchEntries {
 		return nil, protof("%d entries in a batch, at most %d", len(req.Entries), maxBatchEntries)
+	}
+	var opened string
+	if req.Begin != nil {
+		if req.Session != "" {
+			return nil, protof("a batch that begins a session names none")
+		}
+		s, err := r.open(req.Begin)
+		if err != nil {
+			return nil, err
+		}
+		if s.full && !req.Begin.Full {
+			// Not applied: the sender lists everything in this session.
+			return batchResp{Session: s.id, Full: true}, nil
+		}
+		req.Session, opened = s.id, s.id
 	}
 	s, err := r.current(req.Session)
 	if err != nil {
@@ -421,6 +445,7 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		return nil, err
 	}
 	resp.Stats = s.stats
+	resp.Session, resp.Full = opened, opened != "" && s.full
 	return resp, nil
 }
 

@@ -204,6 +204,9 @@ type beginResp struct {
 type batchReq struct {
 	Session string      `json:"session"`
 	Entries []wireEntry `json:"entries"`
+	// Begin, on a pass's first batch, opens the session in the same round
+	// trip (Session is then empty).
+	Begin *beginReq `json:"begin,omitempty"`
 }
 
 // need is a file of a batch whose assembly waits for chunks.
@@ -214,6 +217,11 @@ type need struct {
 }
 
 type batchResp struct {
+	// Session and Full answer a Begin: Full with a delta batch means the
+	// batch was not applied and the sender must list everything.
+	Session string `json:"session,omitempty"`
+	Full    bool   `json:"full,omitempty"`
+
 	Need  []need    `json:"need,omitempty"`
 	Diffs [][]byte  `json:"diffs,omitempty"` // files found different by content (Verify)
 	Stats wireStats `json:"stats"`

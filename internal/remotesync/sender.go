@@ -239,21 +239,21 @@ func (p *pass) run() error {
 	if full || !pl.empty() || len(s.pending) > 0 {
 		gen = randomGen()
 	}
-	var br beginResp
-	if err := p.call(OpBegin, beginReq{V: protoVersion, Base: s.st.Gen, Gen: gen, Epoch: s.epoch, Full: full, Verify: p.o.Verify}, &br); err != nil {
-		return err
-	}
-	if br.Full && !full {
-		full = true
+	// The session opens with the first batch (one round trip less); a
+	// receiver that wants everything listed has us start again.
+	breq := beginReq{V: protoVersion, Base: s.st.Gen, Gen: gen, Epoch: s.epoch, Full: full, Verify: p.o.Verify}
+	session, err := p.send(breq, full, pl)
+	if errors.Is(err, errNeedFull) {
+		full, breq.Full = true, true
 		pl = p.plan(true)
+		session, err = p.send(breq, true, pl)
 	}
 	p.mu.Lock()
 	p.stats.Full = full
 	p.mu.Unlock()
-	err := p.send(br.Session, full, pl)
 	if err == nil {
 		var cr commitResp
-		err = p.call(OpCommit, commitReq{Session: br.Session, Start: p.o.Start.UnixNano()}, &cr)
+		err = p.call(OpCommit, commitReq{Session: session, Start: p.o.Start.UnixNano()}, &cr)
 		if err == nil {
 			p.update(cr.Stats)
 		}
@@ -642,17 +642,27 @@ func (p *pass) plan(full bool) *plan {
 	return &plan{mark: mark, deletes: deletes}
 }
 
-// send sends a plan in batches, and the chunks the receiver asks for after
-// each batch.
-func (p *pass) send(session string, full bool, pl *plan) error {
+// errNeedFull: the receiver opened the session for a full listing, and
+// the pass had sent a delta.
+var errNeedFull = errors.New("the receiver asks for a full listing")
+
+// send opens a session with breq and sends a plan in batches, and the
+// chunks the receiver asks for after each batch; it returns the session.
+func (p *pass) send(breq beginReq, full bool, pl *plan) (string, error) {
 	mark, deletes := pl.mark, pl.deletes
 	var batch []wireEntry
 	size := 0
+	session := ""
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		err := p.batch(session, batch)
+		req := batchReq{Session: session, Entries: batch}
+		if session == "" {
+			req.Begin = &breq
+		}
+		var err error
+		session, err = p.batch(req)
 		batch, size = batch[:0], 0
 		return err
 	}
@@ -670,7 +680,7 @@ func (p *pass) send(session string, full bool, pl *plan) error {
 	for _, path := range p.order {
 		if e := p.cur[path]; e != nil && mark[path] {
 			if err := addEntry(e.wire(path)); err != nil {
-				return err
+				return session, err
 			}
 		}
 	}
@@ -678,18 +688,42 @@ func (p *pass) send(session string, full bool, pl *plan) error {
 		w := wireEntry{Type: typeDelete}
 		putName(&w.Path, &w.PathB, path)
 		if err := addEntry(w); err != nil {
-			return err
+			return session, err
 		}
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return session, err
+	}
+	if session == "" {
+		// Nothing to send: the session opens alone.
+		var br beginResp
+		if err := p.call(OpBegin, breq, &br); err != nil {
+			return "", err
+		}
+		if br.Full && !full {
+			return "", errNeedFull
+		}
+		session = br.Session
+	}
+	return session, nil
 }
 
 // batch sends one batch and then the chunks its files need, Workers files
 // at a time.
-func (p *pass) batch(session string, entries []wireEntry) error {
+func (p *pass) batch(req batchReq) (string, error) {
 	var resp batchResp
-	if err := p.call(OpBatch, batchReq{Session: session, Entries: entries}, &resp); err != nil {
-		return err
+	if err := p.call(OpBatch, req, &resp); err != nil {
+		return req.Session, err
+	}
+	session := req.Session
+	if req.Begin != nil {
+		if resp.Session == "" {
+			return "", fmt.Errorf("%s: no session opened", OpBatch)
+		}
+		session = resp.Session
+		if resp.Full && !req.Begin.Full {
+			return "", errNeedFull
+		}
 	}
 	p.update(resp.Stats)
 	if p.o.OnDifference != nil {
@@ -703,7 +737,7 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 	for _, n := range resp.Need {
 		path, err := getName(n.Path, n.PathB)
 		if err != nil {
-			return err
+			return session, err
 		}
 		e := p.cur[path]
 		hs, err := decodeHashes(n.Hashes, maxFileChunks)
@@ -711,11 +745,11 @@ func (p *pass) batch(session string, entries []wireEntry) error {
 			err = fmt.Errorf("receiver asks chunks of %q, not a file sent", path)
 		}
 		if err != nil {
-			return err
+			return session, err
 		}
 		jobs = append(jobs, fileJob{path: path, e: e, hs: hs})
 	}
-	return p.sendJobs(session, jobs)
+	return session, p.sendJobs(session, jobs)
 }
 
 // fileJob is a file and the chunks of it to send.
@@ -962,10 +996,16 @@ func (p *pass) writeSection(enc *chunks.Encoder, w io.Writer, session string, j 
 	if cap(*buf) < n {
 		*buf = make([]byte, n) // as big as the largest chunk sent: most files are small
 	}
+	// A file whose ctime has not moved since it was chunked (and was not
+	// too recent then to vouch for it) still holds the bytes listed: it is
+	// not hashed again, but its ctime is checked once it has been read. (The
+	// receiver checks every chunk's hash anyway; this check only tells a
+	// file written meanwhile from a broken peer.)
+	stable := !j.e.Racy && sameIdentity(fd, j.e)
 	for _, h := range j.hs {
 		c := at[h]
 		b := (*buf)[:c.Length]
-		if got, err := preadFull(fd, b, c.Offset); err != nil || got != c.Length || chunks.Sum(b) != h {
+		if got, err := preadFull(fd, b, c.Offset); err != nil || got != c.Length || !stable && chunks.Sum(b) != h {
 			return fmt.Errorf("source %q: %w", j.path, ErrSourceChanged)
 		}
 		if err := enc.Write(h, b); err != nil {
@@ -973,5 +1013,18 @@ func (p *pass) writeSection(enc *chunks.Encoder, w io.Writer, session string, j 
 		}
 		*frames++
 	}
+	if stable && !sameIdentity(fd, j.e) {
+		return fmt.Errorf("source %q: %w", j.path, ErrSourceChanged)
+	}
 	return nil
+}
+
+// sameIdentity reports whether the open file fd is still the one e was
+// chunked from, unchanged: same inode, size, mtime and ctime.
+func sameIdentity(fd int, e *srcEntry) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false
+	}
+	return st.Ino == e.Ino && st.Size == e.Size && st.Mtim.Nano() == e.Mtime && st.Ctim.Nano() == e.Ctime
 }

@@ -83,7 +83,7 @@ func (w *worker) run(ctx context.Context) {
 	var scrubbing []*scrubRequest // requests served by the next pass
 	var coverBy time.Time         // a pass must start by then for the timestamp to cover the last changes
 	failures := 0
-	churn := 0 // passes in a row cut short by a file written while sent
+	var churnSince time.Time // start of the passes in a row cut short by a file written while sent
 	for {
 		if watch == nil && w.m.hub != nil {
 			var err error
@@ -129,11 +129,13 @@ func (w *worker) run(ctx context.Context) {
 			scrubbing = nil
 		}
 		var wait time.Duration
-		if err != nil && errors.Is(err, remotesync.ErrSourceChanged) && churn < maxChurn {
+		if err != nil && errors.Is(err, remotesync.ErrSourceChanged) && (churnSince.IsZero() || w.m.opts.Now().Sub(churnSince) < maxChurn) {
 			// A file was written while it was being sent: not a failure
 			// (a local pass copies whatever it reads and moves on); the
 			// next pass, after the settle delay, sends the new content.
-			churn++
+			if churnSince.IsZero() {
+				churnSince = start
+			}
 			log.Debug("replication pass: a source file changed while it was sent; passing again", "err", err)
 			r, ok := w.sleep(ctx, nil, w.m.opts.SettleDelay, false)
 			if !ok {
@@ -144,7 +146,7 @@ func (w *worker) run(ctx context.Context) {
 			}
 			continue
 		}
-		churn = 0
+		churnSince = time.Time{}
 		if err != nil {
 			status, msg := classify(err, w.src, w.dest.hostPath())
 			failures++
@@ -207,10 +209,10 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-// maxChurn bounds the passes in a row retried at once because a source
+// maxChurn bounds how long passes are retried at once because a source
 // file changed while it was being sent; beyond it (a file rewritten
-// without pause) the failure is reported and retried with backoff.
-const maxChurn = 50
+// without pause) the failure is reported, and retried with backoff.
+const maxChurn = time.Minute
 
 // changed reports whether a pass changed the destination.
 func changed(st treesync.Stats) bool {
