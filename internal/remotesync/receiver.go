@@ -100,10 +100,11 @@ type session struct {
 	stagedBytes int64
 }
 
-// Publishing thresholds of staged files, between commits.
+// Publishing thresholds of staged files, between batches: a long
+// transfer shows progress, and an interrupted one keeps what landed.
 const (
-	stageFiles = 2048
-	stageBytes = 512 << 20
+	stageFiles = 1024
+	stageBytes = 256 << 20
 )
 
 // stage keeps an assembled file for publishing, and publishes what was
@@ -894,11 +895,8 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 			resp.Missing = append(resp.Missing, n)
 		}
 	}
-	// The request's files land now (one syncfs for all of them), so a
-	// long transfer shows progress and an interrupted one keeps them.
-	if err := r.publish(s); err != nil {
-		return nil, err
-	}
+	// The request's files land with the next batch, at commit, or once
+	// many are staged (stage): one syncfs for all of them.
 	s.mu.Lock()
 	resp.Stats = s.stats
 	s.mu.Unlock()
