@@ -126,7 +126,10 @@ func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer,
 	if err != nil {
 		// Raced with another change of the source: the peer forgets the
 		// destination's configuration (it stays as a file system).
-		if terr := s.cfg.Peers.Tell(context.WithoutCancel(ctx), peer, rep.ID, PeerDeleteAll); terr != nil {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		terr := s.cfg.Peers.Tell(tctx, peer, rep.ID, PeerDeleteAll)
+		cancel()
+		if terr != nil {
 			s.log.Warn("peer kept a configuration this side could not record", "replicationId", rep.ID, "err", terr)
 		}
 		return nil, err
