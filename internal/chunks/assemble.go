@@ -155,7 +155,7 @@ func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Suppli
 			break
 		}
 		b := buf[:c.Length]
-		if n, err := preadFull(fd, b, c.Offset); err == nil && n == c.Length && Sum(b) == c.Hash {
+		if n, err := treesync.PreadFull(fd, b, c.Offset); err == nil && n == c.Length && Sum(b) == c.Hash {
 			done[i] = true
 			st.Resumed++
 			st.ResumedBytes += int64(c.Length)
@@ -299,7 +299,7 @@ func (ix *Index) holds(pfd int, base string, l []Chunk, size int64, buf []byte) 
 	}
 	for _, c := range l {
 		b := buf[:c.Length]
-		if n, err := preadFull(fd, b, c.Offset); err != nil || n != c.Length || Sum(b) != c.Hash {
+		if n, err := treesync.PreadFull(fd, b, c.Offset); err != nil || n != c.Length || Sum(b) != c.Hash {
 			return false
 		}
 	}

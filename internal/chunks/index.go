@@ -156,7 +156,7 @@ func (ix *Index) readLoc(loc Loc, buf []byte) bool {
 		return false
 	}
 	defer unix.Close(fd)
-	n, err := preadFull(fd, buf, loc.Offset)
+	n, err := treesync.PreadFull(fd, buf, loc.Offset)
 	return err == nil && n == len(buf)
 }
 
@@ -263,25 +263,6 @@ func (ix *Index) scanDir(ctx context.Context, fd int, rel string) error {
 	}
 }
 
-// preadFull reads len(b) bytes at off, fewer only at end of file.
-func preadFull(fd int, b []byte, off int64) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Pread(fd, b[n:], off+int64(n))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return n, nil
-}
-
 // Lookup returns the chunk list the index holds for the file rel (as
 // Scan or Assemble last saw it), unverified.
 func (ix *Index) Lookup(rel string) ([]Chunk, bool) {
@@ -314,7 +295,7 @@ func (ix *Index) Need(rel string, l []Chunk) ([]Hash, error) {
 					break
 				}
 				b := buf[:c.Length]
-				if n, err := preadFull(fd, b, c.Offset); err == nil && n == c.Length && Sum(b) == c.Hash {
+				if n, err := treesync.PreadFull(fd, b, c.Offset); err == nil && n == c.Length && Sum(b) == c.Hash {
 					have[c.Hash] = true
 				}
 			}

@@ -139,24 +139,6 @@ func openRead(dirfd int, name string) (int, error) {
 	return fd, err
 }
 
-func preadFull(fd int, b []byte, off int64) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Pread(fd, b[n:], off+int64(n))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-	}
-	return n, nil
-}
-
 // holds reports whether the regular file name in dirfd holds exactly the
 // content l describes, by hashing it, and how many bytes it read.
 func holds(dirfd int, name string, l []chunks.Chunk, buf []byte) (bool, int64) {
@@ -172,7 +154,7 @@ func holds(dirfd int, name string, l []chunks.Chunk, buf []byte) (bool, int64) {
 	var read int64
 	for _, c := range l {
 		b := buf[:c.Length]
-		n, err := preadFull(fd, b, c.Offset)
+		n, err := treesync.PreadFull(fd, b, c.Offset)
 		read += int64(n)
 		if err != nil || n != c.Length || chunks.Sum(b) != c.Hash {
 			return false, read

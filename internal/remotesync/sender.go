@@ -1005,7 +1005,7 @@ func (p *pass) writeSection(enc *chunks.Encoder, w io.Writer, session string, j 
 	for _, h := range j.hs {
 		c := at[h]
 		b := (*buf)[:c.Length]
-		if got, err := preadFull(fd, b, c.Offset); err != nil || got != c.Length || !stable && chunks.Sum(b) != h {
+		if got, err := treesync.PreadFull(fd, b, c.Offset); err != nil || got != c.Length || !stable && chunks.Sum(b) != h {
 			return fmt.Errorf("source %q: %w", j.path, ErrSourceChanged)
 		}
 		if err := enc.Write(h, b); err != nil {

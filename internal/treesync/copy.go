@@ -251,7 +251,7 @@ func (s *syncer) copyRW(in, out int, size int64) (int64, error) {
 		if err := s.ctx.Err(); err != nil {
 			return off, fmt.Errorf("sync cancelled: %w", err)
 		}
-		n, err := preadFull(in, (*bp)[:min(int64(len(*bp)), size-off)], off)
+		n, err := PreadFull(in, (*bp)[:min(int64(len(*bp)), size-off)], off)
 		if err != nil {
 			return off, err
 		}
@@ -270,8 +270,8 @@ func (s *syncer) copyRW(in, out int, size int64) (int64, error) {
 	return off, nil
 }
 
-// preadFull reads len(b) bytes at off, fewer only at end of file.
-func preadFull(fd int, b []byte, off int64) (int, error) {
+// PreadFull reads len(b) bytes at off, fewer only at end of file.
+func PreadFull(fd int, b []byte, off int64) (int, error) {
 	n := 0
 	for n < len(b) {
 		m, err := unix.Pread(fd, b[n:], off+int64(n))
@@ -305,12 +305,12 @@ func sameContent(in, dirfd int, name string, size int64) (bool, int64, error) {
 	defer bufs.Put(b)
 	var read int64
 	for off := int64(0); off < size; {
-		n, err := preadFull(in, *a, off)
+		n, err := PreadFull(in, *a, off)
 		read += int64(n)
 		if err != nil {
 			return false, read, err
 		}
-		m, err := preadFull(fd, (*b)[:n], off)
+		m, err := PreadFull(fd, (*b)[:n], off)
 		read += int64(m)
 		if err != nil {
 			return false, read, err
