@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -70,9 +69,6 @@ func NewClient(id *Identity, set *Set, log *slog.Logger) *Client {
 
 // Route names the peer serving account's file systems in region.
 func (c *Client) Route(account, region string) (string, bool) { return c.set.Route(account, region) }
-
-// Peer describes a configured peer, for messages.
-func (c *Client) Peer(name string) (Config, bool) { return c.set.byName(name) }
 
 // CreateDestination asks the peer to create or claim a destination.
 func (c *Client) CreateDestination(ctx context.Context, peer string, req *efs.RemoteCreate) (*efs.RemoteDestination, error) {
@@ -149,6 +145,3 @@ func (c *Client) post(ctx context.Context, peer, path string, body io.Reader) (i
 	}
 	return nil, fmt.Errorf("peer %s refused the request: %s: %s", peer, e.Code, e.Message)
 }
-
-// Unreachable reports whether err is a failure to reach a peer at all.
-func Unreachable(err error) bool { return errors.Is(err, efs.ErrPeerUnreachable) }

@@ -132,12 +132,3 @@ func (s *Set) byFingerprint(fp string) (Config, bool) {
 	}
 	return Config{}, false
 }
-
-// Names lists the peers' names.
-func (s *Set) Names() []string {
-	out := make([]string, len(s.peers))
-	for i, p := range s.peers {
-		out[i] = p.Name
-	}
-	return out
-}

@@ -169,7 +169,7 @@ func TestStrangersAreRefused(t *testing.T) {
 	// The client refuses a server whose certificate is not the pinned one.
 	aSet, _ := NewSet([]Config{{Name: "b", Endpoint: p.endpoint, Regions: []string{"eu-west-1"}, CertSHA256: stranger.Fingerprint}},
 		func(string) bool { return false })
-	if _, err := NewClient(p.a, aSet, nil).CreateDestination(context.Background(), "b", &efs.RemoteCreate{ID: "rep-1"}); !Unreachable(err) ||
+	if _, err := NewClient(p.a, aSet, nil).CreateDestination(context.Background(), "b", &efs.RemoteCreate{ID: "rep-1"}); !errors.Is(err, efs.ErrPeerUnreachable) ||
 		!strings.Contains(err.Error(), "pinned") {
 		t.Fatalf("wrong pin: %v", err)
 	}
