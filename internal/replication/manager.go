@@ -224,6 +224,12 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 		if r.Peer != "" && r.PeerSide == efs.PeerSource {
 			// The source is on a peer: this side applies its passes.
 			if r.Running() {
+				m.mu.Lock()
+				_, open := m.receivers[r.ID]
+				m.mu.Unlock()
+				if open {
+					continue
+				}
 				if fs, err := m.svc.FileSystemByKey(ctx, r.Dest); err == nil && fs.State == efs.StateAvailable {
 					m.openReceiver(ctx, r)
 				}
