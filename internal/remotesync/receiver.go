@@ -385,6 +385,8 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 	defer s.mu.Unlock()
 	// Everything is checked before anything is applied.
 	lists := make([][]chunks.Chunk, len(req.Entries))
+	relist := make([]bool, len(req.Entries))
+	var resp batchResp
 	pending := 0
 	inBatch := map[string]bool{}
 	for i := range req.Entries {
@@ -399,6 +401,17 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		if lists[i], err = checkEntry(e); err != nil {
 			return nil, err
 		}
+		if e.Delta != nil {
+			base, ok := r.ix.Lookup(e.Path)
+			if !ok || !bytes.Equal(listSum(base), e.Base) {
+				relist[i] = true
+				resp.Relist = append(resp.Relist, []byte(e.Path))
+			} else if lists[i], err = decodeDelta(base, e.Delta); err != nil {
+				return nil, fmt.Errorf("%q: %w", e.Path, err)
+			} else if chunks.Size(lists[i]) != e.Size {
+				return nil, protof("%q: chunk list of %d bytes for a file of %d", e.Path, chunks.Size(lists[i]), e.Size)
+			}
+		}
 		if _, dup := s.seen[e.Path]; dup || inBatch[e.Path] {
 			return nil, protof("path %q twice in a session", e.Path)
 		}
@@ -411,9 +424,11 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 	if s.pendingChunks+pending > maxPendingChunks {
 		return nil, protof("more than %d chunks of files awaiting data", maxPendingChunks)
 	}
-	var resp batchResp
 	buf := make([]byte, chunks.MaxSize)
 	for i := range req.Entries {
+		if relist[i] {
+			continue // sent again whole, in this session
+		}
 		if _, err := r.current(req.Session); err != nil {
 			return nil, err
 		}
@@ -477,6 +492,12 @@ func checkEntry(e *wireEntry) ([]chunks.Chunk, error) {
 			return nil, protof("%q: link to itself", e.Path)
 		}
 	case typeFile:
+		if e.Delta != nil {
+			if len(e.Chunks) > 0 || len(e.Base) != 32 {
+				return nil, protof("%q: a delta with a list, or without its base", e.Path)
+			}
+			return nil, nil // resolved against the index by the caller
+		}
 		l, err := decodeList(e.Chunks)
 		if err != nil {
 			return nil, err
@@ -488,7 +509,7 @@ func checkEntry(e *wireEntry) ([]chunks.Chunk, error) {
 	default:
 		return nil, protof("%q: unknown entry type %q", e.Path, e.Type)
 	}
-	if len(e.Chunks) > 0 {
+	if len(e.Chunks) > 0 || e.Delta != nil || e.Base != nil {
 		return nil, protof("%q: chunk list on a non-file", e.Path)
 	}
 	return nil, nil

@@ -144,7 +144,7 @@ type Stats struct {
 }
 
 // Protocol version, sent in begin; a receiver refuses any other.
-const protoVersion = 2 // 2: chunks requests carry several files
+const protoVersion = 3 // 2: chunks requests carry several files; 3: chunk list deltas
 
 // Caps on what a receiver accepts.
 const (
@@ -185,6 +185,10 @@ type wireEntry struct {
 	TargetB []byte `json:"lb,omitempty"` // Target, when it is not valid UTF-8
 	Nlink   uint32 `json:"n,omitempty"`  // names of a file's hard-link group (1 if none)
 	Chunks  []byte `json:"c,omitempty"`  // chunk list, chunkRec bytes a chunk
+	// Delta replaces Chunks for a file whose list the receiver holds: the
+	// list as a delta (listdelta.go) of the one whose listSum is Base.
+	Delta []byte `json:"cd,omitempty"`
+	Base  []byte `json:"cb,omitempty"`
 }
 
 type beginReq struct {
@@ -222,9 +226,12 @@ type batchResp struct {
 	Session string `json:"session,omitempty"`
 	Full    bool   `json:"full,omitempty"`
 
-	Need  []need    `json:"need,omitempty"`
-	Diffs [][]byte  `json:"diffs,omitempty"` // files found different by content (Verify)
-	Stats wireStats `json:"stats"`
+	Need []need `json:"need,omitempty"`
+	// Relist names the files sent as a delta whose base this side does
+	// not hold: not applied; the sender sends their whole lists.
+	Relist [][]byte  `json:"relist,omitempty"`
+	Diffs  [][]byte  `json:"diffs,omitempty"` // files found different by content (Verify)
+	Stats  wireStats `json:"stats"`
 }
 
 // chunksReq heads one file's section of a chunks request: N frames of

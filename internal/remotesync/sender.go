@@ -671,7 +671,7 @@ func (p *pass) send(breq beginReq, full bool, pl *plan) (string, error) {
 			p.s.pending[w.Path+string(w.PathB)] = true
 		}
 		batch = append(batch, w)
-		size += 200 + len(w.Path) + len(w.Target) + len(w.Chunks)*4/3
+		size += 200 + len(w.Path) + len(w.Target) + (len(w.Chunks)+len(w.Delta))*4/3
 		if len(batch) >= maxBatchEntries/2 || size >= 8<<20 {
 			return flush()
 		}
@@ -679,7 +679,14 @@ func (p *pass) send(breq beginReq, full bool, pl *plan) (string, error) {
 	}
 	for _, path := range p.order {
 		if e := p.cur[path]; e != nil && mark[path] {
-			if err := addEntry(e.wire(path)); err != nil {
+			w := e.wire(path)
+			if old := p.s.st.Entries[path]; !full && e.Type == typeFile && old != nil && old.Type == typeFile &&
+				len(old.List) > 0 && len(e.List) > 0 {
+				if d := encodeDelta(old.List, e.List); len(d)+32 < len(w.Chunks) {
+					w.Chunks, w.Delta, w.Base = nil, d, listSum(old.List)
+				}
+			}
+			if err := addEntry(w); err != nil {
 				return session, err
 			}
 		}
@@ -726,6 +733,28 @@ func (p *pass) batch(req batchReq) (string, error) {
 		}
 	}
 	p.update(resp.Stats)
+	if len(resp.Relist) > 0 {
+		// Their whole lists, at once: the receiver did not apply them.
+		again := batchReq{Session: session}
+		deltas := map[string]bool{}
+		for _, w := range req.Entries {
+			if w.Delta != nil {
+				deltas[w.Path+string(w.PathB)] = true
+			}
+		}
+		for _, b := range resp.Relist {
+			path := string(b)
+			e := p.cur[path]
+			if e == nil || e.Type != typeFile || !deltas[path] {
+				return session, fmt.Errorf("receiver asks the whole list of %q, not sent as a delta", path)
+			}
+			delete(deltas, path)
+			again.Entries = append(again.Entries, e.wire(path))
+		}
+		if _, err := p.batch(again); err != nil {
+			return session, err
+		}
+	}
 	if p.o.OnDifference != nil {
 		for _, d := range resp.Diffs {
 			p.o.OnDifference(string(d))
