@@ -80,3 +80,36 @@ func BenchmarkChangedBigFiles(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkInitialBigFile times the first pass of one 256 MiB file of
+// incompressible bytes (the bench's "big" tree, scaled down), receiver in
+// process.
+func BenchmarkInitialBigFile(b *testing.B) {
+	src := b.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "big"), randBytes(9, 256<<20), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(256 << 20)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		dst := b.TempDir()
+		r, err := NewReceiver(dst, filepath.Join(b.TempDir(), "recv"), ReceiverOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := NewSender(src, filepath.Join(b.TempDir(), "sent"), SenderOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := s.Pass(b.Context(), pipeTransport{r}, PassOptions{Start: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		r.Close()
+		os.RemoveAll(dst)
+		b.StartTimer()
+	}
+}

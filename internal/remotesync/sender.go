@@ -96,6 +96,9 @@ type srcEntry struct {
 	Racy       bool // the ctime was too recent when the file was read to vouch for it later
 	Dev        uint64
 	chunkError error
+	// ready is closed once a file to chunk was chunked (or given up):
+	// the pass sends entries while later files are still being read.
+	ready chan struct{}
 }
 
 const stateMagic = "EFSDRSS2" // 2: lists of 128 KiB chunks on average (the receiver's index too: both rechunk once)
@@ -227,26 +230,27 @@ func (p *pass) run() error {
 	if err := p.walk(); err != nil {
 		return err
 	}
-	if err := p.chunkFiles(); err != nil {
-		return err
-	}
-	s.known = p.cur
+	// Files are chunked in walk order in the background while the entries
+	// before them are sent: the link is busy from the start.
+	stop := p.startChunking()
+	defer func() {
+		stop()
+		// What was not chunked (a failed pass) is read again next time.
+		for _, e := range p.cur {
+			if e.chunkError != nil {
+				e.List, e.Racy, e.chunkError = nil, true, nil
+			}
+		}
+		s.known = p.cur
+	}()
 	full := s.forceFull || p.o.Verify || s.st.Gen == 0
-	pl := p.plan(full)
-	// A pass with nothing to send keeps the generation (the receiver's
-	// tree does not change), and the sender's state file is not rewritten.
-	gen := s.st.Gen
-	if full || !pl.empty() || len(s.pending) > 0 {
-		gen = randomGen()
-	}
 	// The session opens with the first batch (one round trip less); a
 	// receiver that wants everything listed has us start again.
-	breq := beginReq{V: protoVersion, Base: s.st.Gen, Gen: gen, Epoch: s.epoch, Full: full, Verify: p.o.Verify}
-	session, err := p.send(breq, full, pl)
+	breq := beginReq{V: protoVersion, Base: s.st.Gen, Epoch: s.epoch, Full: full, Verify: p.o.Verify}
+	session, err := p.send(&breq, full)
 	if errors.Is(err, errNeedFull) {
 		full, breq.Full = true, true
-		pl = p.plan(true)
-		session, err = p.send(breq, true, pl)
+		session, err = p.send(&breq, true)
 	}
 	p.mu.Lock()
 	p.stats.Full = full
@@ -264,8 +268,10 @@ func (p *pass) run() error {
 		}
 		return err
 	}
-	save := gen != s.st.Gen
-	s.st = senderState{Gen: gen, Entries: p.cur}
+	// A pass with nothing to send keeps the generation (the receiver's
+	// tree does not change), and the sender's state file is not rewritten.
+	save := breq.Gen != s.st.Gen
+	s.st = senderState{Gen: breq.Gen, Entries: p.cur}
 	clear(s.pending)
 	s.forceFull = false
 	if !save {
@@ -445,56 +451,81 @@ func racyWindow(ctime int64) time.Duration {
 	return 100 * time.Millisecond
 }
 
-// chunkFiles chunks the files whose identity changed since the
-// acknowledged state, Workers at a time.
-func (p *pass) chunkFiles() error {
-	var todo []string
+// startChunking chunks the files whose identity changed since the
+// acknowledged state, in walk order, Workers at a time, closing each
+// one's ready channel when done; stop cancels what has not started and
+// waits for the rest.
+func (p *pass) startChunking() (stop func()) {
+	var todo []*srcEntry
 	for _, path := range p.order {
 		if e := p.cur[path]; e.Type == typeFile && e.Racy {
-			todo = append(todo, path)
+			e.ready = make(chan struct{})
+			todo = append(todo, e)
 		}
 	}
+	paths := make(map[*srcEntry]string, len(todo))
+	for _, path := range p.order {
+		if e := p.cur[path]; e.ready != nil {
+			paths[e] = path
+		}
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, p.s.o.Workers)
-	for _, path := range todo {
-		if err := p.ctx.Err(); err != nil {
-			break
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			p.chunkFile(path, p.cur[path])
-		})
-	}
-	wg.Wait()
-	if err := p.ctx.Err(); err != nil {
-		return err
-	}
-	for _, path := range todo {
-		e := p.cur[path]
-		if e.chunkError == nil {
-			continue
-		}
-		if errors.Is(e.chunkError, errGone) {
-			// Vanished or replaced since listed: the receiver keeps what it
-			// has, and the next pass looks again.
-			if old := p.s.st.Entries[path]; old != nil && old.Type == typeFile {
-				keep := *old
-				keep.Racy = true
-				p.cur[path] = &keep
-			} else {
-				delete(p.cur, path)
+	wg.Go(func() {
+		sem := make(chan struct{}, p.s.o.Workers)
+		for _, e := range todo {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				e.chunkError = ctx.Err()
+				close(e.ready)
+				continue
 			}
-			continue
+			wg.Go(func() {
+				defer func() { <-sem }()
+				p.chunkFile(paths[e], e)
+				close(e.ready)
+			})
 		}
-		return e.chunkError
+	})
+	return func() {
+		cancel()
+		wg.Wait()
 	}
-	for path, e := range p.cur { // names of a group whose file vanished
-		if e.Type == typeLink && p.cur[e.Target] == nil {
-			delete(p.cur, path)
+}
+
+// chunked waits for the file at path to be chunked, and settles what
+// chunking found: a file gone or replaced since listed keeps what the
+// receiver has (the next pass looks again). It returns the entry to send,
+// or nil.
+func (p *pass) chunked(path string, e *srcEntry, flush func() error) (*srcEntry, error) {
+	select {
+	case <-e.ready:
+	default:
+		// Send what is ready rather than wait with it.
+		if err := flush(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-e.ready:
+		case <-p.ctx.Done():
+			return nil, p.ctx.Err()
 		}
 	}
-	return nil
+	if e.chunkError == nil {
+		return e, nil
+	}
+	if !errors.Is(e.chunkError, errGone) {
+		return nil, e.chunkError
+	}
+	if old := p.s.st.Entries[path]; old != nil && old.Type == typeFile {
+		keep := *old
+		keep.Racy, keep.ready = true, nil
+		p.cur[path] = &keep
+		return &keep, nil
+	}
+	delete(p.cur, path)
+	return nil, nil
 }
 
 var errGone = errors.New("gone")
@@ -569,43 +600,79 @@ func (e *srcEntry) wire(path string) wireEntry {
 	return w
 }
 
-// send sends the entries that differ from the acknowledged state (all of
-// them for a full listing) in batches, and the chunks the receiver asks
-// for after each batch.
-// plan is what a pass sends: the paths marked, in walk order, and the
-// deletions.
-type plan struct {
-	mark    map[string]bool
-	deletes []string
-}
+// errNeedFull: the receiver opened the session for a full listing, and
+// the pass had sent a delta.
+var errNeedFull = errors.New("the receiver asks for a full listing")
 
-func (pl *plan) empty() bool { return len(pl.mark) == 0 && len(pl.deletes) == 0 }
-
-// plan works out the entries that differ from the acknowledged state (all
-// of them for a full listing).
-func (p *pass) plan(full bool) *plan {
+// send opens a session with breq and sends, in walk order and in batches,
+// the entries that differ from the acknowledged state (all of them for a
+// full listing), then the deletions, and after each batch the chunks the
+// receiver asks for; it returns the session. breq.Gen is chosen here: a
+// new generation if anything is sent (or must be: full, or paths pending
+// from a failed pass), else the acknowledged one.
+func (p *pass) send(breq *beginReq, full bool) (string, error) {
 	old := p.s.st.Entries
 	mark := map[string]bool{}
-	links := map[string][]string{}
+	var batch []wireEntry
+	size := 0
+	session := ""
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		req := batchReq{Session: session, Entries: batch}
+		if session == "" {
+			breq.Gen = randomGen()
+			req.Begin = breq
+		}
+		var err error
+		session, err = p.batch(req)
+		batch, size = batch[:0], 0
+		return err
+	}
+	addEntry := func(w wireEntry) error {
+		if !full {
+			p.s.pending[w.Path+string(w.PathB)] = true
+		}
+		batch = append(batch, w)
+		size += 200 + len(w.Path) + len(w.Target) + (len(w.Chunks)+len(w.Delta))*4/3
+		if len(batch) >= maxBatchEntries/2 || size >= 8<<20 {
+			return flush()
+		}
+		return nil
+	}
 	for _, path := range p.order {
 		e := p.cur[path]
 		if e == nil {
 			continue
 		}
-		if e.Type == typeLink {
-			links[e.Target] = append(links[e.Target], path)
-		}
-		if full || p.s.pending[path] || !sameEntry(old[path], e) {
-			mark[path] = true
-		}
-	}
-	// A group's file rewritten at the receiver is a new inode: its other
-	// names are linked again.
-	for first, ls := range links {
-		if mark[first] {
-			for _, l := range ls {
-				mark[l] = true
+		if e.ready != nil {
+			var err error
+			if e, err = p.chunked(path, e, flush); err != nil {
+				return session, err
 			}
+			if e == nil {
+				continue
+			}
+		}
+		// A group's file rewritten at the receiver is a new inode: its
+		// other names are linked again. (The group's file comes first.)
+		if e.Type == typeLink && p.cur[e.Target] == nil {
+			delete(p.cur, path) // the group's file vanished
+			continue
+		}
+		if !full && !p.s.pending[path] && sameEntry(old[path], e) && !(e.Type == typeLink && mark[e.Target]) {
+			continue
+		}
+		mark[path] = true
+		w := e.wire(path)
+		if o := old[path]; !full && e.Type == typeFile && o != nil && o.Type == typeFile && len(o.List) > 0 && len(e.List) > 0 {
+			if d := encodeDelta(o.List, e.List); len(d)+32 < len(w.Chunks) {
+				w.Chunks, w.Delta, w.Base = nil, d, listSum(o.List)
+			}
+		}
+		if err := addEntry(w); err != nil {
+			return session, err
 		}
 	}
 	var deletes []string
@@ -630,63 +697,22 @@ func (p *pass) plan(full bool) *plan {
 		}
 		slices.Sort(deletes)
 	}
-	// A directory whose entries change gets its mtime back at commit.
+	// A directory whose entries change gets its mtime back at commit: it
+	// is sent (after its entries, if it was not sent before them).
+	late := map[string]bool{}
 	for path := range mark {
-		if path != "" {
-			mark[parentOf(path)] = true
+		if par := parentOf(path); path != "" && !mark[par] {
+			late[par] = true
 		}
 	}
 	for _, path := range deletes {
-		mark[parentOf(path)] = true
-	}
-	return &plan{mark: mark, deletes: deletes}
-}
-
-// errNeedFull: the receiver opened the session for a full listing, and
-// the pass had sent a delta.
-var errNeedFull = errors.New("the receiver asks for a full listing")
-
-// send opens a session with breq and sends a plan in batches, and the
-// chunks the receiver asks for after each batch; it returns the session.
-func (p *pass) send(breq beginReq, full bool, pl *plan) (string, error) {
-	mark, deletes := pl.mark, pl.deletes
-	var batch []wireEntry
-	size := 0
-	session := ""
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+		if par := parentOf(path); !mark[par] {
+			late[par] = true
 		}
-		req := batchReq{Session: session, Entries: batch}
-		if session == "" {
-			req.Begin = &breq
-		}
-		var err error
-		session, err = p.batch(req)
-		batch, size = batch[:0], 0
-		return err
-	}
-	addEntry := func(w wireEntry) error {
-		if !full {
-			p.s.pending[w.Path+string(w.PathB)] = true
-		}
-		batch = append(batch, w)
-		size += 200 + len(w.Path) + len(w.Target) + (len(w.Chunks)+len(w.Delta))*4/3
-		if len(batch) >= maxBatchEntries/2 || size >= 8<<20 {
-			return flush()
-		}
-		return nil
 	}
 	for _, path := range p.order {
-		if e := p.cur[path]; e != nil && mark[path] {
-			w := e.wire(path)
-			if old := p.s.st.Entries[path]; !full && e.Type == typeFile && old != nil && old.Type == typeFile &&
-				len(old.List) > 0 && len(e.List) > 0 {
-				if d := encodeDelta(old.List, e.List); len(d)+32 < len(w.Chunks) {
-					w.Chunks, w.Delta, w.Base = nil, d, listSum(old.List)
-				}
-			}
-			if err := addEntry(w); err != nil {
+		if late[path] && p.cur[path] != nil {
+			if err := addEntry(p.cur[path].wire(path)); err != nil {
 				return session, err
 			}
 		}
@@ -703,8 +729,12 @@ func (p *pass) send(breq beginReq, full bool, pl *plan) (string, error) {
 	}
 	if session == "" {
 		// Nothing to send: the session opens alone.
+		breq.Gen = p.s.st.Gen
+		if full || len(p.s.pending) > 0 {
+			breq.Gen = randomGen()
+		}
 		var br beginResp
-		if err := p.call(OpBegin, breq, &br); err != nil {
+		if err := p.call(OpBegin, *breq, &br); err != nil {
 			return "", err
 		}
 		if br.Full && !full {
