@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/efsd/efsd/internal/chunks"
 )
@@ -163,5 +166,45 @@ func TestListDeltaOnTheWire(t *testing.T) {
 	st = p.mustPass(w, PassOptions{})
 	if w.relisted.Load() != 1 || st.FilesCopied != 1 {
 		t.Fatalf("without the base: %d relists, %+v", w.relisted.Load(), st)
+	}
+}
+
+// opCount counts the requests of each operation.
+type opCount struct {
+	pipeTransport
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *opCount) RoundTrip(ctx context.Context, op string, body io.Reader) (io.ReadCloser, error) {
+	c.mu.Lock()
+	c.n[op]++
+	c.mu.Unlock()
+	return c.pipeTransport.RoundTrip(ctx, op, body)
+}
+
+// A tree of more entries than a batch holds goes in several batches, the
+// chunks of one in flight while the next is sent, and lands identical;
+// then a change to a file of each batch does too.
+func TestManyBatches(t *testing.T) {
+	t.Parallel()
+	p := newPair(t)
+	for d := range 30 {
+		dir := fmt.Sprintf("%s/d%02d", p.src, d)
+		must(t, os.Mkdir(dir, 0o755))
+		for f := range 300 {
+			writeFile(t, fmt.Sprintf("%s/f%03d", dir, f), randBytes(uint64(d*1000+f), 1+f%7*100), 0o644, old)
+		}
+	}
+	c := &opCount{pipeTransport: pipeTransport{p.r}, n: map[string]int{}}
+	st := p.mustPass(c, PassOptions{})
+	if c.n[OpBatch] < 2 || st.FilesCopied != 9000 {
+		t.Fatalf("%d batches, %+v", c.n[OpBatch], st)
+	}
+	writeFile(t, p.src+"/d00/f000", randBytes(1, 5000), 0o644, old.Add(time.Second))
+	writeFile(t, p.src+"/d29/f299", randBytes(2, 5000), 0o644, old.Add(time.Second))
+	st = p.mustPass(c, PassOptions{})
+	if st.FilesCopied != 2 {
+		t.Fatalf("change: %+v", st)
 	}
 }
