@@ -33,6 +33,10 @@ const (
 
 	xdToolEfsd  = "efsd A → B"
 	xdToolRsync = "rsync -a --delete → rsync --daemon"
+	// xdToolRsyncSync is the durable anchor, on loopback only: the same
+	// push with --fsync, so the daemon fsyncs every file it writes (efsd's
+	// destination makes every pass durable before acknowledging it).
+	xdToolRsyncSync = "rsync -a --delete --fsync → rsync --daemon"
 
 	xdStepInitial = "initial copy"
 	xdStepIncr    = "1% of files changed"
@@ -203,7 +207,10 @@ func (h *harness) xdeployRun(raw *xdRaw) error {
 						}
 						return nil
 					},
-					func() error { return h.xdRsyncBlock(raw, rd, link, item, cond, rep) },
+					func() error { return h.xdRsyncBlock(raw, rd, link, item, cond, rep, false) },
+				}
+				if cond.Shape == (netshape.Shape{}) {
+					blocks = append(blocks, func() error { return h.xdRsyncBlock(raw, rd, link, item, cond, rep, true) })
 				}
 				if rep%2 == 1 {
 					blocks[0], blocks[1] = blocks[1], blocks[0]
@@ -367,13 +374,18 @@ var rsyncStat = regexp.MustCompile(`(?m)^Total bytes (sent|received): ([0-9,]+)`
 
 // rsyncPush runs `rsync -a --delete --stats SRC/ rsync://PROXY/MODULE/`
 // and returns its wall time and its own count of bytes sent + received.
-func (h *harness) rsyncPush(rd *rsyncd, src, module string) (float64, int64, error) {
+func (h *harness) rsyncPush(rd *rsyncd, src, module string, fsync bool) (float64, int64, error) {
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Minute)
 	defer cancel()
 	args := []string{"-a", "--delete", "--stats", src + "/", rd.url + "/" + module + "/"}
+	shown := "rsync -a --delete --stats"
+	if fsync {
+		args = append([]string{"--fsync"}, args...)
+		shown = "rsync --fsync -a --delete --stats"
+	}
 	cmd, stderr := h.command(ctx, "rsync", args...)
 	cmd.Env = append(os.Environ(), "RSYNC_PASSWORD="+rd.password)
-	h.record("RSYNC_PASSWORD=… rsync -a --delete --stats SRC/ rsync://" + xdRsyncUser + "@127.0.0.1:PROXY_PORT/MODULE/")
+	h.record("RSYNC_PASSWORD=… " + shown + " SRC/ rsync://" + xdRsyncUser + "@127.0.0.1:PROXY_PORT/MODULE/")
 	var out strings.Builder
 	cmd.Stdout = &out
 	t0 := time.Now()
@@ -405,8 +417,12 @@ func rsyncOwnCount(stats string) (int64, error) {
 }
 
 // xdRsyncBlock: an initial push of the tree to an empty module, then the
-// item's change and a push of it.
-func (h *harness) xdRsyncBlock(raw *xdRaw, rd *rsyncd, link *netshape.Link, it *xdItem, cond xdCondition, rep int) error {
+// item's change and a push of it; with fsync, rsync's --fsync.
+func (h *harness) xdRsyncBlock(raw *xdRaw, rd *rsyncd, link *netshape.Link, it *xdItem, cond xdCondition, rep int, fsync bool) error {
+	tool, name := xdToolRsync, "rsync"
+	if fsync {
+		tool, name = xdToolRsyncSync, "rsync --fsync"
+	}
 	spec := it.spec
 	dst := rd.modules[spec.Name]
 	if err := os.RemoveAll(dst); err != nil {
@@ -421,14 +437,14 @@ func (h *harness) xdRsyncBlock(raw *xdRaw, rd *rsyncd, link *netshape.Link, it *
 	}()
 	push := func(step string, files, data int64) error {
 		f0, b0 := link.Bytes()
-		wall, own, err := h.rsyncPush(rd, it.stage, spec.Name)
+		wall, own, err := h.rsyncPush(rd, it.stage, spec.Name, fsync)
 		if err != nil {
 			return err
 		}
 		f1, b1 := link.Bytes()
-		raw.Samples = append(raw.Samples, xdSample{Rep: rep, Condition: cond.Name, Tree: spec.Name, Step: step, Tool: xdToolRsync,
+		raw.Samples = append(raw.Samples, xdSample{Rep: rep, Condition: cond.Name, Tree: spec.Name, Step: step, Tool: tool,
 			Wall: wall, WireFwd: f1 - f0, WireBack: b1 - b0, OwnCount: own, Files: files, DataBytes: data})
-		h.logf("  rsync %s: %.3fs, %s on the wire (rsync's own count %s)", step, wall, mb(f1-f0+b1-b0), mb(own))
+		h.logf("  %s %s: %.3fs, %s on the wire (rsync's own count %s)", name, step, wall, mb(f1-f0+b1-b0), mb(own))
 		return nil
 	}
 	unix.Sync()
@@ -436,7 +452,7 @@ func (h *harness) xdRsyncBlock(raw *xdRaw, rd *rsyncd, link *netshape.Link, it *
 		return err
 	}
 	if err := xdIdentical(it.stage, dst, spec, nil); err != nil {
-		return fmt.Errorf("rsync's initial copy: %w", err)
+		return fmt.Errorf("%s's initial copy: %w", name, err)
 	}
 	unix.Sync()
 	changed, n, err := h.xdChange(it, filepath.Join(it.stage, xdTop))

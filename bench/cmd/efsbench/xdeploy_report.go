@@ -38,7 +38,10 @@ func (h *harness) xdeployReport(raw *xdRaw) *suiteResult {
 				"from the end of the writes likewise. Then the configuration is deleted at A (ALL_CONFIGURATIONS, both sides awaited), the " +
 				"destination deleted at B, and `t` moved back. **rsync**: the staging directory is pushed to an empty module (initial), the same " +
 				"kind of change is made and pushed again; each copy is checked identical. Repetitions alternate which tool goes first; `sync` " +
-				"runs before each initial copy; wire bytes are the proxy's count from the step's start to its end.",
+				"runs before each initial copy; wire bytes are the proxy's count from the step's start to its end. On loopback, a third " +
+				"tool is measured for context, not held to a goal: the same rsync push with `--fsync` (the daemon fsyncs every file it " +
+				"writes), a durable anchor beside plain rsync's, whose copy may still be in the page cache when it returns; efsd's " +
+				"destination acknowledges a pass only once it is durable.",
 		}}
 	if raw.EfsdError != "" {
 		sec.Intro = append(sec.Intro, "**The efsd half did not run to the end**: "+raw.EfsdError)
@@ -46,7 +49,8 @@ func (h *harness) xdeployReport(raw *xdRaw) *suiteResult {
 	var goals []report.Goal
 	for _, cond := range raw.Conditions {
 		t := report.Table{Title: fmt.Sprintf("Link: %s (%s)", cond.Name, cond.Shape),
-			Header: []string{"Tree", "Step", "efsd time", "rsync time", "efsd ÷ rsync", "efsd on the wire", "rsync on the wire", "efsd ÷ rsync (bytes)", "Goal"}}
+			Header: []string{"Tree", "Step", "efsd time", "rsync time", "efsd ÷ rsync", "efsd on the wire", "rsync on the wire", "efsd ÷ rsync (bytes)",
+				"rsync --fsync time", "efsd ÷ rsync --fsync", "Goal"}}
 		for _, spec := range specs {
 			steps := []string{xdStepInitial, xdChangeStep(spec)}
 			for _, step := range steps {
@@ -63,8 +67,13 @@ func (h *harness) xdeployReport(raw *xdRaw) *suiteResult {
 					goals = append(goals, *g)
 					st = g.Status
 				}
+				dw, dr := "—", "—"
+				if d := raw.pick(cond.Name, spec.Name, step, xdToolRsyncSync); len(d) > 0 {
+					ds := summarize(d, func(s xdSample) float64 { return s.Wall })
+					dw, dr = ds.Format(stats.Seconds), stats.Times(ew.Median/ds.Median)
+				}
 				t.Rows = append(t.Rows, []string{spec.Name, step, ew.Format(stats.Seconds), rw.Format(stats.Seconds),
-					stats.Times(tr), eb.Format(mbytes), rb.Format(mbytes), stats.Times(br), st})
+					stats.Times(tr), eb.Format(mbytes), rb.Format(mbytes), stats.Times(br), dw, dr, st})
 			}
 		}
 		t.Notes = append(t.Notes, h.xdMeterNote(raw, cond))
