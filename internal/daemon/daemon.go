@@ -8,16 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/efsd/efsd/internal/admin"
 	"github.com/efsd/efsd/internal/api"
+	"github.com/efsd/efsd/internal/console"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/mounts"
 	"github.com/efsd/efsd/internal/netlimit"
@@ -58,9 +61,13 @@ type Config struct {
 	// directory) of one source file system; 0 takes the default.
 	ReplicationMaxWatchesPerFileSystem int
 
-	// AdminListen is where /healthz, /readyz and /metrics are served
-	// (host:port); "" serves none.
+	// AdminListen is where /healthz, /readyz, /metrics and the read-only
+	// web console (/console/) are served (host:port); "" serves none.
 	AdminListen string
+	// ConsoleSampleEvery and ConsoleRefresh tune the console: how often
+	// it samples TimeSinceLastSync for its plots, how often the page
+	// refreshes itself (zero: console's defaults).
+	ConsoleSampleEvery, ConsoleRefresh time.Duration
 
 	// NFSPort is the NFS port at every mount target address (default 2049).
 	NFSPort int
@@ -96,7 +103,7 @@ type Daemon struct {
 	mounts  *mounts.Manager
 	cancel  context.CancelFunc
 	done    chan struct{}
-	replWG  sync.WaitGroup // replication and mount-target managers
+	replWG  sync.WaitGroup // replication and mount-target managers, the console's sampler
 
 	replStopped, mountsStopped atomic.Bool  // a manager's loop returned
 	ops                        *http.Server // health checks; nil without AdminListen
@@ -273,7 +280,18 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if adminLn != nil {
 		met.Watch(ops.Sources{Replications: svc.Replications, Notification: repl.Stats, Usages: vols.Usages,
 			MountTargets: mts.Stats, Now: cfg.Now})
-		d.ops = &http.Server{Handler: ops.Handler(d.readinessChecks(), readinessTimeout, met),
+		con := console.New(console.Options{Service: svc, Accounts: slices.Collect(maps.Keys(accounts)), Regions: regions.Regions(),
+			Now: cfg.Now, SampleEvery: cfg.ConsoleSampleEvery, Refresh: cfg.ConsoleRefresh, Logger: cfg.Logger})
+		d.replWG.Add(1)
+		go func() {
+			defer d.replWG.Done()
+			con.Run(ctx)
+		}()
+		adminMux := http.NewServeMux()
+		adminMux.Handle("/console/", con)
+		adminMux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
+		adminMux.Handle("/", ops.Handler(d.readinessChecks(), readinessTimeout, met))
+		d.ops = &http.Server{Handler: adminMux,
 			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
 			IdleTimeout: time.Minute}
 		d.opsLn = adminLn
