@@ -6,14 +6,15 @@ import (
 )
 
 // The content-defined chunker: FastCDC (Xia et al., USENIX ATC 2016) with
-// normalized chunking, level 2, as github.com/jotfs/fastcdc-go v0.2.0
-// implements it — same gear table, same masks, so the same boundaries
+// normalized chunking, as github.com/jotfs/fastcdc-go v0.2.0 implements
+// it — same gear table, same masks, so the same boundaries
 // (TestChunkerMatchesFastCDC holds the two together). It is carried here
 // because that library XORs its seed into its package-level table at
 // every NewChunker, which every Chunker reads: concurrent chunking (a
 // sender's workers, a receiver's scan in the same process) is a data
 // race there. It takes two sets of options (sizesFor), each cut as the
-// library cuts with Options{MinSize, AverageSize, MaxSize} of that set.
+// library cuts with Options{MinSize, AverageSize, MaxSize, Normalization}
+// of that set.
 // The table below is that library's (Apache License 2.0,
 // Copyright the fastcdc-go authors).
 

@@ -11,9 +11,8 @@ import (
 	fastcdc "github.com/jotfs/fastcdc-go"
 )
 
-// The chunker cuts where fastcdc-go with each set's options cuts: lists
-// made before it replaced the library stay valid (the large set is the
-// sizes every file had then), and the sets are FastCDC as published.
+// The chunker cuts where fastcdc-go with each set's options cuts: the sets
+// are FastCDC as published.
 func TestChunkerMatchesFastCDC(t *testing.T) {
 	for _, set := range []struct {
 		name string
@@ -21,7 +20,8 @@ func TestChunkerMatchesFastCDC(t *testing.T) {
 	}{{"small", sizesFor(LargeFile)}, {"large", sizesFor(LargeFile + 1)}} {
 		sz := set.sz
 		for i, data := range [][]byte{nil, randBytes(80, 100), randBytes(81, sz.min+1), randBytes(82, 23<<20), textBytes(83, 9<<20), make([]byte, 9<<20)} {
-			ref, err := fastcdc.NewChunker(bytes.NewReader(data), fastcdc.Options{MinSize: sz.min, AverageSize: sz.avg, MaxSize: sz.max, BufSize: 2 * sz.max})
+			ref, err := fastcdc.NewChunker(bytes.NewReader(data), fastcdc.Options{MinSize: sz.min, AverageSize: sz.avg, MaxSize: sz.max,
+				Normalization: sz.level, BufSize: 2 * sz.max})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestListChoosesSetBySize(t *testing.T) {
 			}
 		}
 	}
-	if small, large := sizesFor(LargeFile), sizesFor(LargeFile+1); small.avg != 128<<10 || large.avg != 1<<20 || large.max != MaxSize {
+	if small, large := sizesFor(LargeFile), sizesFor(LargeFile+1); small.avg != 64<<10 || small.level != 1 || large.avg != 1<<20 || large.max != MaxSize {
 		t.Fatalf("sets %+v, %+v", small, large)
 	}
 }

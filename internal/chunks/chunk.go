@@ -32,20 +32,25 @@ import (
 // sides of a replication compute the same choice from the same size, so a
 // file's chunks still match the chunks of its other copies.
 //
-// Files up to LargeFile are cut into chunks of 32 KiB to 512 KiB, 128 KiB
-// on average: a 1 MiB overwrite in the middle of a file then resends about
-// 1.3 MiB (measured over 60 files: 1.36 MiB mean; 1.6 MiB at a 256 KiB
-// average, 3.7 MiB at 1 MiB), close to what rsync's rolling checksums
-// send, for a list of 36 bytes per 128 KiB on the wire (a 1 GiB file's
-// list is 288 KiB) and an index entry per 128 KiB at the receiver. Larger
-// files take 256 KiB to 4 MiB, 1 MiB on average, so that the list of a
-// huge file stays bounded (at most about 1 M chunks for 1 TiB). In both
-// sets the minimum of a quarter and the maximum of four times the average
-// are FastCDC's own defaults: the minimum skips boundary tests where a cut
-// would make tiny chunks, the maximum bounds a chunk's memory.
+// Files up to LargeFile are cut into chunks of 16 KiB to 256 KiB, 64 KiB
+// on average, with normalization level 1: a 1 MiB overwrite in the middle
+// of a file then resends 1.15 MB on average, 1.26 MB at most (24 edits of
+// 12 files of 64 MiB), less than rsync's rolling checksums cost for it
+// (1.41 MB for a 1 GiB file). The same sizes at level 2 cost 1.21 MB on
+// average but 1.48 MB at worst, and 128 KiB chunks at level 2 1.41 MB,
+// up to 2.16 MB: the stronger the normalization, the longer cuts take to
+// fall back into step after an edit, since a cut depends on the distance
+// from the chunk's start. A changed file's list crosses as a delta, so
+// the smaller chunks cost the wire nothing; they cost an index entry per
+// 64 KiB at the receiver. Larger files take 256 KiB to 4 MiB, 1 MiB on
+// average (level 2), so that the list of a huge file stays bounded (at
+// most about 1 M chunks for 1 TiB). In both sets the minimum of a quarter
+// and the maximum of four times the average are FastCDC's own defaults:
+// the minimum skips boundary tests where a cut would make tiny chunks, the
+// maximum bounds a chunk's memory.
 const (
 	// LargeFile is the largest size cut into the small set's chunks: at
-	// most 512 Ki chunks (16 GiB / 32 KiB), within a list's bound.
+	// most 1 Mi chunks (16 GiB / 16 KiB), a list's bound.
 	LargeFile = 16 << 30
 	// MaxSize bounds a chunk of either set: what lists, the wire decoder
 	// and CheckList accept (a decoder never allocates more for one).
@@ -53,19 +58,20 @@ const (
 )
 
 // sizes is one set of FastCDC parameters: bounds, average, and the masks
-// of normalized chunking (level 2: two more bits than the average below
-// it, where a cut should be less likely, two fewer above).
+// of normalized chunking (level n: n more bits than the average below it,
+// where a cut should be less likely, n fewer above).
 type sizes struct {
 	min, avg, max int
+	level         int
 	maskS, maskL  uint64
 }
 
 // sizesFor is the set of a file of size bytes.
 func sizesFor(size int64) sizes {
 	if size > LargeFile {
-		return sizes{min: 256 << 10, avg: 1 << 20, max: 4 << 20, maskS: 1<<(20+2) - 1, maskL: 1<<(20-2) - 1}
+		return sizes{min: 256 << 10, avg: 1 << 20, max: 4 << 20, level: 2, maskS: 1<<(20+2) - 1, maskL: 1<<(20-2) - 1}
 	}
-	return sizes{min: 32 << 10, avg: 128 << 10, max: 512 << 10, maskS: 1<<(17+2) - 1, maskL: 1<<(17-2) - 1}
+	return sizes{min: 16 << 10, avg: 64 << 10, max: 256 << 10, level: 1, maskS: 1<<(16+1) - 1, maskL: 1<<(16-1) - 1}
 }
 
 // Hash names a chunk: BLAKE3-256 of its bytes.

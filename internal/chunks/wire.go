@@ -29,7 +29,7 @@ const headerSize = 32 + 1 + 4 + 4
 // whether compressing the rest pays: zstd's fastest level spends about as
 // long on incompressible data as on text, so the probe saves most of that
 // on media, archives and encrypted files, which do not shrink. 16 KiB:
-// chunks average 128 KiB, and a larger sample would compress much of each
+// chunks average 64 KiB, and a larger sample would compress much of each
 // chunk twice.
 const probeSize = 16 << 10
 

@@ -28,7 +28,7 @@ import (
 // ctime, size (8 bytes each), chunk count (4) and chunkRec bytes a chunk;
 // a SHA-256 of everything before it at the end.
 
-const indexMagic = "EFSDRIX2" // 2: lists of 128 KiB chunks on average
+const indexMagic = "EFSDRIX3" // 2: lists of 128 KiB chunks on average; 3: of 64 KiB, level 1
 
 func (r *Receiver) indexPath() string { return r.statePath + ".index" }
 

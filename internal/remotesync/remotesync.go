@@ -153,7 +153,7 @@ const (
 	maxBatchEntries  = 16384    // entries in one batch
 	maxSessionPaths  = 1 << 23  // entries in one session (a full listing's memory)
 	maxPendingChunks = 1 << 22  // chunk records of announced files not yet assembled
-	maxFileChunks    = 1 << 20  // chunks of one file (a file up to chunks.LargeFile has fewer even were each chunk the minimum 32 KiB; a larger one, of 1 MiB chunks on average, reaches it near 1 TiB; its list fits a batch)
+	maxFileChunks    = 1 << 20  // chunks of one file (a file up to chunks.LargeFile has no more even were each chunk the minimum 16 KiB; a larger one, of 1 MiB chunks on average, reaches it near 1 TiB; its list fits a batch)
 	maxPath          = 4096     // bytes of a path
 	maxName          = 255      // bytes of a component
 	maxTarget        = 4095     // bytes of a symlink target

@@ -101,7 +101,7 @@ type srcEntry struct {
 	ready chan struct{}
 }
 
-const stateMagic = "EFSDRSS2" // 2: lists of 128 KiB chunks on average (the receiver's index too: both rechunk once)
+const stateMagic = "EFSDRSS3" // 2: lists of 128 KiB chunks on average; 3: of 64 KiB, normalization level 1 (the receiver's index too: both rechunk once)
 
 // NewSender loads the state at statePath (a missing or damaged one starts
 // afresh: the next pass is a full listing).
