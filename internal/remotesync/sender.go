@@ -200,6 +200,11 @@ type pass struct {
 	jobCancel context.CancelFunc
 	ahead     chan struct{}
 	sem       chan struct{}
+	// sentBy maps a chunk to the done channel of the group of the pass
+	// that sends it: a later group (of any batch) that needs it waits for
+	// that one instead of sending it again.
+	sentMu sync.Mutex
+	sentBy map[chunks.Hash]chan struct{}
 
 	mu     sync.Mutex // guards stats and jobErr
 	stats  Stats
@@ -628,6 +633,7 @@ var errNeedFull = errors.New("the receiver asks for a full listing")
 func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 	p.jobCtx, p.jobCancel = context.WithCancel(p.ctx)
 	p.jobErr = nil
+	p.sentBy = map[chunks.Hash]chan struct{}{}
 	defer func() {
 		if err != nil {
 			p.jobCancel()
@@ -895,10 +901,11 @@ const (
 )
 
 // sendJobs sends the chunks of jobs, grouped into requests, Workers at a
-// time. A chunk that an earlier file sends is not sent again: its group
-// waits for that file's group (the receiver's assembly of it puts the
-// chunk in its index); within a group the receiver takes files in order.
-// Chunks the receiver still lacks are sent again, at most three times.
+// time. A chunk that an earlier file of the pass sends is not sent again:
+// its group waits for that file's group (the receiver's assembly of it
+// puts the chunk in its index); within a group the receiver takes files in
+// order. Chunks the receiver still lacks are sent again, by the groups
+// that need them, at most three times.
 func (p *pass) sendJobs(session string, jobs []fileJob) error {
 	for attempt := 0; len(jobs) > 0; attempt++ {
 		if attempt == 4 {
@@ -906,7 +913,7 @@ func (p *pass) sendJobs(session string, jobs []fileJob) error {
 		}
 		var again []fileJob
 		var mu sync.Mutex
-		err := p.sendGroups(session, jobs, func(missing []fileJob) {
+		err := p.sendGroups(session, jobs, attempt == 0, func(missing []fileJob) {
 			mu.Lock()
 			again = append(again, missing...)
 			mu.Unlock()
@@ -919,14 +926,21 @@ func (p *pass) sendJobs(session string, jobs []fileJob) error {
 	return nil
 }
 
-func (p *pass) sendGroups(session string, jobs []fileJob, retry func([]fileJob)) error {
+// sendGroups sends jobs in groups; shared says whether chunks another
+// group of the pass sends are left to it (not on a retry: the receiver
+// still lacks them).
+func (p *pass) sendGroups(session string, jobs []fileJob, shared bool, retry func([]fileJob)) error {
 	type group struct {
 		jobs []fileJob
-		deps map[int]bool
+		deps map[chan struct{}]bool
 		done chan struct{}
 	}
 	var groups []*group
-	sentBy := map[chunks.Hash]int{} // the group sending a chunk
+	sentBy := map[chunks.Hash]chan struct{}{}
+	if shared {
+		p.sentMu.Lock()
+		sentBy = p.sentBy
+	}
 	var cur *group
 	size := 0
 	for _, j := range jobs {
@@ -939,19 +953,18 @@ func (p *pass) sendGroups(session string, jobs []fileJob, retry func([]fileJob))
 			bytes += lens[h]
 		}
 		if cur == nil || len(cur.jobs) >= groupFiles || size > 0 && size+bytes > groupBytes {
-			cur = &group{deps: map[int]bool{}, done: make(chan struct{})}
+			cur = &group{deps: map[chan struct{}]bool{}, done: make(chan struct{})}
 			groups = append(groups, cur)
 			size = 0
 		}
-		g := len(groups) - 1
 		var own []chunks.Hash
 		for _, h := range j.hs {
 			if by, ok := sentBy[h]; ok {
-				if by != g {
+				if by != cur.done {
 					cur.deps[by] = true
 				}
 			} else {
-				sentBy[h] = g
+				sentBy[h] = cur.done
 				own = append(own, h)
 			}
 		}
@@ -959,29 +972,33 @@ func (p *pass) sendGroups(session string, jobs []fileJob, retry func([]fileJob))
 		cur.jobs = append(cur.jobs, j)
 		size += bytes
 	}
+	if shared {
+		p.sentMu.Unlock()
+	}
 	ctx, cancel := context.WithCancel(p.jobCtx)
 	defer cancel()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
+	// A group waits for the groups it depends on before it takes a
+	// request slot: slots are never held by a wait, whatever the order in
+	// which batches' groups start.
 	for _, g := range groups {
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
 		wg.Go(func() {
-			defer func() { <-p.sem }()
 			defer close(g.done)
 			for d := range g.deps {
 				select {
-				case <-groups[d].done:
+				case <-d:
 				case <-ctx.Done():
 					return
 				}
 			}
+			select {
+			case p.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-p.sem }()
 			var resp chunksResp
 			err := p.sendChunks(ctx, session, g.jobs, &resp)
 			if err == nil {
