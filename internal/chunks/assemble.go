@@ -238,6 +238,9 @@ func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Suppli
 		}
 	}
 	if o.Defer {
+		if w.unkicked >= kickTail {
+			w.kick()
+		}
 		// The temporary serves its chunks to other assemblies until it is
 		// published.
 		tmpRel := tmp
@@ -315,6 +318,26 @@ type partWriter struct {
 	at        map[Hash][]int
 	syncEvery int64
 	unsynced  int64
+	unkicked  int64 // bytes written since writeback was last started
+}
+
+// Writeback of a temporary is started (not waited for) every kickEvery
+// bytes written, and at its end once it has kickTail bytes not started:
+// the syncfs that makes staged files durable then finds most of their
+// bytes on their way to the disk already, instead of all of them dirty in
+// the page cache. Small files are left to that syncfs, which writes them
+// out together.
+const (
+	kickEvery = 8 << 20
+	kickTail  = 1 << 20
+)
+
+// kick starts writeback of what was written (sync_file_range's
+// SYNC_FILE_RANGE_WRITE: no waiting, no durability promised). Errors are
+// not reported here: the fsync or syncfs that follows reports them.
+func (w *partWriter) kick() {
+	w.unkicked = 0
+	unix.SyncFileRange(w.fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }
 
 func (w *partWriter) put(h Hash, data []byte) error {
@@ -327,9 +350,13 @@ func (w *partWriter) put(h Hash, data []byte) error {
 		}
 		w.done[i] = true
 		w.unsynced += int64(len(data))
+		w.unkicked += int64(len(data))
 	}
 	if w.syncEvery > 0 && w.unsynced >= w.syncEvery {
 		return w.sync()
+	}
+	if w.unkicked >= kickEvery {
+		w.kick()
 	}
 	return nil
 }

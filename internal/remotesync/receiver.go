@@ -94,8 +94,11 @@ type session struct {
 
 	// Files assembled but not yet durable nor renamed into place: made
 	// durable together (one syncfs) and published at commit, or sooner
-	// once there are many.
+	// once there are many. stageMu guards the list; pubMu makes publishes
+	// one at a time, so that a commit's waits for any under way, while
+	// other streams go on staging during a publish's syncfs.
 	stageMu     sync.Mutex
+	pubMu       sync.Mutex
 	staged      []*chunks.Staged
 	stagedBytes int64
 }
@@ -111,35 +114,45 @@ const (
 // staged once there is much of it.
 func (r *Receiver) stage(s *session, st *chunks.Staged) error {
 	s.stageMu.Lock()
-	defer s.stageMu.Unlock()
 	s.staged = append(s.staged, st)
 	s.stagedBytes += st.Size
 	if len(s.staged) < stageFiles && s.stagedBytes < stageBytes {
+		s.stageMu.Unlock()
 		return nil
 	}
-	return r.publishLocked(s)
+	ss := s.take()
+	s.stageMu.Unlock()
+	return r.publishStaged(s, ss)
+}
+
+// take empties the staged list (under stageMu) and returns what it held.
+func (s *session) take() []*chunks.Staged {
+	ss := s.staged
+	s.staged, s.stagedBytes = nil, 0
+	return ss
 }
 
 // publish makes the staged files durable (one syncfs) and renames them
-// into place.
+// into place, once any publish under way is done.
 func (r *Receiver) publish(s *session) error {
 	s.stageMu.Lock()
-	defer s.stageMu.Unlock()
-	return r.publishLocked(s)
+	ss := s.take()
+	s.stageMu.Unlock()
+	return r.publishStaged(s, ss)
 }
 
-func (r *Receiver) publishLocked(s *session) error {
-	if len(s.staged) == 0 {
+// publishStaged publishes ss. (Temporaries of a failed publish stay, for
+// the next pass to resume from or remove.)
+func (r *Receiver) publishStaged(s *session, ss []*chunks.Staged) error {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	if len(ss) == 0 {
 		return nil
 	}
 	if err := r.ix.Sync(); err != nil {
 		return err
 	}
-	if err := r.ix.Publish(s.staged); err != nil {
-		return err
-	}
-	s.staged, s.stagedBytes = nil, 0
-	return nil
+	return r.ix.Publish(ss)
 }
 
 // pendingFile is a file announced in a batch whose chunks are awaited.
@@ -425,6 +438,7 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		return nil, protof("more than %d chunks of files awaiting data", maxPendingChunks)
 	}
 	buf := make([]byte, chunks.MaxSize)
+	copied := s.stats.FilesCopied
 	for i := range req.Entries {
 		if relist[i] {
 			continue // sent again whole, in this session
@@ -455,10 +469,14 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 			return nil, err
 		}
 	}
-	// Files assembled from bytes at hand land now.
-	if err := r.publish(s); err != nil {
-		r.applyFailed()
-		return nil, err
+	// Files this batch assembled from bytes at hand (renames, copies)
+	// land now; files whose chunks come over the wire land at commit or
+	// in bulk (stage), not one syncfs per batch.
+	if s.stats.FilesCopied > copied {
+		if err := r.publish(s); err != nil {
+			r.applyFailed()
+			return nil, err
+		}
 	}
 	resp.Stats = s.stats
 	resp.Session, resp.Full = opened, opened != "" && s.full
@@ -916,7 +934,7 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 			resp.Missing = append(resp.Missing, n)
 		}
 	}
-	// The request's files land with the next batch, at commit, or once
+	// The request's files land at commit, or once
 	// many are staged (stage): one syncfs for all of them.
 	s.mu.Lock()
 	resp.Stats = s.stats
