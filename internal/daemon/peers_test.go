@@ -3,7 +3,7 @@ package daemon_test
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,19 +17,12 @@ import (
 	"github.com/efsd/efsd/internal/daemon"
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/efstest"
+	"github.com/efsd/efsd/internal/efstest/ports"
 	"github.com/efsd/efsd/internal/peer"
 	"github.com/efsd/efsd/internal/remotesync"
 )
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", ports.Free(t)) }
 
 func identity(t *testing.T, dataDir string) *peer.Identity {
 	t.Helper()

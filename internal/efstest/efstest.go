@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/daemon"
+	"github.com/efsd/efsd/internal/efstest/ports"
 )
 
 // Accounts the harness configures: two, to test isolation.
@@ -58,7 +58,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		MeterInterval:   100 * time.Millisecond,
 		// Servers of parallel test processes share loopback addresses;
 		// a port of their own keeps their mount targets apart.
-		NFSPort: freePort(t),
+		NFSPort: ports.Free(t),
 	}
 	if os.Getenv("EFSD_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -85,15 +85,6 @@ func (s *Server) start() {
 	s.Daemon = d
 	s.URL = "http://" + d.Addr()
 	s.cfg.Listen = d.Addr() // keep the port across restarts
-}
-
-func freePort(t testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Restart closes the daemon and starts it again on the same data

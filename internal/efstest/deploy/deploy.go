@@ -31,6 +31,7 @@ import (
 
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efstest"
+	"github.com/efsd/efsd/internal/efstest/ports"
 )
 
 // binary is the efsd binary built once per test binary.
@@ -187,11 +188,11 @@ func New(t testing.TB, c Config) *Deployment {
 }
 
 func (d *Deployment) choosePorts() {
-	d.APIAddr = fmt.Sprintf("127.0.0.1:%d", freePort(d.t))
-	d.NFSPort = freePort(d.t)
+	d.APIAddr = fmt.Sprintf("127.0.0.1:%d", ports.Free(d.t))
+	d.NFSPort = ports.Free(d.t)
 	d.URL = "http://" + d.APIAddr
-	d.AdminAddr = fmt.Sprintf("127.0.0.1:%d", freePort(d.t))
-	d.PeerAddr = fmt.Sprintf("127.0.0.1:%d", freePort(d.t))
+	d.AdminAddr = fmt.Sprintf("127.0.0.1:%d", ports.Free(d.t))
+	d.PeerAddr = fmt.Sprintf("127.0.0.1:%d", ports.Free(d.t))
 	if d.file != nil {
 		d.file["listen"], d.file["nfsPort"], d.file["adminListen"] = d.APIAddr, d.NFSPort, d.AdminAddr
 		if _, ok := d.file["peerListen"]; ok {
@@ -248,16 +249,6 @@ func (d *Deployment) writeConfig() error {
 		return err
 	}
 	return os.WriteFile(d.ConfigPath, b, 0o600)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // readyWriter appends the process's output to its log and reports the
