@@ -25,14 +25,7 @@ func BenchmarkInitialSmallFiles(b *testing.B) {
 				}
 			}
 		}
-		r, err := NewReceiver(dst, filepath.Join(b.TempDir(), "recv"), ReceiverOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := NewSender(src, filepath.Join(b.TempDir(), "sent"), SenderOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		s, r := benchEnds(b, src, dst)
 		b.StartTimer()
 		start := time.Now()
 		if _, err := s.Pass(b.Context(), pipeTransport{r}, PassOptions{Start: start}); err != nil {
@@ -94,14 +87,7 @@ func BenchmarkInitialBigFile(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		dst := b.TempDir()
-		r, err := NewReceiver(dst, filepath.Join(b.TempDir(), "recv"), ReceiverOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		s, err := NewSender(src, filepath.Join(b.TempDir(), "sent"), SenderOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
+		s, r := benchEnds(b, src, dst)
 		b.StartTimer()
 		if _, err := s.Pass(b.Context(), pipeTransport{r}, PassOptions{Start: time.Now()}); err != nil {
 			b.Fatal(err)
@@ -112,4 +98,19 @@ func BenchmarkInitialBigFile(b *testing.B) {
 		os.RemoveAll(dst)
 		b.StartTimer()
 	}
+}
+
+// benchEnds opens a sender of src and a receiver into dst, with fresh
+// state.
+func benchEnds(b *testing.B, src, dst string) (*Sender, *Receiver) {
+	b.Helper()
+	r, err := NewReceiver(dst, filepath.Join(b.TempDir(), "recv"), ReceiverOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := NewSender(src, filepath.Join(b.TempDir(), "sent"), SenderOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, r
 }
