@@ -472,24 +472,23 @@ func racyWindow(ctime int64) time.Duration {
 // one's ready channel when done; stop cancels what has not started and
 // waits for the rest.
 func (p *pass) startChunking() (stop func()) {
-	var todo []*srcEntry
+	type file struct {
+		path string
+		e    *srcEntry
+	}
+	var todo []file
 	for _, path := range p.order {
 		if e := p.cur[path]; e.Type == typeFile && e.Racy {
 			e.ready = make(chan struct{})
-			todo = append(todo, e)
-		}
-	}
-	paths := make(map[*srcEntry]string, len(todo))
-	for _, path := range p.order {
-		if e := p.cur[path]; e.ready != nil {
-			paths[e] = path
+			todo = append(todo, file{path, e})
 		}
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		sem := make(chan struct{}, p.s.o.Workers)
-		for _, e := range todo {
+		for _, f := range todo {
+			e := f.e
 			select {
 			case sem <- struct{}{}:
 			case <-ctx.Done():
@@ -499,7 +498,7 @@ func (p *pass) startChunking() (stop func()) {
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				p.chunkFile(paths[e], e)
+				p.chunkFile(f.path, e)
 				close(e.ready)
 			})
 		}
@@ -511,10 +510,9 @@ func (p *pass) startChunking() (stop func()) {
 }
 
 // chunked waits for the file at path to be chunked (calling flush if it
-// is not yet), and settles what
-// chunking found: a file gone or replaced since listed keeps what the
-// receiver has (the next pass looks again). It returns the entry to send,
-// or nil.
+// is not yet), and settles what chunking found: a file gone or replaced
+// since listed keeps what the receiver has (the next pass looks again).
+// It returns the entry to send, or nil.
 func (p *pass) chunked(path string, e *srcEntry, flush func() error) (*srcEntry, error) {
 	select {
 	case <-e.ready:
