@@ -87,6 +87,17 @@ func (l *Link) Bytes() (fwd, back int64) {
 	return l.fwd.delivered.Load(), l.back.delivered.Load()
 }
 
+// Slack returns, per direction, the time the machine rather than the shape
+// has cost: how long the direction stood idle between its first and latest
+// bytes (the shape would have let bytes through but none were offered — a
+// sender not scheduled, or with nothing to say) plus how late its latest
+// delivery was (a writer not scheduled at its bytes' due time, or a
+// receiver slow to read). A transfer takes at most its bytes/rate plus
+// this, so callers can tell the shaper's doing from a busy machine's.
+func (l *Link) Slack() (fwd, back time.Duration) {
+	return l.fwd.slack(), l.back.slack()
+}
+
 // direction is one way of a Link: its shape, the token bucket's clock and
 // the delivered-bytes counter.
 type direction struct {
@@ -96,7 +107,23 @@ type direction struct {
 	// (the token bucket as a virtual clock: the bucket holds
 	// Burst − (free − now)·Rate tokens).
 	free      time.Time
+	idle      time.Duration // sum of the gaps in which the bucket was full
+	late      time.Duration // how late the latest delivery was
 	delivered atomic.Int64
+}
+
+func (d *direction) slack() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.idle + d.late
+}
+
+// wrote records that a segment due at due has just been written.
+func (d *direction) wrote(due time.Time) {
+	late := max(time.Since(due), 0)
+	d.mu.Lock()
+	d.late = late
+	d.mu.Unlock()
 }
 
 func newDirection(s Shape) *direction { return &direction{shape: s} }
@@ -126,6 +153,9 @@ func (d *direction) reserve(n int, now time.Time) (time.Time, int64) {
 	}
 	perByte := float64(time.Second) / float64(s.Rate)
 	if d.free.Before(now) {
+		if !d.free.IsZero() {
+			d.idle += now.Sub(d.free)
+		}
 		d.free = now
 	}
 	d.free = d.free.Add(time.Duration(float64(n) * perByte))
@@ -294,6 +324,7 @@ func pipe(src, dst net.Conn, d *direction) {
 				time.Sleep(w)
 			}
 			n, err := dst.Write(s.b)
+			d.wrote(s.due)
 			d.delivered.Add(int64(n))
 			q.release(len(s.b))
 			if err != nil {

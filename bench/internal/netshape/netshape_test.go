@@ -132,8 +132,10 @@ func TestDelay(t *testing.T) {
 		}
 		rtts = append(rtts, time.Since(t0).Seconds())
 	}
+	// The quickest round trip shows what the proxy adds: on a busy machine
+	// others may be late, but none may be early.
 	sort.Float64s(rtts)
-	within(t, "median round trip (s)", rtts[len(rtts)/2], 0.050, 0.10)
+	within(t, "quickest round trip (s)", rtts[0], 0.050, 0.10)
 	if rtts[0] < 0.050 {
 		t.Errorf("a round trip took %.4fs, less than the 50 ms the delay adds", rtts[0])
 	}
@@ -148,30 +150,32 @@ func TestRateAndCounts(t *testing.T) {
 	// From the first write to the last byte: the bytes beyond the first
 	// 32 KiB (the bucket's depth) at the rate, plus the delay.
 	want := float64(len(data)-defaultBurst)/rate + 0.005
-	timed(t, "transfer time (s)", want, func() float64 { return rateOnce(t, data, rate) })
+	timed(t, "transfer time (s)", want, func() (float64, float64) { return rateOnce(t, data, rate) })
 }
 
-// timed runs a timed transfer and checks its time against want ± 10%. The
-// machine may be shared: a transfer may come out slower than the shape
-// because the sender or receiver were not scheduled, so up to three
-// attempts are made for the upper bound; never may one be faster.
-func timed(t *testing.T, what string, want float64, run func() float64) {
+// timed runs a timed transfer and checks its time against want. Never
+// may it be faster than want − 10%. It may be slower by 10% plus the
+// link's slack (the machine may be shared, and a sender or writer that is
+// not scheduled is not the shaper's doing); up to three attempts are made
+// for the upper bound.
+func timed(t *testing.T, what string, want float64, run func() (got, slack float64)) {
 	t.Helper()
-	var got float64
+	var got, slack float64
 	for attempt := range 3 {
-		got = run()
+		got, slack = run()
 		if got < want*0.9 {
 			t.Fatalf("%s: %.4fs, faster than the shape allows (%.4fs)", what, got, want)
 		}
-		if got <= want*1.1 {
-			break
+		if got <= want*1.1+slack {
+			t.Logf("%s: %.4fs (want %.4fs, +10%% and %.4fs slack allowed)", what, got, want, slack)
+			return
 		}
-		t.Logf("attempt %d: %.4fs, more than 10%% over %.4fs", attempt, got, want)
+		t.Logf("attempt %d: %.4fs, more than 10%% over %.4fs with %.4fs slack", attempt, got, want, slack)
 	}
-	within(t, what, got, want, 0.10)
+	t.Errorf("%s: got %.4fs, want %.4fs ± 10%% (+%.4fs slack)", what, got, want, slack)
 }
 
-func rateOnce(t *testing.T, data []byte, rate int64) float64 {
+func rateOnce(t *testing.T, data []byte, rate int64) (took, slack float64) {
 	reply := []byte("done: 12345")
 	addr, results := sinkServer(t, reply)
 	link := NewLink(Shape{Delay: 5 * time.Millisecond, Rate: rate})
@@ -215,7 +219,8 @@ func rateOnce(t *testing.T, data []byte, rate int64) float64 {
 	if fwd != int64(len(data)) || back != int64(len(reply)) {
 		t.Errorf("counted %d forward and %d back, want exactly %d and %d", fwd, back, len(data), len(reply))
 	}
-	return r.last.Sub(t0).Seconds()
+	slackF, _ := link.Slack()
+	return r.last.Sub(t0).Seconds(), slackF.Seconds()
 }
 
 // Connections through proxies on one link share its bandwidth, in both
@@ -223,12 +228,12 @@ func rateOnce(t *testing.T, data []byte, rate int64) float64 {
 func TestSharedLinkReverseCounts(t *testing.T) {
 	const rate = 4_000_000
 	// Two senders forward at once: together they take 2× as long.
-	timed(t, "two shared transfers (s)", float64(2<<20-defaultBurst)/rate, func() float64 {
+	timed(t, "two shared transfers (s)", float64(2<<20-defaultBurst)/rate, func() (float64, float64) {
 		return sharedOnce(t, rate)
 	})
 }
 
-func sharedOnce(t *testing.T, rate int64) float64 {
+func sharedOnce(t *testing.T, rate int64) (took, slack float64) {
 	addr1, res1 := sinkServer(t, []byte("one"))
 	addr2, res2 := sinkServer(t, []byte("second reply"))
 	link := NewLink(Shape{Rate: rate})
@@ -260,7 +265,8 @@ func sharedOnce(t *testing.T, rate int64) float64 {
 		go func() { defer wg.Done(); send(p1.Addr(), 1<<20) }()
 	}
 	wg.Wait()
-	took := time.Since(t0).Seconds()
+	took = time.Since(t0).Seconds()
+	slackF, _ := link.Slack()
 	send(p2.Addr(), 1000)
 	<-res1
 	<-res1
@@ -269,7 +275,7 @@ func sharedOnce(t *testing.T, rate int64) float64 {
 	if wantF, wantB := int64(2*(1<<20)+len("second reply")), int64(2*len("one")+1000); fwd != wantF || back != wantB {
 		t.Errorf("counted %d forward and %d back, want exactly %d and %d", fwd, back, wantF, wantB)
 	}
-	return took
+	return took, slackF.Seconds()
 }
 
 // SetShape applies to a connection already open.
