@@ -300,8 +300,13 @@ func TestSetShapeOnOpenConnection(t *testing.T) {
 		}
 		return time.Since(t0)
 	}
-	if d := rtt(); d > 20*time.Millisecond {
-		t.Errorf("unshaped round trip %v", d)
+	// The quickest of a few: a busy machine may delay any one of them.
+	quickest := rtt()
+	for range 4 {
+		quickest = min(quickest, rtt())
+	}
+	if quickest > 20*time.Millisecond {
+		t.Errorf("unshaped round trip %v", quickest)
 	}
 	link.SetShape(Shape{Delay: 20 * time.Millisecond})
 	if d := rtt(); d < 40*time.Millisecond {
