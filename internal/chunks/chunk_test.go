@@ -118,6 +118,15 @@ func BenchmarkParts(b *testing.B) {
 			}
 		}
 	})
+	b.Run("cut", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		sz := sizesFor(int64(len(data)))
+		for b.Loop() {
+			for rest := data; len(rest) > 0; {
+				rest = rest[cut(rest, &sz):]
+			}
+		}
+	})
 	b.Run("blake3", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
