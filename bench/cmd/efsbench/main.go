@@ -56,6 +56,11 @@ type harness struct {
 	source     string   // "worktree", or the git revision efsd is built from ("head": HEAD)
 	apiServers []string // servers the API suite drives
 
+	// xdLinks and xdTrees, when set, restrict the xdeploy suite to those
+	// link conditions and trees (to iterate on one measurement); such a
+	// run's report is written aside, never into BENCHMARKS.md.
+	xdLinks, xdTrees []string
+
 	// quickConfig, in --quick mode only, is an efsd config file setting a
 	// 1 s replication rescan interval, so that the data suites' no-op
 	// passes come sooner.
@@ -90,6 +95,8 @@ func run() int {
 		timeout  = flag.Duration("timeout", 0, "hard limit for the whole run (default 90m, 15m with --quick)")
 		keep     = flag.Bool("keep", false, "keep the scratch directory (logs) after the run")
 		servers  = flag.String("api-servers", strings.Join(apiServers, ","), "servers the API suite drives (a subset of efsd,moto,trivial, e.g. to profile one)")
+		xdLinks  = flag.String("xd-links", "", "xdeploy only over these links (of loopback,shaped); the report goes to bench/results/")
+		xdTrees  = flag.String("xd-trees", "", "xdeploy only for these trees (of a,b,c,big); the report goes to bench/results/")
 		source   = flag.String("efsd-source", "head", "build efsd from the committed HEAD (head), another git revision (e.g. main), or the working tree (worktree)")
 	)
 	flag.Parse()
@@ -104,6 +111,18 @@ func run() int {
 		h.reps = 3
 		if h.quick {
 			h.reps = 2
+		}
+	}
+	if *xdLinks != "" {
+		h.xdLinks = strings.Split(*xdLinks, ",")
+	}
+	if *xdTrees != "" {
+		h.xdTrees = strings.Split(*xdTrees, ",")
+	}
+	for _, l := range h.xdLinks {
+		if l != "loopback" && l != "shaped" {
+			fmt.Fprintf(os.Stderr, "efsbench: unknown link %q (have loopback,shaped)\n", l)
+			return 2
 		}
 	}
 	h.apiServers = strings.Split(*servers, ",")
@@ -316,6 +335,8 @@ func (h *harness) write(doc *report.Doc, out string, partial bool, suites string
 		out = filepath.Join(h.repo, "BENCHMARKS.md")
 		if h.quick {
 			out = filepath.Join(resDir, "BENCHMARKS-quick.md")
+		} else if h.xdLinks != nil || h.xdTrees != nil {
+			out = filepath.Join(resDir, "BENCHMARKS-subset.md")
 		} else {
 			splice = true
 		}

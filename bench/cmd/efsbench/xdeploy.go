@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,10 +60,14 @@ type xdCondition struct {
 }
 
 func (h *harness) xdConditions() []xdCondition {
-	return []xdCondition{
-		{"loopback", netshape.Shape{}},
-		{"50 ms RTT, 100 Mbit/s", netshape.Shape{Delay: 25 * time.Millisecond, Rate: 100_000_000 / 8}},
+	var cs []xdCondition
+	if h.xdLinks == nil || slices.Contains(h.xdLinks, "loopback") {
+		cs = append(cs, xdCondition{"loopback", netshape.Shape{}})
 	}
+	if h.xdLinks == nil || slices.Contains(h.xdLinks, "shaped") {
+		cs = append(cs, xdCondition{"50 ms RTT, 100 Mbit/s", netshape.Shape{Delay: 25 * time.Millisecond, Rate: 100_000_000 / 8}})
+	}
+	return cs
 }
 
 // xdBig is the large file of the mid-file change: 1 GiB (256 MiB with
@@ -150,6 +155,9 @@ func (h *harness) xdeployRun(raw *xdRaw) error {
 	}
 	link := netshape.NewLink(netshape.Shape{})
 	specs := append(h.replicationTrees(), h.xdBig())
+	if h.xdTrees != nil {
+		specs = slices.DeleteFunc(specs, func(s *trees.Spec) bool { return !slices.Contains(h.xdTrees, s.Name) })
+	}
 
 	rd, err := h.startRsyncd(base, specs)
 	if err != nil {
