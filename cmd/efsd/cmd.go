@@ -115,6 +115,7 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	cfg.Listen = first(*listen, m.Getenv("EFSD_LISTEN"), file.Listen, DefaultListen)
 	cfg.AdminListen = first(*adminListen, m.Getenv("EFSD_ADMIN_LISTEN"), file.AdminListen)
+	cfg.AdminProfiling = file.AdminProfiling
 	logger, err := newLogger(m.Stderr, first(*logFormat, m.Getenv("EFSD_LOG_FORMAT"), file.LogFormat, "text"),
 		first(*logLevel, m.Getenv("EFSD_LOG_LEVEL"), file.LogLevel, "info"))
 	if err != nil {

@@ -23,6 +23,8 @@ type FileConfig struct {
 	Listen string `json:"listen"`
 	// AdminListen serves /healthz, /readyz and /metrics; empty serves none.
 	AdminListen string `json:"adminListen"`
+	// AdminProfiling serves Go's profiles at /debug/pprof/ on AdminListen.
+	AdminProfiling bool `json:"adminProfiling"`
 	// PeerListen accepts replication traffic from the peers (mutual TLS);
 	// empty accepts none.
 	PeerListen string       `json:"peerListen"`

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,6 +65,11 @@ type Config struct {
 	// AdminListen is where /healthz, /readyz, /metrics and the read-only
 	// web console (/console/) are served (host:port); "" serves none.
 	AdminListen string
+	// AdminProfiling also serves Go's profiles (net/http/pprof) under
+	// /debug/pprof/ on the admin listener: CPU, heap, goroutines, for
+	// finding where a slow transfer spends its time. Off by default; the
+	// admin listener is loopback unless configured otherwise.
+	AdminProfiling bool
 	// ConsoleSampleEvery and ConsoleRefresh tune the console: how often
 	// it samples TimeSinceLastSync for its plots, how often the page
 	// refreshes itself (zero: console's defaults).
@@ -291,8 +297,17 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		adminMux.Handle("/console/", con)
 		adminMux.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
 		adminMux.Handle("/", ops.Handler(d.readinessChecks(), readinessTimeout, met))
+		writeTimeout := 10 * time.Second
+		if cfg.AdminProfiling {
+			adminMux.HandleFunc("/debug/pprof/", pprof.Index)
+			adminMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			adminMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			adminMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			adminMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			writeTimeout = 2 * time.Minute // a CPU profile or trace streams for up to ?seconds=
+		}
 		d.ops = &http.Server{Handler: adminMux,
-			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: writeTimeout,
 			IdleTimeout: time.Minute}
 		d.opsLn = adminLn
 		go func() {

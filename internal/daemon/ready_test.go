@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -59,5 +60,28 @@ func TestReadiness(t *testing.T) {
 	exec.Command("chattr", "-i", dir).Run()
 	if code, _ := get("/readyz"); code != 200 {
 		t.Fatalf("/readyz after the data directory is writable again: %d", code)
+	}
+}
+
+// Go's profiles are served on the admin listener only when configured:
+// a goroutine dump shows the daemon's internals, which an operator asks
+// for, never a default.
+func TestAdminProfiling(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		d, err := Start(t.Context(), Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: t.TempDir(), AdminProfiling: on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + d.AdminAddr() + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		served := resp.StatusCode == 200 && strings.Contains(string(body), "goroutine profile:")
+		if served != on {
+			t.Errorf("profiling %v: /debug/pprof/goroutine answered %d (%.80q)", on, resp.StatusCode, body)
+		}
+		d.Close()
 	}
 }

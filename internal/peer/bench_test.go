@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -20,16 +21,24 @@ func (x receiverOf) ServePeer(ctx context.Context, _, _, op string, body io.Read
 	return x.r.Serve(ctx, op, body, w)
 }
 
-// BenchmarkInitialOverTLS times a first pass of one 256 MiB file of
-// incompressible bytes from a Sender through the peer client and server
-// (mutual TLS, HTTP/2) to a Receiver, both in this process: the whole
-// path of a replication between deployments but the network.
+// BenchmarkInitialOverTLS times a first pass of incompressible files
+// from a Sender through the peer client and server (mutual TLS, HTTP/2)
+// to a Receiver, both in this process: the whole path of a replication
+// between deployments but the network. One file of 256 MiB, and 16 of
+// 16 MiB (several files in flight at once, as tree (b) of the benchmarks).
 func BenchmarkInitialOverTLS(b *testing.B) {
+	b.Run("1x256MiB", func(b *testing.B) { benchInitialOverTLS(b, 1, 256<<20) })
+	b.Run("16x16MiB", func(b *testing.B) { benchInitialOverTLS(b, 16, 16<<20) })
+}
+
+func benchInitialOverTLS(b *testing.B, files, size int) {
 	src := b.TempDir()
-	data := make([]byte, 256<<20)
-	rand.Read(data)
-	if err := os.WriteFile(filepath.Join(src, "big"), data, 0o644); err != nil {
-		b.Fatal(err)
+	data := make([]byte, size)
+	for i := range files {
+		rand.Read(data)
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d", i)), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
 	}
 	a, bid := newIdentityB(b), newIdentityB(b)
 	bSet, err := NewSet([]Config{{Name: "a", Endpoint: "https://127.0.0.1:1", Regions: []string{"us-east-1"}, CertSHA256: a.Fingerprint}},
@@ -37,7 +46,7 @@ func BenchmarkInitialOverTLS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(len(data)))
+	b.SetBytes(int64(files * size))
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
