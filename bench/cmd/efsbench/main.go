@@ -60,6 +60,9 @@ type harness struct {
 	// link conditions and trees (to iterate on one measurement); such a
 	// run's report is written aside, never into BENCHMARKS.md.
 	xdLinks, xdTrees []string
+	// xdProfile, when set, profiles A and B (CPU) for that long from the
+	// start of each efsd initial copy, into the logs directory.
+	xdProfile time.Duration
 
 	// quickConfig, in --quick mode only, is an efsd config file setting a
 	// 1 s replication rescan interval, so that the data suites' no-op
@@ -97,6 +100,7 @@ func run() int {
 		servers  = flag.String("api-servers", strings.Join(apiServers, ","), "servers the API suite drives (a subset of efsd,moto,trivial, e.g. to profile one)")
 		xdLinks  = flag.String("xd-links", "", "xdeploy only over these links (of loopback,shaped); the report goes to bench/results/")
 		xdTrees  = flag.String("xd-trees", "", "xdeploy only for these trees (of a,b,c,big); the report goes to bench/results/")
+		xdProf   = flag.Duration("xd-profile", 0, "xdeploy: CPU-profile both efsd deployments for this long from the start of each initial copy (files in --work's logs/)")
 		source   = flag.String("efsd-source", "head", "build efsd from the committed HEAD (head), another git revision (e.g. main), or the working tree (worktree)")
 	)
 	flag.Parse()
@@ -113,6 +117,7 @@ func run() int {
 			h.reps = 2
 		}
 	}
+	h.xdProfile = *xdProf
 	if *xdLinks != "" {
 		h.xdLinks = strings.Split(*xdLinks, ",")
 	}

@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -509,6 +512,43 @@ type xdPair struct {
 	proxBA       *netshape.Proxy // B's peer endpoint for A
 	fpA, fpB     string
 	peerA, peerB string // peerListen addresses
+	// adminA, adminB serve Go's profiles (--xd-profile only; else "").
+	adminA, adminB string
+}
+
+// profile fetches a CPU profile of A and of B over the next d (both at
+// once) into the run's logs directory, named after what is measured; it
+// returns at once and wait waits for both. Without --xd-profile it does
+// nothing.
+func (h *harness) profile(x *xdPair, name string, d time.Duration) (wait func()) {
+	var wg sync.WaitGroup
+	for side, addr := range map[string]string{"a": x.adminA, "b": x.adminB} {
+		if addr == "" {
+			continue
+		}
+		wg.Go(func() {
+			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+			path := filepath.Join(h.work, "logs", fmt.Sprintf("%s-%s.pprof", name, side))
+			resp, err := http.Get(url)
+			if err != nil {
+				h.logf("  profile %s: %v", path, err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(path)
+			if err != nil {
+				h.logf("  profile %s: %v", path, err)
+				return
+			}
+			defer f.Close()
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				h.logf("  profile %s: %v", path, err)
+				return
+			}
+			h.logf("  profile of %s: %s", side, path)
+		})
+	}
+	return wg.Wait
 }
 
 func (x *xdPair) stop() {
@@ -570,6 +610,8 @@ type xdConfig struct {
 	PeerListen        string   `json:"peerListen"`
 	Peers             []xdPeer `json:"peers"`
 	ReplicationRescan string   `json:"replicationRescanInterval,omitempty"`
+	AdminListen       string   `json:"adminListen,omitempty"`
+	AdminProfiling    bool     `json:"adminProfiling,omitempty"`
 }
 
 // startPair makes both identities, writes each deployment's config naming
@@ -613,6 +655,16 @@ func (h *harness) startPair(base string, link *netshape.Link) (x *xdPair, err er
 		Peers: []xdPeer{{Name: "b", Endpoint: "https://" + x.proxAB.Addr(), Regions: []string{regionB}, CertificateSha256: x.fpB}}}
 	cfgB := xdConfig{Regions: []string{regionB}, PeerListen: x.peerB, ReplicationRescan: rescan,
 		Peers: []xdPeer{{Name: "a", Endpoint: "https://" + x.proxBA.Addr(), Regions: []string{regionA}, CertificateSha256: x.fpA}}}
+	if h.xdProfile > 0 {
+		for _, c := range []*xdConfig{&cfgA, &cfgB} {
+			p, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			c.AdminListen, c.AdminProfiling = fmt.Sprintf("127.0.0.1:%d", p), true
+		}
+		x.adminA, x.adminB = cfgA.AdminListen, cfgB.AdminListen
+	}
 	if x.a, err = h.startDeployment("xdeploy-a", dirA, cfgA); err != nil {
 		return nil, err
 	}
@@ -808,6 +860,8 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 	unix.Sync()
 	f0, b0 := x.link.Bytes()
 	off := fileSize(x.a.proc.Log)
+	profiled := h.profile(x, fmt.Sprintf("xdeploy-%s-%s-initial-%d", spec.Name, strings.Fields(cond.Name)[0], rep), h.xdProfile)
+	defer profiled()
 	t0 := time.Now()
 	if err := os.Rename(staged, inSrc); err != nil {
 		return err
