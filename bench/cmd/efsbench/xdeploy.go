@@ -516,39 +516,49 @@ type xdPair struct {
 	adminA, adminB string
 }
 
-// profile fetches a CPU profile of A and of B over the next d (both at
-// once) into the run's logs directory, named after what is measured; it
-// returns at once and wait waits for both. Without --xd-profile it does
-// nothing.
+// profile fetches a CPU profile and an execution trace of A and of B
+// over the next d (all at once) into the run's logs directory, named after
+// what is measured; it returns at once and wait waits for them. Without
+// --xd-profile it does nothing.
 func (h *harness) profile(x *xdPair, name string, d time.Duration) (wait func()) {
 	var wg sync.WaitGroup
 	for side, addr := range map[string]string{"a": x.adminA, "b": x.adminB} {
 		if addr == "" {
 			continue
 		}
-		wg.Go(func() {
-			url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
-			path := filepath.Join(h.work, "logs", fmt.Sprintf("%s-%s.pprof", name, side))
-			resp, err := http.Get(url)
-			if err != nil {
-				h.logf("  profile %s: %v", path, err)
-				return
-			}
-			defer resp.Body.Close()
-			f, err := os.Create(path)
-			if err != nil {
-				h.logf("  profile %s: %v", path, err)
-				return
-			}
-			defer f.Close()
-			if _, err := io.Copy(f, resp.Body); err != nil {
-				h.logf("  profile %s: %v", path, err)
-				return
-			}
-			h.logf("  profile of %s: %s", side, path)
-		})
+		for kind, ext := range map[string]string{"profile": "pprof", "trace": "trace"} {
+			wg.Go(func() {
+				url := fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, int(d.Seconds()))
+				path := filepath.Join(h.work, "logs", fmt.Sprintf("%s-%s.%s", name, side, ext))
+				if err := fetchTo(url, path); err != nil {
+					h.logf("  %s %s: %v", kind, path, err)
+					return
+				}
+				h.logf("  %s of %s: %s", kind, side, path)
+			})
+		}
 	}
 	return wg.Wait
+}
+
+func fetchTo(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (x *xdPair) stop() {
