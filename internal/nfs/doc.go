@@ -84,8 +84,11 @@
 //
 // # Durability and notifications
 //
-// go-nfs answers every WRITE with FILE_SYNC, so every WRITE is fsynced before it is answered;
-// COMMIT fsyncs too. Namespace changes (create, mkdir, symlink, remove, rename) fsync the
+// A WRITE is made as durable as its stable_how asks before it is answered, and its reply says so:
+// FILE_SYNC is fsynced, DATA_SYNC fdatasynced, and UNSTABLE (what Linux clients send, then COMMIT)
+// is answered from the page cache; COMMIT fsyncs the file. The write verifier of WRITE and COMMIT
+// replies is drawn at random when the server starts, so a client whose UNSTABLE data a crash may
+// have lost sees another verifier and sends it again (RFC 1813 3.3.7, 3.3.21). Namespace changes (create, mkdir, symlink, remove, rename) fsync the
 // directories involved, attribute changes the object, before the reply. Export.OnChange is called
 // after every successful modification. A read-only export (Export.ReadOnly), or one whose
 // Export.Access withholds Write, answers every modifying call with NFS3ERR_ROFS. Export.Access

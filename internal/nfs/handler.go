@@ -334,9 +334,9 @@ func (h *connHandler) warnForged() {
 	}
 }
 
-// commit makes a file durable (COMMIT). Every WRITE is already durable when answered (go-nfs
-// answers FILE_SYNC, and nfsFile.Close fsyncs), so this is a safety net. Anything but a regular file
-// (a symlink, a directory, a device) has nothing to commit.
+// commit makes a file durable (COMMIT): what UNSTABLE WRITEs left in the page cache, and the
+// file's metadata, reach the disk before the reply. Anything but a regular file (a symlink, a
+// directory, a device) has nothing to commit.
 func (v *vfs) commit(comps []string) error {
 	fd, err := openBeneath(v.view.fd, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err == unix.ELOOP || err == unix.ENXIO {

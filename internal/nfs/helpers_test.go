@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/efsd/efsd/internal/efstest/nfsclient"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 	"github.com/willscott/go-nfs-client/nfs/xdr"
@@ -125,19 +126,7 @@ func (e *testEnv) start(addr string) (*Server, string) {
 func (e *testEnv) path(rel string) string { return filepath.Join(e.root, rel) }
 
 // authUnix builds an AUTH_UNIX credential (go-nfs-client's always claims group 0 as a secondary group).
-func authUnix(uid, gid uint32, gids ...uint32) rpc.Auth {
-	type body struct {
-		Stamp       uint32
-		Machinename string
-		UID, GID    uint32
-		Gids        []uint32
-	}
-	var b bytes.Buffer
-	if err := xdr.Write(&b, body{Stamp: 1, Machinename: "test", UID: uid, GID: gid, Gids: gids}); err != nil {
-		panic(err)
-	}
-	return rpc.Auth{Flavor: 1, Body: b.Bytes()}
-}
+func authUnix(uid, gid uint32, gids ...uint32) rpc.Auth { return nfsclient.AuthUnix(uid, gid, gids...) }
 
 var rootAuth = authUnix(0, 0)
 
@@ -179,49 +168,14 @@ func mustMount(t *testing.T, addr, dirpath string, auth rpc.Auth) *client {
 	return c
 }
 
-func (c *client) header(proc uint32) rpc.Header {
-	return rpc.Header{Rpcvers: 2, Prog: nfsc.Nfs3Prog, Vers: nfsc.Nfs3Vers, Proc: proc, Cred: c.auth, Verf: rpc.AuthNull}
-}
+func (c *client) header(proc uint32) rpc.Header { return nfsclient.Header(c.auth, proc) }
 
 // raw makes an NFSv3 call and returns the nfsstat3 and the rest of the reply.
-func (c *client) raw(call any) (uint32, io.ReadSeeker, error) {
-	res, err := c.Call(call)
-	if err != nil {
-		return 0, nil, err
-	}
-	st, err := xdr.ReadUint32(res)
-	return st, res, err
-}
+func (c *client) raw(call any) (uint32, io.ReadSeeker, error) { return nfsclient.Raw(c.Target, call) }
 
 // readFH reads a whole file through a handle with READ calls.
 func (c *client) readFH(fh []byte) ([]byte, uint32, error) {
-	type readArgs struct {
-		rpc.Header
-		FH     []byte
-		Offset uint64
-		Count  uint32
-	}
-	type readRes struct {
-		Attr  nfsc.PostOpAttr
-		Count uint32
-		EOF   uint32
-		Data  []byte
-	}
-	var out []byte
-	for {
-		st, res, err := c.raw(&readArgs{Header: c.header(nfsc.NFSProc3Read), FH: fh, Offset: uint64(len(out)), Count: 256 << 10})
-		if err != nil || st != 0 {
-			return nil, st, err
-		}
-		var r readRes
-		if err := xdr.Read(res, &r); err != nil {
-			return nil, 0, err
-		}
-		out = append(out, r.Data...)
-		if r.EOF != 0 {
-			return out, 0, nil
-		}
-	}
+	return nfsclient.ReadAll(c.Target, c.auth, fh)
 }
 
 // lookupRaw makes one LOOKUP of name (which may contain anything) in directory fh.
@@ -263,42 +217,15 @@ func (c *client) setattrRaw(fh []byte, sa nfsc.Sattr3) (uint32, error) {
 	return st, err
 }
 
-// writeFH writes data at offset through a handle (one WRITE, FILE_SYNC) and returns the stability
+// writeFH writes data at offset through a handle (one WRITE, UNSTABLE) and returns the stability
 // the server committed to.
 func (c *client) writeFH(fh []byte, off uint64, data []byte) (uint32, uint32, error) {
-	type args struct {
-		rpc.Header
-		FH     []byte
-		Offset uint64
-		Count  uint32
-		How    uint32
-		Data   []byte
-	}
-	type res struct {
-		Wcc       nfsc.WccData
-		Count     uint32
-		Committed uint32
-		Verf      uint64
-	}
-	st, r, err := c.raw(&args{Header: c.header(nfsc.NFSProc3Write), FH: fh, Offset: off, Count: uint32(len(data)), How: 0, Data: data})
-	if err != nil || st != 0 {
-		return st, 0, err
-	}
-	var w res
-	if err := xdr.Read(r, &w); err != nil {
-		return 0, 0, err
-	}
-	return 0, w.Committed, nil
+	w, st, err := nfsclient.Write(c.Target, c.auth, fh, off, data, nfsclient.Unstable)
+	return st, w.Committed, err
 }
 
 func (c *client) commitRaw(fh []byte) (uint32, error) {
-	type args struct {
-		rpc.Header
-		FH     []byte
-		Offset uint64
-		Count  uint32
-	}
-	st, _, err := c.raw(&args{Header: c.header(nfsc.NFSProc3Commit), FH: fh})
+	_, st, err := nfsclient.Commit(c.Target, c.auth, fh)
 	return st, err
 }
 

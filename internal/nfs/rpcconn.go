@@ -70,6 +70,11 @@ const (
 
 	flavorAuthUnix = 1
 
+	// stable_how (RFC 1813 3.3.7): how durable a WRITE must be before its reply.
+	stableUnstable = 0
+	stableDataSync = 1
+	stableFileSync = 2
+
 	// maxIO is the largest READ, WRITE and READDIR transfer. FSINFO advertises it as rtmax, rtpref,
 	// wtmax and wtpref (go-nfs would say 1 GiB; EFS says 1 MiB too); larger READ and READDIR counts
 	// are cut to it before go-nfs sees them, larger WRITEs are refused.
@@ -111,6 +116,10 @@ type callInfo struct {
 	sattr            *sattr     // SETATTR, CREATE (UNCHECKED/GUARDED), MKDIR
 	createHow        uint32     // CREATE: 0 UNCHECKED, 1 GUARDED, 2 EXCLUSIVE
 	guard            *[2]uint32 // SETATTR: ctime guard (seconds, nanoseconds)
+	// stable is a WRITE's stable_how (FILE_SYNC unless the call asked less); committed is what its
+	// reply is to say was done (set when the write is closed), which the connection puts in the
+	// reply in place of go-nfs's constant FILE_SYNC.
+	stable, committed uint32
 
 	// deny, when set by the handler, fails every file system operation of this call.
 	deny error
@@ -183,6 +192,7 @@ type rpcConn struct {
 	outHdr     [4]byte
 	outHdrN    int
 	outLeft    int64
+	outLen     int64 // the current reply record's length
 	outLast    bool
 	outPos     int                // bytes of the current reply record's body seen
 	outHead    [replyHeadLen]byte // its first bytes
@@ -237,6 +247,7 @@ func (c *rpcConn) scanOut(p []byte) []byte {
 			if c.outHdrN == 4 {
 				mark := binary.BigEndian.Uint32(c.outHdr[:])
 				c.outLeft, c.outLast = int64(mark&0x7fffffff), mark&0x80000000 != 0
+				c.outLen = c.outLeft
 				c.outPos, c.outFix = 0, nil
 			}
 		} else {
@@ -245,7 +256,7 @@ func (c *rpcConn) scanOut(p []byte) []byte {
 			if c.outPos < replyHeadLen {
 				n := copy(c.outHead[c.outPos:], chunk)
 				if c.outPos+n == replyHeadLen && c.outLast {
-					c.outFix = fixReply(c.current(), c.outHead[:])
+					c.outFix = fixReply(c.current(), c.outHead[:], int(c.outLen))
 				}
 			}
 			for _, f := range c.outFix {
@@ -279,8 +290,10 @@ const (
 //   - a catch-all NFS3ERR_IO or NFS3ERR_ACCES that go-nfs put on a failed file system operation
 //     becomes the status of that operation's errno (NFS3ERR_PERM, _NOSPC, _NOTEMPTY, …), as does
 //     the NFS3ERR_SERVERFAULT of a failed COMMIT;
-//   - FSINFO advertises maxIO as the largest and preferred READ and WRITE sizes, and no hard links.
-func fixReply(call *callInfo, head []byte) []replyFix {
+//   - FSINFO advertises maxIO as the largest and preferred READ and WRITE sizes, and no hard links;
+//   - a WRITE's reply says how durable the write was made (go-nfs always says FILE_SYNC): its
+//     committed field, before the 8-byte verifier that ends the reply of size n.
+func fixReply(call *callInfo, head []byte, n int) []replyFix {
 	if call == nil || call.prog != progNFS || call.vers != 3 {
 		return nil
 	}
@@ -296,6 +309,10 @@ func fixReply(call *callInfo, head []byte) []replyFix {
 		if st, ok := nfsStatusOf(call.lastErr); ok && st != status {
 			fixes = append(fixes, replyFix{24, func(uint32) uint32 { return uint32(st) }})
 		}
+	}
+	if call.proc == procWrite && status == gonfs.NFSStatusOk && call.committed != stableFileSync && n >= replyHeadLen+12 {
+		committed := call.committed
+		fixes = append(fixes, replyFix{n - 12, func(uint32) uint32 { return committed }})
 	}
 	if call.proc == procFSInfo && status == gonfs.NFSStatusOk {
 		base := 32 // rtmax, after the status and an absent post_op_attr
@@ -632,7 +649,7 @@ func parseCall(b []byte) (*callInfo, bool) {
 		return nil, false // not a CALL
 	}
 	_ = r.u32() // rpcvers
-	c := &callInfo{xid: xid, prog: r.u32(), vers: r.u32(), proc: r.u32()}
+	c := &callInfo{xid: xid, prog: r.u32(), vers: r.u32(), proc: r.u32(), stable: stableFileSync, committed: stableFileSync}
 	flavor := r.u32()
 	cred := r.opaque(400)
 	_ = r.u32() // verifier flavor
@@ -782,6 +799,13 @@ func parseAuthUnix(c *callInfo, body []byte) {
 
 func parseArgs(c *callInfo, r *xdrReader) {
 	switch c.proc {
+	case procWrite:
+		_ = r.opaque(64)
+		_ = r.u64() // offset
+		_ = r.u32() // count
+		if how := r.u32(); !r.bad && how < stableFileSync {
+			c.stable = how
+		}
 	case procSetattr:
 		_ = r.opaque(64)
 		sa := parseSattr(r)

@@ -915,14 +915,31 @@ func (f *nfsFile) Truncate(size int64) (err error) {
 func (f *nfsFile) Lock() error   { return nil }
 func (f *nfsFile) Unlock() error { return nil }
 
-// Close makes written data and metadata durable (fsync) before go-nfs replies.
+// Close makes what was written as durable as the WRITE asked before go-nfs replies: FILE_SYNC
+// (and any other call) fsyncs, DATA_SYNC fdatasyncs, UNSTABLE leaves the data in the page cache
+// for COMMIT, which fsyncs. The reply says which was done (callInfo.committed). A client that
+// wrote UNSTABLE keeps its data until COMMIT succeeds with the verifier its WRITEs got; the
+// verifier changes whenever efsd starts, so after a crash it sends the data again.
 func (f *nfsFile) Close() (err error) {
 	if f.fd < 0 {
 		return nil // abandoned after an error already reported
 	}
 	defer f.v.note(&err)
 	if f.dirty {
-		err = unix.Fsync(f.fd)
+		how := uint32(stableFileSync)
+		if c := f.v.call; c.is(procWrite) {
+			how = c.stable
+		}
+		switch how {
+		case stableUnstable:
+		case stableDataSync:
+			err = unix.Fdatasync(f.fd)
+		default:
+			err = unix.Fsync(f.fd)
+		}
+		if c := f.v.call; err == nil && c.is(procWrite) {
+			c.committed = how
+		}
 	}
 	if cerr := unix.Close(f.fd); err == nil {
 		err = cerr
