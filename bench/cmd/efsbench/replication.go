@@ -236,10 +236,11 @@ func (h *harness) efsdIncremental(raw *dataRaw, suite string, spec *trees.Spec, 
 		raw.add(dataSample{Suite: suite, Rep: rep, Tree: spec.Name, Phase: phase, Tool: tool, Wall: wall, CPU: cpu, Files: files, Bytes: bytes})
 	}
 	unix.Sync()
-	round := h.nextRound()
+	// The anchors of this repetition change the same files (see
+	// trees.MutatePicked).
 	logOff := fileSize(s.proc.Log)
 	u0 := s.usage()
-	changed, err := trees.Mutate(src, spec, round, 0.01, buildWorkers)
+	changed, err := trees.MutatePicked(src, spec, rep, 1+h.nextRound(), 0.01, buildWorkers)
 	if err != nil {
 		return err
 	}
@@ -250,7 +251,7 @@ func (h *harness) efsdIncremental(raw *dataRaw, suite string, spec *trees.Spec, 
 	}
 	u1 := s.usage()
 	var cbytes int64
-	for _, i := range trees.Pick(spec, round, 0.01) {
+	for _, i := range trees.Pick(spec, rep, 0.01) {
 		cbytes += spec.Entry(i).Size
 	}
 	if err := identical(src, dst, spec, changed); err != nil {
@@ -418,13 +419,12 @@ func (h *harness) anchorBlock(raw *dataRaw, spec *trees.Spec, rep int, src, dir 
 	}
 	// Incremental.
 	unix.Sync()
-	round := h.nextRound()
-	changed, err := trees.Mutate(src, spec, round, 0.01, buildWorkers)
+	changed, err := trees.MutatePicked(src, spec, rep, 1+h.nextRound(), 0.01, buildWorkers)
 	if err != nil {
 		return err
 	}
 	var cbytes int64
-	for _, i := range trees.Pick(spec, round, 0.01) {
+	for _, i := range trees.Pick(spec, rep, 0.01) {
 		cbytes += spec.Entry(i).Size
 	}
 	for _, r := range []run{
@@ -483,7 +483,7 @@ func (h *harness) replicationReport(raw *dataRaw, specs []*trees.Spec) *suiteRes
 				"LastReplicatedTimestamp) to its `replication pass` line.",
 			"Anchors: `rsync -a --delete SRC/ DST/` (plain: not durable when it returns), `rsync -a --delete --fsync` (fsync per file), " +
 				"`cp -a SRC DST` (initial only); for the initial copy also plain rsync and cp -a each followed by `sync -f DST` (syncfs of the " +
-				"file system: the same copy made durable, as efsd's is — shown for reference; the goals compare with the plain tools); then rsync again after 1% changed (the same kind of change, different files), and with " +
+				"file system: the same copy made durable, as efsd's is — shown for reference; the goals compare with the plain tools); then rsync again after 1% changed (in each repetition the same files as efsd's change, with new bytes), and with " +
 				"nothing changed; and a bare stat walk of the source (readdir + lstat of every entry, in-process Go), the least any " +
 				"change detection must do. treesync walks both trees, so about 2× a one-tree walk is its floor.",
 			"files/s and MB/s: files (or entries scanned, for no-op rows) and bytes (MB = 10⁶ bytes) of the step divided by its time. " +

@@ -273,7 +273,7 @@ type xdItem struct {
 // file rewritten at the same size within the second of its previous
 // version would be skipped (rightly, by rsync's rules; it happens in real
 // life too) and the copy would not be identical.
-func (h *harness) xdChange(it *xdItem, root string) ([]string, int64, error) {
+func (h *harness) xdChange(it *xdItem, root string, rep int) ([]string, int64, error) {
 	now := time.Now()
 	time.Sleep(now.Truncate(time.Second).Add(time.Second + 10*time.Millisecond).Sub(now))
 	if it.spec.Name == "big" {
@@ -285,13 +285,14 @@ func (h *harness) xdChange(it *xdItem, root string) ([]string, int64, error) {
 		}
 		return []string{it.spec.Entry(0).Path}, 1 << 20, nil
 	}
-	round := h.nextRound()
-	changed, err := trees.Mutate(root, it.spec, round, 0.01, buildWorkers)
+	// Every tool of a repetition changes the same files (the pick), each
+	// with bytes they never held (the version).
+	changed, err := trees.MutatePicked(root, it.spec, rep, 1+h.nextRound(), 0.01, buildWorkers)
 	if err != nil {
 		return nil, 0, err
 	}
 	var n int64
-	for _, i := range trees.Pick(it.spec, round, 0.01) {
+	for _, i := range trees.Pick(it.spec, rep, 0.01) {
 		n += it.spec.Entry(i).Size
 	}
 	return changed, n, nil
@@ -466,7 +467,7 @@ func (h *harness) xdRsyncBlock(raw *xdRaw, rd *rsyncd, link *netshape.Link, it *
 		return fmt.Errorf("%s's initial copy: %w", name, err)
 	}
 	unix.Sync()
-	changed, n, err := h.xdChange(it, filepath.Join(it.stage, xdTop))
+	changed, n, err := h.xdChange(it, filepath.Join(it.stage, xdTop), rep)
 	if err != nil {
 		return err
 	}
@@ -891,7 +892,7 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 
 	unix.Sync()
 	f0, b0 = x.link.Bytes()
-	changed, n, err := h.xdChange(it, inSrc)
+	changed, n, err := h.xdChange(it, inSrc, rep)
 	if err != nil {
 		return err
 	}

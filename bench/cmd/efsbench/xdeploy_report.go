@@ -34,7 +34,7 @@ func (h *harness) xdeployReport(raw *xdRaw) *suiteResult {
 				"modes, owners, mtimes, every byte): A logs each pass once B acknowledged it durable, and the copy is checked after each " +
 				"new line (the pass credited is the newest logged when the check began). A's LastReplicatedTimestamp (whole seconds, as " +
 				"EFS reports it) must then cover the rename (not timed); a mismatch of the copy or a timestamp not covering fails the suite. Then the change (1% of the " +
-				"files rewritten in place, or 1 MiB overwritten in place centred on the middle of the large file, across a MiB boundary) is timed " +
+				"files rewritten in place with new bytes — in each repetition the same files for every tool —, or 1 MiB overwritten in place centred on the middle of the large file, across a MiB boundary) is timed " +
 				"from the end of the writes likewise. Then the configuration is deleted at A (ALL_CONFIGURATIONS, both sides awaited), the " +
 				"destination deleted at B, and `t` moved back. **rsync**: the staging directory is pushed to an empty module (initial), the same " +
 				"kind of change is made and pushed again; each copy is checked identical. Repetitions alternate which tool goes first; `sync` " +

@@ -183,11 +183,19 @@ func Build(root string, s *Spec, workers int) error {
 // for each round, with contents of version round+1. It returns the relative
 // paths changed.
 func Mutate(root string, s *Spec, round int, fraction float64, workers int) ([]string, error) {
-	idx := Pick(s, round, fraction)
+	return MutatePicked(root, s, round, round+1, fraction, workers)
+}
+
+// MutatePicked is Mutate with the files those of Pick(s, pick, fraction)
+// and their contents of version: two tools measured on one tree change the
+// same files (same sizes) with the same pick, each time with bytes the
+// files never held with a new version.
+func MutatePicked(root string, s *Spec, pick, version int, fraction float64, workers int) ([]string, error) {
+	idx := Pick(s, pick, fraction)
 	paths := make([]string, len(idx))
 	err := parallel(len(idx), workers, func(j int, buf []byte) ([]byte, error) {
 		paths[j] = s.Entry(idx[j]).Path
-		return writeEntry(root, s, idx[j], round+1, buf)
+		return writeEntry(root, s, idx[j], version, buf)
 	})
 	return paths, err
 }
