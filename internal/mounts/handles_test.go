@@ -20,21 +20,16 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/efsd/efsd/internal/efstest"
+	"github.com/efsd/efsd/internal/efstest/nfsclient"
 )
 
 // conn opens an NFS connection to addr that makes no MOUNT call (as a kernel client's NFS
 // connection): only the handles themselves confine it.
 func conn(t *testing.T, addr string) *nfsc.Target {
 	t.Helper()
-	var c *rpc.Client
-	var err error
-	for range 20 {
-		if c, err = rpc.DialTCP("tcp", addr, false); err == nil {
-			break
-		}
-	}
+	c, err := nfsclient.Dial(addr)
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	return &nfsc.Target{Client: c}

@@ -23,6 +23,7 @@ import (
 	"github.com/efsd/efsd/internal/daemon"
 	internalefs "github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/efstest"
+	"github.com/efsd/efsd/internal/efstest/nfsclient"
 	"github.com/efsd/efsd/internal/mounts"
 )
 
@@ -91,15 +92,9 @@ func (e *env) dir(fsID string) string {
 // mount mounts dirpath at addr over NFSv3 with the go-nfs-client library.
 func mount(t *testing.T, addr, dirpath string, uid, gid uint32) *nfsc.Target {
 	t.Helper()
-	var c *rpc.Client
-	var err error
-	for range 20 { // the client binds a random local port; retry a collision
-		if c, err = rpc.DialTCP("tcp", addr, false); err == nil {
-			break
-		}
-	}
+	c, err := nfsclient.Dial(addr)
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	target, err := (&nfsc.Mount{Client: c}).Mount(dirpath, rpc.NewAuthUnix("efsd-test", uid, gid).Auth())
@@ -248,12 +243,7 @@ func TestAccessPointOverNFS(t *testing.T) {
 		t.Fatal("file outside the access point root is visible")
 	}
 	// Unknown access points cannot be mounted.
-	var c *rpc.Client
-	for range 20 {
-		if c, err = rpc.DialTCP("tcp", addr, false); err == nil {
-			break
-		}
-	}
+	c, err := nfsclient.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/efs/types"
+	"github.com/efsd/efsd/internal/efstest/nfsclient"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 )
@@ -18,15 +19,9 @@ import (
 // tryMount mounts dirpath at addr as uid:gid and returns the error of a refused mount.
 func tryMount(t *testing.T, addr, dirpath string, uid, gid uint32) (*nfsc.Target, error) {
 	t.Helper()
-	var c *rpc.Client
-	var err error
-	for range 20 { // the client binds a random local port; retry a collision
-		if c, err = rpc.DialTCP("tcp", addr, false); err == nil {
-			break
-		}
-	}
+	c, err := nfsclient.Dial(addr)
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	return (&nfsc.Mount{Client: c}).Mount(dirpath, rpc.NewAuthUnix("efsd-test", uid, gid).Auth())

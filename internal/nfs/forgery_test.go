@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/efsd/efsd/internal/efstest/nfsclient"
 	gonfs "github.com/willscott/go-nfs"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
@@ -16,13 +17,7 @@ import (
 // which mounts over another one): only the handles themselves confine it.
 func dialRaw(t *testing.T, addr string, auth rpc.Auth) *client {
 	t.Helper()
-	var c *rpc.Client
-	var err error
-	for range 20 {
-		if c, err = rpc.DialTCP("tcp", addr, false); err == nil {
-			break
-		}
-	}
+	c, err := nfsclient.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

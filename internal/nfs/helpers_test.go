@@ -138,14 +138,7 @@ type client struct {
 // mount mounts dirpath over a new connection (MOUNT and NFS share it).
 func mount(t *testing.T, addr, dirpath string, auth rpc.Auth) (*client, error) {
 	t.Helper()
-	// go-nfs-client binds a random local port: retry the rare collision.
-	var c *rpc.Client
-	var err error
-	for i := 0; i < 20; i++ {
-		if c, err = rpc.DialTCP("tcp", addr, false); err == nil {
-			break
-		}
-	}
+	c, err := nfsclient.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

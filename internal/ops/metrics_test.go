@@ -26,6 +26,7 @@ import (
 	"github.com/efsd/efsd/internal/daemon"
 	internalefs "github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/efstest"
+	"github.com/efsd/efsd/internal/efstest/nfsclient"
 	"github.com/efsd/efsd/internal/ops"
 	"github.com/efsd/efsd/internal/replication"
 	"github.com/efsd/efsd/internal/treesync"
@@ -245,14 +246,9 @@ func TestMetricsMove(t *testing.T) {
 		}
 
 		addr := net.JoinHostPort(*mt.IpAddress, strconv.Itoa(srv.Mounts().Port()))
-		var rc *rpc.Client
-		for range 20 { // the client binds a random local port; retry a collision
-			if rc, err = rpc.DialTCP("tcp", addr, false); err == nil {
-				break
-			}
-		}
+		rc, err := nfsclient.Dial(addr)
 		if err != nil {
-			t.Fatalf("dial %s: %v", addr, err)
+			t.Fatal(err)
 		}
 		defer rc.Close()
 		target, err := (&nfsc.Mount{Client: rc}).Mount("/", rpc.NewAuthUnix("efsd-test", 0, 0).Auth())

@@ -43,16 +43,22 @@ type Conn struct {
 	rpc  *rpc.Client
 }
 
-// Mount dials addr and mounts dirpath.
-func Mount(addr, dirpath string, auth rpc.Auth) (*Conn, error) {
+// Dial connects to the NFS (and MOUNT) server at addr. go-nfs-client
+// binds a random local port: the rare collision is retried.
+func Dial(addr string) (*rpc.Client, error) {
 	var c *rpc.Client
 	var err error
-	// go-nfs-client binds a random local port: retry the rare collision.
 	for range 20 {
 		if c, err = rpc.DialTCP("tcp", addr, false); err == nil {
-			break
+			return c, nil
 		}
 	}
+	return nil, fmt.Errorf("dial %s: %w", addr, err)
+}
+
+// Mount dials addr and mounts dirpath.
+func Mount(addr, dirpath string, auth rpc.Auth) (*Conn, error) {
+	c, err := Dial(addr)
 	if err != nil {
 		return nil, err
 	}
