@@ -156,8 +156,47 @@ func (s *syncer) openParent(rel string) (int, string, error) {
 }
 
 // openParentAt is openParent from any root descriptor: the result is root
-// itself when rel has a single component.
+// itself when rel has a single component. The directory is opened with one
+// openat2 that the kernel confines (openBeneath); a kernel without openat2
+// (before Linux 5.6) gets the walk one component at a time.
 func openParentAt(root int, rel string) (int, string, error) {
+	i := strings.LastIndexByte(rel, '/')
+	if i < 0 {
+		return root, rel, nil
+	}
+	fd, err := openBeneath(root, rel[:i])
+	if err == unix.ENOSYS {
+		return walkParent(root, rel)
+	}
+	if err != nil {
+		return -1, "", err
+	}
+	return fd, rel[i+1:], nil
+}
+
+// openBeneath opens the directory dir under root (O_PATH) in one system
+// call: RESOLVE_BENEATH refuses a way out of root, RESOLVE_NO_SYMLINKS
+// any symlink on the way, as the component walk's O_NOFOLLOW opens do. A
+// symlink answers ENOTDIR, as in the walk (O_DIRECTORY of a symlink).
+func openBeneath(root int, dir string) (int, error) {
+	how := unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	var fd int
+	err := ignoringEINTR(func() (err error) {
+		fd, err = unix.Openat2(root, dir, &how)
+		return err
+	})
+	if err == unix.ELOOP {
+		err = unix.ENOTDIR
+	}
+	return fd, err
+}
+
+// walkParent opens the directory holding rel one component at a time with
+// O_NOFOLLOW.
+func walkParent(root int, rel string) (int, string, error) {
 	fd := root
 	for {
 		dir, rest, ok := strings.Cut(rel, "/")
