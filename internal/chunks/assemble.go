@@ -161,8 +161,13 @@ func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Suppli
 			st.ResumedBytes += int64(c.Length)
 		}
 	}
-	if err := unix.Ftruncate(fd, size); err != nil {
-		return st, fmt.Errorf("assemble %s: truncate temporary: %w", rel, err)
+	// A new temporary needs no truncation: the chunks, written at their
+	// offsets, make it size bytes long (a temporary left incomplete keeps
+	// a prefix of its chunks, which the loop above finds).
+	if tst.Size != 0 && tst.Size != size {
+		if err := unix.Ftruncate(fd, size); err != nil {
+			return st, fmt.Errorf("assemble %s: truncate temporary: %w", rel, err)
+		}
 	}
 
 	w := &partWriter{fd: fd, l: l, done: done, syncEvery: o.SyncEvery}
