@@ -76,21 +76,29 @@ type recvState struct {
 }
 
 // session is one pass being received. Its mutex serialises batches and
-// commit; chunk data for several files is assembled concurrently.
+// commit; chunk data for several files is assembled concurrently, and
+// does not wait for a batch being applied: what chunks requests share
+// with batches (the files awaiting chunks, and the counts of what chunk
+// data did) has a mutex of its own, fmu.
 type session struct {
-	id            string
-	gen           uint64
-	full, verify  bool
-	mu            sync.Mutex
-	seen          map[string]bool // paths of the session: true if listed (not deleted)
+	id           string
+	gen          uint64
+	full, verify bool
+	mu           sync.Mutex
+	seen         map[string]bool // paths of the session: true if listed (not deleted)
+
+	fmu           sync.Mutex
 	files         map[string]*pendingFile
 	pendingChunks int
-	links         []wireEntry
-	deletes       []string
-	dirs          []wireEntry
-	created       map[string]bool // directories this session created
-	claimed       map[uint64]bool // destination inodes kept for a hard-link group
-	stats         wireStats
+	cstats        wireStats // what chunks requests did
+	bstats        wireStats // stats as of the end of the latest batch
+
+	links   []wireEntry
+	deletes []string
+	dirs    []wireEntry
+	created map[string]bool // directories this session created
+	claimed map[uint64]bool // destination inodes kept for a hard-link group
+	stats   wireStats
 
 	// Files assembled but not yet durable nor renamed into place: made
 	// durable together (one syncfs) and published at commit, or sooner
@@ -434,7 +442,10 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 	if len(s.seen)+len(req.Entries) > maxSessionPaths {
 		return nil, protof("more than %d paths in a session", maxSessionPaths)
 	}
-	if s.pendingChunks+pending > maxPendingChunks {
+	s.fmu.Lock()
+	over := s.pendingChunks+pending > maxPendingChunks
+	s.fmu.Unlock()
+	if over {
 		return nil, protof("more than %d chunks of files awaiting data", maxPendingChunks)
 	}
 	buf := make([]byte, chunks.MaxSize)
@@ -478,7 +489,7 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 			return nil, err
 		}
 	}
-	resp.Stats = s.stats
+	resp.Stats = s.total(true)
 	resp.Session, resp.Full = opened, opened != "" && s.full
 	return resp, nil
 }
@@ -774,8 +785,10 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 		}
 		lack = sup.missing
 	}
+	s.fmu.Lock()
 	s.files[e.Path] = &pendingFile{e: *e, list: l, rewrite: rewrite}
 	s.pendingChunks += len(l)
+	s.fmu.Unlock()
 	n := need{Hashes: encodeHashes(lack)}
 	putName(&n.Path, &n.PathB, e.Path)
 	resp.Need = append(resp.Need, n)
@@ -936,9 +949,7 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 	}
 	// The request's files land at commit, or once
 	// many are staged (stage): one syncfs for all of them.
-	s.mu.Lock()
-	resp.Stats = s.stats
-	s.mu.Unlock()
+	resp.Stats = s.total(false)
 	return resp, nil
 }
 
@@ -954,18 +965,18 @@ func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, req *chunksR
 	if err != nil {
 		return nil, nil, err
 	}
-	s.mu.Lock()
+	s.fmu.Lock()
 	pf := s.files[req.Path]
 	if pf == nil || pf.busy {
-		s.mu.Unlock()
+		s.fmu.Unlock()
 		return nil, nil, protof("no file %q awaiting chunks", req.Path)
 	}
 	if req.N < 0 || req.N > len(pf.list) {
-		s.mu.Unlock()
+		s.fmu.Unlock()
 		return nil, nil, protof("%d frames for a file of %d chunks", req.N, len(pf.list))
 	}
 	pf.busy = true
-	s.mu.Unlock()
+	s.fmu.Unlock()
 
 	sup := &frameSupplier{d: d, max: req.N}
 	ls := &session{} // the assembly's counts, merged under the lock
@@ -978,10 +989,10 @@ func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, req *chunksR
 		}
 	}
 
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
 	pf.busy = false
-	addStats(&s.stats, &ls.stats)
+	addStats(&s.cstats, &ls.stats)
 	if _, cerr := r.current(req.Session); cerr != nil {
 		return nil, nil, cerr
 	}
@@ -997,6 +1008,21 @@ func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, req *chunksR
 	delete(s.files, req.Path)
 	s.pendingChunks -= len(pf.list)
 	return s, nil, nil
+}
+
+// total is the session's counts: the batches' and the chunks requests'.
+// With mu held (inBatch: a batch or commit), the batches' counts are
+// current and recorded for chunks requests to report; without it, the
+// counts as of the latest batch's end are taken.
+func (s *session) total(inBatch bool) wireStats {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if inBatch {
+		s.bstats = s.stats
+	}
+	t := s.bstats
+	addStats(&t, &s.cstats)
+	return t
 }
 
 func addStats(a, b *wireStats) {
@@ -1019,8 +1045,11 @@ func (r *Receiver) commit(body io.Reader) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.files) > 0 {
-		return nil, protof("commit with %d files still awaiting chunks", len(s.files))
+	s.fmu.Lock()
+	waiting := len(s.files)
+	s.fmu.Unlock()
+	if waiting > 0 {
+		return nil, protof("commit with %d files still awaiting chunks", waiting)
 	}
 	t0 := r.o.Now()
 	if err := r.publish(s); err != nil {
@@ -1058,9 +1087,10 @@ func (r *Receiver) commit(body io.Reader) (any, error) {
 		r.sess = nil
 	}
 	r.mu.Unlock()
-	r.log.Debug("replication pass committed", "copied", s.stats.FilesCopied, "bytes", s.stats.BytesCopied,
-		"deleted", s.stats.Deleted, "duration", r.o.Now().Sub(t0))
-	return commitResp{Stats: s.stats}, nil
+	st := s.total(true)
+	r.log.Debug("replication pass committed", "copied", st.FilesCopied, "bytes", st.BytesCopied,
+		"deleted", st.Deleted, "duration", r.o.Now().Sub(t0))
+	return commitResp{Stats: st}, nil
 }
 
 // finish applies what waited for every file: hard links, deletions, in a
