@@ -8,7 +8,7 @@
 // runs every suite with alternating repetitions, and writes BENCHMARKS.md
 // and raw JSON under bench/results/.
 //
-//	sudo go run ./bench/cmd/efsbench [--quick] [--suite api,replication,rpo,scale,xdeploy]
+//	sudo go run ./bench/cmd/efsbench [--quick] [--suite api,replication,rpo,scale,nfs,xdeploy]
 //
 // See bench/README.md.
 package main
@@ -39,8 +39,8 @@ import (
 // deployments replicating to each other, against rsync's daemon) is asked
 // for by name: it needs issue #10's peers and takes about an hour.
 var (
-	allSuites     = []string{"api", "replication", "rpo", "scale", "xdeploy"}
-	defaultSuites = []string{"api", "replication", "rpo", "scale"}
+	allSuites     = []string{"api", "replication", "rpo", "scale", "nfs", "xdeploy"}
+	defaultSuites = []string{"api", "replication", "rpo", "scale", "nfs"}
 )
 
 // harness is the state shared by the suites.
@@ -290,6 +290,8 @@ func (h *harness) runSuite(name string) (*suiteResult, error) {
 		return h.rpoSuite()
 	case "scale":
 		return h.scaleSuite()
+	case "nfs":
+		return h.nfsSuiteRun()
 	case "xdeploy":
 		return h.xdeploySuite()
 	}

@@ -688,6 +688,12 @@ func (h *harness) startPair(base string, link *netshape.Link) (x *xdPair, err er
 // startDeployment writes cfg and starts efsd with it on a free port,
 // ready when a signed request in its (only) region succeeds.
 func (h *harness) startDeployment(name, dataDir string, cfg xdConfig) (*server, error) {
+	return h.startConfigured(name, dataDir, cfg.Regions[0], cfg)
+}
+
+// startConfigured writes cfg (JSON) as efsd's config file and starts efsd
+// with it on a free port, ready when a signed request in region succeeds.
+func (h *harness) startConfigured(name, dataDir, region string, cfg any) (*server, error) {
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		return nil, err
@@ -709,8 +715,8 @@ func (h *harness) startDeployment(name, dataDir string, cfg xdConfig) (*server, 
 		return nil, err
 	}
 	s := &server{kind: "efsd", proc: p, url: "http://" + addr, dataDir: dataDir, clients: map[string]*efs.Client{}}
-	h.logf("  started efsd %s (pid %d) on %s, serving %s, log %s", name, p.PID, addr, cfg.Regions[0], logPath)
-	if err := h.waitReady(s, cfg.Regions[0], 60*time.Second); err != nil {
+	h.logf("  started efsd %s (pid %d) on %s, serving %s, log %s", name, p.PID, addr, region, logPath)
+	if err := h.waitReady(s, region, 60*time.Second); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s: %w (log: %s)", name, err, logPath)
 	}

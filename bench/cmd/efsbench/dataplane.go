@@ -1,0 +1,452 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/efs"
+	"github.com/aws/aws-sdk-go-v2/service/efs/types"
+
+	"github.com/efsd/efsd/bench/internal/nfsload"
+	"github.com/efsd/efsd/bench/internal/procs"
+	"github.com/efsd/efsd/bench/internal/report"
+	"github.com/efsd/efsd/bench/internal/stats"
+)
+
+// The NFS data-plane suite (issue #12 §1): a mount target of efsd against
+// nfs-ganesha (FSAL_VFS, NFSv3 over TCP) exporting a directory of the same
+// file system, driven by the same load generator (bench/internal/nfsload)
+// over the same number of connections, alternated in one run.
+
+const nfsSuite = "nfs"
+
+// nfsConns is the connections each workload drives at once.
+const nfsConns = 4
+
+// Servers of the suite.
+const (
+	nfsEfsd    = "efsd"
+	nfsGanesha = "nfs-ganesha"
+)
+
+// nfsWorkload is one workload of the suite, reported as a rate.
+type nfsWorkload struct {
+	Key  string // in the raw samples
+	Name string
+	Unit string // of its rate
+	MB   bool   // the rate is MB/s (else operations per second)
+}
+
+func (h *harness) nfsWorkloads() []nfsWorkload {
+	files, big, reads := h.nfsSizes()
+	return []nfsWorkload{
+		{"create", fmt.Sprintf("create, write and close %d files of 4 KiB", files), "files/s", false},
+		{"seqwrite", fmt.Sprintf("sequential write of %d MiB (until COMMIT)", big>>20), "MB/s", true},
+		{"seqread", fmt.Sprintf("sequential read of %d MiB", big>>20), "MB/s", true},
+		{"randread", fmt.Sprintf("%d random 4 KiB reads", reads), "reads/s", false},
+		{"readdirplus", fmt.Sprintf("READDIRPLUS of the %d-entry directory", files), "entries/s", false},
+		{"getattr", fmt.Sprintf("LOOKUP + GETATTR of its %d entries", files), "entries/s", false},
+		{"rename", fmt.Sprintf("rename its %d files", files), "renames/s", false},
+		{"remove", fmt.Sprintf("remove its %d files", files), "removes/s", false},
+	}
+}
+
+// nfsSizes: files of the small-file workloads, the big file's size, and
+// the random reads.
+func (h *harness) nfsSizes() (int, int64, int) {
+	if h.quick {
+		return 1000, 128 << 20, 2000
+	}
+	return 10000, 1 << 30, 20000
+}
+
+type nfsSample struct {
+	Rep      int     `json:"rep"`
+	Server   string  `json:"server"`
+	Workload string  `json:"workload"`
+	Wall     float64 `json:"wall_s"`
+	Ops      int64   `json:"ops"`
+	Bytes    int64   `json:"bytes"`
+}
+
+func (s nfsSample) rate(mb bool) float64 {
+	if mb {
+		return float64(s.Bytes) / 1e6 / s.Wall
+	}
+	return float64(s.Ops) / s.Wall
+}
+
+type nfsRaw struct {
+	Samples      []nfsSample `json:"samples"`
+	DiskMBps     []float64   `json:"dd_conv_fsync_mb_per_s"`
+	Ganesha      string      `json:"ganesha_version,omitempty"`
+	GaneshaError string      `json:"ganesha_error,omitempty"`
+}
+
+func (h *harness) nfsSuiteRun() (*suiteResult, error) {
+	raw := &nfsRaw{}
+	err := h.nfsRun(raw)
+	return h.nfsReport(raw), err
+}
+
+func (h *harness) nfsRun(raw *nfsRaw) error {
+	base := filepath.Join(h.mnt.Dir, "nfs")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(base)
+	eps := map[string]nfsload.Endpoint{}
+	ep, stopG, err := h.startGanesha(base, raw)
+	if err != nil {
+		raw.GaneshaError = err.Error()
+		h.logf("nfs: nfs-ganesha cannot run (%v): measuring efsd alone", err)
+	} else {
+		defer stopG()
+		eps[nfsGanesha] = ep
+	}
+	ep, s, err := h.startEfsdNFS(base)
+	if s != nil {
+		defer s.stop()
+	}
+	if err != nil {
+		return fmt.Errorf("efsd: %w", err)
+	}
+	eps[nfsEfsd] = ep
+	_, big, _ := h.nfsSizes()
+	for rep := range h.reps {
+		order := []string{nfsEfsd, nfsGanesha}
+		if rep%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, name := range order {
+			e, ok := eps[name]
+			if !ok {
+				continue
+			}
+			if err := h.check(); err != nil {
+				return err
+			}
+			if err := h.nfsWorkloadsOn(raw, rep, name, e); err != nil {
+				return fmt.Errorf("%s, rep %d: %w", name, rep, err)
+			}
+		}
+		// The disk's durable bandwidth, in the same run.
+		out := filepath.Join(base, "dd.out")
+		res, err := h.runCmd(5*time.Minute, "dd", "if=/dev/zero", "of="+out, "bs=1M", fmt.Sprintf("count=%d", big>>20), "conv=fsync")
+		os.Remove(out)
+		if err != nil {
+			return fmt.Errorf("dd: %w", err)
+		}
+		raw.DiskMBps = append(raw.DiskMBps, float64(big)/1e6/res.Wall)
+		h.logf("  dd conv=fsync of %d MiB: %.0f MB/s", big>>20, raw.DiskMBps[len(raw.DiskMBps)-1])
+	}
+	return nil
+}
+
+// nfsWorkloadsOn runs every workload once on e, in a directory of its own.
+func (h *harness) nfsWorkloadsOn(raw *nfsRaw, rep int, server string, e nfsload.Endpoint) error {
+	files, big, reads := h.nfsSizes()
+	dir := fmt.Sprintf("r%d", rep)
+	small, bigName := dir+"/small", dir+"/big"
+	if err := nfsload.Setup(e, small); err != nil {
+		return err
+	}
+	add := func(key string, r nfsload.Result, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		raw.Samples = append(raw.Samples, nfsSample{Rep: rep, Server: server, Workload: key, Wall: r.Wall.Seconds(), Ops: r.Ops, Bytes: r.Bytes})
+		h.logf("  %s %s: %d in %.3fs (%.0f/s, %.1f MB/s)", server, key, r.Ops, r.Wall.Seconds(), r.PerSecond(), r.MBps())
+		return nil
+	}
+	r, err := nfsload.CreateFiles(e, small, files, 4096, nfsConns)
+	if err := add("create", r, err); err != nil {
+		return err
+	}
+	r, err = nfsload.WriteFile(e, bigName, big, nfsConns)
+	if err := add("seqwrite", r, err); err != nil {
+		return err
+	}
+	r, err = nfsload.ReadFile(e, bigName, big, nfsConns)
+	if err := add("seqread", r, err); err != nil {
+		return err
+	}
+	r, err = nfsload.ReadRandom(e, bigName, big, reads, nfsConns)
+	if err := add("randread", r, err); err != nil {
+		return err
+	}
+	r, names, err := nfsload.ListDir(e, small)
+	if err == nil && len(names) != files {
+		err = fmt.Errorf("listed %d names, made %d files", len(names), files)
+	}
+	if err := add("readdirplus", r, err); err != nil {
+		return err
+	}
+	r, err = nfsload.Getattrs(e, small, names, nfsConns)
+	if err := add("getattr", r, err); err != nil {
+		return err
+	}
+	r, err = nfsload.RenameAll(e, small, names, ".r", nfsConns)
+	if err := add("rename", r, err); err != nil {
+		return err
+	}
+	for i := range names {
+		names[i] += ".r"
+	}
+	r, err = nfsload.RemoveAll(e, small, names, nfsConns)
+	if err := add("remove", r, err); err != nil {
+		return err
+	}
+	_, err = nfsload.RemoveAll(e, dir, []string{"big"}, 1)
+	return err
+}
+
+// startGanesha starts nfs-ganesha (and rpcbind, which it needs, unless one
+// runs) exporting a directory of base over NFSv3 on free loopback ports.
+func (h *harness) startGanesha(base string, raw *nfsRaw) (nfsload.Endpoint, func(), error) {
+	bin, err := exec.LookPath("ganesha.nfsd")
+	if err != nil {
+		return nfsload.Endpoint{}, nil, errors.New("nfs-ganesha is not installed (apt-get install nfs-ganesha nfs-ganesha-vfs rpcbind)")
+	}
+	if v, err := exec.Command(bin, "-v").CombinedOutput(); err == nil {
+		raw.Ganesha = strings.TrimSpace(strings.SplitN(string(v), "\n", 2)[0])
+	}
+	var stops []func()
+	stop := func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	// ganesha registers its programs with the portmapper and exits without one.
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:111", time.Second); err == nil {
+		c.Close()
+	} else {
+		rb, err := exec.LookPath("rpcbind")
+		if err != nil {
+			return nfsload.Endpoint{}, nil, errors.New("rpcbind is not installed (apt-get install rpcbind)")
+		}
+		p, err := procs.Start(rb, filepath.Join(h.work, "logs", "rpcbind.log"), nil, "-f", "-w")
+		if err != nil {
+			return nfsload.Endpoint{}, nil, fmt.Errorf("rpcbind: %w", err)
+		}
+		stops = append(stops, func() { p.Stop(5 * time.Second) })
+		if err := h.poll(10*time.Second, 20*time.Millisecond, "rpcbind listening", func() (bool, error) {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:111", time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil, nil
+		}); err != nil {
+			stop()
+			return nfsload.Endpoint{}, nil, err
+		}
+	}
+	var ports [4]int
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			stop()
+			return nfsload.Endpoint{}, nil, err
+		}
+	}
+	export := filepath.Join(base, "ganesha-export")
+	if err := os.MkdirAll(export, 0o755); err != nil {
+		stop()
+		return nfsload.Endpoint{}, nil, err
+	}
+	conf := fmt.Sprintf(`# written by efsbench for the nfs suite
+NFS_CORE_PARAM {
+	Protocols = 3;
+	NFS_Port = %d;
+	MNT_Port = %d;
+	NLM_Port = %d;
+	Rquota_Port = %d;
+	Bind_addr = 127.0.0.1;
+	Enable_NLM = false;
+	Enable_RQUOTA = false;
+}
+NFS_KRB5 { Active_krb5 = false; }
+EXPORT {
+	Export_Id = 1;
+	Path = %s;
+	Pseudo = /export;
+	Access_Type = RW;
+	Squash = No_Root_Squash;
+	Protocols = 3;
+	Transports = TCP;
+	SecType = sys;
+	FSAL { Name = VFS; }
+}
+LOG { Default_Log_Level = WARN; }
+`, ports[0], ports[1], ports[2], ports[3], export)
+	confPath := filepath.Join(h.work, "ganesha.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		stop()
+		return nfsload.Endpoint{}, nil, err
+	}
+	args := []string{"-F", "-f", confPath, "-L", filepath.Join(h.work, "logs", "ganesha.log"), "-p", filepath.Join(h.work, "ganesha.pid")}
+	h.record(bin + " " + strings.Join(args, " ") + "   # config: NFSv3 over TCP only, FSAL_VFS export of a directory on the same file system as efsd's data, no root squash")
+	p, err := procs.Start(bin, filepath.Join(h.work, "logs", "ganesha.out"), nil, args...)
+	if err != nil {
+		stop()
+		return nfsload.Endpoint{}, nil, fmt.Errorf("ganesha: %w", err)
+	}
+	stops = append(stops, func() { p.Stop(15 * time.Second) })
+	e := nfsload.Endpoint{NFS: "127.0.0.1:" + strconv.Itoa(ports[0]), Mount: "127.0.0.1:" + strconv.Itoa(ports[1]), Export: export}
+	if err := h.waitNFS(e, p); err != nil {
+		stop()
+		return nfsload.Endpoint{}, nil, fmt.Errorf("ganesha: %w (log: %s)", err, filepath.Join(h.work, "logs"))
+	}
+	h.logf("  started nfs-ganesha (pid %d): NFS %s, MOUNT %s, export %s", p.PID, e.NFS, e.Mount, export)
+	return e, stop, nil
+}
+
+// waitNFS waits until e can be mounted.
+func (h *harness) waitNFS(e nfsload.Endpoint, p *procs.Proc) error {
+	return h.poll(60*time.Second, 50*time.Millisecond, "NFS at "+e.NFS, func() (bool, error) {
+		if p != nil && p.Exited() {
+			return false, errors.New("exited during start-up")
+		}
+		c, err := nfsload.Connect(e)
+		if err != nil {
+			return false, nil
+		}
+		c.Close()
+		return true, nil
+	})
+}
+
+// startEfsdNFS starts efsd with its NFS port free, makes a file system
+// and a mount target, and returns the mount target's endpoint.
+func (h *harness) startEfsdNFS(base string) (nfsload.Endpoint, *server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nfsload.Endpoint{}, nil, err
+	}
+	s, err := h.startConfigured("nfs-efsd", filepath.Join(base, "efsd"), region, map[string]any{"nfsPort": port})
+	if err != nil {
+		return nfsload.Endpoint{}, nil, err
+	}
+	id, err := h.createFS(s, "nfs-bench")
+	if err != nil {
+		return nfsload.Endpoint{}, s, err
+	}
+	ec := ec2.New(ec2.Options{BaseEndpoint: aws.String(s.url), Region: region, RetryMaxAttempts: 1,
+		Credentials: aws.NewCredentialsCache(credentials{devKey, devSecret})})
+	sn, err := ec.DescribeSubnets(h.ctx, &ec2.DescribeSubnetsInput{})
+	if err != nil || len(sn.Subnets) == 0 {
+		return nfsload.Endpoint{}, s, fmt.Errorf("describe subnets: %v", err)
+	}
+	c := s.client(region)
+	mt, err := c.CreateMountTarget(h.ctx, &efs.CreateMountTargetInput{FileSystemId: &id, SubnetId: sn.Subnets[0].SubnetId})
+	if err != nil {
+		return nfsload.Endpoint{}, s, fmt.Errorf("create mount target: %w", err)
+	}
+	if err := h.poll(30*time.Second, 20*time.Millisecond, "mount target available", func() (bool, error) {
+		out, err := c.DescribeMountTargets(h.ctx, &efs.DescribeMountTargetsInput{MountTargetId: mt.MountTargetId})
+		if err != nil {
+			return false, err
+		}
+		return out.MountTargets[0].LifeCycleState == types.LifeCycleStateAvailable, nil
+	}); err != nil {
+		return nfsload.Endpoint{}, s, err
+	}
+	addr := net.JoinHostPort(*mt.IpAddress, strconv.Itoa(port))
+	e := nfsload.Endpoint{NFS: addr, Mount: addr, Export: "/"}
+	if err := h.waitNFS(e, s.proc); err != nil {
+		return nfsload.Endpoint{}, s, err
+	}
+	h.logf("  efsd mount target %s of %s: NFS and MOUNT at %s", *mt.MountTargetId, id, addr)
+	return e, s, nil
+}
+
+// credentials is a static key pair for the SDK.
+type credentials struct{ key, secret string }
+
+func (c credentials) Retrieve(_ context.Context) (aws.Credentials, error) {
+	return aws.Credentials{AccessKeyID: c.key, SecretAccessKey: c.secret}, nil
+}
+
+func (h *harness) nfsReport(raw *nfsRaw) *suiteResult {
+	files, big, _ := h.nfsSizes()
+	res := &suiteResult{raw: raw}
+	sec := &res.section
+	sec.Title = "NFS data plane: efsd's mount target vs nfs-ganesha"
+	ganesha := raw.Ganesha
+	if ganesha == "" {
+		ganesha = "nfs-ganesha"
+	}
+	sec.Intro = []string{
+		fmt.Sprintf("One efsd (a file system with a mount target; NFSv3 and MOUNT on one port) and %s with FSAL_VFS exporting a directory, "+
+			"both keeping their files on the dedicated file system (below), started and stopped by PID by the harness. "+
+			"Both are driven by the same load generator (`bench/internal/nfsload`, go-nfs-client) as root (AUTH_SYS 0/0), over %d TCP connections "+
+			"at once (go-nfs-client makes one call at a time per connection), in a directory of their own per repetition; repetitions "+
+			"alternate which server goes first. Calls are made as a Linux client makes them: files are created UNCHECKED; data is "+
+			"written UNSTABLE in blocks of the server's preferred size (FSINFO wtpref, at most 1 MiB) and committed once; "+
+			"a file's create, write and close is CREATE, WRITE, COMMIT.", ganesha, nfsConns),
+		fmt.Sprintf("Workloads, in this order: %d files of 4 KiB created; one file of %d MiB written sequentially (each connection a "+
+			"contiguous quarter), timed until its COMMIT answered; read back sequentially; 4 KiB reads at random aligned offsets; "+
+			"the directory listed with READDIRPLUS (go-nfs-client pages through it on one connection); each entry looked up and "+
+			"GETATTRed; each file renamed in place; each removed. The disk's durable bandwidth is measured in the same run "+
+			"(`dd if=/dev/zero bs=1M count=%d conv=fsync`, once per repetition).", files, big>>20, big>>20),
+	}
+	if raw.GaneshaError != "" {
+		sec.Notes = append(sec.Notes, "nfs-ganesha was not measured: "+raw.GaneshaError+".")
+	}
+	tbl := report.Table{Title: "Throughput (median of the repetitions, range in brackets)",
+		Header: []string{"Workload", "efsd", nfsGanesha, "efsd ÷ ganesha", "Goal"}}
+	summ := func(server string, w nfsWorkload) stats.Summary {
+		var xs []float64
+		for _, s := range raw.Samples {
+			if s.Server == server && s.Workload == w.Key {
+				xs = append(xs, s.rate(w.MB))
+			}
+		}
+		return stats.Summarize(xs)
+	}
+	num := func(x float64) string { return stats.Num(x) }
+	var seqWrite stats.Summary
+	for _, w := range h.nfsWorkloads() {
+		e, g := summ(nfsEfsd, w), summ(nfsGanesha, w)
+		if w.Key == "seqwrite" {
+			seqWrite = e
+		}
+		ratio := stats.Ratio(e.Median, g.Median)
+		goal := report.Goal{Suite: nfsSuite, Goal: "NFS " + w.Name + ": ≥ 1.0× nfs-ganesha's throughput"}
+		switch {
+		case !e.Valid() || !g.Valid():
+			goal.Status, goal.Measured, goal.Note = report.NotMeasured, "efsd "+e.Format(num)+" "+w.Unit, "nfs-ganesha has no sample"
+		default:
+			goal.Measured = fmt.Sprintf("%s× (efsd %s %s, nfs-ganesha %s)", stats.Num(ratio), num(e.Median), w.Unit, num(g.Median))
+			goal.Status, goal.Note = report.Status(ratio >= 1), missBy(ratio, 1, true)
+		}
+		res.goals = append(res.goals, goal)
+		tbl.Rows = append(tbl.Rows, []string{w.Name + " (" + w.Unit + ")", e.Format(num), g.Format(num), stats.Num(ratio) + "×", goal.Status})
+	}
+	disk := stats.Summarize(raw.DiskMBps)
+	dr := stats.Ratio(seqWrite.Median, disk.Median)
+	dg := report.Goal{Suite: nfsSuite, Goal: fmt.Sprintf("NFS sequential write of %d MiB: ≥ 80%% of the disk's durable bandwidth (dd conv=fsync)", big>>20),
+		Measured: fmt.Sprintf("%s of dd (efsd %s MB/s, dd %s MB/s)", pct(dr), num(seqWrite.Median), num(disk.Median))}
+	dg.Status, dg.Note = report.Status(dr >= 0.8), missBy(dr, 0.8, true)
+	if !seqWrite.Valid() || !disk.Valid() {
+		dg.Status, dg.Note = report.NotMeasured, "no sample"
+	}
+	res.goals = append(res.goals, dg,
+		report.Goal{Suite: nfsSuite, Goal: "untar of 10k small files through NFS ≤ 5× the local untar", Status: report.NotMeasured,
+			Note: "the FUSE mount (fuse-nfs) workload is not part of the suite yet"})
+	tbl.Rows = append(tbl.Rows, []string{"dd conv=fsync (MB/s): the disk's durable bandwidth", disk.Format(num), "", "", ""},
+		[]string{"efsd's sequential write ÷ dd", pct(dr), "", "", dg.Status})
+	sec.Tables = append(sec.Tables, tbl)
+	return res
+}
+
+func pct(r float64) string { return fmt.Sprintf("%.0f%%", 100*r) }
