@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -364,5 +365,22 @@ func TestAPILimitKeys(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s accepted", bad)
 		}
+	}
+}
+
+// efsd sets the collector's target unless the operator chose one.
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	if pct, set := tuneGC(func(k string) string { return map[string]string{"GOGC": "50"}[k] }); set {
+		t.Errorf("GOGC=50 set: tuneGC set %d anyway", pct)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set the target became %d", got)
+	}
+	if _, set := tuneGC(func(string) string { return "" }); !set {
+		t.Fatal("GOGC unset: not tuned")
+	}
+	if got := debug.SetGCPercent(100); got != defaultGOGC {
+		t.Errorf("GOGC unset: target %d, want %d", got, defaultGOGC)
 	}
 }
