@@ -695,8 +695,8 @@ func (v *vfs) Rename(from, to string) (err error) {
 		v.s.forgetHandle(dst.Ino)
 	}
 	err = syncDir(fpfd)
-	if err == nil {
-		err = syncDir(tpfd)
+	if fdir, serr := statFD(fpfd); err == nil && (serr != nil || fdir.Ino != tdir.Ino) {
+		err = syncDir(tpfd) // another directory (within one, one fsync is enough)
 	}
 	v.changed()
 	return pathErr("rename", from, err)
