@@ -380,7 +380,7 @@ func (h *harness) nfsReport(raw *nfsRaw) *suiteResult {
 	files, big, _ := h.nfsSizes()
 	res := &suiteResult{raw: raw}
 	sec := &res.section
-	sec.Title = "NFS data plane: efsd's mount target vs nfs-ganesha"
+	sec.Title = "6. NFS data plane: efsd's mount target vs nfs-ganesha"
 	ganesha := raw.Ganesha
 	if ganesha == "" {
 		ganesha = "nfs-ganesha"
