@@ -178,36 +178,19 @@ func (c *Conn) commit(fh []byte) error {
 // read reads len(b) bytes at off through fh in READs of at most the
 // connection's block size.
 func (c *Conn) read(fh []byte, off int64, b []byte) error {
-	type args struct {
-		rpc.Header
-		FH     []byte
-		Offset uint64
-		Count  uint32
-	}
-	type res struct {
-		Attr  nfsc.PostOpAttr
-		Count uint32
-		EOF   uint32
-		Data  []byte
-	}
 	for len(b) > 0 {
-		n := min(len(b), c.wmax)
-		st, r, err := nfsclient.Raw(c.T, &args{Header: nfsclient.Header(c.auth, nfsc.NFSProc3Read), FH: fh, Offset: uint64(off), Count: uint32(n)})
+		data, eof, st, err := nfsclient.Read(c.T, c.auth, fh, uint64(off), uint32(min(len(b), c.wmax)))
 		if err != nil {
 			return err
 		}
 		if st != 0 {
 			return fmt.Errorf("READ: status %d", st)
 		}
-		var x res
-		if err := xdr.Read(r, &x); err != nil {
-			return err
+		if len(data) == 0 {
+			return fmt.Errorf("READ at %d: no data (EOF %v)", off, eof)
 		}
-		if len(x.Data) == 0 {
-			return fmt.Errorf("READ at %d: no data (EOF %d)", off, x.EOF)
-		}
-		copy(b, x.Data)
-		b, off = b[len(x.Data):], off+int64(len(x.Data))
+		copy(b, data)
+		b, off = b[len(data):], off+int64(len(data))
 	}
 	return nil
 }
@@ -287,18 +270,28 @@ func WriteFile(e Endpoint, name string, size int64, conns int) (Result, error) {
 	return Result{Ops: (size + int64(c0.wmax) - 1) / int64(c0.wmax), Bytes: size, Wall: time.Since(t0)}, err
 }
 
+// lookup connects and looks name up; the caller closes the connection.
+func lookup(e Endpoint, name string) (*Conn, []byte, error) {
+	c, err := Connect(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, fh, err := c.T.Lookup(name)
+	if err != nil {
+		c.Close()
+		return nil, nil, fmt.Errorf("LOOKUP %s: %w", name, err)
+	}
+	return c, fh, nil
+}
+
 // ReadFile reads the file name (size bytes) whole, each of conns
 // connections a contiguous part. Ops is READ calls.
 func ReadFile(e Endpoint, name string, size int64, conns int) (Result, error) {
-	c0, err := Connect(e)
+	c0, fh, err := lookup(e, name)
 	if err != nil {
 		return Result{}, err
 	}
 	defer c0.Close()
-	_, fh, err := c0.T.Lookup(name)
-	if err != nil {
-		return Result{}, fmt.Errorf("LOOKUP %s: %w", name, err)
-	}
 	part := (size/int64(conns) + int64(c0.wmax) - 1) / int64(c0.wmax) * int64(c0.wmax)
 	wall, err := parallel(e, conns, func(i int, c *Conn) error {
 		b := make([]byte, c.wmax)
@@ -315,15 +308,11 @@ func ReadFile(e Endpoint, name string, size int64, conns int) (Result, error) {
 // ReadRandom makes count READs of 4 KiB at random 4 KiB-aligned offsets
 // of the file name (size bytes) over conns connections. Ops is READs.
 func ReadRandom(e Endpoint, name string, size int64, count, conns int) (Result, error) {
-	c0, err := Connect(e)
+	c0, fh, err := lookup(e, name)
 	if err != nil {
 		return Result{}, err
 	}
 	defer c0.Close()
-	_, fh, err := c0.T.Lookup(name)
-	if err != nil {
-		return Result{}, fmt.Errorf("LOOKUP %s: %w", name, err)
-	}
 	wall, err := parallel(e, conns, func(i int, c *Conn) error {
 		rng := rand.New(rand.NewPCG(uint64(i), 7))
 		b := make([]byte, 4096)

@@ -145,32 +145,41 @@ func Commit(t *nfsc.Target, auth rpc.Auth, fh []byte) (verf uint64, st uint32, e
 	return res.Verf, 0, nil
 }
 
-// ReadAll reads a whole file through fh with READ calls.
-func ReadAll(t *nfsc.Target, auth rpc.Auth, fh []byte) ([]byte, uint32, error) {
+// Read makes one READ of up to count bytes at off through fh; st is the
+// nfsstat3 (the data is valid when it is 0).
+func Read(t *nfsc.Target, auth rpc.Auth, fh []byte, off uint64, count uint32) (data []byte, eof bool, st uint32, err error) {
 	type args struct {
 		rpc.Header
 		FH     []byte
 		Offset uint64
 		Count  uint32
 	}
-	type res struct {
+	st, r, err := Raw(t, &args{Header: Header(auth, nfsc.NFSProc3Read), FH: fh, Offset: off, Count: count})
+	if err != nil || st != 0 {
+		return nil, false, st, err
+	}
+	var res struct {
 		Attr  nfsc.PostOpAttr
 		Count uint32
 		EOF   uint32
 		Data  []byte
 	}
+	if err := xdr.Read(r, &res); err != nil {
+		return nil, false, 0, fmt.Errorf("READ reply: %w", err)
+	}
+	return res.Data, res.EOF != 0, 0, nil
+}
+
+// ReadAll reads a whole file through fh with READ calls.
+func ReadAll(t *nfsc.Target, auth rpc.Auth, fh []byte) ([]byte, uint32, error) {
 	var out []byte
 	for {
-		st, r, err := Raw(t, &args{Header: Header(auth, nfsc.NFSProc3Read), FH: fh, Offset: uint64(len(out)), Count: 256 << 10})
+		data, eof, st, err := Read(t, auth, fh, uint64(len(out)), 256<<10)
 		if err != nil || st != 0 {
 			return nil, st, err
 		}
-		var x res
-		if err := xdr.Read(r, &x); err != nil {
-			return nil, 0, err
-		}
-		out = append(out, x.Data...)
-		if x.EOF != 0 {
+		out = append(out, data...)
+		if eof {
 			return out, 0, nil
 		}
 	}
