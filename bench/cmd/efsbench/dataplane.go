@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,6 +22,7 @@ import (
 	"github.com/efsd/efsd/bench/internal/procs"
 	"github.com/efsd/efsd/bench/internal/report"
 	"github.com/efsd/efsd/bench/internal/stats"
+	"github.com/efsd/efsd/bench/internal/trees"
 )
 
 // The NFS data-plane suite (issue #12 §1): a mount target of efsd against
@@ -58,6 +60,7 @@ func (h *harness) nfsWorkloads() []nfsWorkload {
 		{"getattr", fmt.Sprintf("LOOKUP + GETATTR of its %d entries", files), "entries/s", false},
 		{"rename", fmt.Sprintf("rename its %d files", files), "renames/s", false},
 		{"remove", fmt.Sprintf("remove its %d files", files), "removes/s", false},
+		{"untar", fmt.Sprintf("untar of %d files of 4 KiB through a FUSE mount (fuse-nfs)", files), "files/s", false},
 	}
 }
 
@@ -89,6 +92,8 @@ func (s nfsSample) rate(mb bool) float64 {
 type nfsRaw struct {
 	Samples      []nfsSample `json:"samples"`
 	DiskMBps     []float64   `json:"dd_conv_fsync_mb_per_s"`
+	LocalUntar   []float64   `json:"local_untar_s"`
+	UntarError   string      `json:"untar_error,omitempty"`
 	Ganesha      string      `json:"ganesha_version,omitempty"`
 	GaneshaError string      `json:"ganesha_error,omitempty"`
 }
@@ -122,7 +127,13 @@ func (h *harness) nfsRun(raw *nfsRaw) error {
 		return fmt.Errorf("efsd: %w", err)
 	}
 	eps[nfsEfsd] = ep
-	_, big, _ := h.nfsSizes()
+	files, big, _ := h.nfsSizes()
+	tarball := ""
+	if h.fuseNFS == "" {
+		raw.UntarError = "no fuse-nfs binary (build it as ../shared/tools/README.md says; put it on PATH or pass --fuse-nfs)"
+	} else if tarball, err = h.untarTarball(files); err != nil {
+		return err
+	}
 	for rep := range h.reps {
 		order := []string{nfsEfsd, nfsGanesha}
 		if rep%2 == 1 {
@@ -139,6 +150,23 @@ func (h *harness) nfsRun(raw *nfsRaw) error {
 			if err := h.nfsWorkloadsOn(raw, rep, name, e); err != nil {
 				return fmt.Errorf("%s, rep %d: %w", name, rep, err)
 			}
+			if tarball != "" {
+				if err := h.untarThrough(raw, rep, name, e, tarball, files); err != nil {
+					return fmt.Errorf("%s, rep %d: untar: %w", name, rep, err)
+				}
+			}
+		}
+		if tarball != "" {
+			local := filepath.Join(base, fmt.Sprintf("local-untar-%d", rep))
+			if err := os.MkdirAll(local, 0o755); err != nil {
+				return err
+			}
+			res, err := h.runCmd(10*time.Minute, "tar", "-xf", tarball, "-C", local)
+			if err != nil {
+				return err
+			}
+			raw.LocalUntar = append(raw.LocalUntar, res.Wall)
+			h.logf("  local untar of %d files: %.3fs", files, res.Wall)
 		}
 		// The disk's durable bandwidth, in the same run.
 		out := filepath.Join(base, "dd.out")
@@ -209,6 +237,89 @@ func (h *harness) nfsWorkloadsOn(raw *nfsRaw, rep int, server string, e nfsload.
 	}
 	_, err = nfsload.RemoveAll(e, dir, []string{"big"}, 1)
 	return err
+}
+
+// untarTarball writes a tar of files files of 4 KiB in 100 directories
+// (as tree (a) of the replication suite) into the scratch directory.
+func (h *harness) untarTarball(files int) (string, error) {
+	src := filepath.Join(h.mnt.Dir, "nfs", "untar-src")
+	if err := trees.Build(src, trees.SmallFiles("untar", files, 4096, 100), buildWorkers); err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(src)
+	tarball := filepath.Join(h.work, "untar.tar")
+	if _, err := h.runCmd(5*time.Minute, "tar", "-cf", tarball, "-C", src, "."); err != nil {
+		return "", err
+	}
+	return tarball, nil
+}
+
+// untarThrough mounts e with fuse-nfs and untars tarball into it, timed
+// from tar's start to its exit.
+func (h *harness) untarThrough(raw *nfsRaw, rep int, server string, e nfsload.Endpoint, tarball string, files int) error {
+	dir := fmt.Sprintf("r%d/untar", rep)
+	if err := nfsload.Setup(e, dir); err != nil {
+		return err
+	}
+	mnt := filepath.Join(h.work, "fuse-"+server)
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return err
+	}
+	nfsHost, nfsPort, _ := net.SplitHostPort(e.NFS)
+	_, mountPort, _ := net.SplitHostPort(e.Mount)
+	url := fmt.Sprintf("nfs://%s%s?version=3&nfsport=%s&mountport=%s", nfsHost, e.Export, nfsPort, mountPort)
+	h.record(h.fuseNFS + " -n 'nfs://HOST/EXPORT?version=3&nfsport=PORT&mountport=PORT' -m MOUNTPOINT   # then tar -xf TARBALL -C MOUNTPOINT/DIR; umount MOUNTPOINT")
+	// fuse-nfs forks into the background once mounted; it ends when the
+	// mount point is unmounted, and is then stopped by its PID if not.
+	if _, err := h.runCmd(time.Minute, h.fuseNFS, "-n", url, "-m", mnt); err != nil {
+		return err
+	}
+	defer func() {
+		pids := fusePIDs(mnt)
+		_, _ = h.runCmd(time.Minute, "umount", mnt)
+		for _, pid := range pids {
+			if p, err := os.FindProcess(pid); err == nil {
+				_ = p.Signal(syscall.SIGTERM)
+			}
+		}
+	}()
+	if err := h.poll(30*time.Second, 20*time.Millisecond, "fuse-nfs mounted at "+mnt, func() (bool, error) {
+		b, err := os.ReadFile("/proc/self/mounts")
+		return err == nil && strings.Contains(string(b), " "+mnt+" "), err
+	}); err != nil {
+		return err
+	}
+	res, err := h.runCmd(30*time.Minute, "tar", "-xf", tarball, "-C", filepath.Join(mnt, dir))
+	if err != nil {
+		return err
+	}
+	raw.Samples = append(raw.Samples, nfsSample{Rep: rep, Server: server, Workload: "untar", Wall: res.Wall, Ops: int64(files), Bytes: int64(files) * 4096})
+	h.logf("  %s untar through fuse-nfs: %d files in %.3fs", server, files, res.Wall)
+	return nil
+}
+
+// fusePIDs finds the fuse-nfs daemons serving the mount point mnt (a
+// directory of this run's own): the processes whose arguments name it.
+func fusePIDs(mnt string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		pid, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		for i := 0; i+1 < len(args); i++ {
+			if (args[i] == "-m" || args[i] == "--mountpoint") && args[i+1] == mnt {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }
 
 // startGanesha starts nfs-ganesha (and rpcbind, which it needs, unless one
@@ -397,7 +508,9 @@ func (h *harness) nfsReport(raw *nfsRaw) *suiteResult {
 			"contiguous quarter), timed until its COMMIT answered; read back sequentially; 4 KiB reads at random aligned offsets; "+
 			"the directory listed with READDIRPLUS (go-nfs-client pages through it on one connection); each entry looked up and "+
 			"GETATTRed; each file renamed in place; each removed. The disk's durable bandwidth is measured in the same run "+
-			"(`dd if=/dev/zero bs=1M count=%d conv=fsync`, once per repetition).", files, big>>20, big>>20),
+			"(`dd if=/dev/zero bs=1M count=%d conv=fsync`, once per repetition). Then, with a fuse-nfs binary (libnfs, NFSv3; "+
+			"built from ../shared/tools/), a tar of %d files of 4 KiB in 100 directories is unpacked through a FUSE mount of each "+
+			"server, timed from tar's start to its exit, and unpacked on the local file system for comparison.", files, big>>20, big>>20, files),
 	}
 	if raw.GaneshaError != "" {
 		sec.Notes = append(sec.Notes, "nfs-ganesha was not measured: "+raw.GaneshaError+".")
@@ -440,11 +553,25 @@ func (h *harness) nfsReport(raw *nfsRaw) *suiteResult {
 	if !seqWrite.Valid() || !disk.Valid() {
 		dg.Status, dg.Note = report.NotMeasured, "no sample"
 	}
-	res.goals = append(res.goals, dg,
-		report.Goal{Suite: nfsSuite, Goal: "untar of 10k small files through NFS ≤ 5× the local untar", Status: report.NotMeasured,
-			Note: "the FUSE mount (fuse-nfs) workload is not part of the suite yet"})
+	var untar []float64
+	for _, x := range raw.Samples {
+		if x.Server == nfsEfsd && x.Workload == "untar" {
+			untar = append(untar, x.Wall)
+		}
+	}
+	eu, lu := stats.Summarize(untar), stats.Summarize(raw.LocalUntar)
+	ur := stats.Ratio(eu.Median, lu.Median)
+	ug := report.Goal{Suite: nfsSuite, Goal: fmt.Sprintf("untar of %d small files through NFS (fuse-nfs) ≤ 5× the local untar", files),
+		Measured: fmt.Sprintf("%s× (efsd %s, local %s)", stats.Num(ur), stats.Seconds(eu.Median), stats.Seconds(lu.Median))}
+	ug.Status, ug.Note = report.Status(ur <= 5), missBy(ur, 5, false)
+	if !eu.Valid() || !lu.Valid() {
+		ug.Status, ug.Measured, ug.Note = report.NotMeasured, "", raw.UntarError
+	}
+	res.goals = append(res.goals, dg, ug)
 	tbl.Rows = append(tbl.Rows, []string{"dd conv=fsync (MB/s): the disk's durable bandwidth", disk.Format(num), "", "", ""},
-		[]string{"efsd's sequential write ÷ dd", pct(dr), "", "", dg.Status})
+		[]string{"efsd's sequential write ÷ dd", pct(dr), "", "", dg.Status},
+		[]string{"local untar of the same tar (s)", lu.Format(stats.Seconds), "", "", ""},
+		[]string{"efsd's untar through fuse-nfs ÷ the local untar", stats.Num(ur) + "×", "", "", ug.Status})
 	sec.Tables = append(sec.Tables, tbl)
 	return res
 }

@@ -63,6 +63,9 @@ type harness struct {
 	// xdProfile, when set, profiles A and B (CPU) for that long from the
 	// start of each efsd initial copy, into the logs directory.
 	xdProfile time.Duration
+	// fuseNFS is the fuse-nfs binary the nfs suite mounts both servers
+	// with for its untar ("" leaves the untar out).
+	fuseNFS string
 
 	// quickConfig, in --quick mode only, is an efsd config file setting a
 	// 1 s replication rescan interval, so that the data suites' no-op
@@ -100,6 +103,7 @@ func run() int {
 		servers  = flag.String("api-servers", strings.Join(apiServers, ","), "servers the API suite drives (a subset of efsd,moto,trivial, e.g. to profile one)")
 		xdLinks  = flag.String("xd-links", "", "xdeploy only over these links (of loopback,shaped); the report goes to bench/results/")
 		xdTrees  = flag.String("xd-trees", "", "xdeploy only for these trees (of a,b,c,big); the report goes to bench/results/")
+		fuseNFS  = flag.String("fuse-nfs", "", "nfs suite: the fuse-nfs binary to untar through (default: fuse-nfs on PATH; built as ../shared/tools/README.md says)")
 		xdProf   = flag.Duration("xd-profile", 0, "xdeploy: CPU-profile both efsd deployments for this long from the start of each initial copy (files in --work's logs/)")
 		source   = flag.String("efsd-source", "head", "build efsd from the committed HEAD (head), another git revision (e.g. main), or the working tree (worktree)")
 	)
@@ -118,6 +122,10 @@ func run() int {
 		}
 	}
 	h.xdProfile = *xdProf
+	h.fuseNFS = *fuseNFS
+	if h.fuseNFS == "" {
+		h.fuseNFS, _ = exec.LookPath("fuse-nfs")
+	}
 	if *xdLinks != "" {
 		h.xdLinks = strings.Split(*xdLinks, ",")
 	}
