@@ -452,7 +452,9 @@ func (h *harness) startEfsdNFS(base string) (nfsload.Endpoint, *server, error) {
 		return nfsload.Endpoint{}, s, err
 	}
 	ec := ec2.New(ec2.Options{BaseEndpoint: aws.String(s.url), Region: region, RetryMaxAttempts: 1,
-		Credentials: aws.NewCredentialsCache(credentials{devKey, devSecret})})
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: devKey, SecretAccessKey: devSecret}, nil
+		})})
 	sn, err := ec.DescribeSubnets(h.ctx, &ec2.DescribeSubnetsInput{})
 	if err != nil || len(sn.Subnets) == 0 {
 		return nfsload.Endpoint{}, s, fmt.Errorf("describe subnets: %v", err)
@@ -478,13 +480,6 @@ func (h *harness) startEfsdNFS(base string) (nfsload.Endpoint, *server, error) {
 	}
 	h.logf("  efsd mount target %s of %s: NFS and MOUNT at %s", *mt.MountTargetId, id, addr)
 	return e, s, nil
-}
-
-// credentials is a static key pair for the SDK.
-type credentials struct{ key, secret string }
-
-func (c credentials) Retrieve(_ context.Context) (aws.Credentials, error) {
-	return aws.Credentials{AccessKeyID: c.key, SecretAccessKey: c.secret}, nil
 }
 
 func (h *harness) nfsReport(raw *nfsRaw) *suiteResult {
@@ -526,7 +521,7 @@ func (h *harness) nfsReport(raw *nfsRaw) *suiteResult {
 		}
 		return stats.Summarize(xs)
 	}
-	num := func(x float64) string { return stats.Num(x) }
+	num := stats.Num
 	var seqWrite stats.Summary
 	for _, w := range h.nfsWorkloads() {
 		e, g := summ(nfsEfsd, w), summ(nfsGanesha, w)
