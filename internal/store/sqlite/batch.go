@@ -44,6 +44,7 @@ func (s *Store) writer() {
 			}
 		}
 		s.commitBatch(batch)
+		s.ws.prepareWanted(context.Background()) // a failure only leaves the query unprepared
 	}
 }
 
@@ -73,27 +74,28 @@ func (s *Store) runBatch(batch []*writeReq) error {
 		fail(err)
 		return err
 	}
+	bt := &txn{ctx: context.Background(), tx: tx, stmts: s.ws}
 	for i, req := range batch {
 		if err := req.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
+		if _, err := bt.exec(`SAVEPOINT w`); err != nil {
 			tx.Rollback()
 			err = fmt.Errorf("savepoint: %w", err)
 			fail(err)
 			return err
 		}
-		errs[i] = runWrite(req, tx)
+		errs[i] = runWrite(req, tx, s.ws)
 		if errs[i] != nil {
-			if _, err := tx.Exec(`ROLLBACK TO w`); err != nil {
+			if _, err := bt.exec(`ROLLBACK TO w`); err != nil {
 				tx.Rollback()
 				err = fmt.Errorf("rollback to savepoint: %w", err)
 				fail(err)
 				return err
 			}
 		}
-		if _, err := tx.Exec(`RELEASE w`); err != nil {
+		if _, err := bt.exec(`RELEASE w`); err != nil {
 			tx.Rollback()
 			err = fmt.Errorf("release savepoint: %w", err)
 			fail(err)
@@ -113,13 +115,13 @@ func (s *Store) runBatch(batch []*writeReq) error {
 
 // runWrite runs one write's function; a panic becomes its error rather
 // than killing the writer that every other write waits on.
-func runWrite(req *writeReq, tx *sql.Tx) (err error) {
+func runWrite(req *writeReq, tx *sql.Tx, stmts *stmtCache) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("write transaction panicked: %v", r)
 		}
 	}()
-	return req.fn(&txn{ctx: req.ctx, tx: tx})
+	return req.fn(&txn{ctx: req.ctx, tx: tx, stmts: stmts})
 }
 
 // errClosed is returned by Update after Close.

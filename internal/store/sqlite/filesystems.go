@@ -12,8 +12,9 @@ import (
 
 // txn implements efs.Tx over one SQL transaction.
 type txn struct {
-	ctx context.Context
-	tx  *sql.Tx
+	ctx   context.Context
+	tx    *sql.Tx
+	stmts *stmtCache // nil: run every query unprepared
 }
 
 const fsColumns = `seq, doc`
@@ -39,7 +40,7 @@ func (t *txn) FileSystems(account, region string, afterSeq int64, limit int) ([]
 
 func (t *txn) CountFileSystems(account, region string) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(t.ctx,
+	err := t.queryRow(
 		`SELECT count(*) FROM file_systems WHERE account = $1 AND region = $2`, account, region).Scan(&n)
 	return n, err
 }
@@ -56,7 +57,7 @@ func (t *txn) InsertFileSystem(fs *efs.FileSystem) error {
 	if err != nil {
 		return err
 	}
-	err = t.tx.QueryRowContext(t.ctx, `INSERT INTO file_systems (account, region, id, creation_token, due_at, doc)
+	err = t.queryRow(`INSERT INTO file_systems (account, region, id, creation_token, due_at, doc)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`,
 		fs.Account, fs.Region, fs.ID, fs.CreationToken, dueAt(fs), string(doc)).Scan(&fs.Seq)
 	return uniqueErr(err, "file system "+fs.ID)
@@ -67,13 +68,13 @@ func (t *txn) UpdateFileSystem(fs *efs.FileSystem) error {
 	if err != nil {
 		return err
 	}
-	res, err := t.tx.ExecContext(t.ctx, `UPDATE file_systems SET due_at = $1, doc = $2
+	res, err := t.exec(`UPDATE file_systems SET due_at = $1, doc = $2
 		WHERE account = $3 AND region = $4 AND id = $5`, dueAt(fs), string(doc), fs.Account, fs.Region, fs.ID)
 	return affected(res, err)
 }
 
 func (t *txn) DeleteFileSystem(account, region, id string) error {
-	res, err := t.tx.ExecContext(t.ctx,
+	res, err := t.exec(
 		`DELETE FROM file_systems WHERE account = $1 AND region = $2 AND id = $3`, account, region, id)
 	return affected(res, err)
 }
@@ -99,7 +100,7 @@ func (t *txn) DueFileSystems(now time.Time, limit int) ([]*efs.FileSystem, error
 
 func (t *txn) NextDue(now time.Time) (time.Time, bool, error) {
 	var ns sql.NullInt64
-	err := t.tx.QueryRowContext(t.ctx, `SELECT min(due_at) FROM file_systems WHERE due_at > $1`, now.UnixNano()).Scan(&ns)
+	err := t.queryRow(`SELECT min(due_at) FROM file_systems WHERE due_at > $1`, now.UnixNano()).Scan(&ns)
 	if err != nil || !ns.Valid {
 		return time.Time{}, false, err
 	}
@@ -108,7 +109,7 @@ func (t *txn) NextDue(now time.Time) (time.Time, bool, error) {
 
 func (t *txn) AccountPreference(account, region string) (string, error) {
 	var v string
-	err := t.tx.QueryRowContext(t.ctx,
+	err := t.queryRow(
 		`SELECT resource_id_type FROM account_preferences WHERE account = $1 AND region = $2`, account, region).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
@@ -117,7 +118,7 @@ func (t *txn) AccountPreference(account, region string) (string, error) {
 }
 
 func (t *txn) PutAccountPreference(account, region, idType string) error {
-	_, err := t.tx.ExecContext(t.ctx, `INSERT INTO account_preferences (account, region, resource_id_type)
+	_, err := t.exec(`INSERT INTO account_preferences (account, region, resource_id_type)
 		VALUES ($1, $2, $3) ON CONFLICT (account, region) DO UPDATE SET resource_id_type = excluded.resource_id_type`,
 		account, region, idType)
 	return err

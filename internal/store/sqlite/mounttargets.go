@@ -10,7 +10,7 @@ import (
 
 // docRows runs a query of (seq, doc) rows and decodes each document.
 func docRows[T any](t *txn, setSeq func(*T, int64), query string, args ...any) ([]*T, error) {
-	rows, err := t.tx.QueryContext(t.ctx, query, args...)
+	rows, err := t.query(query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (t *txn) InsertMountTarget(mt *efs.MountTarget) error {
 	if err != nil {
 		return err
 	}
-	err = t.tx.QueryRowContext(t.ctx, `INSERT INTO mount_targets (account, region, id, fs_id, ip, doc)
+	err = t.queryRow(`INSERT INTO mount_targets (account, region, id, fs_id, ip, doc)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`, mt.Account, mt.Region, mt.ID, mt.FileSystemID, mt.IP, string(doc)).Scan(&mt.Seq)
 	return uniqueErr(err, "mount target "+mt.ID)
 }
@@ -68,13 +68,13 @@ func (t *txn) UpdateMountTarget(mt *efs.MountTarget) error {
 	if err != nil {
 		return err
 	}
-	res, err := t.tx.ExecContext(t.ctx, `UPDATE mount_targets SET doc = $1 WHERE account = $2 AND region = $3 AND id = $4`,
+	res, err := t.exec(`UPDATE mount_targets SET doc = $1 WHERE account = $2 AND region = $3 AND id = $4`,
 		string(doc), mt.Account, mt.Region, mt.ID)
 	return affected(res, err)
 }
 
 func (t *txn) DeleteMountTarget(account, region, id string) error {
-	res, err := t.tx.ExecContext(t.ctx, `DELETE FROM mount_targets WHERE account = $1 AND region = $2 AND id = $3`, account, region, id)
+	res, err := t.exec(`DELETE FROM mount_targets WHERE account = $1 AND region = $2 AND id = $3`, account, region, id)
 	return affected(res, err)
 }
 
@@ -107,7 +107,7 @@ func (t *txn) InsertAccessPoint(ap *efs.AccessPoint) error {
 	if err != nil {
 		return err
 	}
-	err = t.tx.QueryRowContext(t.ctx, `INSERT INTO access_points (account, region, id, fs_id, client_token, doc)
+	err = t.queryRow(`INSERT INTO access_points (account, region, id, fs_id, client_token, doc)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq`, ap.Account, ap.Region, ap.ID, ap.FileSystemID, ap.ClientToken, string(doc)).Scan(&ap.Seq)
 	return uniqueErr(err, "access point "+ap.ID)
 }
@@ -117,13 +117,13 @@ func (t *txn) UpdateAccessPoint(ap *efs.AccessPoint) error {
 	if err != nil {
 		return err
 	}
-	res, err := t.tx.ExecContext(t.ctx, `UPDATE access_points SET doc = $1 WHERE account = $2 AND region = $3 AND id = $4`,
+	res, err := t.exec(`UPDATE access_points SET doc = $1 WHERE account = $2 AND region = $3 AND id = $4`,
 		string(doc), ap.Account, ap.Region, ap.ID)
 	return affected(res, err)
 }
 
 func (t *txn) DeleteAccessPoint(account, region, id string) error {
-	res, err := t.tx.ExecContext(t.ctx, `DELETE FROM access_points WHERE account = $1 AND region = $2 AND id = $3`, account, region, id)
+	res, err := t.exec(`DELETE FROM access_points WHERE account = $1 AND region = $2 AND id = $3`, account, region, id)
 	return affected(res, err)
 }
 
@@ -137,7 +137,7 @@ func (t *txn) AccessPointByToken(account, region, token string) (*efs.AccessPoin
 
 func (t *txn) CountAccessPoints(account, region, fsID string) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(t.ctx, `SELECT count(*) FROM access_points WHERE account = $1 AND region = $2 AND fs_id = $3`,
+	err := t.queryRow(`SELECT count(*) FROM access_points WHERE account = $1 AND region = $2 AND fs_id = $3`,
 		account, region, fsID).Scan(&n)
 	return n, err
 }
@@ -148,6 +148,6 @@ func (t *txn) AccessPoints(account, region, fsID string, afterSeq int64, limit i
 }
 
 func (t *txn) DeleteAccessPointsOfFS(account, region, fsID string) error {
-	_, err := t.tx.ExecContext(t.ctx, `DELETE FROM access_points WHERE account = $1 AND region = $2 AND fs_id = $3`, account, region, fsID)
+	_, err := t.exec(`DELETE FROM access_points WHERE account = $1 AND region = $2 AND fs_id = $3`, account, region, fsID)
 	return err
 }

@@ -19,7 +19,7 @@ func (t *txn) InsertReplication(r *efs.Replication) error {
 	if err != nil {
 		return err
 	}
-	err = t.tx.QueryRowContext(t.ctx, `INSERT INTO replications
+	err = t.queryRow(`INSERT INTO replications
 		(id, src_account, src_region, src_id, src_hidden, dst_account, dst_region, dst_id, dst_hidden, doc)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq`,
 		r.ID, r.Source.Account, r.Source.Region, r.Source.ID, r.SourceDeleted,
@@ -32,13 +32,13 @@ func (t *txn) UpdateReplication(r *efs.Replication) error {
 	if err != nil {
 		return err
 	}
-	res, err := t.tx.ExecContext(t.ctx, `UPDATE replications SET src_hidden = $1, dst_hidden = $2, doc = $3 WHERE id = $4`,
+	res, err := t.exec(`UPDATE replications SET src_hidden = $1, dst_hidden = $2, doc = $3 WHERE id = $4`,
 		r.SourceDeleted, r.DestDeleted, string(doc), r.ID)
 	return affected(res, err)
 }
 
 func (t *txn) DeleteReplication(id string) error {
-	res, err := t.tx.ExecContext(t.ctx, `DELETE FROM replications WHERE id = $1`, id)
+	res, err := t.exec(`DELETE FROM replications WHERE id = $1`, id)
 	return affected(res, err)
 }
 

@@ -36,6 +36,8 @@ type Store struct {
 	// lost in a power failure only makes a client look its file up again,
 	// and the NFS server records handles far too often to fsync each.
 	h *sql.DB
+	// ws and rs hold the statements prepared on w and r.
+	ws, rs *stmtCache
 
 	// Writes go through one goroutine that commits them in groups (see
 	// batch.go).
@@ -88,7 +90,9 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8) // a closed connection loses its prepared statements
 	s.r = r
+	s.ws, s.rs = newStmtCache(w), newStmtCache(r)
 	h, err := sql.Open("sqlite", dsn("immediate", "NORMAL"))
 	if err != nil {
 		r.Close()
@@ -111,6 +115,8 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.closing.Unlock()
 		<-s.writerDone
+		s.ws.close()
+		s.rs.close()
 	})
 	return errors.Join(s.h.Close(), s.r.Close(), s.w.Close())
 }
@@ -174,7 +180,9 @@ func (s *Store) tx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) erro
 
 // View runs fn in a read transaction.
 func (s *Store) View(ctx context.Context, fn func(efs.Tx) error) error {
-	return s.tx(ctx, s.r, func(tx *sql.Tx) error { return fn(&txn{ctx: ctx, tx: tx}) })
+	err := s.tx(ctx, s.r, func(tx *sql.Tx) error { return fn(&txn{ctx: ctx, tx: tx, stmts: s.rs}) })
+	s.rs.prepareWanted(context.WithoutCancel(ctx)) // a failure only leaves the query unprepared
+	return err
 }
 
 // Update runs fn in a write transaction and returns once it is durably
