@@ -87,13 +87,38 @@ func (s *Service) SettleDue(ctx context.Context) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, fmt.Errorf("list due file systems: %w", err)
 		}
-		settled := 0
+		// The real work goes first, one file system at a time; then one
+		// transaction records every settled state, so a burst of creates
+		// costs one commit instead of one each.
+		var ready, creating []*FileSystem
+		var keys []FSKey
 		for _, fs := range due {
-			if err := s.settle(ctx, fs); err != nil {
+			if fs.State == StateCreating {
+				creating = append(creating, fs)
+				keys = append(keys, fs.Key())
+				continue
+			}
+			if err := s.provision(fs); err != nil {
 				errs = append(errs, fmt.Errorf("settle %s: %w", fs.Key(), err))
 				continue
 			}
-			settled++
+			ready = append(ready, fs)
+		}
+		if len(keys) > 0 {
+			// One call for every new volume: their entries share fsyncs.
+			if err := s.cfg.Volumes.Create(keys...); err != nil {
+				errs = append(errs, fmt.Errorf("create volumes of %d file systems: %w", len(keys), err))
+			} else {
+				ready = append(ready, creating...)
+			}
+		}
+		settled := 0
+		if len(ready) > 0 {
+			if err := s.settle(ctx, ready); err != nil {
+				errs = append(errs, fmt.Errorf("settle %d file systems: %w", len(ready), err))
+			} else {
+				settled = len(ready)
+			}
 		}
 		if len(due) < 100 || settled == 0 {
 			break
@@ -115,56 +140,67 @@ func (s *Service) SettleDue(ctx context.Context) (time.Time, error) {
 	return next, errors.Join(errs...)
 }
 
-// settle does the real work a transitional state stands for, then records
-// the settled state. The record is re-read inside the transaction so that
-// changes made meanwhile by API calls are kept.
-func (s *Service) settle(ctx context.Context, seen *FileSystem) error {
+// provision does the real work a transitional state other than creating
+// stands for (new volumes are made together, in SettleDue).
+func (s *Service) provision(seen *FileSystem) error {
 	switch seen.State {
-	case StateCreating:
-		if err := s.cfg.Volumes.Create(seen.Key()); err != nil {
-			return fmt.Errorf("create volume: %w", err)
-		}
 	case StateDeleting:
 		if err := s.cfg.Volumes.Remove(seen.Key()); err != nil {
 			return fmt.Errorf("remove volume: %w", err)
 		}
 	}
+	return nil
+}
+
+// settle records the settled states of file systems already provisioned,
+// in one transaction. Each record is re-read inside it so that changes
+// made meanwhile by API calls are kept.
+func (s *Service) settle(ctx context.Context, seen []*FileSystem) error {
 	defer s.dataPlaneChanged() // a deleted file system takes its access points along
 	return s.store.Update(ctx, func(tx Tx) error {
-		fs, err := tx.FileSystem(seen.Account, seen.Region, seen.ID)
-		if errors.Is(err, ErrNotFound) {
-			return nil
+		for _, fs := range seen {
+			if err := s.settleOne(tx, fs); err != nil {
+				return fmt.Errorf("settle %s: %w", fs.Key(), err)
+			}
 		}
-		if err != nil {
+		return nil
+	})
+}
+
+func (s *Service) settleOne(tx Tx, seen *FileSystem) error {
+	fs, err := tx.FileSystem(seen.Account, seen.Region, seen.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fs.DueAt.IsZero() || fs.DueAt.After(s.now()) {
+		return nil // rescheduled meanwhile
+	}
+	switch fs.State {
+	case StateDeleting:
+		if seen.State != StateDeleting {
+			return nil // deleted after we looked; settle again next round
+		}
+		if err := tx.DeleteAccessPointsOfFS(fs.Account, fs.Region, fs.ID); err != nil {
 			return err
 		}
-		if fs.DueAt.IsZero() || fs.DueAt.After(s.now()) {
-			return nil // rescheduled meanwhile
+		return tx.DeleteFileSystem(fs.Account, fs.Region, fs.ID)
+	case StateCreating:
+		if seen.State != StateCreating {
+			return nil
 		}
-		switch fs.State {
-		case StateDeleting:
-			if seen.State != StateDeleting {
-				return nil // deleted after we looked; settle again next round
-			}
-			if err := tx.DeleteAccessPointsOfFS(fs.Account, fs.Region, fs.ID); err != nil {
-				return err
-			}
-			return tx.DeleteFileSystem(fs.Account, fs.Region, fs.ID)
-		case StateCreating:
-			if seen.State != StateCreating {
-				return nil
-			}
-			fs.State = StateAvailable
-		case StateUpdating:
-			fs.State = StateAvailable
-		}
-		switch fs.BackupStatus {
-		case BackupEnabling:
-			fs.BackupStatus = BackupEnabled
-		case BackupDisabling:
-			fs.BackupStatus = BackupDisabled
-		}
-		fs.DueAt = time.Time{}
-		return tx.UpdateFileSystem(fs)
-	})
+		fs.State = StateAvailable
+	case StateUpdating:
+		fs.State = StateAvailable
+	}
+	switch fs.BackupStatus {
+	case BackupEnabling:
+		fs.BackupStatus = BackupEnabled
+	case BackupDisabling:
+		fs.BackupStatus = BackupDisabled
+	}
+	fs.DueAt = time.Time{}
+	return tx.UpdateFileSystem(fs)
 }

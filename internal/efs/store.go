@@ -133,9 +133,9 @@ type Tx interface {
 // Volumes holds the data of file systems. The volume package implements it
 // over directories on the local disk.
 type Volumes interface {
-	// Create makes the file system's root; creating an existing one is not
-	// an error.
-	Create(k FSKey) error
+	// Create makes the file systems' roots durably; creating an existing
+	// one is not an error.
+	Create(ks ...FSKey) error
 	// Remove deletes the file system's data; removing a missing one is not
 	// an error.
 	Remove(k FSKey) error

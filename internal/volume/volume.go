@@ -62,16 +62,29 @@ func (m *Manager) Path(k efs.FSKey) string {
 	return filepath.Join(m.root, k.Account, k.Region, k.ID)
 }
 
-// Create makes the file system's root directory (mode 0755, as an empty
-// EFS file system's root) and measures it.
-func (m *Manager) Create(k efs.FSKey) error {
-	if err := os.MkdirAll(m.Path(k), 0o755); err != nil {
-		return fmt.Errorf("create volume %s: %w", k, err)
+// Create makes each file system's root directory (mode 0755, as an empty
+// EFS file system's root) and measures it. The new entries are made
+// durable by one fsync per parent directory, so a burst of creates does
+// not cost a journal commit each.
+func (m *Manager) Create(ks ...efs.FSKey) error {
+	parents := map[string]bool{}
+	for _, k := range ks {
+		if err := os.MkdirAll(m.Path(k), 0o755); err != nil {
+			return fmt.Errorf("create volume %s: %w", k, err)
+		}
+		parents[filepath.Dir(m.Path(k))] = true
 	}
-	if err := syncDir(filepath.Dir(m.Path(k))); err != nil {
-		return err
+	for dir := range parents {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
 	}
-	return m.measure(k)
+	for _, k := range ks {
+		if err := m.measure(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Remove deletes the file system's data. The tree is first renamed into a
