@@ -365,7 +365,9 @@ func (s *Service) newDestination(tx Tx, account, region string, d DestinationInp
 		Protection:      ProtectionReplicating,
 		Tags:            []Tag{},
 		BackupStatus:    BackupDisabled,
-		DueAt:           now.Add(s.cfg.TransitionDelay),
+		// Provisioned at once, not after TransitionDelay: the first pass
+		// waits for the destination, and nobody else does.
+		DueAt: now,
 	}
 	if name, ok := src.Name(); ok {
 		dst.Tags = append(dst.Tags, Tag{Key: "Name", Value: name})

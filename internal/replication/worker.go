@@ -299,7 +299,7 @@ func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, 
 // waitForDestination holds the configuration at ENABLING until its
 // destination is ready (a new destination is being created).
 func (w *worker) waitForDestination(ctx context.Context) bool {
-	wait, logged := 50*time.Millisecond, ""
+	wait, logged := 5*time.Millisecond, "" // a new local destination is provisioned within milliseconds
 	for {
 		ok, err := w.dest.ready(ctx)
 		if ok {
