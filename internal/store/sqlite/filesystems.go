@@ -41,7 +41,7 @@ func (t *txn) FileSystems(account, region string, afterSeq int64, limit int) ([]
 func (t *txn) CountFileSystems(account, region string) (int, error) {
 	var n int
 	err := t.queryRow(
-		`SELECT count(*) FROM file_systems WHERE account = $1 AND region = $2`, account, region).Scan(&n)
+		`SELECT coalesce((SELECT n FROM file_system_counts WHERE account = $1 AND region = $2), 0)`, account, region).Scan(&n)
 	return n, err
 }
 
