@@ -9,11 +9,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/daemon"
+	"github.com/efsd/efsd/internal/gctune"
 	"github.com/efsd/efsd/internal/peer"
 )
 
@@ -131,8 +131,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		cfg.Credentials = []api.Credential{devCredential}
 	}
 
-	if pct, set := tuneGC(m.Getenv); set {
-		logger.Debug("garbage collector tuned", "gogc", pct)
+	if tu := tuneGC(m.Getenv); tu != nil {
+		defer tu.Stop()
+		logger.Debug("garbage collector tuned to the live heap", "gogc", tu.Percent())
 	}
 	d, err := daemon.Start(ctx, cfg)
 	if err != nil {
@@ -280,21 +281,17 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
 
-// defaultGOGC is the garbage collector's target when GOGC is not set. The
-// NFS data path (go-nfs) allocates a buffer per READ and encodes each
-// reply into a growing buffer: at Go's default of 100 a small live heap
-// makes it collect several times per 100 MB read, and reads ran at 0.6×
-// the speed they reach at 400 (BENCHMARKS.md, the NFS suite). The live
-// heap is small; 5× it is still little memory.
-const defaultGOGC = 400
-
-// tuneGC sets the collector's target to defaultGOGC unless the operator
-// set GOGC (which the runtime has already applied); it says whether it
-// set it.
-func tuneGC(getenv func(string) string) (int, bool) {
+// tuneGC starts adapting the collector's target to the live heap (see
+// gctune: up to GOGC=400 for a small heap, Go's default of 100 for a large
+// one) unless the operator set GOGC, which the runtime has already
+// applied. The NFS data path (go-nfs) allocates a buffer per READ and
+// encodes each reply into a growing buffer: at 100 with a small live heap
+// reads ran at 0.6× the speed they reach at 400 (BENCHMARKS.md, the NFS
+// suite), while a fixed 400 let a 1M-file replication record take 5× its
+// size. It returns the tuner, nil when GOGC was set.
+func tuneGC(getenv func(string) string) *gctune.Tuner {
 	if getenv("GOGC") != "" {
-		return 0, false
+		return nil
 	}
-	debug.SetGCPercent(defaultGOGC)
-	return defaultGOGC, true
+	return gctune.Start()
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/efsd/efsd/internal/efstest"
 	"github.com/efsd/efsd/internal/efstest/deploy"
+	"github.com/efsd/efsd/internal/gctune"
 )
 
 func TestHelpDocumentsEverySetting(t *testing.T) {
@@ -368,19 +369,22 @@ func TestAPILimitKeys(t *testing.T) {
 	}
 }
 
-// efsd sets the collector's target unless the operator chose one.
+// efsd tunes the collector's target unless the operator chose one.
 func TestTuneGC(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	if pct, set := tuneGC(func(k string) string { return map[string]string{"GOGC": "50"}[k] }); set {
-		t.Errorf("GOGC=50 set: tuneGC set %d anyway", pct)
+	if tu := tuneGC(func(k string) string { return map[string]string{"GOGC": "50"}[k] }); tu != nil {
+		tu.Stop()
+		t.Errorf("GOGC=50 set: tuned anyway (to %d)", tu.Percent())
 	}
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Errorf("with GOGC set the target became %d", got)
 	}
-	if _, set := tuneGC(func(string) string { return "" }); !set {
+	tu := tuneGC(func(string) string { return "" })
+	if tu == nil {
 		t.Fatal("GOGC unset: not tuned")
 	}
-	if got := debug.SetGCPercent(100); got != defaultGOGC {
-		t.Errorf("GOGC unset: target %d, want %d", got, defaultGOGC)
+	defer tu.Stop()
+	if got := debug.SetGCPercent(tu.Percent()); got != tu.Percent() || got < gctune.MinPercent || got > gctune.MaxPercent {
+		t.Errorf("GOGC unset: target %d (tuner %d), want %d–%d", got, tu.Percent(), gctune.MinPercent, gctune.MaxPercent)
 	}
 }
