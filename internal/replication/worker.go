@@ -178,7 +178,7 @@ func (w *worker) run(ctx context.Context) {
 				}
 			}
 			log.Debug("replication pass", "copied", stats.FilesCopied, "bytes", stats.BytesCopied, "deleted", stats.Deleted,
-				"filesCompared", stats.FilesCompared, "differences", stats.Differences)
+				"filesCompared", stats.FilesCompared, "differences", stats.Differences, "duration", w.m.opts.Now().Sub(start))
 			wait = w.m.opts.RescanInterval
 			// LastReplicatedTimestamp is reported in whole seconds, so the
 			// start of a pass that carried changes, truncated, may not cover

@@ -301,8 +301,12 @@ func (h *harness) poll(limit, interval time.Duration, what string, cond func() (
 // passRecord is one "replication pass" line of efsd's debug log.
 type passRecord struct {
 	End                    time.Time
+	Duration               time.Duration // from the pass's start (its LastReplicatedTimestamp, to the nanosecond)
 	Copied, Bytes, Deleted int64
 }
+
+// Start is when the pass started.
+func (r passRecord) Start() time.Time { return r.End.Add(-r.Duration) }
 
 // readPasses returns the replication pass lines of an efsd JSON log from
 // byte offset off, and the offset after the last complete line.
@@ -329,11 +333,12 @@ func readPasses(logPath string, off int64) ([]passRecord, int64, error) {
 			Copied  int64     `json:"copied"`
 			Bytes   int64     `json:"bytes"`
 			Deleted int64     `json:"deleted"`
+			Dur     int64     `json:"duration"` // nanoseconds (slog's JSON handler)
 		}
 		if json.Unmarshal(line, &rec) != nil || rec.Msg != "replication pass" {
 			continue
 		}
-		out = append(out, passRecord{End: rec.Time, Copied: rec.Copied, Bytes: rec.Bytes, Deleted: rec.Deleted})
+		out = append(out, passRecord{End: rec.Time, Duration: time.Duration(rec.Dur), Copied: rec.Copied, Bytes: rec.Bytes, Deleted: rec.Deleted})
 	}
 	return out, off, nil
 }

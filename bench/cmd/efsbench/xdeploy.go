@@ -884,7 +884,8 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 		return err
 	}
 	moved = true
-	end, err := h.xdWaitPass(x.a, off, t0, 30*time.Minute, func() error { return xdIdentical(it.src, dst, spec, nil) })
+	pass, err := h.waitIdenticalPass(x.a, off, t0, 30*time.Minute, func() error { return xdIdentical(it.src, dst, spec, nil) })
+	end := pass.End
 	if err != nil {
 		return fmt.Errorf("B after the initial copy: %w", err)
 	}
@@ -904,7 +905,8 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 	}
 	off = fileSize(x.a.proc.Log)
 	tc := time.Now()
-	end, err = h.xdWaitPass(x.a, off, tc, 10*time.Minute, func() error { return xdIdentical(it.src, dst, spec, prefixed(changed)) })
+	pass, err = h.waitIdenticalPass(x.a, off, tc, 10*time.Minute, func() error { return xdIdentical(it.src, dst, spec, prefixed(changed)) })
+	end = pass.End
 	if err != nil {
 		return fmt.Errorf("B after the change: %w", err)
 	}
@@ -925,14 +927,16 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 	return nil
 }
 
-// xdWaitPass times efsd like rsync's command: until the end of the pass
-// after which B's copy is identical. A logs a pass ("replication pass",
-// at debug level) once B acknowledged it durable; after each new line the
-// copy is checked, and the pass credited is the newest one logged when
+// waitIdenticalPass times efsd like a command: until the end of the pass
+// after which the destination is identical. efsd logs a pass
+// ("replication pass", at debug level) once its destination is durable
+// (for a peer's, once the peer acknowledged it so); after each new line
+// the copy is checked, and the pass credited is the newest one logged when
 // the check began (a pass ending during the check is not credited early).
-func (h *harness) xdWaitPass(s *server, off int64, since time.Time, limit time.Duration, identical func() error) (time.Time, error) {
+// LastReplicatedTimestamp cannot time it: the API gives whole seconds.
+func (h *harness) waitIdenticalPass(s *server, off int64, since time.Time, limit time.Duration, identical func() error) (passRecord, error) {
 	deadline := time.Now().Add(limit)
-	var last time.Time
+	var last passRecord
 	var lastErr error
 	for time.Now().Before(deadline) {
 		if err := h.check(); err != nil {
@@ -946,7 +950,7 @@ func (h *harness) xdWaitPass(s *server, off int64, since time.Time, limit time.D
 		fresh := false
 		for _, r := range recs {
 			if r.End.After(since) {
-				last, fresh = r.End, true
+				last, fresh = r, true
 			}
 		}
 		if fresh {
@@ -956,7 +960,7 @@ func (h *harness) xdWaitPass(s *server, off int64, since time.Time, limit time.D
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return last, fmt.Errorf("no pass left B identical within %v: %v", limit, lastErr)
+	return last, fmt.Errorf("no pass left the destination identical within %v: %v", limit, lastErr)
 }
 
 // xdRPOWriter is the recovery-point writer: 100 changes/s.
