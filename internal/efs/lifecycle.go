@@ -87,9 +87,9 @@ func (s *Service) SettleDue(ctx context.Context) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, fmt.Errorf("list due file systems: %w", err)
 		}
-		// The real work goes first, one file system at a time; then one
-		// transaction records every settled state, so a burst of creates
-		// costs one commit instead of one each.
+		// The real work goes first (new volumes all together, removals one
+		// by one); then one transaction records every settled state, so a
+		// burst of creates costs one commit instead of one each.
 		var ready, creating []*FileSystem
 		var keys []FSKey
 		for _, fs := range due {
