@@ -8,15 +8,17 @@
 // -warmup passes run first and are not printed (a new record is filled by
 // a pass comparing contents). -verify makes the measured passes scrubs.
 //
-//	syncpass -src SRC -dst DST [-n 3] [-workers 0] [-record FILE [-warmup 1]] [-verify] [-cpuprofile FILE]
+//	syncpass -src SRC -dst DST [-n 3] [-workers 0] [-record FILE [-warmup 1]] [-verify] [-cpuprofile FILE] [-memprofile FILE]
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -39,6 +41,7 @@ func main() {
 	recPath := flag.String("record", "", "treesync record file (created if missing)")
 	warmup := flag.Int("warmup", 0, "passes to run before the measured ones")
 	verify := flag.Bool("verify", false, "measured passes compare every file by content (a scrub)")
+	memProf := flag.String("memprofile", "", "after the passes, write a heap profile (live objects, after a collection) to this file")
 	flag.Parse()
 	if *src == "" || *dst == "" || *n < 1 {
 		flag.Usage()
@@ -82,5 +85,19 @@ func main() {
 		}
 		enc.Encode(map[string]any{"wall_s": wall, "cpu_s": c, "copied": st.FilesCopied, "bytes": st.BytesCopied,
 			"deleted": st.Deleted, "unchanged": st.Unchanged, "compared": st.FilesCompared, "bytes_compared": st.BytesCompared, "differences": st.Differences})
+	}
+	if *memProf != "" {
+		// What stays between passes (the record) is what a long-running
+		// worker keeps: profile the live heap.
+		runtime.GC()
+		f, err := os.Create(*memProf)
+		if err == nil {
+			err = errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "syncpass:", err)
+			os.Exit(1)
+		}
+		runtime.KeepAlive(o.Record)
 	}
 }
