@@ -44,7 +44,7 @@ func (s *Store) writer() {
 			}
 		}
 		s.commitBatch(batch)
-		s.ws.prepareWanted(context.Background()) // a failure only leaves the query unprepared
+		s.ws.prepareWanted(context.Background())
 	}
 }
 

@@ -181,7 +181,7 @@ func (s *Store) tx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) erro
 // View runs fn in a read transaction.
 func (s *Store) View(ctx context.Context, fn func(efs.Tx) error) error {
 	err := s.tx(ctx, s.r, func(tx *sql.Tx) error { return fn(&txn{ctx: ctx, tx: tx, stmts: s.rs}) })
-	s.rs.prepareWanted(context.WithoutCancel(ctx)) // a failure only leaves the query unprepared
+	s.rs.prepareWanted(context.WithoutCancel(ctx))
 	return err
 }
 

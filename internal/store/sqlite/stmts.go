@@ -3,8 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"fmt"
 	"sync"
 )
 
@@ -45,8 +43,9 @@ func (c *stmtCache) get(query string) *sql.Stmt {
 // prepareWanted prepares the queries run unprepared so far. The caller
 // must hold no connection of c's database; c's lock is not held while
 // preparing, since a prepare may wait for a connection whose transaction
-// is waiting for the lock.
-func (c *stmtCache) prepareWanted(ctx context.Context) error {
+// is waiting for the lock. A query that fails to prepare keeps running
+// unprepared and is tried again after its next use.
+func (c *stmtCache) prepareWanted(ctx context.Context) {
 	c.mu.Lock()
 	var qs []string
 	for q := range c.wanted {
@@ -54,11 +53,9 @@ func (c *stmtCache) prepareWanted(ctx context.Context) error {
 		delete(c.wanted, q)
 	}
 	c.mu.Unlock()
-	var errs []error
 	for _, q := range qs {
 		st, err := c.db.PrepareContext(ctx, q)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("prepare: %w", err))
 			continue
 		}
 		c.mu.Lock()
@@ -69,7 +66,6 @@ func (c *stmtCache) prepareWanted(ctx context.Context) error {
 		}
 		c.mu.Unlock()
 	}
-	return errors.Join(errs...)
 }
 
 // close closes every prepared statement.
