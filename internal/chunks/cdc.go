@@ -28,11 +28,21 @@ type chunker struct {
 	eof    bool
 }
 
-func newChunker(r io.Reader, sz sizes) *chunker { return &chunker{r: r, sz: sz} }
+// newChunker cuts r, which should yield size bytes: its first buffer
+// holds a small file whole (and one byte more, to meet the end without
+// growing), so a 4 KiB file does not cost a zeroed 64 KiB buffer.
+func newChunker(r io.Reader, sz sizes, size int64) *chunker {
+	c := &chunker{r: r, sz: sz}
+	if size >= 0 && size < chunkerStart {
+		c.buf = make([]byte, 0, size+1)
+	}
+	return c
+}
 
-// chunkerStart is the chunker's first buffer: most files are small, and a
-// buffer of twice the largest chunk for each (zeroed by the allocator)
-// costs more than chunking them. It grows as the file turns out bigger.
+// chunkerStart is the chunker's largest first buffer: most files are
+// small, and a buffer of twice the largest chunk for each (zeroed by the
+// allocator) costs more than chunking them. It grows as the file turns out
+// bigger.
 const chunkerStart = 64 << 10
 
 // fill makes a largest chunk's bytes (or the rest of the file) available

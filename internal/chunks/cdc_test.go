@@ -78,7 +78,7 @@ func TestListChoosesSetBySize(t *testing.T) {
 func listWith(t testing.TB, b []byte, sz sizes) []Chunk {
 	t.Helper()
 	var l []Chunk
-	ch := newChunker(bytes.NewReader(b), sz)
+	ch := newChunker(bytes.NewReader(b), sz, int64(len(b)))
 	for {
 		off, data, err := ch.next()
 		if errors.Is(err, io.EOF) {

@@ -4,17 +4,26 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// BenchmarkInitialSmallFiles times the first pass of 1000 files of 4 KiB
-// in 10 directories (the bench's tree (a) shape), receiver in process.
+// BenchmarkInitialSmallFiles times the first pass of files of 4 KiB, 100
+// to a directory (the bench's tree (a) shape: 10 directories, and all 100
+// of the full tree), receiver in process.
 func BenchmarkInitialSmallFiles(b *testing.B) {
+	for _, dirs := range []int{10, 100} {
+		b.Run(fmt.Sprintf("files=%d", dirs*100), func(b *testing.B) { benchInitialSmallFiles(b, dirs) })
+	}
+}
+
+func benchInitialSmallFiles(b *testing.B, dirs int) {
+	var cpu time.Duration
 	for range b.N {
 		b.StopTimer()
 		src, dst := b.TempDir(), b.TempDir()
-		for d := range 10 {
+		for d := range dirs {
 			dir := filepath.Join(src, fmt.Sprintf("d%02d", d))
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				b.Fatal(err)
@@ -26,16 +35,28 @@ func BenchmarkInitialSmallFiles(b *testing.B) {
 			}
 		}
 		s, r := benchEnds(b, src, dst)
+		cpu0 := cpuTime()
 		b.StartTimer()
 		start := time.Now()
 		if _, err := s.Pass(b.Context(), pipeTransport{r}, PassOptions{Start: start}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		cpu += cpuTime() - cpu0
 		s.Close()
 		r.Close()
 		b.StartTimer()
 	}
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkChangedBigFiles times a pass after one of 16 files of 4 MiB was
