@@ -102,17 +102,25 @@ var ErrBusy = errors.New("assembly of this file already running")
 // resume from. The rename itself becomes durable with the caller's next
 // Index.Sync (or any syncfs), as in treesync. rel's directory must exist.
 func (ix *Index) Assemble(ctx context.Context, rel string, l []Chunk, sup Supplier, o *AssembleOptions) (st Stats, err error) {
+	pfd, _, err := treesync.OpenParent(ix.root, rel)
+	if err != nil {
+		return st, fmt.Errorf("assemble %s: %w", rel, err)
+	}
+	defer unix.Close(pfd)
+	return ix.AssembleAt(ctx, pfd, rel, l, sup, o)
+}
+
+// AssembleAt is Assemble for a caller that holds rel's parent open (pfd,
+// from treesync.OpenParent or Parents): a run of files in one directory
+// opens it once.
+func (ix *Index) AssembleAt(ctx context.Context, pfd int, rel string, l []Chunk, sup Supplier, o *AssembleOptions) (st Stats, err error) {
 	if o == nil {
 		o = &AssembleOptions{}
 	}
 	if err := CheckList(l); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", rel, err)
 	}
-	pfd, base, err := treesync.OpenParent(ix.root, rel)
-	if err != nil {
-		return st, fmt.Errorf("assemble %s: %w", rel, err)
-	}
-	defer unix.Close(pfd)
+	base := rel[strings.LastIndexByte(rel, '/')+1:]
 	if strings.HasPrefix(base, treesync.TmpPrefix) {
 		return st, fmt.Errorf("assemble %s: name reserved for temporaries", rel)
 	}
@@ -419,15 +427,16 @@ func parentDir(rel string) string {
 // the next syncfs. A staged file whose temporary is gone (a newer
 // assembly took it over) is skipped.
 func (ix *Index) Publish(ss []*Staged) error {
+	parents := treesync.NewParents(ix.root) // staged in walk order: a directory's files together
+	defer parents.Close()
 	for _, st := range ss {
 		ix.Remove(st.tmp)
-		pfd, base, err := treesync.OpenParent(ix.root, st.rel)
+		pfd, base, err := parents.Open(st.rel)
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", st.rel, err)
 		}
 		tmpBase := st.tmp[strings.LastIndexByte(st.tmp, '/')+1:]
 		err = unix.Renameat(pfd, tmpBase, pfd, base)
-		unix.Close(pfd)
 		if err == unix.ENOENT {
 			continue
 		}

@@ -277,15 +277,21 @@ func (ix *Index) Lookup(rel string) ([]Chunk, bool) {
 // partial temporary of an interrupted assembly of rel. What a remote
 // source is asked to send.
 func (ix *Index) Need(rel string, l []Chunk) ([]Hash, error) {
-	if err := CheckList(l); err != nil {
-		return nil, fmt.Errorf("need %s: %w", rel, err)
-	}
-	have := map[Hash]bool{}
 	pfd, base, err := treesync.OpenParent(ix.root, rel)
 	if err != nil {
 		return nil, fmt.Errorf("need %s: %w", rel, err)
 	}
 	defer unix.Close(pfd)
+	return ix.NeedAt(pfd, base, rel, l)
+}
+
+// NeedAt is Need for a caller that holds rel's parent open (pfd, from
+// treesync.OpenParent or Parents) and its last component base.
+func (ix *Index) NeedAt(pfd int, base, rel string, l []Chunk) ([]Hash, error) {
+	if err := CheckList(l); err != nil {
+		return nil, fmt.Errorf("need %s: %w", rel, err)
+	}
+	have := map[Hash]bool{}
 	if fd, err := openRead(pfd, partName(base)); err == nil {
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {

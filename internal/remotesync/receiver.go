@@ -450,6 +450,9 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 	}
 	buf := make([]byte, chunks.MaxSize)
 	copied := s.stats.FilesCopied
+	// Files come in walk order: a directory's run of files opens it once.
+	parents := treesync.NewParents(r.rootFd)
+	defer parents.Close()
 	for i := range req.Entries {
 		if relist[i] {
 			continue // sent again whole, in this session
@@ -463,6 +466,9 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		e := &req.Entries[i]
 		s.seen[e.Path] = e.Type != typeDelete
 		var err error
+		if e.Type != typeFile {
+			parents.Forget() // directories may change shape
+		}
 		switch e.Type {
 		case typeDelete:
 			s.deletes = append(s.deletes, e.Path)
@@ -473,7 +479,7 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		case typeSymlink:
 			err = r.applySymlink(s, e)
 		case typeFile:
-			err = r.applyFile(ctx, s, e, lists[i], buf, &resp)
+			err = r.applyFile(ctx, s, parents, e, lists[i], buf, &resp)
 		}
 		if err != nil {
 			r.applyFailed()
@@ -713,12 +719,11 @@ func (r *Receiver) updateMeta(s *session, pfd int, base string, e *wireEntry, st
 
 // applyFile keeps a destination file that holds the content, else
 // assembles it now if every chunk is at hand, else records what it needs.
-func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []chunks.Chunk, buf []byte, resp *batchResp) error {
-	pfd, base, err := r.openParent(e.Path)
+func (r *Receiver) applyFile(ctx context.Context, s *session, parents *treesync.Parents, e *wireEntry, l []chunks.Chunk, buf []byte, resp *batchResp) error {
+	pfd, base, err := parents.Open(e.Path)
 	if err != nil {
-		return err
+		return errAt("open parent of", e.Path, err)
 	}
-	defer unix.Close(pfd)
 	st, err := lstatAt(pfd, base)
 	exists := err == nil
 	if err != nil && err != unix.ENOENT {
@@ -771,7 +776,7 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 			return r.updateMeta(s, pfd, base, e, &st, false)
 		}
 	}
-	lack, err := r.ix.Need(e.Path, l)
+	lack, err := r.ix.NeedAt(pfd, base, e.Path, l)
 	if err != nil {
 		return err
 	}
@@ -779,7 +784,7 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 		// Every chunk should be at hand; an index place found stale
 		// makes the file wait for the chunks after all.
 		sup := &localSupplier{}
-		err := r.assemble(ctx, s, s, e, l, rewrite, sup)
+		err := r.assemble(ctx, s, s, parents, e, l, rewrite, sup)
 		if !errors.Is(err, errMissing) {
 			return err
 		}
@@ -795,9 +800,14 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, e *wireEntry, l []
 	return nil
 }
 
-// assemble makes the file e from its chunk list, with its metadata.
-func (r *Receiver) assemble(ctx context.Context, s, owner *session, e *wireEntry, l []chunks.Chunk, rewrite bool, sup chunks.Supplier) error {
-	ast, err := r.ix.Assemble(ctx, e.Path, l, sup, &chunks.AssembleOptions{
+// assemble makes the file e from its chunk list, with its metadata, in
+// the directory parents opens.
+func (r *Receiver) assemble(ctx context.Context, s, owner *session, parents *treesync.Parents, e *wireEntry, l []chunks.Chunk, rewrite bool, sup chunks.Supplier) error {
+	pfd, base, err := parents.Open(e.Path)
+	if err != nil {
+		return errAt("open parent of", e.Path, err)
+	}
+	ast, err := r.ix.AssembleAt(ctx, pfd, e.Path, l, sup, &chunks.AssembleOptions{
 		Rewrite: rewrite,
 		Prepare: func(fd int) error { return fsetMeta(fd, e) },
 		Defer:   true,
@@ -812,11 +822,6 @@ func (r *Receiver) assemble(ctx context.Context, s, owner *session, e *wireEntry
 	}
 	s.stats.ChunksLocal += int64(ast.Local + ast.Resumed)
 	if ast.Unchanged {
-		pfd, base, err := r.openParent(e.Path)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(pfd)
 		st, err := lstatAt(pfd, base)
 		if err != nil {
 			return errAt("stat", e.Path, err)
@@ -920,6 +925,8 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 	d.Unverified = true // Assemble checks every chunk it is given against its hash
 	var resp chunksResp
 	var s *session
+	parents := treesync.NewParents(r.rootFd) // the files come in walk order
+	defer parents.Close()
 	for files := 0; ; files++ {
 		if files > 0 {
 			if _, err := br.Peek(1); err == io.EOF {
@@ -937,7 +944,7 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 			return nil, protof("one chunks request, two sessions")
 		}
 		var missing []chunks.Hash
-		s, missing, err = r.chunksOf(ctx, d, &req)
+		s, missing, err = r.chunksOf(ctx, d, parents, &req)
 		if err != nil {
 			return nil, err
 		}
@@ -955,7 +962,7 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 
 // chunksOf assembles one file of a chunks request from the req.N frames
 // that follow its header, and returns the chunks it still lacks.
-func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, req *chunksReq) (*session, []chunks.Hash, error) {
+func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, parents *treesync.Parents, req *chunksReq) (*session, []chunks.Hash, error) {
 	path, err := getName(req.Path, req.PathB)
 	if err != nil {
 		return nil, nil, err
@@ -980,7 +987,7 @@ func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, req *chunksR
 
 	sup := &frameSupplier{d: d, max: req.N}
 	ls := &session{} // the assembly's counts, merged under the lock
-	err = r.assemble(ctx, ls, s, &pf.e, pf.list, pf.rewrite, sup)
+	err = r.assemble(ctx, ls, s, parents, &pf.e, pf.list, pf.rewrite, sup)
 	if err == nil || errors.Is(err, errMissing) {
 		// Frames of this file that were not needed (found at hand since)
 		// are read past, to the next file's header.

@@ -60,3 +60,52 @@ func OpenParent(root int, rel string) (int, string, error) {
 // Syncfs makes everything written to the file system holding fd durable
 // and reports writeback errors since fd was opened (Linux ≥ 5.8).
 func Syncfs(fd int) error { return syncfs(fd) }
+
+// Parents opens the parents of paths taken one after another (OpenParent),
+// keeping the last one open: files in walk order share their directory,
+// so a run of them costs one confined open rather than one each. Not safe
+// for concurrent use. The caller calls Forget after changing the tree's
+// directories (a directory removed or replaced), and Close when done.
+type Parents struct {
+	root int
+	dir  string // the kept directory's path ("" for root itself)
+	fd   int    // its descriptor, or -1
+}
+
+// NewParents opens parents under root.
+func NewParents(root int) *Parents { return &Parents{root: root, fd: -1} }
+
+// Open checks rel (CheckRel) and returns the descriptor of the directory
+// holding it and rel's last component. The descriptor stays owned by p:
+// it is valid until p's next Open, Forget or Close.
+func (p *Parents) Open(rel string) (int, string, error) {
+	if err := CheckRel(rel); err != nil {
+		return -1, "", err
+	}
+	dir, base := "", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		dir, base = rel[:i], rel[i+1:]
+	}
+	if p.fd >= 0 && dir == p.dir {
+		return p.fd, base, nil
+	}
+	p.Forget()
+	fd, _, err := OpenParent(p.root, rel)
+	if err != nil {
+		return -1, "", err
+	}
+	p.fd, p.dir = fd, dir
+	return fd, base, nil
+}
+
+// Forget closes the kept descriptor: the next Open resolves its path
+// again.
+func (p *Parents) Forget() {
+	if p.fd >= 0 {
+		unix.Close(p.fd)
+		p.fd = -1
+	}
+}
+
+// Close releases p.
+func (p *Parents) Close() { p.Forget() }
