@@ -94,6 +94,9 @@ type srcEntry struct {
 	Ino        uint64
 	Ctime      int64
 	Racy       bool // the ctime was too recent when the file was read to vouch for it later
+	// data is a small file's bytes as chunked, kept (within the pass's
+	// keepBudget) until its chunks are sent: not opened and read twice.
+	data []byte
 	Dev        uint64
 	chunkError error
 	// ready is closed once a file to chunk was chunked (or given up):
@@ -206,10 +209,30 @@ type pass struct {
 	sentMu sync.Mutex
 	sentBy map[chunks.Hash]chan struct{}
 
-	mu     sync.Mutex // guards stats and jobErr
+	mu     sync.Mutex // guards stats, jobErr and kept
 	stats  Stats
 	jobErr error // the first failure of background chunk sends
 	wire   atomic.Int64
+
+	// kept are the entries chunked with their bytes kept (srcEntry.data),
+	// keptBytes what they hold now.
+	kept      []*srcEntry
+	keptBytes atomic.Int64
+}
+
+// Small files' bytes are kept from chunking to sending up to these bounds:
+// a file of at most keepMax bytes, keepBudget bytes in a pass at a time.
+const (
+	keepMax    = 64 << 10
+	keepBudget = 16 << 20
+)
+
+// release drops e's kept bytes.
+func (p *pass) release(e *srcEntry) {
+	if e.data != nil {
+		p.keptBytes.Add(-int64(len(e.data)))
+		e.data = nil
+	}
 }
 
 // Pass makes the receiver's tree identical to the source's. It returns nil
@@ -251,6 +274,9 @@ func (p *pass) run() error {
 	stop := p.startChunking()
 	defer func() {
 		stop()
+		for _, e := range p.kept { // not into the acknowledged state
+			e.data = nil
+		}
 		// What was not chunked (a failed pass) is read again next time.
 		for _, e := range p.cur {
 			if e.chunkError != nil {
@@ -573,7 +599,28 @@ func (p *pass) chunkFile(path string, e *srcEntry) {
 	e.Size, e.Mtime, e.Ctime, e.Mode, e.UID, e.GID = st.Size, st.Mtim.Nano(), st.Ctim.Nano(), st.Mode&0o7777, st.Uid, st.Gid
 	// The real clock: it is compared with the kernel's timestamps.
 	e.Racy = e.Ctime > time.Now().Add(-racyWindow(e.Ctime)).UnixNano()
-	l, err := chunks.List(io.LimitReader(f, st.Size), st.Size)
+	var r io.Reader = io.LimitReader(f, st.Size)
+	var data []byte
+	if st.Size > 0 && st.Size <= keepMax {
+		if p.keptBytes.Add(st.Size) <= keepBudget {
+			data = make([]byte, st.Size)
+			n, err := treesync.PreadFull(fd, data, 0)
+			if err != nil {
+				p.keptBytes.Add(-st.Size)
+				e.chunkError = errAt("read source", path, err)
+				return
+			}
+			data = data[:n] // shorter: it shrank, as the size check below finds
+			r = bytes.NewReader(data)
+		} else {
+			p.keptBytes.Add(-st.Size)
+		}
+	}
+	l, err := chunks.List(r, st.Size)
+	if data != nil && (err != nil || chunks.Size(l) != st.Size || len(l) > maxFileChunks) {
+		p.keptBytes.Add(-st.Size)
+		data = nil
+	}
 	if err != nil {
 		e.chunkError = errAt("read source", path, err)
 		return
@@ -587,6 +634,12 @@ func (p *pass) chunkFile(path string, e *srcEntry) {
 		return
 	}
 	e.List = l
+	if data != nil {
+		e.data = data
+		p.mu.Lock()
+		p.kept = append(p.kept, e)
+		p.mu.Unlock()
+	}
 }
 
 // sameEntry says whether the receiver's entry a (acknowledged) is b.
@@ -833,7 +886,23 @@ func (p *pass) batch(req batchReq) (string, error) {
 		}
 	}
 	// The files' chunks go in requests of several files each (small files
-	// share one round trip), Workers requests at a time.
+	// share one round trip), Workers requests at a time. A file the
+	// receiver does not need drops its kept bytes now.
+	defer func() {
+		needed := make(map[string]bool, len(resp.Need))
+		for _, n := range resp.Need {
+			if path, err := getName(n.Path, n.PathB); err == nil {
+				needed[path] = true
+			}
+		}
+		for _, w := range req.Entries {
+			if path, err := getName(w.Path, w.PathB); err == nil && !needed[path] {
+				if e := p.cur[path]; e != nil {
+					p.release(e)
+				}
+			}
+		}
+	}()
 	var jobs []fileJob
 	for _, n := range resp.Need {
 		path, err := getName(n.Path, n.PathB)
@@ -1132,6 +1201,18 @@ func (p *pass) writeSection(enc *chunks.Encoder, w io.Writer, session string, j 
 		return err
 	}
 	if len(j.hs) == 0 {
+		return nil
+	}
+	if data := j.e.data; data != nil {
+		// The bytes the list was made from: nothing to read or check.
+		for _, h := range j.hs {
+			c := at[h]
+			if err := enc.Write(h, data[c.Offset:c.Offset+int64(c.Length)]); err != nil {
+				return err
+			}
+			*frames++
+		}
+		p.release(j.e)
 		return nil
 	}
 	pfd, base, err := treesync.OpenParent(p.rootFd, j.path)

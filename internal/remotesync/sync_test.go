@@ -2,6 +2,7 @@ package remotesync
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -406,5 +407,35 @@ func TestDuplicatesSentOnce(t *testing.T) {
 	t.Logf("4 copies of %d bytes: %d chunks, %d bytes sent", len(content), st.ChunksSent, st.BytesSent)
 	if st.BytesSent > int64(len(content))+4096 || st.FilesCopied != 4 {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// Small files' bytes kept from chunking to sending: more of them than the
+// pass keeps at a time (the rest are read again), an interrupted pass and
+// a changed file after it; the bytes are dropped with the pass, never
+// kept in the acknowledged state.
+func TestSmallFilesKeptForSending(t *testing.T) {
+	t.Parallel()
+	p := newPair(t)
+	n := keepBudget/keepMax + 40
+	for i := range n {
+		writeFile(t, fmt.Sprintf("%s/d%d/f%03d", p.src, i%7, i), randBytes(uint64(i), keepMax), 0o644, old)
+	}
+	writeFile(t, p.src+"/small", randBytes(1, 100), 0o600, old)
+	writeFile(t, p.src+"/big", randBytes(2, keepMax+1), 0o644, old)
+	// Cut mid-way: the chunks sent again come from the files.
+	if _, err := p.pass(&cutTransport{r: p.r, budget: keepBudget / 2}, PassOptions{}); err == nil {
+		t.Fatal("pass over a cut connection succeeded")
+	}
+	st := p.mustPass(nil, PassOptions{})
+	if st.FilesCopied == 0 {
+		t.Fatalf("nothing copied after the cut: %+v", st)
+	}
+	writeFile(t, p.src+"/d3/f003", randBytes(1_000_003, keepMax), 0o644, old.Add(time.Second))
+	p.mustPass(nil, PassOptions{})
+	for path, e := range p.s.st.Entries {
+		if e.data != nil {
+			t.Errorf("%s: %d bytes kept in the acknowledged state", path, len(e.data))
+		}
 	}
 }
