@@ -83,20 +83,20 @@ type senderState struct {
 // srcEntry is what the receiver holds for a path, plus the source's
 // identity of a file (inode, ctime) to tell whether it changed since.
 type srcEntry struct {
-	Type       string
-	Mode       uint32
-	UID, GID   uint32
-	Size       int64
-	Mtime      int64
-	Target     string
-	Nlink      uint32
-	List       []chunks.Chunk
-	Ino        uint64
-	Ctime      int64
-	Racy       bool // the ctime was too recent when the file was read to vouch for it later
+	Type     string
+	Mode     uint32
+	UID, GID uint32
+	Size     int64
+	Mtime    int64
+	Target   string
+	Nlink    uint32
+	List     []chunks.Chunk
+	Ino      uint64
+	Ctime    int64
+	Racy     bool // the ctime was too recent when the file was read to vouch for it later
 	// data is a small file's bytes as chunked, kept (within the pass's
 	// keepBudget) until its chunks are sent: not opened and read twice.
-	data []byte
+	data       []byte
 	Dev        uint64
 	chunkError error
 	// ready is closed once a file to chunk was chunked (or given up):
