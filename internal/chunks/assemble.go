@@ -41,10 +41,15 @@ type Stats struct {
 
 // AssembleOptions tune Assemble. The zero value is usable.
 type AssembleOptions struct {
-	// Prepare, if set, is called with the temporary's descriptor once its
-	// content is complete, before it is made durable and renamed: to set
-	// its mode, owner and times.
-	Prepare func(fd int) error
+	// Prepare, if set, is called with the temporary's descriptor and its
+	// status when opened (owner, mode) once its content is complete,
+	// before it is made durable and renamed: to set its mode, owner and
+	// times, skipping what is already right.
+	Prepare func(fd int, st *unix.Stat_t) error
+	// Perm is the permission bits a new temporary is created with (less
+	// the umask), 0o600 if zero: the file's own make its mode right at
+	// once, one call less for Prepare.
+	Perm uint32
 	// SyncEvery bounds how many bytes may be written to a temporary
 	// between fdatasyncs, so that an assembly interrupted by a power loss
 	// (not only a killed process, whose writes the page cache keeps) can
@@ -133,7 +138,11 @@ func (ix *Index) AssembleAt(ctx context.Context, pfd int, rel string, l []Chunk,
 	}
 
 	tmp := partName(base)
-	fd, err := treesync.OpenAt(pfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NOCTTY, 0o600)
+	perm := o.Perm & 0o777
+	if perm == 0 {
+		perm = 0o600
+	}
+	fd, err := treesync.OpenAt(pfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NOCTTY, perm)
 	if err != nil {
 		return st, fmt.Errorf("assemble %s: create temporary: %w", rel, err)
 	}
@@ -246,7 +255,7 @@ func (ix *Index) AssembleAt(ctx context.Context, pfd int, rel string, l []Chunk,
 	}
 
 	if o.Prepare != nil {
-		if err := o.Prepare(fd); err != nil {
+		if err := o.Prepare(fd, &tst); err != nil {
 			return st, fmt.Errorf("assemble %s: prepare: %w", rel, err)
 		}
 	}

@@ -240,7 +240,7 @@ func TestConcurrentAssemblyRefused(t *testing.T) {
 	writeFile(t, filepath.Join(tr.src, "f"), randBytes(60, 2<<20))
 	tr.index(t)
 	l := tr.s.list(t, "f")
-	hold := AssembleOptions{Prepare: func(int) error {
+	hold := AssembleOptions{Prepare: func(int, *unix.Stat_t) error {
 		_, err := tr.ix.Assemble(context.Background(), "f", l, tr.sup, nil)
 		if !errors.Is(err, ErrBusy) {
 			t.Errorf("second assembly: %v", err)
@@ -257,7 +257,7 @@ func TestPrepareSetsMetadata(t *testing.T) {
 	tr := newTrees(t)
 	writeFile(t, filepath.Join(tr.src, "f"), nil)
 	tr.index(t)
-	st, err := tr.send(t, "f", &AssembleOptions{Prepare: func(fd int) error { return unix.Fchmod(fd, 0o640) }})
+	st, err := tr.send(t, "f", &AssembleOptions{Prepare: func(fd int, _ *unix.Stat_t) error { return unix.Fchmod(fd, 0o640) }})
 	if err != nil || st.Fetched != 0 {
 		t.Fatal(st, err)
 	}

@@ -62,12 +62,20 @@ func futimens(fd int, ns int64) error {
 
 // fsetMeta gives an open file or directory e's owner, mode and mtime:
 // chown first (it clears setuid bits), mtime last.
-func fsetMeta(fd int, e *wireEntry) error {
-	if err := chownTolerant(func() error { return unix.Fchown(fd, int(e.UID), int(e.GID)) }); err != nil {
-		return err
+func fsetMeta(fd int, st *unix.Stat_t, e *wireEntry) error {
+	chowned := false
+	if st.Uid != e.UID || st.Gid != e.GID {
+		if err := chownTolerant(func() error { return unix.Fchown(fd, int(e.UID), int(e.GID)) }); err != nil {
+			return err
+		}
+		chowned = true
 	}
-	if err := unix.Fchmod(fd, e.Mode); err != nil {
-		return err
+	// Set again whenever chown ran (it clears setuid and setgid) or such
+	// bits are wanted.
+	if chowned || st.Mode&0o7777 != e.Mode || e.Mode&0o7000 != 0 {
+		if err := unix.Fchmod(fd, e.Mode); err != nil {
+			return err
+		}
 	}
 	return futimens(fd, e.Mtime)
 }

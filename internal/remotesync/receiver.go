@@ -809,7 +809,8 @@ func (r *Receiver) assemble(ctx context.Context, s, owner *session, parents *tre
 	}
 	ast, err := r.ix.AssembleAt(ctx, pfd, e.Path, l, sup, &chunks.AssembleOptions{
 		Rewrite: rewrite,
-		Prepare: func(fd int) error { return fsetMeta(fd, e) },
+		Perm:    e.Mode & 0o777,
+		Prepare: func(fd int, st *unix.Stat_t) error { return fsetMeta(fd, st, e) },
 		Defer:   true,
 	})
 	if err != nil {
@@ -1279,7 +1280,7 @@ func (r *Receiver) dirMeta(s *session, e *wireEntry) error {
 		}
 		return nil
 	}
-	if err := fsetMeta(fd, e); err != nil {
+	if err := fsetMeta(fd, &st, e); err != nil {
 		return errAt("set metadata of", e.Path, err)
 	}
 	if !s.created[e.Path] && (st.Mode&0o7777 != e.Mode || st.Uid != e.UID || st.Gid != e.GID) {

@@ -1,6 +1,7 @@
 package remotesync
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -1130,6 +1131,10 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 
 var errRequestOver = errors.New("request over")
 
+// chunksBuffer is what a chunks request's body gathers before the
+// transport takes it.
+const chunksBuffer = 256 << 10
+
 // ErrSourceChanged: a source file's bytes no longer match the chunk list
 // sent for it (written during the pass). Nothing is wrong: the next pass
 // sends its new content.
@@ -1137,7 +1142,10 @@ var ErrSourceChanged = errors.New("changed during the pass")
 
 func (p *pass) sendChunks(ctx context.Context, session string, jobs []fileJob, resp *chunksResp) error {
 	pr, pw := io.Pipe()
-	cw := &countingWriter{w: pw}
+	// Buffered: the transport reads the body in large pieces (HTTP/2
+	// frames, TLS records and writes), not a small file's frame at a time.
+	bw := bufio.NewWriterSize(pw, chunksBuffer)
+	cw := &countingWriter{w: bw}
 	var frames int64
 	done := make(chan error, 1)
 	go func() {
@@ -1147,9 +1155,12 @@ func (p *pass) sendChunks(ctx context.Context, session string, jobs []fileJob, r
 		for _, j := range jobs {
 			// Headers go around the counting writer: BytesSent is chunk
 			// data (frames), as the metric says.
-			if err = p.writeSection(enc, pw, session, j, &buf, &frames); err != nil {
+			if err = p.writeSection(enc, bw, session, j, &buf, &frames); err != nil {
 				break
 			}
+		}
+		if err == nil {
+			err = bw.Flush()
 		}
 		pw.CloseWithError(err)
 		done <- err
