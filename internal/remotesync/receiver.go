@@ -739,7 +739,9 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, parents *treesync.
 	// A destination inode with other names is kept only for a hard-link
 	// group, and for one group only: else files separate at the source
 	// would stay linked.
-	rewrite := false
+	// Nothing at the path: a new file, with no need to look there again
+	// when it is assembled.
+	rewrite := !exists
 	if isReg && st.Nlink > 1 {
 		if e.Nlink <= 1 || s.claimed[st.Ino] {
 			rewrite = true

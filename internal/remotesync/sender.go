@@ -512,22 +512,28 @@ func (p *pass) startChunking() (stop func()) {
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		sem := make(chan struct{}, p.s.o.Workers)
-		for _, f := range todo {
-			e := f.e
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				e.chunkError = ctx.Err()
-				close(e.ready)
-				continue
+	// Workers take the files in walk order, each keeping its last
+	// directory open (a directory's files come together).
+	next := make(chan file)
+	for range p.s.o.Workers {
+		wg.Go(func() {
+			parents := treesync.NewParents(p.rootFd)
+			defer parents.Close()
+			for f := range next {
+				p.chunkFile(parents, f.path, f.e)
+				close(f.e.ready)
 			}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				p.chunkFile(f.path, e)
-				close(e.ready)
-			})
+		})
+	}
+	wg.Go(func() {
+		defer close(next)
+		for _, f := range todo {
+			select {
+			case next <- f:
+			case <-ctx.Done():
+				f.e.chunkError = ctx.Err()
+				close(f.e.ready)
+			}
 		}
 	})
 	return func() {
@@ -574,13 +580,12 @@ var errGone = errors.New("gone")
 // chunkFile reads one file; its identity is taken from the opened
 // descriptor before reading, so a write during the read leaves a ctime the
 // next pass sees as changed.
-func (p *pass) chunkFile(path string, e *srcEntry) {
-	pfd, base, err := treesync.OpenParent(p.rootFd, path)
+func (p *pass) chunkFile(parents *treesync.Parents, path string, e *srcEntry) {
+	pfd, base, err := parents.Open(path)
 	if err != nil {
 		e.chunkError = errGone
 		return
 	}
-	defer unix.Close(pfd)
 	fd, err := openRead(pfd, base)
 	if err != nil {
 		if err == unix.ENOENT || err == unix.ELOOP || err == unix.ENXIO {
