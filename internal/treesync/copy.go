@@ -170,7 +170,7 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare, looksSame bool
 		}
 	}
 
-	tmp, out, err := createTemp(d.dstFd)
+	tmp, out, err := createTemp(d.dstFd, m.perm()&0o777)
 	if err != nil {
 		return result{}, errAt("create temporary for", d.path(name), err)
 	}
@@ -179,15 +179,14 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare, looksSame bool
 		if r.bytes, err = s.copyData(in, out, m.size); err != nil {
 			return err
 		}
-		if err := s.fsetMeta(out, m); err != nil {
+		// Created with its permission bits: usually only the mtime is
+		// left to set.
+		om, err := fstat(out)
+		if err != nil {
 			return err
 		}
-		if g != nil {
-			om, err := fstat(out)
-			r.ino = om.ino
-			return err
-		}
-		return nil
+		r.ino = om.ino
+		return s.fsetMetaFrom(out, om, m)
 	}()
 	if cerr := unix.Close(out); err == nil {
 		err = cerr
@@ -200,10 +199,10 @@ func (s *syncer) copyFile(d *dirH, name string, dm meta, compare, looksSame bool
 }
 
 // createTemp creates a fresh temporary file in the directory dirfd.
-func createTemp(dirfd int) (string, int, error) {
+func createTemp(dirfd int, perm uint32) (string, int, error) {
 	for {
 		name := tmpName()
-		fd, err := openAt(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, 0o600)
+		fd, err := openAt(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, perm)
 		if err != unix.EEXIST {
 			return name, fd, err
 		}

@@ -97,6 +97,26 @@ func (s *syncer) fsetMeta(fd int, m meta) error {
 	return futimens(fd, m.mtime)
 }
 
+// fsetMetaFrom gives an open file the owner, mode and mtime of want, from
+// have, its own: chown and chmod only where they differ (chmod again after
+// a chown, which clears setuid and setgid, and whenever such bits are
+// wanted), the mtime always, last.
+func (s *syncer) fsetMetaFrom(fd int, have, want meta) error {
+	chowned := false
+	if !s.ownerEqual(have, want) {
+		if err := s.chown(func() error { return unix.Fchown(fd, int(want.uid), int(want.gid)) }); err != nil {
+			return err
+		}
+		chowned = true
+	}
+	if chowned || have.perm() != want.perm() || want.perm()&0o7000 != 0 {
+		if err := unix.Fchmod(fd, want.perm()); err != nil {
+			return err
+		}
+	}
+	return futimens(fd, want.mtime)
+}
+
 // setMetaAt updates the metadata of the existing entry name (a regular file
 // or symlink, never followed) from have to want, touching only what differs.
 func (s *syncer) setMetaAt(dirfd int, name string, have, want meta) error {
