@@ -437,12 +437,24 @@ func (h *harness) anchorBlock(raw *dataRaw, spec *trees.Spec, rep int, src, dir 
 	return nil
 }
 
-// physical records what this disk takes to hold a step's bytes durably:
-// the bytes written in 1 MiB writes of incompressible data to one new
-// file, then fdatasync. Many files add their metadata on top; writeback
-// already under way, or the host's cache, can make a copy measured at
-// another moment faster.
+// physical records what this disk takes to hold a step's bytes durably
+// (durableWrite).
 func (h *harness) physical(raw *dataRaw, spec *trees.Spec, rep int, phase, dir string, files, n int64) error {
+	w, c, err := durableWrite(dir, n)
+	if err != nil {
+		return err
+	}
+	raw.add(dataSample{Suite: "replication", Rep: rep, Tree: spec.Name, Phase: phase, Tool: toolPhysical, Wall: w, CPU: c, Files: files, Bytes: n})
+	h.logf("  physical limit, %s (%d bytes): %.3fs", phase, n, w)
+	return nil
+}
+
+// durableWrite times n bytes written in 1 MiB writes of incompressible
+// data to one new file in dir, then fdatasync: what the disk takes to hold
+// them durably. Many files add their metadata on top; writeback already
+// under way, or the host's cache, can make a copy measured at another
+// moment faster. It returns wall and CPU seconds.
+func durableWrite(dir string, n int64) (wall, cpu float64, err error) {
 	unix.Sync()
 	path := filepath.Join(dir, "physical")
 	defer os.Remove(path)
@@ -453,27 +465,24 @@ func (h *harness) physical(raw *dataRaw, spec *trees.Spec, rep int, phase, dir s
 	c0, w0 := selfCPU(), time.Now()
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	for left := n; left > 0; {
 		k := min(left, int64(len(buf)))
 		if _, err := f.Write(buf[:k]); err != nil {
 			f.Close()
-			return err
+			return 0, 0, err
 		}
 		left -= k
 	}
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		f.Close()
-		return fmt.Errorf("fdatasync %s: %w", path, err)
+		return 0, 0, fmt.Errorf("fdatasync %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return 0, 0, err
 	}
-	w, c := time.Since(w0).Seconds(), selfCPU()-c0
-	raw.add(dataSample{Suite: "replication", Rep: rep, Tree: spec.Name, Phase: phase, Tool: toolPhysical, Wall: w, CPU: c, Files: files, Bytes: n})
-	h.logf("  physical limit, %s (%d bytes): %.3fs", phase, n, w)
-	return nil
+	return time.Since(w0).Seconds(), selfCPU() - c0, nil
 }
 
 // --- report ---

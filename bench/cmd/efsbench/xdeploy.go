@@ -41,6 +41,9 @@ const (
 	// push with --fsync, so the daemon fsyncs every file it writes (efsd's
 	// destination makes every pass durable before acknowledging it).
 	xdToolRsyncSync = "rsync -a --delete --fsync → rsync --daemon"
+	// xdToolPhysical is the disk's physical limit for a step's bytes
+	// (durableWrite), on loopback only.
+	xdToolPhysical = "physical limit"
 
 	xdStepInitial = "initial copy"
 	xdStepIncr    = "1% of files changed"
@@ -221,7 +224,8 @@ func (h *harness) xdeployRun(raw *xdRaw) error {
 					func() error { return h.xdRsyncBlock(raw, rd, link, item, cond, rep, false) },
 				}
 				if cond.Shape == (netshape.Shape{}) {
-					blocks = append(blocks, func() error { return h.xdRsyncBlock(raw, rd, link, item, cond, rep, true) })
+					blocks = append(blocks, func() error { return h.xdRsyncBlock(raw, rd, link, item, cond, rep, true) },
+						func() error { return h.xdPhysical(raw, base, item, cond, rep) })
 				}
 				if rep%2 == 1 {
 					blocks[0], blocks[1] = blocks[1], blocks[0]
@@ -248,6 +252,34 @@ func (h *harness) xdeployRun(raw *xdRaw) error {
 		}
 		os.RemoveAll(item.stage)
 		unix.Sync()
+	}
+	return nil
+}
+
+// xdPhysical measures the physical limit of the repetition's steps on
+// B's disk (durableWrite of their bytes): the initial copy's whole tree,
+// and the bytes rsync's change of this repetition wrote.
+func (h *harness) xdPhysical(raw *xdRaw, dir string, it *xdItem, cond xdCondition, rep int) error {
+	steps := []struct {
+		step  string
+		bytes int64
+	}{{xdStepInitial, it.spec.TotalBytes()}}
+	for _, s := range raw.pick(cond.Name, it.spec.Name, xdChangeStep(it.spec), xdToolRsync) {
+		if s.Rep == rep {
+			steps = append(steps, struct {
+				step  string
+				bytes int64
+			}{s.Step, s.DataBytes})
+		}
+	}
+	for _, st := range steps {
+		w, _, err := durableWrite(dir, st.bytes)
+		if err != nil {
+			return err
+		}
+		raw.Samples = append(raw.Samples, xdSample{Rep: rep, Condition: cond.Name, Tree: it.spec.Name, Step: st.step,
+			Tool: xdToolPhysical, Wall: w, DataBytes: st.bytes})
+		h.logf("  physical limit, %s (%d bytes): %.3fs", st.step, st.bytes, w)
 	}
 	return nil
 }
