@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -321,6 +322,20 @@ func (h *hub) forget(t *tree, dir string) {
 	}
 }
 
+// repath gives t's watches on dir and below their paths under to (dir
+// moved within the tree). Called with h.mu held.
+func (h *hub) repath(t *tree, dir, to string) {
+	for wd := range t.wds {
+		if w := h.wds[wd]; w != nil {
+			if p := w.owners[t]; p == dir {
+				w.owners[t] = to
+			} else if rest, ok := strings.CutPrefix(p, dir+"/"); ok {
+				w.owners[t] = to + "/" + rest
+			}
+		}
+	}
+}
+
 func (h *hub) read(f *os.File, done chan struct{}) {
 	defer close(done)
 	// Room for many events; one event is at most 16 bytes + NAME_MAX + 1.
@@ -364,6 +379,17 @@ type newDir struct {
 // directories appearing and vanishing.
 func (h *hub) dispatch(buf []byte) {
 	var added []newDir
+	// A directory moved within a tree keeps its watches (the kernel's
+	// follow the inode), under its new path: removing them at
+	// IN_MOVED_FROM and watching again at IN_MOVED_TO would lose the
+	// events of writes made in between. A move's two events share a
+	// cookie and come together; one left without its pair moved the
+	// directory out of the tree.
+	type moved struct {
+		t    *tree
+		path string
+	}
+	from := map[uint32][]moved{}
 	h.mu.Lock()
 	for off := 0; off+unix.SizeofInotifyEvent <= len(buf); {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
@@ -396,11 +422,22 @@ func (h *hub) dispatch(buf []byte) {
 			}
 			p := filepath.Join(dir, string(name))
 			if ev.Mask&unix.IN_MOVED_FROM != 0 {
-				h.forget(t, p)
+				from[ev.Cookie] = append(from[ev.Cookie], moved{t, p})
+			}
+			if ev.Mask&unix.IN_MOVED_TO != 0 {
+				if i := slices.IndexFunc(from[ev.Cookie], func(m moved) bool { return m.t == t }); i >= 0 {
+					h.repath(t, from[ev.Cookie][i].path, p)
+					from[ev.Cookie] = slices.Delete(from[ev.Cookie], i, i+1)
+				}
 			}
 			if ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
-				added = append(added, newDir{t, p})
+				added = append(added, newDir{t, p}) // and what appeared below it meanwhile
 			}
+		}
+	}
+	for _, ms := range from {
+		for _, m := range ms {
+			h.forget(m.t, m.path)
 		}
 	}
 	h.mu.Unlock()

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,9 +233,27 @@ func TestHubFollowsDirectories(t *testing.T) {
 	if !signaled(tr, 5*time.Second) {
 		t.Fatal("a write in a new directory did not wake the tree")
 	}
-	// Moved within the tree: still watched, under its new name.
+	// Moved within the tree: still watched by the same kernel watches
+	// (events of writes right after the move are not lost to a remove and
+	// add), under its new name.
+	paths := func() map[int32]string {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		m := map[int32]string{}
+		for wd := range tr.wds {
+			m[wd] = h.wds[wd].owners[tr]
+		}
+		return m
+	}
+	before := paths()
 	os.Rename(filepath.Join(root, "new"), filepath.Join(root, "renamed"))
-	eventually(t, "renamed directories watched", watched(3))
+	eventually(t, "renamed directories watched under their new paths", func() bool {
+		return slices.Contains(slices.Collect(maps.Values(paths())), filepath.Join(root, "renamed", "deeper"))
+	})
+	after := paths()
+	if !slices.Equal(slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after))) || kernelWatches(t, h) != 3 {
+		t.Fatalf("watches before the move %v, after %v: removed and added again", before, after)
+	}
 	drain(tr)
 	os.WriteFile(filepath.Join(root, "renamed", "deeper", "g"), []byte("x"), 0o644)
 	if !signaled(tr, 5*time.Second) {
