@@ -47,8 +47,8 @@ type AssembleOptions struct {
 	// times, skipping what is already right.
 	Prepare func(fd int, st *unix.Stat_t) error
 	// Perm is the permission bits a new temporary is created with (less
-	// the umask), 0o600 if zero: the file's own make its mode right at
-	// once, one call less for Prepare.
+	// the umask), 0o600 if zero. Given the file's own, its mode is usually
+	// right from the start and Prepare has no chmod to make.
 	Perm uint32
 	// SyncEvery bounds how many bytes may be written to a temporary
 	// between fdatasyncs, so that an assembly interrupted by a power loss

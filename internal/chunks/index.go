@@ -272,21 +272,11 @@ func (ix *Index) Lookup(rel string) ([]Chunk, bool) {
 	return l, ok
 }
 
-// Need is the distinct hashes of l that an Assemble of rel would have to
-// fetch as things stand: known neither to the index nor, verified, in the
-// partial temporary of an interrupted assembly of rel. What a remote
-// source is asked to send.
-func (ix *Index) Need(rel string, l []Chunk) ([]Hash, error) {
-	pfd, base, err := treesync.OpenParent(ix.root, rel)
-	if err != nil {
-		return nil, fmt.Errorf("need %s: %w", rel, err)
-	}
-	defer unix.Close(pfd)
-	return ix.NeedAt(pfd, base, rel, l)
-}
-
-// NeedAt is Need for a caller that holds rel's parent open (pfd, from
-// treesync.OpenParent or Parents) and its last component base.
+// NeedAt is the distinct hashes of l that an Assemble of rel would have
+// to fetch as things stand: known neither to the index nor, verified, in
+// the partial temporary of an interrupted assembly of rel. What a remote
+// source is asked to send. The caller holds rel's parent open (pfd, from
+// treesync.OpenParent or Parents); base is rel's last component.
 func (ix *Index) NeedAt(pfd int, base, rel string, l []Chunk) ([]Hash, error) {
 	if err := CheckList(l); err != nil {
 		return nil, fmt.Errorf("need %s: %w", rel, err)
