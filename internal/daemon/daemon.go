@@ -23,6 +23,7 @@ import (
 	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/console"
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/fsview"
 	"github.com/efsd/efsd/internal/mounts"
 	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
@@ -144,7 +145,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			lock.release()
 		}
 	}()
-	handleKey, err := nfs.LoadHandleKey(filepath.Join(cfg.DataDir, "nfs-handle.key"))
+	handleKey, err := fsview.LoadHandleKey(filepath.Join(cfg.DataDir, "nfs-handle.key"))
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +406,7 @@ func Network(ctx context.Context, cfg Config, account, region string) (*efs.Netw
 	if !regions.Has(region) {
 		return nil, fmt.Errorf("region %s is not served", region)
 	}
-	handleKey, err := nfs.LoadHandleKey(filepath.Join(cfg.DataDir, "nfs-handle.key"))
+	handleKey, err := fsview.LoadHandleKey(filepath.Join(cfg.DataDir, "nfs-handle.key"))
 	if err != nil {
 		return nil, err
 	}

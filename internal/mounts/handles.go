@@ -4,7 +4,7 @@ import (
 	"io/fs"
 	"sync"
 
-	"github.com/efsd/efsd/internal/nfs"
+	"github.com/efsd/efsd/internal/fsview"
 )
 
 func fsMode(perm uint64) fs.FileMode {
@@ -26,7 +26,7 @@ func fsMode(perm uint64) fs.FileMode {
 // nothing; only new or moved files reach the store. The cache is dropped
 // whole when it reaches maxCached entries, which bounds its memory.
 type cachedHandles struct {
-	store nfs.HandleStore
+	store fsview.HandleStore
 	mu    sync.Mutex
 	paths map[handleKey]string
 }
@@ -36,7 +36,7 @@ type handleKey struct {
 	ino uint64
 }
 
-func newCachedHandles(s nfs.HandleStore) *cachedHandles {
+func newCachedHandles(s fsview.HandleStore) *cachedHandles {
 	return &cachedHandles{store: s, paths: map[handleKey]string{}}
 }
 

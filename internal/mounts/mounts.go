@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
+	"github.com/efsd/efsd/internal/fsview"
 	"github.com/efsd/efsd/internal/nfs"
 )
 
@@ -41,7 +42,7 @@ type Options struct {
 	Port int
 	// NFSLimits bound the connections of every NFS server (zero fields: nfs's defaults).
 	NFSLimits nfs.ConnLimits
-	// HandleKey authenticates the NFS file handles of every mount target (nfs.LoadHandleKey: one
+	// HandleKey authenticates the NFS file handles of every mount target (fsview.LoadHandleKey: one
 	// per data directory, kept across restarts). Nil: a random key for this Manager, so handles do
 	// not survive a restart.
 	HandleKey []byte
@@ -52,7 +53,7 @@ type Options struct {
 type Manager struct {
 	svc     *efs.Service
 	paths   Paths
-	handles nfs.HandleStore
+	handles fsview.HandleStore
 	notify  Notifier
 	port    int
 	limits  nfs.ConnLimits
@@ -71,7 +72,7 @@ type running struct {
 }
 
 // NewManager returns a Manager; Run starts it.
-func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify Notifier, o Options) *Manager {
+func NewManager(svc *efs.Service, paths Paths, handles fsview.HandleStore, notify Notifier, o Options) *Manager {
 	if o.Port == 0 {
 		o.Port = DefaultPort
 	}
@@ -79,7 +80,7 @@ func NewManager(svc *efs.Service, paths Paths, handles nfs.HandleStore, notify N
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if len(o.HandleKey) == 0 {
-		o.HandleKey = make([]byte, nfs.HandleKeySize)
+		o.HandleKey = make([]byte, fsview.HandleKeySize)
 		_, _ = rand.Read(o.HandleKey)
 	}
 	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, key: o.HandleKey,
@@ -268,10 +269,10 @@ func (m *Manager) stopAll() {
 // destination and writable the moment the configuration is gone, and a
 // policy applies from the call after it is put, without a store query per
 // call.
-func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
+func (m *Manager) export(mt *efs.MountTarget) fsview.Export {
 	fsKey := mt.FSKey()
 	c := &exportCache{}
-	return nfs.Export{
+	return fsview.Export{
 		FileSystemID: fsKey.String(),
 		HandleKey:    m.key,
 		// Only sources that the mount target's security groups admit get in.
@@ -285,12 +286,12 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 				m.notify.Notify(fsKey)
 			}
 		},
-		AccessPoint: func(id string) (nfs.AccessPoint, bool) {
+		AccessPoint: func(id string) (fsview.AccessPoint, bool) {
 			st := c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) })
 			ap, ok := st.accessPoints[id]
 			return ap, ok
 		},
-		Access: func(apID string) nfs.ClientAccess {
+		Access: func(apID string) fsview.ClientAccess {
 			return c.get(m.svc.DataPlaneEpoch(), func() exportState { return m.load(mt) }).clientAccess(apID)
 		},
 	}
@@ -299,11 +300,11 @@ func (m *Manager) export(mt *efs.MountTarget) nfs.Export {
 // exportState is what the data plane enforces for one file system.
 type exportState struct {
 	readOnly     bool
-	accessPoints map[string]nfs.AccessPoint
+	accessPoints map[string]fsview.AccessPoint
 	// access is what the file system policy grants clients, by access
 	// point ID ("" for mounts without one); policy (nil: no policy, full
 	// access) answers for IDs that are no access point of the file system.
-	access map[string]nfs.ClientAccess
+	access map[string]fsview.ClientAccess
 	policy *efs.Policy
 	fsKey  efs.FSKey
 	// loaded is false when the store could not be read: the state then
@@ -313,22 +314,22 @@ type exportState struct {
 
 // clientAccess is what the file system policy grants NFS clients through
 // access point apID ("" for none). An unreadable state grants nothing.
-func (st exportState) clientAccess(apID string) nfs.ClientAccess {
+func (st exportState) clientAccess(apID string) fsview.ClientAccess {
 	if a, ok := st.access[apID]; ok {
 		return a
 	}
 	if !st.loaded {
-		return nfs.ClientAccess{}
+		return fsview.ClientAccess{}
 	}
 	if st.policy == nil {
-		return nfs.FullAccess
+		return fsview.FullAccess
 	}
 	apARN := (&efs.AccessPoint{Account: st.fsKey.Account, Region: st.fsKey.Region, ID: apID}).ARN()
 	return nfsAccess(st.policy.ClientAccess(efs.FileSystemARN(st.fsKey.Region, st.fsKey.Account, st.fsKey.ID), apARN))
 }
 
-func nfsAccess(a efs.ClientAccess) nfs.ClientAccess {
-	return nfs.ClientAccess{Mount: a.Mount, Write: a.Write, Root: a.Root}
+func nfsAccess(a efs.ClientAccess) fsview.ClientAccess {
+	return fsview.ClientAccess{Mount: a.Mount, Write: a.Write, Root: a.Root}
 }
 
 type exportCache struct {
@@ -357,7 +358,7 @@ func (c *exportCache) get(epoch uint64, load func() exportState) exportState {
 // and closed to every client.
 func (m *Manager) load(mt *efs.MountTarget) exportState {
 	ctx := context.Background()
-	st := exportState{readOnly: true, accessPoints: map[string]nfs.AccessPoint{}, fsKey: mt.FSKey()}
+	st := exportState{readOnly: true, accessPoints: map[string]fsview.AccessPoint{}, fsKey: mt.FSKey()}
 	fs, err := m.svc.FileSystemByKey(ctx, mt.FSKey())
 	if err != nil {
 		m.log.Error("load file system for NFS", "fileSystemId", mt.FileSystemID, "err", err)
@@ -379,12 +380,12 @@ func (m *Manager) load(mt *efs.MountTarget) exportState {
 	if err != nil {
 		// Stored policies were checked when put; one efsd cannot read grants nothing.
 		m.log.Error("file system policy unreadable: NFS clients are refused", "fileSystemId", mt.FileSystemID, "err", err)
-		st.access = map[string]nfs.ClientAccess{"": {}}
+		st.access = map[string]fsview.ClientAccess{"": {}}
 		st.policy = &efs.Policy{}
 		return st
 	}
 	if st.policy != nil {
-		st.access = map[string]nfs.ClientAccess{"": nfsAccess(st.policy.ClientAccess(fs.ARN(), ""))}
+		st.access = map[string]fsview.ClientAccess{"": nfsAccess(st.policy.ClientAccess(fs.ARN(), ""))}
 		for _, ap := range aps {
 			st.access[ap.ID] = nfsAccess(st.policy.ClientAccess(fs.ARN(), ap.ARN()))
 		}
@@ -392,15 +393,15 @@ func (m *Manager) load(mt *efs.MountTarget) exportState {
 	return st
 }
 
-func accessPoint(ap *efs.AccessPoint) nfs.AccessPoint {
-	out := nfs.AccessPoint{ID: ap.ID, Path: ap.RootPath}
+func accessPoint(ap *efs.AccessPoint) fsview.AccessPoint {
+	out := fsview.AccessPoint{ID: ap.ID, Path: ap.RootPath}
 	if u := ap.PosixUser; u != nil {
 		uid, gid := u.UID, u.GID
 		out.UID, out.GID, out.SecondaryGIDs = &uid, &gid, u.SecondaryGIDs
 	}
 	if ci := ap.CreationInfo; ci != nil {
 		perm, _ := strconv.ParseUint(ci.Permissions, 8, 32)
-		out.CreationInfo = &nfs.CreationInfo{OwnerUID: ci.OwnerUID, OwnerGID: ci.OwnerGID, Permissions: fsMode(perm)}
+		out.CreationInfo = &fsview.CreationInfo{OwnerUID: ci.OwnerUID, OwnerGID: ci.OwnerGID, Permissions: fsMode(perm)}
 	}
 	return out
 }

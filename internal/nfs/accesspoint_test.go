@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/efsd/efsd/internal/fsview"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 )
 
@@ -14,11 +15,11 @@ const apID = "fsap-0123456789abcdef0"
 
 func TestAccessPoint(t *testing.T) {
 	e := newEnv(t)
-	e.setAP(AccessPoint{
+	e.setAP(fsview.AccessPoint{
 		ID: apID, Path: "/data/app", UID: u32(1001), GID: u32(1002), SecondaryGIDs: []uint32{2000},
-		CreationInfo: &CreationInfo{OwnerUID: 1001, OwnerGID: 1002, Permissions: 0o750 | os.ModeSetgid},
+		CreationInfo: &fsview.CreationInfo{OwnerUID: 1001, OwnerGID: 1002, Permissions: 0o750 | os.ModeSetgid},
 	})
-	e.setAP(AccessPoint{ID: "fsap-nocreate", Path: "/missing"})
+	e.setAP(fsview.AccessPoint{ID: "fsap-nocreate", Path: "/missing"})
 	_, addr := e.start("")
 
 	// Unknown access points, missing roots without CreationInfo: MNT3ERR_NOENT.
@@ -165,13 +166,13 @@ func TestAccessPoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// (Forging one takes the handle key: the test has it.)
-	codec := newHandleCodec(e.key, e.fsID)
-	h, err := codec.decode(secretFH)
+	codec := fsview.NewHandleCodec(e.key, e.fsID)
+	h, err := codec.Decode(secretFH)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.apID = apID
-	if _, st, _ := c.getattrRaw(codec.encode(h)); st != nfsc.NFS3ErrStale {
+	h.APID = apID
+	if _, st, _ := c.getattrRaw(codec.Encode(h)); st != nfsc.NFS3ErrStale {
 		t.Errorf("forged access point handle for a file outside: status %d, want STALE", st)
 	}
 	// A file moved out of the access point's root through the plain mount: stale through the access point.
@@ -202,7 +203,7 @@ func TestAccessPoint(t *testing.T) {
 // An access point without a POSIX user acts as the client; its root is "/" here.
 func TestAccessPointWithoutPosixUser(t *testing.T) {
 	e := newEnv(t)
-	e.setAP(AccessPoint{ID: "fsap-plain", Path: "/"})
+	e.setAP(fsview.AccessPoint{ID: "fsap-plain", Path: "/"})
 	if err := os.Chmod(e.root, 0o777); err != nil {
 		t.Fatal(err)
 	}

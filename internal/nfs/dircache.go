@@ -43,7 +43,7 @@ type dirCache struct {
 func (h *connHandler) listingKey(path string) string {
 	key := ""
 	if c := h.c.current(); c != nil && c.listView != nil {
-		key = c.listView.apID + "\x00" + strconv.FormatUint(c.listView.ino, 10) + "\x00" + c.listIdent
+		key = c.listView.APID + "\x00" + strconv.FormatUint(c.listView.Ino, 10) + "\x00" + c.listIdent
 	}
 	return key + "\x00" + path
 }

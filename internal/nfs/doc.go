@@ -1,5 +1,7 @@
 // Package nfs is efsd's data plane: it serves a file system's directory over NFSv3 (TCP only), with
 // the MOUNT protocol on the same port, so that the file system is reachable at its mount targets.
+// What is not NFSv3's own (exports, access-point roots, identities, confinement, handles) is
+// package fsview's, shared with the NFSv4 server.
 //
 // # Mounting
 //
@@ -44,7 +46,7 @@
 //
 //   - Plain mounts act as the client's AUTH_UNIX identity (root is root, as EFS without a file system
 //     policy; Export.Access withholding Root squashes uid 0 and gid 0 to 65534, as knfsd's
-//     root_squash); calls without AUTH_UNIX act as nobody (65534:65534).
+//     root_squash); calls without AUTH_UNIX act as fsview.Nobody (65534:65534).
 //   - Access points with a POSIX user act as that user (UID, GID, secondary GIDs) whatever the
 //     client sends; without one, as the client's identity.
 //

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/efsd/efsd/internal/fsview"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 	"golang.org/x/sys/unix"
@@ -152,25 +153,25 @@ func TestRefusedMountsDoNotFloodTheLog(t *testing.T) {
 func TestClientLogIsRateLimited(t *testing.T) {
 	h := &countingHandler{}
 	now := time.Unix(0, 0)
-	l := newClientLog(slog.New(h), 10*time.Second, func() time.Time { return now })
+	l := fsview.NewRateLog(slog.New(h), 10*time.Second, func() time.Time { return now })
 	for i := 0; i < 100; i++ {
-		l.error("nfs: something failed")
+		l.Error("nfs: something failed")
 	}
 	if n := h.errors.Load(); n != 1 {
 		t.Errorf("%d lines for 100 within the interval, want 1", n)
 	}
 	now = now.Add(11 * time.Second)
-	l.error("nfs: something failed")
-	l.error("nfs: something else failed")
+	l.Error("nfs: something failed")
+	l.Error("nfs: something else failed")
 	if n := h.errors.Load(); n != 3 {
 		t.Errorf("%d lines, want 3", n)
 	}
 }
 
-// diskStore is a HandleStore kept on the file system's disk (as efsd's SQLite store shares the
+// diskStore is a fsview.HandleStore kept on the file system's disk (as efsd's SQLite store shares the
 // data directory's disk): a handle it cannot write is not recorded.
 type diskStore struct {
-	mem  HandleStore
+	mem  fsview.HandleStore
 	path string
 }
 
@@ -216,7 +217,7 @@ func TestFullDisk(t *testing.T) {
 	if err := os.Mkdir(e.root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	e.handles = &diskStore{mem: NewMemHandles(), path: filepath.Join(disk, "handles")}
+	e.handles = &diskStore{mem: fsview.NewMemHandles(), path: filepath.Join(disk, "handles")}
 	_, addr := e.start("")
 	c := mustMount(t, addr, "/", rootAuth)
 	c.writeFile(t, "before", []byte("x"), 0o644)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/efsd/efsd/internal/efstest/nfsclient"
+	"github.com/efsd/efsd/internal/fsview"
 	gonfs "github.com/willscott/go-nfs"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
@@ -101,8 +102,8 @@ type apFixture struct {
 
 func newAPFixture(t *testing.T) *apFixture {
 	e := newEnv(t)
-	e.setAP(AccessPoint{ID: apID, Path: "/data/app", UID: u32(1001), GID: u32(1001),
-		CreationInfo: &CreationInfo{OwnerUID: 1001, OwnerGID: 1001, Permissions: 0o755}})
+	e.setAP(fsview.AccessPoint{ID: apID, Path: "/data/app", UID: u32(1001), GID: u32(1001),
+		CreationInfo: &fsview.CreationInfo{OwnerUID: 1001, OwnerGID: 1001, Permissions: 0o755}})
 	f := &apFixture{e: e, secretText: "root only", appFileTxt: "in the access point"}
 	if err := os.MkdirAll(e.path("data/sibling"), 0o755); err != nil {
 		t.Fatal(err)
@@ -221,7 +222,7 @@ func TestAccessPointHandleCannotBecomeRootHandle(t *testing.T) {
 func TestConnectionBoundToMountedExport(t *testing.T) {
 	f := newAPFixture(t)
 	const ap2 = "fsap-0000000000000000b"
-	f.e.setAP(AccessPoint{ID: ap2, Path: "/data/b", CreationInfo: &CreationInfo{OwnerUID: 0, OwnerGID: 0, Permissions: 0o755}})
+	f.e.setAP(fsview.AccessPoint{ID: ap2, Path: "/data/b", CreationInfo: &fsview.CreationInfo{OwnerUID: 0, OwnerGID: 0, Permissions: 0o755}})
 	b := mustMount(t, f.addr, "/"+ap2, rootAuth)
 	b.writeFile(t, "bfile", []byte("of the other access point"), 0o644)
 	_, bFile, err := b.Lookup("bfile")
@@ -283,7 +284,7 @@ func TestConnectionBoundToMountedExport(t *testing.T) {
 func TestConnectionMountLimit(t *testing.T) {
 	e := newEnv(t)
 	for i := range maxBoundExports + 1 {
-		e.setAP(AccessPoint{ID: fmt.Sprintf("fsap-%017x", i), Path: "/"})
+		e.setAP(fsview.AccessPoint{ID: fmt.Sprintf("fsap-%017x", i), Path: "/"})
 	}
 	_, addr := e.start("")
 	c := mustMount(t, addr, "/", rootAuth)
@@ -335,7 +336,7 @@ func TestHandlesOfOtherFileSystems(t *testing.T) {
 
 	for _, otherID := range []string{"222222222222/us-east-1/fs-0123456789abcdef0", "111111111111/us-east-1/fs-0123456789abcdef1"} {
 		// same directory, handle table and key (one data directory)
-		b := &testEnv{t: t, root: a.root, fsID: otherID, key: a.key, handles: a.handles, aps: map[string]AccessPoint{}}
+		b := &testEnv{t: t, root: a.root, fsID: otherID, key: a.key, handles: a.handles, aps: map[string]fsview.AccessPoint{}}
 		_, addrB := b.start("")
 		cb := mustMount(t, addrB, "/", rootAuth)
 		if got := cb.readFile(t, "d/f"); string(got) != "of account 1" { // B's table knows the inodes
@@ -360,8 +361,8 @@ func TestHandlesOfOtherFileSystems(t *testing.T) {
 // within seconds anyway), and works once the export is writable.
 func TestReadOnlyExportCreatesNoAccessPointRoot(t *testing.T) {
 	e := newEnv(t)
-	e.setAP(AccessPoint{ID: apID, Path: "/data/app", UID: u32(1001), GID: u32(1001),
-		CreationInfo: &CreationInfo{OwnerUID: 1001, OwnerGID: 1001, Permissions: 0o750}})
+	e.setAP(fsview.AccessPoint{ID: apID, Path: "/data/app", UID: u32(1001), GID: u32(1001),
+		CreationInfo: &fsview.CreationInfo{OwnerUID: 1001, OwnerGID: 1001, Permissions: 0o750}})
 	e.ro.Store(true)
 	_, addr := e.start("")
 	before := e.changes.Load()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/efsd/efsd/internal/fsview"
 	billy "github.com/go-git/go-billy/v5"
 	gonfs "github.com/willscott/go-nfs"
 	"golang.org/x/sys/unix"
@@ -40,21 +41,21 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 	log := s.logger.With("fileSystemId", s.e.FileSystemID, "mountPath", dirpath, "client", conn.RemoteAddr().String())
 	// Refusals are logged rate-limited: a client can repeat them at will.
 	who := []any{"mountPath", dirpath, "client", conn.RemoteAddr().String()}
-	if !s.access(mountAccessPoint(dirpath)).Mount {
+	if !s.fs.Access(fsview.MountAccessPoint(dirpath)).Mount {
 		// Refused before anything is looked up or created (an access point's root directory).
-		s.clog.log(slog.LevelInfo, "nfs: mount refused by the file system policy", who...)
+		s.clog.Log(slog.LevelInfo, "nfs: mount refused by the file system policy", who...)
 		return gonfs.MountStatusErrAcces, nil, nil
 	}
 	fs, err := s.mount(dirpath, call)
 	if err != nil {
-		s.clog.log(slog.LevelInfo, "nfs: mount refused", append(who, "err", err)...)
+		s.clog.Log(slog.LevelInfo, "nfs: mount refused", append(who, "err", err)...)
 		return mountStatus(err), nil, nil
 	}
-	if !h.bind(fs.view.apID) {
-		s.clog.log(slog.LevelWarn, "nfs: mount refused: too many exports mounted over one connection", append(who, "max", maxBoundExports)...)
+	if !h.bind(fs.view.APID) {
+		s.clog.Log(slog.LevelWarn, "nfs: mount refused: too many exports mounted over one connection", append(who, "max", maxBoundExports)...)
 		return gonfs.MountStatusErrAcces, nil, nil
 	}
-	log.Info("nfs: mount", "uid", fs.id.uid, "gid", fs.id.gid)
+	log.Info("nfs: mount", "uid", fs.id.UID, "gid", fs.id.GID)
 	return gonfs.MountStatusOk, fs, []gonfs.AuthFlavor{gonfs.AuthFlavorUnix}
 }
 
@@ -91,53 +92,19 @@ func (h *connHandler) allows(apID string) bool {
 }
 
 func (s *Server) mount(dirpath string, call *callInfo) (*vfs, error) {
-	comps, ok := splitPath(dirpath)
-	if !ok {
-		return nil, unix.EINVAL
-	}
-	root, err := s.rootView()
+	base, ap, chain, err := s.fs.Mount(dirpath)
 	if err != nil {
 		return nil, err
-	}
-	base, chain, ap := root, comps, (*AccessPoint)(nil)
-	if len(comps) > 0 && strings.HasPrefix(comps[0], "fsap-") {
-		v, a, err := s.accessPointView(comps[0], true)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.recordChain(root, v.comps); err != nil {
-			return nil, err
-		}
-		base, chain, ap = v, comps[1:], &a
-	}
-	if len(chain) > 0 {
-		fd, err := openBeneath(base.fd, chain, unix.O_PATH|unix.O_DIRECTORY)
-		if err != nil {
-			return nil, err
-		}
-		closeFD(fd)
-		if err := s.recordChain(base, chain); err != nil {
-			return nil, err
-		}
 	}
 	fs := s.newVFS(base, ap, call)
 	fs.prefix = chain
 	return fs, nil
 }
 
-// mountAccessPoint is the access point ID a MOUNT dirpath names ("" for none).
-func mountAccessPoint(dirpath string) string {
-	comps, ok := splitPath(dirpath)
-	if ok && len(comps) > 0 && strings.HasPrefix(comps[0], "fsap-") {
-		return comps[0]
-	}
-	return ""
-}
-
 func mountStatus(err error) gonfs.MountStatus {
 	var errno unix.Errno
 	switch {
-	case errors.Is(err, errNoAccessPoint):
+	case errors.Is(err, fsview.ErrNoAccessPoint):
 		return gonfs.MountStatusErrNoEnt
 	case errors.As(err, &errno):
 		switch errno {
@@ -175,7 +142,7 @@ func (h *connHandler) FSStat(ctx context.Context, fs billy.Filesystem, st *gonfs
 		return statusErr(v.call.deny)
 	}
 	var sf unix.Statfs_t
-	if err := unix.Fstatfs(v.view.fd, &sf); err != nil {
+	if err := unix.Fstatfs(v.view.FD, &sf); err != nil {
 		return err
 	}
 	bs := uint64(sf.Frsize)
@@ -202,44 +169,44 @@ func (h *connHandler) ToHandle(fs billy.Filesystem, path []string) []byte {
 	if !ok || v == nil {
 		return nil
 	}
-	dead := h.s.handles.encode(fileHandle{apID: v.view.apID})
+	dead := h.s.fs.EncodeHandle(fsview.Handle{APID: v.view.APID})
 	comps, err := v.split(v.Join(path...))
 	if err != nil {
 		return dead
 	}
-	fd, err := openBeneath(v.view.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
+	fd, err := fsview.OpenBeneath(v.view.FD, comps, unix.O_PATH|unix.O_NOFOLLOW)
 	if err != nil {
 		return dead
 	}
-	st, err := statFD(fd)
-	closeFD(fd)
+	st, err := fsview.StatFD(fd)
+	fsview.CloseFD(fd)
 	if err != nil {
 		return dead
 	}
 	if len(comps) > 0 {
 		if parent, ok := h.parentIno(v, comps[:len(comps)-1]); ok {
-			h.s.recordHandle(st.Ino, parent, comps[len(comps)-1], false)
+			h.s.fs.RecordHandle(st.Ino, parent, comps[len(comps)-1], false)
 		}
 	}
-	return h.s.handles.encode(fileHandle{ino: st.Ino, gen: generation(&st), apID: v.view.apID})
+	return h.s.fs.EncodeHandle(fsview.Handle{Ino: st.Ino, Gen: fsview.Generation(&st), APID: v.view.APID})
 }
 
 // parentIno returns the inode of directory comps, remembered for the rest of the call
 // (READDIRPLUS asks for every entry of one directory).
 func (h *connHandler) parentIno(v *vfs, comps []string) (uint64, bool) {
 	if len(comps) == 0 {
-		return v.view.ino, true
+		return v.view.Ino, true
 	}
-	rel := relPath(comps)
+	rel := fsview.RelPath(comps)
 	if c := v.call; c != nil && c.parentView == v.view && c.parentRel == rel {
 		return c.parentIno, true
 	}
-	fd, err := openBeneath(v.view.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
+	fd, err := fsview.OpenBeneath(v.view.FD, comps, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return 0, false
 	}
-	st, err := statFD(fd)
-	closeFD(fd)
+	st, err := fsview.StatFD(fd)
+	fsview.CloseFD(fd)
 	if err != nil {
 		return 0, false
 	}
@@ -254,35 +221,27 @@ func (h *connHandler) parentIno(v *vfs, comps []string) (uint64, bool) {
 // root, identity, read-only state). go-nfs answers every error with NFS3ERR_STALE.
 func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) {
 	s := h.s
-	fhd, err := s.handles.decode(fh)
+	fhd, err := s.fs.DecodeHandle(fh)
 	if err != nil {
-		if errors.Is(err, errForgedHandle) {
+		if errors.Is(err, fsview.ErrForgedHandle) {
 			h.warnForged()
 		}
 		return nil, nil, err
 	}
-	if !h.allows(fhd.apID) {
+	if !h.allows(fhd.APID) {
 		return nil, nil, errStale
 	}
-	var v *view
-	var ap *AccessPoint
-	if fhd.apID == "" {
-		v, err = s.rootView()
-	} else {
-		var a AccessPoint
-		v, a, err = s.accessPointView(fhd.apID, false)
-		ap = &a
-	}
+	v, ap, err := s.fs.ViewOf(fhd.APID)
 	if err != nil {
 		return nil, nil, err
 	}
 	call := h.c.current()
-	comps, err := s.resolve(v, fhd.ino, fhd.gen)
-	var se storeError
+	comps, err := s.fs.Resolve(v, fhd.Ino, fhd.Gen)
+	var se fsview.StoreError
 	if errors.As(err, &se) && call != nil {
 		// go-nfs answers every FromHandle error with NFS3ERR_STALE, which makes clients drop the
 		// handle; a store failure fails the call's operations instead (NFS3ERR_IO or _ACCES).
-		s.clog.error("nfs: handle store failed", "err", err)
+		s.clog.Error("nfs: handle store failed", "err", err)
 		call.deny = unix.EIO
 		return s.newVFS(v, ap, call), nil, nil
 	}
@@ -291,7 +250,7 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 	}
 	fs := s.newVFS(v, ap, call)
 	if call != nil {
-		call.listView, call.listIdent = v, fs.id.key()
+		call.listView, call.listIdent = v, fs.id.Key()
 	}
 	switch {
 	case call.is(procCommit):
@@ -299,20 +258,20 @@ func (h *connHandler) FromHandle(fh []byte) (billy.Filesystem, []string, error) 
 			// go-nfs answers an error here with NFS3ERR_STALE: instead, the handle stays good and
 			// go-nfs's COMMIT, finding no write capability, answers NFS3ERR_SERVERFAULT, which the
 			// connection turns into the errno's status (NFS3ERR_IO).
-			s.clog.error("nfs: COMMIT failed", "err", err)
+			s.clog.Error("nfs: COMMIT failed", "err", err)
 			call.note(err)
 			fs.commitFailed = true
 		}
 	case call.is(procAccess):
 		if !fs.ro {
-			fd, err := openBeneath(v.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
+			fd, err := fsview.OpenBeneath(v.FD, comps, unix.O_PATH|unix.O_NOFOLLOW)
 			if err == nil {
-				err = runAs(fs.id, func() error {
+				err = fsview.RunAs(fs.id, func() error {
 					return unix.Faccessat2(fd, "", unix.W_OK, unix.AT_EACCESS|unix.AT_EMPTY_PATH)
 				})
 				// Only a definite no (not, say, ENOSYS before Linux 5.8) withholds write access.
 				fs.noWrite = err == unix.EACCES || err == unix.EPERM || err == unix.EROFS
-				closeFD(fd)
+				fsview.CloseFD(fd)
 			}
 		}
 	case call.is(procSetattr):
@@ -330,7 +289,7 @@ func (h *connHandler) warnForged() {
 	h.warned = true
 	h.mu.Unlock()
 	if first {
-		h.s.clog.log(slog.LevelWarn, "nfs: file handle fails authentication", "client", h.c.RemoteAddr().String())
+		h.s.clog.Log(slog.LevelWarn, "nfs: file handle fails authentication", "client", h.c.RemoteAddr().String())
 	}
 }
 
@@ -338,15 +297,15 @@ func (h *connHandler) warnForged() {
 // file's metadata, reach the disk before the reply. Anything but a regular file (a symlink, a
 // directory, a device) has nothing to commit.
 func (v *vfs) commit(comps []string) error {
-	fd, err := openBeneath(v.view.fd, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	fd, err := fsview.OpenBeneath(v.view.FD, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err == unix.ELOOP || err == unix.ENXIO {
 		return nil // a symlink or a socket: no data of its own
 	}
 	if err != nil {
 		return err
 	}
-	defer closeFD(fd)
-	st, err := statFD(fd)
+	defer fsview.CloseFD(fd)
+	st, err := fsview.StatFD(fd)
 	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return err
 	}
@@ -362,12 +321,12 @@ func (v *vfs) specialBits(comps []string) {
 		return
 	}
 	want := *sa.mode & 07777
-	fd, err := openBeneath(v.view.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
+	fd, err := fsview.OpenBeneath(v.view.FD, comps, unix.O_PATH|unix.O_NOFOLLOW)
 	if err != nil {
 		return
 	}
-	st, err := statFD(fd)
-	closeFD(fd)
+	st, err := fsview.StatFD(fd)
+	fsview.CloseFD(fd)
 	if err != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return
 	}

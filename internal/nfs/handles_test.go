@@ -4,68 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
-	gonfs "github.com/willscott/go-nfs"
+	"github.com/efsd/efsd/internal/fsview"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 )
 
-func TestHandleEncoding(t *testing.T) {
-	key := testKey()
-	codec := newHandleCodec(key, testFSID)
-	for _, ap := range []string{"", "fsap-0123456789abcdef0", "fsap-01234567", strings.Repeat("x", maxAPIDLen)} {
-		h := fileHandle{ino: 1<<63 + 5, gen: 1234567890123456789, apID: ap}
-		b := codec.encode(h)
-		if len(b) > gonfs.FHSize || len(b)%4 != 0 {
-			t.Errorf("handle for %q is %d bytes", ap, len(b))
-		}
-		got, err := codec.decode(b)
-		if err != nil || got != h {
-			t.Errorf("decode(encode(%+v)) = %+v, %v", h, got, err)
-		}
-	}
-	if b := codec.encode(fileHandle{ino: 7, apID: strings.Repeat("x", maxAPIDLen+1)}); b != nil {
-		t.Errorf("handle for an access point ID too long to carry: %x, want none", b)
-	}
-	if n := len(codec.encode(fileHandle{apID: "fsap-0123456789abcdef0"})); n != 56 {
-		t.Errorf("an EFS access point's handle is %d bytes, want 56", n)
-	}
-	good := codec.encode(fileHandle{ino: 7, apID: "fsap-12"}) // 18 + 7 + 3 of padding + 16
-	bad := [][]byte{nil, {2}, good[:len(good)-4], append(append([]byte{}, good...), 0, 0, 0, 0)}
-	v1 := append([]byte{}, good...)
-	v1[0] = 1
-	bad = append(bad, v1)
-	for i := range good {
-		b := append([]byte{}, good...)
-		b[i] ^= 0x80
-		bad = append(bad, b)
-	}
-	// The same handle under another key, or for another file system, does not verify.
-	bad = append(bad, newHandleCodec(testKey(), testFSID).encode(fileHandle{ino: 7, apID: "fsap-12"}))
-	for _, fsID := range []string{"fs-0123456789abcdef1", "111111111111/us-east-1/" + testFSID, testFSID + "\x00"} {
-		bad = append(bad, newHandleCodec(key, fsID).encode(fileHandle{ino: 7, apID: "fsap-12"}))
-	}
-	for _, b := range bad {
-		if _, err := codec.decode(b); err == nil {
-			t.Errorf("decode(%x) succeeded", b)
-		}
-	}
-	for _, loc := range []string{"12/name", "1/a b"} {
-		if _, _, ok := parseLocator(loc); !ok {
-			t.Errorf("parseLocator(%q) failed", loc)
-		}
-	}
-	for _, loc := range []string{"", "12", "/x", "12/", "x/y", "12/..", "12/a/b"} {
-		if _, _, ok := parseLocator(loc); ok {
-			t.Errorf("parseLocator(%q) succeeded", loc)
-		}
-	}
-}
-
 // Handles name files by inode: they survive a restart of the server (new go-nfs instance, new
-// connection, same HandleStore) and renames of the file and of its directories.
+// connection, same fsview.HandleStore) and renames of the file and of its directories.
 func TestHandlesSurviveRestartAndRenames(t *testing.T) {
 	e := newEnv(t)
 	s1, addr := e.start("")
@@ -148,7 +97,7 @@ func TestHandlesSurviveRestartAndRenames(t *testing.T) {
 		t.Errorf("GETATTR after a fresh LOOKUP: %d", st)
 	}
 	// Garbage and other file systems' handles are stale.
-	other := newHandleCodec(e.key, "fs-other").encode(fileHandle{ino: 2})
+	other := fsview.NewHandleCodec(e.key, "fs-other").Encode(fsview.Handle{Ino: 2})
 	for _, fh := range [][]byte{other, {1, 2, 3, 4}, make([]byte, 28)} {
 		if _, st, _ := c2.getattrRaw(fh); st != nfsc.NFS3ErrStale {
 			t.Errorf("GETATTR %x: status %d, want STALE", fh, st)
@@ -176,7 +125,7 @@ func TestHandleTableEntries(t *testing.T) {
 		st := statPath(t, e.path(p))
 		parent := statPath(t, e.path(p+"/.."))
 		loc, ok, err := e.handles.HandlePath(testFSID, st)
-		want := formatLocator(parent, p[strings.LastIndex(p, "/")+1:])
+		want := strconv.FormatUint(parent, 10) + "/" + p[strings.LastIndex(p, "/")+1:]
 		if err != nil || !ok || loc != want {
 			t.Errorf("entry of %s = %q %v %v, want %q", p, loc, ok, err, want)
 		}
@@ -184,7 +133,7 @@ func TestHandleTableEntries(t *testing.T) {
 }
 
 type flakyStore struct {
-	HandleStore
+	fsview.HandleStore
 	fail atomic.Bool
 }
 
@@ -195,11 +144,11 @@ func (f *flakyStore) HandlePath(fsID string, ino uint64) (string, bool, error) {
 	return f.HandleStore.HandlePath(fsID, ino)
 }
 
-// A failing HandleStore fails calls with an I/O error, not NFS3ERR_STALE (which makes clients drop
+// A failing fsview.HandleStore fails calls with an I/O error, not NFS3ERR_STALE (which makes clients drop
 // their handles).
 func TestHandleStoreFailureIsNotStale(t *testing.T) {
 	e := newEnv(t)
-	store := &flakyStore{HandleStore: NewMemHandles()}
+	store := &flakyStore{HandleStore: fsview.NewMemHandles()}
 	e.handles = store
 	_, addr := e.start("")
 	c := mustMount(t, addr, "/", rootAuth)

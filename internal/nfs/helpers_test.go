@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/efsd/efsd/internal/efstest/nfsclient"
+	"github.com/efsd/efsd/internal/fsview"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 	"github.com/willscott/go-nfs-client/nfs/xdr"
@@ -27,16 +28,16 @@ type testEnv struct {
 	root    string
 	fsID    string
 	key     []byte // the data directory's handle key, shared by every server the test starts
-	handles HandleStore
+	handles fsview.HandleStore
 	ro      atomic.Bool
 	changes atomic.Int64
 	apMu    sync.Mutex
-	aps     map[string]AccessPoint
+	aps     map[string]fsview.AccessPoint
 	limits  ConnLimits   // of the servers start starts
 	logger  *slog.Logger // of the servers start starts (default: testLogger)
 }
 
-func (e *testEnv) setAP(ap AccessPoint) {
+func (e *testEnv) setAP(ap fsview.AccessPoint) {
 	e.apMu.Lock()
 	defer e.apMu.Unlock()
 	e.aps[ap.ID] = ap
@@ -57,17 +58,17 @@ func newEnv(t *testing.T) *testEnv {
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{t: t, root: root, fsID: testFSID, key: testKey(), handles: NewMemHandles(), aps: map[string]AccessPoint{}}
+	return &testEnv{t: t, root: root, fsID: testFSID, key: testKey(), handles: fsview.NewMemHandles(), aps: map[string]fsview.AccessPoint{}}
 }
 
-func (e *testEnv) export() Export {
-	return Export{
+func (e *testEnv) export() fsview.Export {
+	return fsview.Export{
 		FileSystemID: e.fsID,
 		HandleKey:    e.key,
 		Root:         e.root,
 		ReadOnly:     e.ro.Load,
 		OnChange:     func() { e.changes.Add(1) },
-		AccessPoint: func(id string) (AccessPoint, bool) {
+		AccessPoint: func(id string) (fsview.AccessPoint, bool) {
 			e.apMu.Lock()
 			defer e.apMu.Unlock()
 			ap, ok := e.aps[id]
@@ -77,7 +78,7 @@ func (e *testEnv) export() Export {
 }
 
 func testKey() []byte {
-	k := make([]byte, HandleKeySize)
+	k := make([]byte, fsview.HandleKeySize)
 	if _, err := rand.Read(k); err != nil {
 		panic(err)
 	}

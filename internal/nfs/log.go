@@ -7,65 +7,18 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/efsd/efsd/internal/fsview"
 	gonfs "github.com/willscott/go-nfs"
 )
 
-// clientLog logs what clients can cause at will (malformed or oversized records, timeouts, failed
-// COMMITs): each message at most once per interval, the next line counting the ones dropped, so
-// that no client can flood the log. Messages are constants, so its map stays small.
-type clientLog struct {
-	l     *slog.Logger
-	every time.Duration
-	now   func() time.Time
-
-	mu   sync.Mutex
-	seen map[string]*logState
+// clientInfo and clientDebug log, rate-limited, what a client caused on connection c.
+func clientInfo(l *fsview.RateLog, msg string, c *rpcConn, args ...any) {
+	l.Log(slog.LevelInfo, msg, append([]any{"client", c.RemoteAddr().String()}, args...)...)
 }
 
-type logState struct {
-	last    time.Time
-	dropped int
-}
-
-func newClientLog(l *slog.Logger, every time.Duration, now func() time.Time) *clientLog {
-	return &clientLog{l: l, every: every, now: now, seen: make(map[string]*logState)}
-}
-
-func (l *clientLog) log(level slog.Level, msg string, args ...any) {
-	if !l.l.Enabled(context.Background(), level) {
-		return
-	}
-	l.mu.Lock()
-	st := l.seen[msg]
-	if st == nil {
-		st = &logState{}
-		l.seen[msg] = st
-	}
-	now := l.now()
-	if !st.last.IsZero() && now.Sub(st.last) < l.every {
-		st.dropped++
-		l.mu.Unlock()
-		return
-	}
-	dropped := st.dropped
-	st.last, st.dropped = now, 0
-	l.mu.Unlock()
-	if dropped > 0 {
-		args = append(args, "suppressed", dropped)
-	}
-	l.l.Log(context.Background(), level, msg, args...)
-}
-
-func (l *clientLog) error(msg string, args ...any) { l.log(slog.LevelError, msg, args...) }
-
-func (l *clientLog) info(msg string, c *rpcConn, args ...any) {
-	l.log(slog.LevelInfo, msg, append([]any{"client", c.RemoteAddr().String()}, args...)...)
-}
-
-func (l *clientLog) debug(msg string, c *rpcConn, args ...any) {
-	l.log(slog.LevelDebug, msg, append([]any{"client", c.RemoteAddr().String()}, args...)...)
+func clientDebug(l *fsview.RateLog, msg string, c *rpcConn, args ...any) {
+	l.Log(slog.LevelDebug, msg, append([]any{"client", c.RemoteAddr().String()}, args...)...)
 }
 
 // go-nfs has one package-wide logger (gonfs.Log), so efsd installs one of its own, once per process,

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/efsd/efsd/internal/fsview"
 )
 
 // TestManualServe serves a directory for manual checks with real clients (libnfs, the Linux
@@ -39,30 +41,30 @@ func TestManualServe(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	aps := map[string]AccessPoint{}
+	aps := map[string]fsview.AccessPoint{}
 	if v := os.Getenv("EFSD_NFS_SERVE_AP"); v != "" {
 		var id, path string
 		var uid, gid uint32
 		if _, err := fmt.Sscanf(replaceColons(v), "%s %s %d %d", &id, &path, &uid, &gid); err != nil {
 			t.Fatalf("EFSD_NFS_SERVE_AP: %v", err)
 		}
-		aps[id] = AccessPoint{ID: id, Path: path, UID: &uid, GID: &gid,
-			CreationInfo: &CreationInfo{OwnerUID: uid, OwnerGID: gid, Permissions: 0o755}}
+		aps[id] = fsview.AccessPoint{ID: id, Path: path, UID: &uid, GID: &gid,
+			CreationInfo: &fsview.CreationInfo{OwnerUID: uid, OwnerGID: gid, Permissions: 0o755}}
 	}
 	ro := os.Getenv("EFSD_NFS_SERVE_READONLY") == "1"
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(Export{
+	s := NewServer(fsview.Export{
 		FileSystemID: "fs-0123456789abcdef0",
 		Root:         dir,
 		ReadOnly:     func() bool { return ro },
-		AccessPoint: func(id string) (AccessPoint, bool) {
+		AccessPoint: func(id string) (fsview.AccessPoint, bool) {
 			ap, ok := aps[id]
 			return ap, ok
 		},
-	}, NewMemHandles(), nil)
+	}, fsview.NewMemHandles(), nil)
 	go func() { _ = s.Serve(ln) }()
 	defer s.Close()
 	fmt.Println("NFS_PORT=" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))

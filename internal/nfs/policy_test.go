@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/efsd/efsd/internal/fsview"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 	"github.com/willscott/go-nfs-client/nfs/xdr"
@@ -15,22 +16,22 @@ import (
 type policyEnv struct {
 	*testEnv
 	mu     sync.Mutex
-	access map[string]ClientAccess // by access point ID; missing = FullAccess
+	access map[string]fsview.ClientAccess // by access point ID; missing = fsview.FullAccess
 	asked  map[string]int
 }
 
 func newPolicyEnv(t *testing.T) (*policyEnv, string) {
 	t.Helper()
-	pe := &policyEnv{testEnv: newEnv(t), access: map[string]ClientAccess{}, asked: map[string]int{}}
+	pe := &policyEnv{testEnv: newEnv(t), access: map[string]fsview.ClientAccess{}, asked: map[string]int{}}
 	ex := pe.export()
-	ex.Access = func(apID string) ClientAccess {
+	ex.Access = func(apID string) fsview.ClientAccess {
 		pe.mu.Lock()
 		defer pe.mu.Unlock()
 		pe.asked[apID]++
 		if a, ok := pe.access[apID]; ok {
 			return a
 		}
-		return FullAccess
+		return fsview.FullAccess
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,7 +49,7 @@ func newPolicyEnv(t *testing.T) (*policyEnv, string) {
 	return pe, ln.Addr().String()
 }
 
-func (pe *policyEnv) set(apID string, a ClientAccess) {
+func (pe *policyEnv) set(apID string, a fsview.ClientAccess) {
 	pe.mu.Lock()
 	defer pe.mu.Unlock()
 	pe.access[apID] = a
@@ -59,12 +60,12 @@ func TestPolicyMount(t *testing.T) {
 	if err := os.WriteFile(pe.path("f"), []byte("data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ci := &CreationInfo{OwnerUID: 1000, OwnerGID: 1000, Permissions: 0o755}
-	pe.setAP(AccessPoint{ID: "fsap-0000000000000000a", Path: "/a", CreationInfo: ci})
-	pe.setAP(AccessPoint{ID: "fsap-0000000000000000b", Path: "/b", CreationInfo: ci})
+	ci := &fsview.CreationInfo{OwnerUID: 1000, OwnerGID: 1000, Permissions: 0o755}
+	pe.setAP(fsview.AccessPoint{ID: "fsap-0000000000000000a", Path: "/a", CreationInfo: ci})
+	pe.setAP(fsview.AccessPoint{ID: "fsap-0000000000000000b", Path: "/b", CreationInfo: ci})
 
-	pe.set("", ClientAccess{})
-	pe.set("fsap-0000000000000000b", ClientAccess{})
+	pe.set("", fsview.ClientAccess{})
+	pe.set("fsap-0000000000000000b", fsview.ClientAccess{})
 	for _, dir := range []string{"/", "/sub", "/fsap-0000000000000000b", "fsap-0000000000000000b/x"} {
 		if _, err := mount(t, addr, dir, rootAuth); err == nil || err.Error() != "MNT3ERR_ACCES" {
 			t.Errorf("mount %s without ClientMount: %v, want MNT3ERR_ACCES", dir, err)
@@ -78,7 +79,7 @@ func TestPolicyMount(t *testing.T) {
 	c.writeFile(t, "through-a", []byte("x"), 0o644)
 
 	// A policy change reaches mounted clients at their next call.
-	pe.set("", FullAccess)
+	pe.set("", fsview.FullAccess)
 	root := mustMount(t, addr, "/", rootAuth)
 	_, fh, err := root.Lookup("f")
 	if err != nil {
@@ -105,7 +106,7 @@ func TestPolicyMount(t *testing.T) {
 		t.Fatalf("READDIR continued: status %d verifier %x (was %x) %v", st, v2, verf, err)
 	}
 
-	pe.set("", ClientAccess{Write: true, Root: true}) // everything but ClientMount
+	pe.set("", fsview.ClientAccess{Write: true, Root: true}) // everything but ClientMount
 	if st, _, _ := root.readdirRaw(dfh, secondEntry, verf); st != nfsc.NFS3ErrAcces {
 		t.Errorf("READDIR continued from a cached listing after ClientMount was withdrawn: status %d, want ACCES", st)
 	}
@@ -124,7 +125,7 @@ func TestPolicyMount(t *testing.T) {
 	if _, err := os.Lstat(pe.path("new")); !os.IsNotExist(err) {
 		t.Errorf("directory created after ClientMount was withdrawn: %v", err)
 	}
-	pe.set("", FullAccess)
+	pe.set("", fsview.FullAccess)
 	if got := root.readFile(t, "f"); string(got) != "data" {
 		t.Errorf("READ once ClientMount is granted again: %q", got)
 	}
@@ -149,7 +150,7 @@ func TestPolicyWriteAndRoot(t *testing.T) {
 	}
 
 	// ClientMount only: read-only.
-	pe.set("", ClientAccess{Mount: true})
+	pe.set("", fsview.ClientAccess{Mount: true})
 	c := mustMount(t, addr, "/", rootAuth)
 	if got := c.readFile(t, "f"); string(got) != "data" {
 		t.Errorf("READ with ClientMount: %q", got)
@@ -175,7 +176,7 @@ func TestPolicyWriteAndRoot(t *testing.T) {
 	}
 
 	// ClientMount and ClientWrite, no ClientRootAccess: root is squashed, on uid and on group 0.
-	pe.set("", ClientAccess{Mount: true, Write: true})
+	pe.set("", fsview.ClientAccess{Mount: true, Write: true})
 	c.writeFile(t, "open/by-root", []byte("x"), 0o644)
 	if uid, gid, _ := ownerOf(t, pe.path("open/by-root")); uid != 65534 || gid != 65534 {
 		t.Errorf("file created by uid 0 without ClientRootAccess: owner %d:%d, want 65534:65534", uid, gid)
@@ -193,8 +194,8 @@ func TestPolicyWriteAndRoot(t *testing.T) {
 	}
 
 	// An access point's POSIX user still replaces the client's identity.
-	pe.setAP(AccessPoint{ID: "fsap-0000000000000000c", Path: "/open", UID: ptr(uint32(0)), GID: ptr(uint32(0))})
-	pe.set("fsap-0000000000000000c", ClientAccess{Mount: true, Write: true})
+	pe.setAP(fsview.AccessPoint{ID: "fsap-0000000000000000c", Path: "/open", UID: ptr(uint32(0)), GID: ptr(uint32(0))})
+	pe.set("fsap-0000000000000000c", fsview.ClientAccess{Mount: true, Write: true})
 	ap := mustMount(t, addr, "/fsap-0000000000000000c", authUnix(1000, 1000))
 	ap.writeFile(t, "by-ap", []byte("x"), 0o644)
 	if uid, gid, _ := ownerOf(t, pe.path("open/by-ap")); uid != 0 || gid != 0 {
@@ -202,7 +203,7 @@ func TestPolicyWriteAndRoot(t *testing.T) {
 	}
 
 	// With ClientRootAccess root is root.
-	pe.set("", FullAccess)
+	pe.set("", fsview.FullAccess)
 	c.writeFile(t, "by-root", []byte("x"), 0o644)
 	if uid, gid, _ := ownerOf(t, pe.path("by-root")); uid != 0 || gid != 0 {
 		t.Errorf("file created by root with ClientRootAccess: owner %d:%d", uid, gid)

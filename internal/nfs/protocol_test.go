@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/efsd/efsd/internal/fsview"
 	nfsc "github.com/willscott/go-nfs-client/nfs"
 	"github.com/willscott/go-nfs-client/nfs/rpc"
 	"github.com/willscott/go-nfs-client/nfs/xdr"
@@ -185,7 +186,7 @@ func TestParseCall(t *testing.T) {
 	if c, ok := parseCall([]byte(b.String())[:90]); !ok || c.sattr != nil {
 		t.Errorf("truncated arguments: %+v %v", c, ok)
 	}
-	if id := (*callInfo)(nil).identity(); id.uid != nobody.uid || id.gid != nobody.gid {
+	if id := (*callInfo)(nil).identity(); id.UID != fsview.Nobody.UID || id.GID != fsview.Nobody.GID {
 		t.Errorf("no call: not nobody")
 	}
 }

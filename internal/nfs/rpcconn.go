@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/efsd/efsd/internal/fsview"
 	gonfs "github.com/willscott/go-nfs"
 )
 
@@ -132,20 +133,20 @@ type callInfo struct {
 	lastErr error
 
 	// the export root and identity of the call's file handle, for listing cache keys
-	listView  *view
+	listView  *fsview.View
 	listIdent string
 
 	// the directory ToHandle last looked up during this call
-	parentView *view
+	parentView *fsview.View
 	parentRel  string
 	parentIno  uint64
 }
 
-func (c *callInfo) identity() identity {
+func (c *callInfo) identity() fsview.Identity {
 	if c == nil || !c.authUnix {
-		return nobody
+		return fsview.Nobody
 	}
-	return identity{uid: c.uid, gid: c.gid, groups: c.gids}
+	return fsview.Identity{UID: c.uid, GID: c.gid, Groups: c.gids}
 }
 
 func (c *callInfo) is(proc uint32) bool {
@@ -169,7 +170,7 @@ func (c *callInfo) note(err error) {
 type rpcConn struct {
 	net.Conn
 	lim       ConnLimits
-	log       *clientLog
+	log       *fsview.RateLog
 	br        *bufio.Reader
 	recLen    int64 // length of the current record, marker included
 	remaining int64 // bytes of the current record not yet handed to go-nfs
@@ -200,7 +201,7 @@ type rpcConn struct {
 	wbroken    bool
 }
 
-func newRPCConn(c net.Conn, lim ConnLimits, large chan struct{}, log *clientLog) *rpcConn {
+func newRPCConn(c net.Conn, lim ConnLimits, large chan struct{}, log *fsview.RateLog) *rpcConn {
 	rc := &rpcConn{Conn: c, lim: lim, large: large, log: log, br: bufio.NewReaderSize(c, readBufSize),
 		done: make(chan struct{}), stop: make(chan struct{})}
 	rc.wcond = sync.NewCond(&rc.wmu)
@@ -442,7 +443,7 @@ func (c *rpcConn) Read(p []byte) (int, error) {
 	c.remaining -= int64(n)
 	if err != nil {
 		if isTimeout(err) {
-			c.log.info("nfs: connection closed", c, "err", errStalled)
+			clientInfo(c.log, "nfs: connection closed", c, "err", errStalled)
 			_ = c.shutdown()
 			err = errStalled
 		}
@@ -488,7 +489,7 @@ func (c *rpcConn) startRecord() error {
 		c.deadline(c.lim.IdleTimeout)
 		if _, err := c.br.Peek(1); err != nil {
 			if isTimeout(err) {
-				c.log.debug("nfs: idle connection closed", c)
+				clientDebug(c.log, "nfs: idle connection closed", c)
 				_ = c.shutdown()
 				return errIdle
 			}
@@ -503,7 +504,7 @@ func (c *rpcConn) startRecord() error {
 			if isTimeout(err) {
 				err = errStalled
 			}
-			c.log.info("nfs: connection closed", c, "err", err)
+			clientInfo(c.log, "nfs: connection closed", c, "err", err)
 			_ = c.shutdown()
 			return err
 		}
@@ -513,7 +514,7 @@ func (c *rpcConn) startRecord() error {
 		if rec == nil {
 			var ok bool
 			if c.clamp, xfer, ok = c.checkCall(call, size); !ok {
-				c.log.info("nfs: call with malformed arguments", c, "prog", call.prog, "proc", call.proc)
+				clientInfo(c.log, "nfs: call with malformed arguments", c, "prog", call.prog, "proc", call.proc)
 				stat = acceptGarbageArgs
 				rec = acceptedReply(call.xid, stat, nil)
 			}
@@ -523,7 +524,7 @@ func (c *rpcConn) startRecord() error {
 			c.stats.reply(call, len(rec))
 			if _, err := c.br.Discard(int(4 + size)); err != nil {
 				if isTimeout(err) {
-					c.log.info("nfs: connection closed", c, "err", errStalled)
+					clientInfo(c.log, "nfs: connection closed", c, "err", errStalled)
 					_ = c.shutdown()
 					return errStalled
 				}

@@ -4,17 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	gonfs "github.com/willscott/go-nfs"
 	"golang.org/x/sys/unix"
 
+	"github.com/efsd/efsd/internal/fsview"
 	"github.com/efsd/efsd/internal/netlimit"
 )
 
@@ -87,14 +85,13 @@ func (l ConnLimits) withDefaults() ConnLimits {
 // MaxConns × 300 KiB (a call of at most 64 KiB in flight on each) + MaxLargeCalls × 5 MiB: about
 // 1.6 GiB at the defaults, 30 MiB when its connections are idle.
 type Server struct {
-	e        Export
+	e        fsview.Export
+	fs       *fsview.FS
 	logger   *slog.Logger
-	clog     *clientLog
+	clog     *fsview.RateLog
 	lim      ConnLimits
 	large    chan struct{} // slots of large calls (nil: no cap)
-	table    *handleTable
-	handles  *handleCodec
-	verifier [8]byte // WRITE/COMMIT verifier: changes when the server restarts
+	verifier [8]byte       // WRITE/COMMIT verifier: changes when the server restarts
 	ctx      context.Context
 	cancel   context.CancelFunc
 
@@ -104,63 +101,34 @@ type Server struct {
 	conns     map[*rpcConn]struct{}
 	wg        sync.WaitGroup
 
-	vmu     sync.Mutex
-	root    *view
-	views   map[string]*view // access point ID → its current root
-	retired []int            // descriptors of replaced views, closed by Close
-
 	dirs dirCache
 
 	stats serverStats
 }
 
-// view is one export root: the file system root, or an access point's root directory.
-type view struct {
-	apID  string   // "" for the file system root
-	comps []string // path of the root inside the file system
-	fd    int      // O_PATH descriptor of the root directory
-	ino   uint64
-	gen   uint64
-}
+var errStale = fsview.ErrStale
 
-var (
-	errStale         = errors.New("nfs: stale file handle")
-	errNoAccessPoint = errors.New("nfs: no such access point")
-)
-
-// storeError is a HandleStore failure: the handle may well be good.
-type storeError struct{ err error }
-
-func (e storeError) Error() string { return "nfs: handle store: " + e.err.Error() }
-func (e storeError) Unwrap() error { return e.err }
-
-// NewServer returns a Server for e. handles persists file handles (NewMemHandles for tests).
-func NewServer(e Export, handles HandleStore, logger *slog.Logger) *Server {
+// NewServer returns a Server for e. handles persists file handles (fsview.NewMemHandles for tests).
+func NewServer(e fsview.Export, handles fsview.HandleStore, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	installGoNFSLogger()
-	key := e.HandleKey
-	if len(key) == 0 {
-		key = make([]byte, HandleKeySize)
-		_, _ = rand.Read(key)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
+	clog := fsview.NewRateLog(logger.With("fileSystemId", e.FileSystemID), 10*time.Second, time.Now)
 	s := &Server{
 		e:         e,
+		fs:        fsview.New(e, handles, logger, clog),
 		logger:    logger,
-		clog:      newClientLog(logger.With("fileSystemId", e.FileSystemID), 10*time.Second, time.Now),
-		table:     newHandleTable(e.FileSystemID, handles),
-		handles:   newHandleCodec(key, e.FileSystemID),
+		clog:      clog,
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*rpcConn]struct{}),
-		views:     make(map[string]*view),
 	}
 	s.SetLimits(ConnLimits{})
 	_, _ = rand.Read(s.verifier[:])
-	if !canSwitchIdentity() {
+	if !fsview.CanSwitchIdentity() {
 		logger.Warn("nfs: efsd is not running as root: client identities and access point POSIX users are not enforced, every NFS operation acts as efsd's own user",
 			"fileSystemId", e.FileSystemID)
 	}
@@ -211,7 +179,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if errors.Is(err, net.ErrClosed) {
 				return err
 			}
-			s.clog.error("nfs: accept failed, retrying", "err", err)
+			s.clog.Error("nfs: accept failed, retrying", "err", err)
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 			select {
 			case <-time.After(delay):
@@ -276,20 +244,7 @@ func (s *Server) Close() error {
 	if already {
 		return nil
 	}
-	s.vmu.Lock()
-	defer s.vmu.Unlock()
-	if s.root != nil {
-		closeFD(s.root.fd)
-		s.root = nil
-	}
-	for id, v := range s.views {
-		closeFD(v.fd)
-		delete(s.views, id)
-	}
-	for _, fd := range s.retired {
-		closeFD(fd)
-	}
-	s.retired = nil
+	s.fs.Close()
 	return nil
 }
 
@@ -311,278 +266,14 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 func (l *oneConnListener) Close() error   { return nil }
 func (l *oneConnListener) Addr() net.Addr { return l.c.LocalAddr() }
 
-// rootView returns the file system root, opening it on first use.
-func (s *Server) rootView() (*view, error) {
-	s.vmu.Lock()
-	defer s.vmu.Unlock()
-	if s.root != nil {
-		return s.root, nil
-	}
-	fd, err := unix.Open(s.e.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	st, err := statFD(fd)
-	if err != nil {
-		closeFD(fd)
-		return nil, err
-	}
-	s.root = &view{fd: fd, ino: st.Ino, gen: generation(&st)}
-	return s.root, nil
-}
-
-// splitPath splits a slash-separated path, dropping empty and "." components; ok is false if it
-// has "..".
-func splitPath(p string) (comps []string, ok bool) {
-	for _, c := range strings.Split(p, "/") {
-		switch c {
-		case "", ".":
-		case "..":
-			return nil, false
-		default:
-			if strings.ContainsRune(c, 0) {
-				return nil, false
-			}
-			comps = append(comps, c)
-		}
-	}
-	return comps, true
-}
-
-// accessPointView returns the current root of access point id; with create, a missing root is
-// created as its CreationInfo says, unless the export is read-only.
-func (s *Server) accessPointView(id string, create bool) (*view, AccessPoint, error) {
-	if s.e.AccessPoint == nil {
-		return nil, AccessPoint{}, errNoAccessPoint
-	}
-	ap, ok := s.e.AccessPoint(id)
-	if !ok {
-		return nil, AccessPoint{}, errNoAccessPoint
-	}
-	if len(id) > maxAPIDLen {
-		return nil, ap, unix.ENAMETOOLONG
-	}
-	root, err := s.rootView()
-	if err != nil {
-		return nil, ap, err
-	}
-	comps, ok := splitPath(ap.Path)
-	if !ok {
-		return nil, ap, unix.EINVAL
-	}
-	fd, err := openBeneath(root.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
-	if err == unix.ENOENT && create && ap.CreationInfo != nil {
-		if s.readOnly() {
-			// A replication destination: nothing may be created (replication would remove it).
-			return nil, ap, fmt.Errorf("root directory %s of access point %s is missing and the file system is read-only: %w",
-				ap.Path, id, unix.ENOENT)
-		}
-		if err = s.createAccessPointRoot(root, comps, ap.CreationInfo); err == nil {
-			fd, err = openBeneath(root.fd, comps, unix.O_PATH|unix.O_DIRECTORY)
-		}
-	}
-	if err != nil {
-		return nil, ap, err
-	}
-	st, err := statFD(fd)
-	if err != nil {
-		closeFD(fd)
-		return nil, ap, err
-	}
-	s.vmu.Lock()
-	defer s.vmu.Unlock()
-	old := s.views[id]
-	if old != nil && old.ino == st.Ino && old.gen == generation(&st) && slices.Equal(old.comps, comps) {
-		closeFD(fd)
-		return old, ap, nil
-	}
-	v := &view{apID: id, comps: comps, fd: fd, ino: st.Ino, gen: generation(&st)}
-	if old != nil {
-		s.retired = append(s.retired, old.fd) // RPCs in flight may still use it
-	}
-	s.views[id] = v
-	return v, ap, nil
-}
-
-// createAccessPointRoot makes an access point's missing root directory: missing parents as
-// root:root 0755, the root itself with CreationInfo's owner and permissions. Each directory is
-// created 0700, then given its owner and mode, so it is never open to others in between.
-func (s *Server) createAccessPointRoot(root *view, comps []string, ci *CreationInfo) error {
-	cur, owned, changed := root.fd, false, false
-	defer func() {
-		if owned {
-			closeFD(cur)
-		}
-		if changed {
-			s.changed()
-		}
-	}()
-	for i, c := range comps {
-		one := []string{c}
-		fd, err := openBeneath(cur, one, unix.O_PATH|unix.O_DIRECTORY)
-		if err == unix.ENOENT {
-			uid, gid, mode := 0, 0, uint32(0o755)
-			if i == len(comps)-1 {
-				uid, gid, mode = int(ci.OwnerUID), int(ci.OwnerGID), unixMode(ci.Permissions)
-			}
-			err = unix.Mkdirat(cur, c, 0o700)
-			switch {
-			case err == nil:
-				changed = true
-				if fd, err = openBeneath(cur, one, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW); err == nil {
-					if err = unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err == nil {
-						if err = chmodFD(fd, mode); err == nil {
-							err = syncDir(cur)
-						}
-					}
-				}
-			case err == unix.EEXIST: // created meanwhile
-				fd, err = openBeneath(cur, one, unix.O_PATH|unix.O_DIRECTORY)
-			}
-		}
-		if err != nil {
-			closeFD(fd)
-			return err
-		}
-		if owned {
-			closeFD(cur)
-		}
-		cur, owned = fd, true
-	}
-	if changed {
-		s.logger.Info("nfs: created access point root directory", "fileSystemId", s.e.FileSystemID,
-			"path", "/"+strings.Join(comps, "/"), "uid", ci.OwnerUID, "gid", ci.OwnerGID,
-			"mode", unixMode(ci.Permissions))
-	}
-	return nil
-}
-
-func (s *Server) changed() {
-	if f := s.e.OnChange; f != nil {
-		f()
-	}
-}
-
-// recordChain records the handle table entries of the directories comps below base (MOUNT of an
-// access point or a subdirectory), so that handles below them resolve.
-func (s *Server) recordChain(base *view, comps []string) error {
-	parent := base.ino
-	for i := range comps {
-		fd, err := openBeneath(base.fd, comps[:i+1], unix.O_PATH)
-		if err != nil {
-			return err
-		}
-		st, err := statFD(fd)
-		closeFD(fd)
-		if err != nil {
-			return err
-		}
-		s.recordHandle(st.Ino, parent, comps[i], false)
-		parent = st.Ino
-	}
-	return nil
-}
-
-func (s *Server) recordHandle(ino, parent uint64, name string, force bool) {
-	if err := s.table.put(ino, parent, name, force); err != nil {
-		s.clog.log(slog.LevelWarn, "nfs: cannot record file handle", "inode", ino, "err", err)
-	}
-}
-
-func (s *Server) forgetHandle(ino uint64) {
-	if err := s.table.del(ino); err != nil {
-		s.clog.log(slog.LevelWarn, "nfs: cannot delete file handle", "inode", ino, "err", err)
-	}
-}
-
-// maxDepth bounds a locator chain (a loop in a corrupt table must not spin).
-const maxDepth = 2048
-
-// resolve finds the path below v of the file with inode ino and generation gen, following locators
-// up to v's root, and checks that the path still leads to that very file. A chain read from the
-// cache is retried from the store before the handle is declared stale.
-func (s *Server) resolve(v *view, ino, gen uint64) ([]string, error) {
-	if ino == v.ino {
-		if gen != 0 && v.gen != 0 && gen != v.gen {
-			return nil, errStale
-		}
-		return nil, nil
-	}
-	root, err := s.rootView()
-	if err != nil {
-		return nil, err
-	}
-	for _, fresh := range []bool{false, true} {
-		comps, ok, err := s.chain(v, root.ino, ino, fresh)
-		if err != nil {
-			return nil, storeError{err}
-		}
-		if !ok {
-			continue
-		}
-		fd, err := openBeneath(v.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
-		if err != nil {
-			continue
-		}
-		st, err := statFD(fd)
-		closeFD(fd)
-		if err == nil && st.Ino == ino && (gen == 0 || generation(&st) == 0 || generation(&st) == gen) {
-			return comps, nil
-		}
-	}
-	return nil, errStale
-}
-
-func (s *Server) chain(v *view, fsRootIno, ino uint64, fresh bool) ([]string, bool, error) {
-	var names []string
-	cur := ino
-	for depth := 0; cur != v.ino; depth++ {
-		if cur == fsRootIno || depth >= maxDepth {
-			return nil, false, nil // outside the view
-		}
-		loc, ok, err := s.table.get(cur, fresh)
-		if err != nil || !ok {
-			return nil, false, err
-		}
-		parent, name, ok := parseLocator(loc)
-		if !ok {
-			return nil, false, nil
-		}
-		names = append(names, name)
-		cur = parent
-	}
-	slices.Reverse(names)
-	return names, true, nil
-}
-
 // newVFS returns the file system an RPC sees: the access point's POSIX user if it has one, else
 // the caller's AUTH_UNIX identity (root squashed unless the file system policy grants root access),
 // read-only if the file system is a replication destination or the policy does not grant writes,
 // and denied altogether if it no longer grants mounting.
-func (s *Server) newVFS(v *view, ap *AccessPoint, call *callInfo) *vfs {
-	acc := s.access(v.apID)
-	id := call.identity()
-	if !acc.Root {
-		id = id.squashRoot()
-	}
-	if ap != nil && ap.UID != nil {
-		id = identity{uid: *ap.UID, gid: nobody.gid, groups: ap.SecondaryGIDs}
-		if ap.GID != nil {
-			id.gid = *ap.GID
-		}
-	}
-	if !acc.Mount && call != nil && call.deny == nil {
+func (s *Server) newVFS(v *fsview.View, ap *fsview.AccessPoint, call *callInfo) *vfs {
+	c := s.fs.Caller(v, ap, call.identity())
+	if c.Denied && call != nil && call.deny == nil {
 		call.deny = unix.EACCES
 	}
-	return &vfs{s: s, view: v, id: id, ro: !acc.Write || s.readOnly(), call: call}
+	return &vfs{s: s, view: v, id: c.ID, ro: c.ReadOnly, call: call}
 }
-
-// access is what the file system policy grants clients of access point apID ("" for none).
-func (s *Server) access(apID string) ClientAccess {
-	if s.e.Access == nil {
-		return FullAccess
-	}
-	return s.e.Access(apID)
-}
-
-func (s *Server) readOnly() bool { return s.e.ReadOnly != nil && s.e.ReadOnly() }

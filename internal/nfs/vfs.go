@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/efsd/efsd/internal/fsview"
 	billy "github.com/go-git/go-billy/v5"
 	gonfs "github.com/willscott/go-nfs"
 	"github.com/willscott/go-nfs/file"
@@ -27,9 +28,9 @@ import (
 // v0.0.4 misparses LINK3args and issues MKNOD's handle before the node exists).
 type vfs struct {
 	s       *Server
-	view    *view
+	view    *fsview.View
 	prefix  []string // components prepended to every path (MOUNT of a subdirectory)
-	id      identity
+	id      fsview.Identity
 	ro      bool
 	noWrite bool // ACCESS: the caller may not modify the object (go-nfs then grants read/lookup/execute only)
 	// commitFailed: COMMIT could not make the file durable (go-nfs then answers NFS3ERR_SERVERFAULT)
@@ -42,8 +43,6 @@ var (
 	_ billy.Change     = (*vfs)(nil)
 	_ billy.Capable    = (*vfs)(nil)
 )
-
-const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
 
 var errInvalidName = unix.EINVAL
 
@@ -60,7 +59,7 @@ func (v *vfs) do(fn func() error) error {
 	if v.call != nil && v.call.deny != nil {
 		return v.call.deny
 	}
-	return runAs(v.id, fn)
+	return fsview.RunAs(v.id, fn)
 }
 
 // note records the outcome of a file system operation in the call (see callInfo.lastErr). EOF is
@@ -87,65 +86,12 @@ func (v *vfs) split(name string) ([]string, error) {
 		return out, nil
 	}
 	for _, c := range strings.Split(name, "/") {
-		if !validName(c) {
+		if !fsview.ValidName(c) {
 			return nil, errInvalidName
 		}
 		out = append(out, c)
 	}
 	return out, nil
-}
-
-func relPath(comps []string) string {
-	if len(comps) == 0 {
-		return "."
-	}
-	return strings.Join(comps, "/")
-}
-
-// openBeneath opens comps below dirfd without ever leaving it.
-func openBeneath(dirfd int, comps []string, flags uint64) (int, error) {
-	how := &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: resolveFlags}
-	rel := relPath(comps)
-	for i := 0; ; i++ {
-		fd, err := unix.Openat2(dirfd, rel, how)
-		switch {
-		case err == nil:
-			return fd, nil
-		case err == unix.EINTR || (err == unix.EAGAIN && i < 16):
-			continue // EAGAIN: a concurrent rename raced the walk
-		case err == unix.EXDEV:
-			return -1, unix.EACCES // the walk tried to leave the export
-		default:
-			return -1, err
-		}
-	}
-}
-
-func statFD(fd int) (unix.Statx_t, error) {
-	var st unix.Statx_t
-	err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st)
-	return st, err
-}
-
-func statAt(dirfd int, name string) (unix.Statx_t, error) {
-	var st unix.Statx_t
-	err := unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st)
-	return st, err
-}
-
-// generation is what a handle records to tell a reused inode number from the original file: the
-// birth time, or 0 where the host file system has none.
-func generation(st *unix.Statx_t) uint64 {
-	if st.Mask&unix.STATX_BTIME == 0 {
-		return 0
-	}
-	return uint64(st.Btime.Sec)*1e9 + uint64(st.Btime.Nsec)
-}
-
-func closeFD(fd int) {
-	if fd >= 0 {
-		_ = unix.Close(fd)
-	}
 }
 
 func pathErr(op, name string, err error) error {
@@ -221,24 +167,13 @@ func nfsStatusOf(err error) (gonfs.NFSStatus, bool) {
 	return 0, false
 }
 
-// syncDir makes a directory's entries durable (NFSv3 requires namespace changes to be on stable
-// storage before the reply). It runs as the server: the caller may lack read permission on it.
-func syncDir(pathFD int) error {
-	fd, err := unix.Openat(pathFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer closeFD(fd)
-	return unix.Fsync(fd)
-}
-
 // syncObject makes an object's attribute change durable: fsync of the object if it is a regular file
 // or a directory, else of its parent directory.
 func (v *vfs) syncObject(comps []string) error {
-	fd, err := openBeneath(v.view.fd, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	fd, err := fsview.OpenBeneath(v.view.FD, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
 	if err == nil {
-		defer closeFD(fd)
-		st, err := statFD(fd)
+		defer fsview.CloseFD(fd)
+		st, err := fsview.StatFD(fd)
 		if err != nil {
 			return err
 		}
@@ -249,19 +184,15 @@ func (v *vfs) syncObject(comps []string) error {
 	if len(comps) == 0 {
 		return err
 	}
-	pfd, err := openBeneath(v.view.fd, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
+	pfd, err := fsview.OpenBeneath(v.view.FD, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return err
 	}
-	defer closeFD(pfd)
-	return syncDir(pfd)
+	defer fsview.CloseFD(pfd)
+	return fsview.SyncDir(pfd)
 }
 
-func (v *vfs) changed() {
-	if f := v.s.e.OnChange; f != nil {
-		f()
-	}
-}
+func (v *vfs) changed() { v.s.fs.Changed() }
 
 // Join joins path elements without cleaning them: split rejects ".", ".." and empty components
 // instead of letting them move the path.
@@ -284,12 +215,12 @@ func (v *vfs) stat(op, name string, nofollow bool) (_ os.FileInfo, err error) {
 	}
 	var fi *fileInfo
 	err = v.do(func() error {
-		fd, err := openBeneath(v.view.fd, comps, flags)
+		fd, err := fsview.OpenBeneath(v.view.FD, comps, flags)
 		if err != nil {
 			return err
 		}
-		defer closeFD(fd)
-		st, err := statFD(fd)
+		defer fsview.CloseFD(fd)
+		st, err := fsview.StatFD(fd)
 		if err != nil {
 			return err
 		}
@@ -341,10 +272,10 @@ func (v *vfs) OpenFile(name string, flag int, perm os.FileMode) (_ billy.File, e
 	var fd int
 	err = v.do(func() error {
 		var err error
-		fd, err = openBeneath(v.view.fd, comps, flags)
+		fd, err = fsview.OpenBeneath(v.view.FD, comps, flags)
 		if err == unix.EACCES && flag&unix.O_ACCMODE == unix.O_RDWR {
 			// go-nfs opens O_RDWR to WRITE; a write-only file is enough for that.
-			fd, err = openBeneath(v.view.fd, comps, flags&^unix.O_RDWR|unix.O_WRONLY)
+			fd, err = fsview.OpenBeneath(v.view.FD, comps, flags&^unix.O_RDWR|unix.O_WRONLY)
 		}
 		return err
 	})
@@ -355,14 +286,14 @@ func (v *vfs) OpenFile(name string, flag int, perm os.FileMode) (_ billy.File, e
 		return nil, pathErr("open", name, err)
 	}
 	if err := checkRegular(fd); err != nil {
-		closeFD(fd)
+		fsview.CloseFD(fd)
 		return nil, pathErr("open", name, err)
 	}
 	return &nfsFile{v: v, name: name, comps: comps, fd: fd, dirty: flag&os.O_TRUNC != 0}, nil
 }
 
 func checkRegular(fd int) error {
-	st, err := statFD(fd)
+	st, err := fsview.StatFD(fd)
 	if err != nil {
 		return err
 	}
@@ -391,7 +322,7 @@ func (v *vfs) create(name string, comps []string, flag int, perm os.FileMode) (b
 	created := false
 	err := v.do(func() error {
 		var err error
-		pfd, err = openBeneath(v.view.fd, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
+		pfd, err = fsview.OpenBeneath(v.view.FD, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
 		if err != nil {
 			return err
 		}
@@ -415,7 +346,7 @@ func (v *vfs) create(name string, comps []string, flag int, perm os.FileMode) (b
 		}
 		return nil
 	})
-	defer closeFD(pfd)
+	defer fsview.CloseFD(pfd)
 	if err == unix.ELOOP {
 		err = unix.EEXIST // the name is a symlink
 	}
@@ -426,16 +357,16 @@ func (v *vfs) create(name string, comps []string, flag int, perm os.FileMode) (b
 		v.call.existed = true
 	}
 	if err == nil && created {
-		err = v.recordNew(pfd, comps[len(comps)-1], false)
+		err = v.s.fs.RecordNew(pfd, comps[len(comps)-1], false)
 	}
 	if err == nil && created {
 		if err = unix.Fsync(fd); err == nil {
-			err = syncDir(pfd)
+			err = fsview.SyncDir(pfd)
 		}
 		v.changed()
 	}
 	if err != nil {
-		closeFD(fd)
+		fsview.CloseFD(fd)
 		return nil, pathErr("create", name, err)
 	}
 	return &nfsFile{v: v, name: name, comps: comps, fd: fd, dirty: flag&os.O_TRUNC != 0}, nil
@@ -449,7 +380,7 @@ func (v *vfs) ReadDir(name string) (_ []os.FileInfo, err error) {
 	}
 	var out []os.FileInfo
 	err = v.do(func() error {
-		fd, err := openBeneath(v.view.fd, comps, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
+		fd, err := fsview.OpenBeneath(v.view.FD, comps, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW)
 		if err != nil {
 			return err
 		}
@@ -461,7 +392,7 @@ func (v *vfs) ReadDir(name string) (_ []os.FileInfo, err error) {
 		}
 		out = make([]os.FileInfo, 0, len(names))
 		for _, n := range names {
-			st, err := statAt(fd, n)
+			st, err := fsview.StatAt(fd, n)
 			if err != nil {
 				continue // gone meanwhile, or not searchable
 			}
@@ -483,11 +414,11 @@ func (v *vfs) Readlink(name string) (_ string, err error) {
 	}
 	var target string
 	err = v.do(func() error {
-		fd, err := openBeneath(v.view.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
+		fd, err := fsview.OpenBeneath(v.view.FD, comps, unix.O_PATH|unix.O_NOFOLLOW)
 		if err != nil {
 			return err
 		}
-		defer closeFD(fd)
+		defer fsview.CloseFD(fd)
 		buf := make([]byte, 4096)
 		n, err := unix.Readlinkat(fd, "", buf)
 		if err != nil {
@@ -516,7 +447,7 @@ const (
 )
 
 // nsOpRecord is nsOp for an operation that creates the entry (MKDIR, SYMLINK): it records the new
-// entry's handle (see recordNew).
+// entry's handle (see fsview.FS.RecordNew).
 func (v *vfs) nsOpRecord(op, name string, record int, fn func(pfd int, base string) error) (err error) {
 	defer v.note(&err)
 	comps, err := v.split(name)
@@ -532,61 +463,21 @@ func (v *vfs) nsOpRecord(op, name string, record int, fn func(pfd int, base stri
 	pfd := -1
 	err = v.do(func() error {
 		var err error
-		pfd, err = openBeneath(v.view.fd, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
+		pfd, err = fsview.OpenBeneath(v.view.FD, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
 		if err != nil {
 			return err
 		}
 		return fn(pfd, comps[len(comps)-1])
 	})
-	defer closeFD(pfd)
+	defer fsview.CloseFD(pfd)
 	if err == nil && record != noRecord {
-		err = v.recordNew(pfd, comps[len(comps)-1], record == recordDir)
+		err = v.s.fs.RecordNew(pfd, comps[len(comps)-1], record == recordDir)
 	}
 	if err == nil {
-		err = syncDir(pfd)
+		err = fsview.SyncDir(pfd)
 		v.changed()
 	}
 	return pathErr(op, name, err)
-}
-
-// recordNew records the handle of the entry base the call just created in directory pfd (as the
-// server: the store is not the caller's). A handle that cannot be recorded would be stale at its
-// first use, for instance when the disk of the store is full: the entry is removed again and the
-// call fails with NFS3ERR_NOSPC (or _DQUOT, or _IO), rather than creating a file every later call
-// on which answers NFS3ERR_STALE.
-func (v *vfs) recordNew(pfd int, base string, dir bool) error {
-	pst, err := statFD(pfd)
-	if err != nil {
-		return err
-	}
-	st, err := statAt(pfd, base)
-	if err != nil {
-		return err
-	}
-	err = v.s.table.put(st.Ino, pst.Ino, base, true)
-	if err == nil {
-		return nil
-	}
-	flags := 0
-	if dir {
-		flags = unix.AT_REMOVEDIR
-	}
-	_ = unix.Unlinkat(pfd, base, flags)
-	v.s.clog.error("nfs: cannot record the file handle of a new entry, creation undone", "err", err)
-	return storeErrno(err)
-}
-
-// storeErrno is the errno a client is told when the HandleStore fails: ENOSPC or EDQUOT when its
-// disk is full (SQLITE_FULL included), else EIO.
-func storeErrno(err error) unix.Errno {
-	var coded interface{ Code() int }
-	switch {
-	case errors.Is(err, unix.ENOSPC), errors.As(err, &coded) && coded.Code()&0xff == 13: // SQLITE_FULL
-		return unix.ENOSPC
-	case errors.Is(err, unix.EDQUOT):
-		return unix.EDQUOT
-	}
-	return unix.EIO
 }
 
 // MkdirAll is called by go-nfs for MKDIR only, after checking that the parent exists: it makes one
@@ -601,7 +492,7 @@ func (v *vfs) MkdirAll(name string, perm os.FileMode) error {
 		if err := unix.Mkdirat(pfd, base, mode&0o777); err != nil {
 			return err
 		}
-		st, err := statAt(pfd, base)
+		st, err := fsview.StatAt(pfd, base)
 		if err != nil {
 			return err
 		}
@@ -609,12 +500,12 @@ func (v *vfs) MkdirAll(name string, perm os.FileMode) error {
 		if uint32(st.Mode)&07777 == want {
 			return nil
 		}
-		fd, err := unix.Openat2(pfd, base, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: resolveFlags})
+		fd, err := unix.Openat2(pfd, base, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: fsview.ResolveFlags})
 		if err != nil {
 			return err
 		}
-		defer closeFD(fd)
-		return chmodFD(fd, want)
+		defer fsview.CloseFD(fd)
+		return fsview.ChmodFD(fd, want)
 	})
 }
 
@@ -630,7 +521,7 @@ func (v *vfs) Remove(name string) error {
 	var st unix.Statx_t
 	err := v.nsOp("remove", name, func(pfd int, base string) error {
 		var err error
-		if st, err = statAt(pfd, base); err != nil {
+		if st, err = fsview.StatAt(pfd, base); err != nil {
 			return err
 		}
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
@@ -641,7 +532,7 @@ func (v *vfs) Remove(name string) error {
 		return unix.Unlinkat(pfd, base, flags)
 	})
 	if err == nil && (st.Mode&unix.S_IFMT == unix.S_IFDIR || st.Nlink <= 1) {
-		v.s.forgetHandle(st.Ino)
+		v.s.fs.ForgetHandle(st.Ino)
 	}
 	return err
 }
@@ -667,36 +558,36 @@ func (v *vfs) Rename(from, to string) (err error) {
 	dstExisted := false
 	err = v.do(func() error {
 		var err error
-		if fpfd, err = openBeneath(v.view.fd, fc[:len(fc)-1], unix.O_PATH|unix.O_DIRECTORY); err != nil {
+		if fpfd, err = fsview.OpenBeneath(v.view.FD, fc[:len(fc)-1], unix.O_PATH|unix.O_DIRECTORY); err != nil {
 			return err
 		}
-		if tpfd, err = openBeneath(v.view.fd, tc[:len(tc)-1], unix.O_PATH|unix.O_DIRECTORY); err != nil {
+		if tpfd, err = fsview.OpenBeneath(v.view.FD, tc[:len(tc)-1], unix.O_PATH|unix.O_DIRECTORY); err != nil {
 			return err
 		}
 		fb, tb := fc[len(fc)-1], tc[len(tc)-1]
-		if src, err = statAt(fpfd, fb); err != nil {
+		if src, err = fsview.StatAt(fpfd, fb); err != nil {
 			return err
 		}
-		if dst, err = statAt(tpfd, tb); err == nil {
+		if dst, err = fsview.StatAt(tpfd, tb); err == nil {
 			dstExisted = true
 		}
-		if tdir, err = statFD(tpfd); err != nil {
+		if tdir, err = fsview.StatFD(tpfd); err != nil {
 			return err
 		}
 		return unix.Renameat(fpfd, fb, tpfd, tb)
 	})
-	defer closeFD(fpfd)
-	defer closeFD(tpfd)
+	defer fsview.CloseFD(fpfd)
+	defer fsview.CloseFD(tpfd)
 	if err != nil {
 		return pathErr("rename", from, err)
 	}
-	v.s.recordHandle(src.Ino, tdir.Ino, tc[len(tc)-1], true)
+	v.s.fs.RecordHandle(src.Ino, tdir.Ino, tc[len(tc)-1], true)
 	if dstExisted && dst.Ino != src.Ino && (dst.Mode&unix.S_IFMT == unix.S_IFDIR || dst.Nlink <= 1) {
-		v.s.forgetHandle(dst.Ino)
+		v.s.fs.ForgetHandle(dst.Ino)
 	}
-	err = syncDir(fpfd)
-	if fdir, serr := statFD(fpfd); err == nil && (serr != nil || fdir.Ino != tdir.Ino) {
-		err = syncDir(tpfd) // another directory (within one, one fsync is enough)
+	err = fsview.SyncDir(fpfd)
+	if fdir, serr := fsview.StatFD(fpfd); err == nil && (serr != nil || fdir.Ino != tdir.Ino) {
+		err = fsview.SyncDir(tpfd) // another directory (within one, one fsync is enough)
 	}
 	v.changed()
 	return pathErr("rename", from, err)
@@ -717,12 +608,12 @@ func (v *vfs) attrOp(op, name string, fn func(fd int, st *unix.Statx_t) error) (
 		return nil
 	}
 	err = v.do(func() error {
-		fd, err := openBeneath(v.view.fd, comps, unix.O_PATH|unix.O_NOFOLLOW)
+		fd, err := fsview.OpenBeneath(v.view.FD, comps, unix.O_PATH|unix.O_NOFOLLOW)
 		if err != nil {
 			return err
 		}
-		defer closeFD(fd)
-		st, err := statFD(fd)
+		defer fsview.CloseFD(fd)
+		st, err := fsview.StatFD(fd)
 		if err != nil {
 			return err
 		}
@@ -738,7 +629,7 @@ func (v *vfs) attrOp(op, name string, fn func(fd int, st *unix.Statx_t) error) (
 // Chmod sets the mode the client asked for: go-nfs passes only the permission bits, the
 // setuid/setgid/sticky bits come from the SETATTR arguments.
 func (v *vfs) Chmod(name string, mode os.FileMode) error {
-	m := unixMode(mode) & 0o777
+	m := fsview.UnixMode(mode) & 0o777
 	if v.call.is(procSetattr) && v.call.sattr != nil && v.call.sattr.mode != nil {
 		m = *v.call.sattr.mode & 07777
 	}
@@ -746,18 +637,8 @@ func (v *vfs) Chmod(name string, mode os.FileMode) error {
 		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 			return nil // symlinks have no mode of their own on Linux (SYMLINK may carry one)
 		}
-		return chmodFD(fd, m)
+		return fsview.ChmodFD(fd, m)
 	})
-}
-
-// chmodFD changes the mode of an O_PATH descriptor's file: fchmodat2(AT_EMPTY_PATH) (Linux 6.6),
-// else through its /proc/self/fd magic link (which names the same inode, not a path).
-func chmodFD(fd int, mode uint32) error {
-	err := unix.Fchmodat(fd, "", mode, unix.AT_EMPTY_PATH)
-	if err == unix.EOPNOTSUPP || err == unix.ENOSYS || err == unix.EINVAL {
-		err = unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), mode)
-	}
-	return err
 }
 
 func (v *vfs) Lchown(name string, uid, gid int) error {
@@ -883,7 +764,7 @@ func (f *nfsFile) Seek(offset int64, whence int) (_ int64, err error) {
 	case io.SeekCurrent:
 		offset += f.off
 	case io.SeekEnd:
-		st, err := statFD(f.fd)
+		st, err := fsview.StatFD(f.fd)
 		if err != nil {
 			return f.off, err
 		}

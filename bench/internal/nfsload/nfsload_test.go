@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/efsd/efsd/internal/fsview"
 	"github.com/efsd/efsd/internal/nfs"
 )
 
@@ -23,7 +24,7 @@ func serve(t *testing.T) (Endpoint, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := nfs.NewServer(nfs.Export{FileSystemID: "fs-0123456789abcdef0", Root: root}, nfs.NewMemHandles(),
+	s := nfs.NewServer(fsview.Export{FileSystemID: "fs-0123456789abcdef0", Root: root}, fsview.NewMemHandles(),
 		slog.New(slog.DiscardHandler))
 	go s.Serve(ln)
 	t.Cleanup(func() { s.Close() })

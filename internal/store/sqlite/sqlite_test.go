@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/efsd/efsd/internal/efs"
-	"github.com/efsd/efsd/internal/nfs"
+	"github.com/efsd/efsd/internal/fsview"
 	"github.com/efsd/efsd/internal/store/sqlite"
 	"github.com/efsd/efsd/internal/store/storetest"
 )
@@ -30,10 +30,10 @@ func TestConformance(t *testing.T) {
 }
 
 func TestHandleStoreConformance(t *testing.T) {
-	storetest.RunHandles(t, func(t *testing.T) (nfs.HandleStore, func() nfs.HandleStore) {
+	storetest.RunHandles(t, func(t *testing.T) (fsview.HandleStore, func() fsview.HandleStore) {
 		path := filepath.Join(t.TempDir(), "efsd.db")
 		s := open(t, path)
-		return s, func() nfs.HandleStore {
+		return s, func() fsview.HandleStore {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}

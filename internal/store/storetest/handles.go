@@ -7,16 +7,16 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/efsd/efsd/internal/nfs"
+	"github.com/efsd/efsd/internal/fsview"
 )
 
-// RunHandles runs the conformance suite for nfs.HandleStore against stores
+// RunHandles runs the conformance suite for fsview.HandleStore against stores
 // made by open; each subtest gets a fresh, empty store. open also returns
 // reopen, which closes that store and opens it again on the same data; a
-// store that keeps nothing across a restart (nfs.NewMemHandles) returns a
+// store that keeps nothing across a restart (fsview.NewMemHandles) returns a
 // nil reopen and the persistence test is skipped.
 //
-// The contract, beyond what nfs.HandleStore says the strings mean:
+// The contract, beyond what fsview.HandleStore says the strings mean:
 //   - PutHandle inserts or replaces the string of (fsID, ino); HandlePath
 //     returns it byte for byte, whatever the bytes (directory entry names
 //     may hold spaces, newlines and invalid UTF-8, up to 255 bytes), and
@@ -26,7 +26,7 @@ import (
 //   - DeleteHandle of a missing entry is not an error.
 //   - The methods are safe for concurrent use.
 //   - A durable store has after reopening what it held when closed.
-func RunHandles(t *testing.T, open func(t *testing.T) (h nfs.HandleStore, reopen func() nfs.HandleStore)) {
+func RunHandles(t *testing.T, open func(t *testing.T) (h fsview.HandleStore, reopen func() fsview.HandleStore)) {
 	t.Run("PutGetDelete", func(t *testing.T) { h, _ := open(t); testHandlesPutGetDelete(t, h) })
 	t.Run("OddBytes", func(t *testing.T) { h, _ := open(t); testHandlesOddBytes(t, h) })
 	t.Run("Isolation", func(t *testing.T) { h, _ := open(t); testHandlesIsolation(t, h) })
@@ -48,7 +48,7 @@ type handle struct {
 
 // expectHandles fails the test unless each entry reads back as want says;
 // "" means no entry.
-func expectHandles(t *testing.T, h nfs.HandleStore, what string, want map[handle]string) {
+func expectHandles(t *testing.T, h fsview.HandleStore, what string, want map[handle]string) {
 	t.Helper()
 	for k, w := range want {
 		got, ok, err := h.HandlePath(k.fsID, k.ino)
@@ -58,7 +58,7 @@ func expectHandles(t *testing.T, h nfs.HandleStore, what string, want map[handle
 	}
 }
 
-func put(t *testing.T, h nfs.HandleStore, entries map[handle]string) {
+func put(t *testing.T, h fsview.HandleStore, entries map[handle]string) {
 	t.Helper()
 	for k, v := range entries {
 		if err := h.PutHandle(k.fsID, k.ino, v); err != nil {
@@ -67,14 +67,14 @@ func put(t *testing.T, h nfs.HandleStore, entries map[handle]string) {
 	}
 }
 
-func del(t *testing.T, h nfs.HandleStore, k handle) {
+func del(t *testing.T, h fsview.HandleStore, k handle) {
 	t.Helper()
 	if err := h.DeleteHandle(k.fsID, k.ino); err != nil {
 		t.Fatalf("DeleteHandle(%q, %d): %v", k.fsID, k.ino, err)
 	}
 }
 
-func testHandlesPutGetDelete(t *testing.T, h nfs.HandleStore) {
+func testHandlesPutGetDelete(t *testing.T, h fsview.HandleStore) {
 	k := handle{"fs-1", 42}
 	expectHandles(t, h, "never put", map[handle]string{k: ""})
 	put(t, h, map[handle]string{k: "1/a"})
@@ -98,7 +98,7 @@ var oddNames = []string{
 	strings.Repeat("n", 255), strings.Repeat("\xe2\x82\xac", 85), // 255 bytes
 }
 
-func testHandlesOddBytes(t *testing.T, h nfs.HandleStore) {
+func testHandlesOddBytes(t *testing.T, h fsview.HandleStore) {
 	want := map[handle]string{}
 	for i, name := range oddNames {
 		want[handle{"fs-1", uint64(i + 2)}] = fmt.Sprintf("%d/%s", math.MaxUint64-uint64(i), name)
@@ -108,7 +108,7 @@ func testHandlesOddBytes(t *testing.T, h nfs.HandleStore) {
 	expectHandles(t, h, "odd names", want)
 }
 
-func testHandlesIsolation(t *testing.T, h nfs.HandleStore) {
+func testHandlesIsolation(t *testing.T, h fsview.HandleStore) {
 	inodes := []uint64{0, 1, 2, math.MaxInt64, 1 << 63, 1<<63 + 1, math.MaxUint64 - 1, math.MaxUint64}
 	want := map[handle]string{}
 	for _, fsID := range []string{"fs-1", "fs-2", "fs-10"} {
@@ -129,7 +129,7 @@ func testHandlesIsolation(t *testing.T, h nfs.HandleStore) {
 	expectHandles(t, h, "unknown file system", map[handle]string{{"fs-3", 1}: "", {"", 1}: "", {"fs-1x", 1}: ""})
 }
 
-func testHandlesConcurrent(t *testing.T, h nfs.HandleStore) {
+func testHandlesConcurrent(t *testing.T, h fsview.HandleStore) {
 	const workers, each = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
@@ -169,7 +169,7 @@ func testHandlesConcurrent(t *testing.T, h nfs.HandleStore) {
 	expectHandles(t, h, "after concurrent writers", want)
 }
 
-func testHandlesReopen(t *testing.T, h nfs.HandleStore, reopen func() nfs.HandleStore) {
+func testHandlesReopen(t *testing.T, h fsview.HandleStore, reopen func() fsview.HandleStore) {
 	want := map[handle]string{{"fs-2", 1}: "1/kept", {"fs-1", 3}: "1/first", {"fs-1", 4}: "1/gone"}
 	for i, name := range oddNames {
 		want[handle{"fs-1", uint64(10 + i)}] = "3/" + name

@@ -1,5 +1,5 @@
 // Package storetest is the conformance suite every efs.Store
-// implementation must pass (Run), and every nfs.HandleStore
+// implementation must pass (Run), and every fsview.HandleStore
 // implementation too (RunHandles). It holds a store to the contract
 // documented on efs.Store and efs.Tx: each Tx method has a test that
 // round-trips whole records, checks ErrNotFound and ErrConflict, order,

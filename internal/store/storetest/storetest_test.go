@@ -6,11 +6,11 @@ import (
 	"time"
 
 	"github.com/efsd/efsd/internal/efs"
-	"github.com/efsd/efsd/internal/nfs"
+	"github.com/efsd/efsd/internal/fsview"
 )
 
 func TestMemHandles(t *testing.T) {
-	RunHandles(t, func(*testing.T) (nfs.HandleStore, func() nfs.HandleStore) { return nfs.NewMemHandles(), nil })
+	RunHandles(t, func(*testing.T) (fsview.HandleStore, func() fsview.HandleStore) { return fsview.NewMemHandles(), nil })
 }
 
 // The comparison the suite relies on must see a change in any field.

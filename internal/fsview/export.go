@@ -1,4 +1,4 @@
-package nfs
+package fsview
 
 import (
 	"net/netip"
@@ -17,7 +17,7 @@ type Export struct {
 	HandleKey []byte
 	// Root is the host directory of the file system.
 	Root string
-	// ReadOnly is consulted on every RPC: true → every modifying operation fails with NFS3ERR_ROFS
+	// ReadOnly is consulted on every RPC: true → every modifying operation fails with ROFS
 	// (replication destinations). Nil means writable.
 	ReadOnly func() bool
 	// OnChange is called after every successful write, create, mkdir, symlink, rename, remove and
@@ -25,16 +25,16 @@ type Export struct {
 	// on the RPC's goroutine, once per modifying RPC, so it must be cheap (a non-blocking signal).
 	// Nil means no notification.
 	OnChange func()
-	// AccessPoint returns the access point for an ID, or ok=false. The MOUNT dirpath "/" exports the
-	// file system root; "/fsap-0123456789abcdef0" (or "fsap-…") exports that access point. It is
-	// consulted at MOUNT and on every RPC made through a handle of the access point, so a deleted
+	// AccessPoint returns the access point for an ID, or ok=false. The mount path "/" is the file
+	// system root; "/fsap-0123456789abcdef0" (or "fsap-…") that access point's root. It is
+	// consulted at mount (NFSv3 MOUNT, NFSv4 LOOKUP from the pseudo-root) and on every RPC made through a handle of the access point, so a deleted
 	// access point's handles become stale. Nil means no access points.
 	AccessPoint func(id string) (AccessPoint, bool)
 	// Access returns what the file system policy lets clients do through the access point with this
-	// ID ("" for mounts of the file system root or its directories). It is consulted at MOUNT (no
-	// Mount → MNT3ERR_ACCES) and on every RPC, so a policy change applies to mounted clients at
-	// their next call: without Mount every operation fails with NFS3ERR_ACCES, without Write every
-	// modifying operation fails with NFS3ERR_ROFS, without Root a client's uid 0 and gid 0 act as
+	// ID ("" for mounts of the file system root or its directories). It is consulted at mount (no
+	// Mount → ACCES) and on every RPC, so a policy change applies to mounted clients at
+	// their next call: without Mount every operation fails with ACCES, without Write every
+	// modifying operation fails with ROFS, without Root a client's uid 0 and gid 0 act as
 	// 65534 (an access point's PosixUser still replaces the client's identity). Nil means full
 	// access (EFS's default policy).
 	Access func(accessPointID string) ClientAccess
@@ -63,7 +63,7 @@ type AccessPoint struct {
 	SecondaryGIDs []uint32
 	// CreationInfo: when Path does not exist at mount time, create it (and missing parents, as
 	// root:root 0755) with these owner and permissions; if nil and Path is missing, the mount fails
-	// (MNT3ERR_NOENT).
+	// (NOENT).
 	CreationInfo *CreationInfo
 }
 
@@ -76,9 +76,9 @@ type CreationInfo struct {
 	Permissions        os.FileMode
 }
 
-// unixMode converts an os.FileMode (Go flags or raw octal special bits) to the st_mode permission
+// UnixMode converts an os.FileMode (Go flags or raw octal special bits) to the st_mode permission
 // and special bits (07777).
-func unixMode(m os.FileMode) uint32 {
+func UnixMode(m os.FileMode) uint32 {
 	mode := uint32(m) & 07777
 	if m&os.ModeSetuid != 0 {
 		mode |= 04000

@@ -1,4 +1,4 @@
-package nfs
+package fsview
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package nfs
+package fsview
 
 import (
 	"fmt"
@@ -11,54 +11,54 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// identity is the POSIX identity an operation acts as.
-type identity struct {
-	uid, gid uint32
-	groups   []uint32 // supplementary groups
+// Identity is the POSIX identity an operation acts as.
+type Identity struct {
+	UID, GID uint32
+	Groups   []uint32 // supplementary groups
 }
 
-// key is a string naming the identity.
-func (id identity) key() string {
-	b := make([]byte, 0, 24+8*len(id.groups))
-	b = strconv.AppendUint(b, uint64(id.uid), 10)
+// Key is a string naming the identity (for cache keys).
+func (id Identity) Key() string {
+	b := make([]byte, 0, 24+8*len(id.Groups))
+	b = strconv.AppendUint(b, uint64(id.UID), 10)
 	b = append(b, ':')
-	b = strconv.AppendUint(b, uint64(id.gid), 10)
-	for _, g := range id.groups {
+	b = strconv.AppendUint(b, uint64(id.GID), 10)
+	for _, g := range id.Groups {
 		b = append(b, ',')
 		b = strconv.AppendUint(b, uint64(g), 10)
 	}
 	return string(b)
 }
 
-// squashRoot maps uid 0 and gid 0 (primary or supplementary) to nobody's, as knfsd's root_squash
+// SquashRoot maps uid 0 and gid 0 (primary or supplementary) to nobody's, as knfsd's root_squash
 // does: EFS squashes root for clients a file system policy does not grant ClientRootAccess.
-func (id identity) squashRoot() identity {
-	if id.uid == 0 {
-		id.uid = nobody.uid
+func (id Identity) SquashRoot() Identity {
+	if id.UID == 0 {
+		id.UID = Nobody.UID
 	}
-	if id.gid == 0 {
-		id.gid = nobody.gid
+	if id.GID == 0 {
+		id.GID = Nobody.GID
 	}
-	if slices.Contains(id.groups, 0) {
-		groups := make([]uint32, 0, len(id.groups))
-		for _, g := range id.groups {
+	if slices.Contains(id.Groups, 0) {
+		groups := make([]uint32, 0, len(id.Groups))
+		for _, g := range id.Groups {
 			if g == 0 {
-				g = nobody.gid
+				g = Nobody.GID
 			}
 			groups = append(groups, g)
 		}
-		id.groups = groups
+		id.Groups = groups
 	}
 	return id
 }
 
-// nobody is the identity of requests without AUTH_UNIX credentials (AUTH_NULL), as knfsd's anonuid.
-var nobody = identity{uid: 65534, gid: 65534}
+// Nobody is the identity of requests without AUTH_UNIX credentials (AUTH_NULL), as knfsd's anonuid.
+var Nobody = Identity{UID: 65534, GID: 65534}
 
 // isServer reports whether id acts as the process itself: root with the process's group (root's
 // supplementary groups change nothing, root passes every permission check), so no switch is needed.
-func (id identity) isServer() bool {
-	return id.uid == 0 && int(id.gid) == creds.gid
+func (id Identity) isServer() bool {
+	return id.UID == 0 && int(id.GID) == creds.gid
 }
 
 // Identity switching. efsd runs as root; to act as a client identity it sets the calling OS
@@ -76,7 +76,8 @@ var creds struct {
 	groups []int // the process's own supplementary groups, restored after each switch
 }
 
-func canSwitchIdentity() bool {
+// CanSwitchIdentity reports whether operations can act as client identities (efsd runs as root).
+func CanSwitchIdentity() bool {
 	creds.once.Do(func() {
 		if os.Geteuid() != 0 {
 			return
@@ -92,10 +93,10 @@ func canSwitchIdentity() bool {
 	return creds.ok
 }
 
-// runAs runs fn as id. Without the privilege to switch, fn runs as the process itself (the caller
-// decides whether that is acceptable; Server logs it once).
-func runAs(id identity, fn func() error) error {
-	if !canSwitchIdentity() || id.isServer() {
+// RunAs runs fn as id. Without the privilege to switch, fn runs as the process itself (the caller
+// decides whether that is acceptable; the NFS servers log it once).
+func RunAs(id Identity, fn func() error) error {
+	if !CanSwitchIdentity() || id.isServer() {
 		return fn()
 	}
 	runtime.LockOSThread()
@@ -111,21 +112,21 @@ func runAs(id identity, fn func() error) error {
 	return fn()
 }
 
-func setThreadIdentity(id identity) error {
-	groups := make([]int, len(id.groups))
-	for i, g := range id.groups {
+func setThreadIdentity(id Identity) error {
+	groups := make([]int, len(id.Groups))
+	for i, g := range id.Groups {
 		groups[i] = int(g)
 	}
 	if err := unix.Setgroups(groups); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}
-	_, _ = unix.SetfsgidRetGid(int(id.gid))
-	if cur, _ := unix.SetfsgidRetGid(int(id.gid)); cur != int(id.gid) {
-		return fmt.Errorf("setfsgid(%d) failed", id.gid)
+	_, _ = unix.SetfsgidRetGid(int(id.GID))
+	if cur, _ := unix.SetfsgidRetGid(int(id.GID)); cur != int(id.GID) {
+		return fmt.Errorf("setfsgid(%d) failed", id.GID)
 	}
-	_, _ = unix.SetfsuidRetUid(int(id.uid))
-	if cur, _ := unix.SetfsuidRetUid(int(id.uid)); cur != int(id.uid) {
-		return fmt.Errorf("setfsuid(%d) failed", id.uid)
+	_, _ = unix.SetfsuidRetUid(int(id.UID))
+	if cur, _ := unix.SetfsuidRetUid(int(id.UID)); cur != int(id.UID) {
+		return fmt.Errorf("setfsuid(%d) failed", id.UID)
 	}
 	return nil
 }
@@ -136,13 +137,13 @@ func setThreadIdentity(id identity) error {
 func restoreThreadIdentity() {
 	_, _ = unix.SetfsuidRetUid(0)
 	if cur, _ := unix.SetfsuidRetUid(0); cur != 0 {
-		panic("nfs: cannot restore the thread's file-system UID to 0")
+		panic("fsview: cannot restore the thread's file-system UID to 0")
 	}
 	_, _ = unix.SetfsgidRetGid(creds.gid)
 	if cur, _ := unix.SetfsgidRetGid(creds.gid); cur != creds.gid {
-		panic("nfs: cannot restore the thread's file-system GID")
+		panic("fsview: cannot restore the thread's file-system GID")
 	}
 	if err := unix.Setgroups(creds.groups); err != nil {
-		panic("nfs: cannot restore the thread's supplementary groups: " + err.Error())
+		panic("fsview: cannot restore the thread's supplementary groups: " + err.Error())
 	}
 }

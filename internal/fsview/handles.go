@@ -1,4 +1,4 @@
-package nfs
+package fsview
 
 import (
 	"bytes"
@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	gonfs "github.com/willscott/go-nfs"
 )
 
 // HandleStore persists file handles: an NFS handle names a file by (file system, inode); the store
@@ -64,7 +62,7 @@ func (h *memHandles) DeleteHandle(fsID string, ino uint64) error {
 	return nil
 }
 
-// File handle layout (big-endian, at most gonfs.FHSize = 64 bytes):
+// File handle layout (big-endian, at most MaxHandleSize = 64 bytes):
 //
 //	[0]        version (2)
 //	[1]        length n of the access point ID (0: the handle belongs to the file system root)
@@ -82,50 +80,58 @@ func (h *memHandles) DeleteHandle(fsID string, ino uint64) error {
 // its length, the inode) or moving a handle to another file system (whose ID is in the MAC input
 // but not in the handle) fails verification. Version 1 handles (no MAC) are stale.
 //
+// The same handles serve NFSv3 and NFSv4 (NFS4_FHSIZE is 128 bytes, NFS3_FHSIZE 64).
+//
 // The length must be a multiple of 4: go-nfs v0.0.4 reads the handle of GETATTR, SETATTR, ACCESS,
 // READLINK, COMMIT, FSSTAT, FSINFO and PATHCONF with a ReadOpaque that ignores XDR padding, so a
 // padded handle would shift the arguments that follow it.
 const (
+	// MaxHandleSize is the longest handle issued (NFS3_FHSIZE).
+	MaxHandleSize = 64
+
 	handleVersion   = 2
 	handleHeaderLen = 18
 	handleMACLen    = 16
-	maxAPIDLen      = gonfs.FHSize - handleHeaderLen - handleMACLen // 30; EFS's are 22
+	maxAPIDLen      = MaxHandleSize - handleHeaderLen - handleMACLen // 30; EFS's are 22
 
 	handleMACLabel = "efsd nfs file handle v2\x00"
 )
 
 func handleLen(apIDLen int) int { return (handleHeaderLen+apIDLen+3)&^3 + handleMACLen }
 
+// Errors of Decode.
 var (
-	errBadHandle    = errors.New("nfs: malformed file handle")
-	errForgedHandle = errors.New("nfs: file handle fails authentication")
+	ErrBadHandle    = errors.New("fsview: malformed file handle")
+	ErrForgedHandle = errors.New("fsview: file handle fails authentication")
 )
 
-type fileHandle struct {
-	ino  uint64
-	gen  uint64
-	apID string
+// Handle is what a file handle carries.
+type Handle struct {
+	Ino  uint64
+	Gen  uint64 // birth time (ns), 0 if the host file system has none
+	APID string // access point whose root and identity calls through the handle use; "" for none
 }
 
-// handleCodec encodes and authenticates the handles of one file system.
-type handleCodec struct {
+// HandleCodec encodes and authenticates the handles of one file system.
+type HandleCodec struct {
 	prefix []byte    // handleMACLabel, length of the file system ID (2 bytes), file system ID
 	macs   sync.Pool // of hash.Hash: HMAC-SHA256 with the key, reset
 }
 
-func newHandleCodec(key []byte, fsID string) *handleCodec {
+// NewHandleCodec returns the codec of file system fsID's handles, authenticated with key.
+func NewHandleCodec(key []byte, fsID string) *HandleCodec {
 	k := bytes.Clone(key)
 	prefix := make([]byte, 0, len(handleMACLabel)+2+len(fsID))
 	prefix = append(prefix, handleMACLabel...)
 	prefix = binary.BigEndian.AppendUint16(prefix, uint16(len(fsID)))
 	prefix = append(prefix, fsID...)
-	c := &handleCodec{prefix: prefix}
+	c := &HandleCodec{prefix: prefix}
 	c.macs.New = func() any { return hmac.New(sha256.New, k) }
 	return c
 }
 
 // mac computes the MAC of a handle's bytes before the MAC into out.
-func (c *handleCodec) mac(body []byte, out *[sha256.Size]byte) {
+func (c *HandleCodec) mac(body []byte, out *[sha256.Size]byte) {
 	m := c.macs.Get().(hash.Hash)
 	m.Reset()
 	m.Write(c.prefix)
@@ -134,19 +140,19 @@ func (c *handleCodec) mac(body []byte, out *[sha256.Size]byte) {
 	c.macs.Put(m)
 }
 
-// encode returns h's handle; nil (which no call accepts) for an access point ID too long to carry,
-// which accessPointView never serves.
-func (c *handleCodec) encode(h fileHandle) []byte {
-	n := len(h.apID)
+// Encode returns h's handle; nil (which no call accepts) for an access point ID too long to carry,
+// which AccessPointView never serves.
+func (c *HandleCodec) Encode(h Handle) []byte {
+	n := len(h.APID)
 	if n > maxAPIDLen {
 		return nil
 	}
 	b := make([]byte, handleLen(n))
 	b[0] = handleVersion
 	b[1] = byte(n)
-	binary.BigEndian.PutUint64(b[2:10], h.ino)
-	binary.BigEndian.PutUint64(b[10:18], h.gen)
-	copy(b[handleHeaderLen:], h.apID)
+	binary.BigEndian.PutUint64(b[2:10], h.Ino)
+	binary.BigEndian.PutUint64(b[10:18], h.Gen)
+	copy(b[handleHeaderLen:], h.APID)
 	var sum [sha256.Size]byte
 	body := len(b) - handleMACLen
 	c.mac(b[:body], &sum)
@@ -154,30 +160,30 @@ func (c *handleCodec) encode(h fileHandle) []byte {
 	return b
 }
 
-// decode checks a handle's shape and MAC and returns its fields.
-func (c *handleCodec) decode(b []byte) (fileHandle, error) {
-	var h fileHandle
-	if len(b) < handleLen(0) || len(b) > gonfs.FHSize || b[0] != handleVersion {
-		return h, errBadHandle
+// Decode checks a handle's shape and MAC and returns its fields.
+func (c *HandleCodec) Decode(b []byte) (Handle, error) {
+	var h Handle
+	if len(b) < handleLen(0) || len(b) > MaxHandleSize || b[0] != handleVersion {
+		return h, ErrBadHandle
 	}
 	n := int(b[1])
 	if n > maxAPIDLen || len(b) != handleLen(n) {
-		return h, errBadHandle
+		return h, ErrBadHandle
 	}
 	body := len(b) - handleMACLen
 	var sum [sha256.Size]byte
 	c.mac(b[:body], &sum)
 	if !hmac.Equal(sum[:handleMACLen], b[body:]) {
-		return h, errForgedHandle
+		return h, ErrForgedHandle
 	}
 	for _, pad := range b[handleHeaderLen+n : body] {
 		if pad != 0 {
-			return h, errBadHandle // authentic, so never issued; checked all the same
+			return h, ErrBadHandle // authentic, so never issued; checked all the same
 		}
 	}
-	h.ino = binary.BigEndian.Uint64(b[2:10])
-	h.gen = binary.BigEndian.Uint64(b[10:18])
-	h.apID = string(b[handleHeaderLen : handleHeaderLen+n])
+	h.Ino = binary.BigEndian.Uint64(b[2:10])
+	h.Gen = binary.BigEndian.Uint64(b[10:18])
+	h.APID = string(b[handleHeaderLen : handleHeaderLen+n])
 	return h, nil
 }
 
@@ -195,14 +201,14 @@ func parseLocator(s string) (parent uint64, name string, ok bool) {
 		return 0, "", false
 	}
 	name = s[i+1:]
-	if !validName(name) {
+	if !ValidName(name) {
 		return 0, "", false
 	}
 	return p, name, true
 }
 
-// validName reports whether s can be one directory entry name.
-func validName(s string) bool {
+// ValidName reports whether s can be one directory entry name.
+func ValidName(s string) bool {
 	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
 }
 
