@@ -99,8 +99,9 @@
 // # Protocol details
 //
 // go-nfs v0.0.4 is used as is (not forked). The connection layer answers what it cannot: other RPC programs
-// (PROG_UNAVAIL), other versions of NFS and MOUNT (PROG_MISMATCH 3-3, so a client probing NFSv4
-// falls back), MOUNT DUMP, UMNTALL and EXPORT (empty lists; libnfs asks EXPORT at every mount).
+// (PROG_UNAVAIL), other versions of NFS and MOUNT (PROG_MISMATCH 3-3, or 3-4 for NFS when a V4
+// serves NFSv4 on the same port: Server.SetV4), MOUNT DUMP, UMNTALL and EXPORT (empty lists; libnfs
+// asks EXPORT at every mount). NFSv4 calls go, whole, to the V4.
 // File handles are a multiple of 4 bytes long (go-nfs reads some handles ignoring XDR padding).
 // Directory listings are cached by cookie verifier for a minute, so that paging through a large
 // directory reads it once.

@@ -3,6 +3,7 @@ package nfs
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -27,7 +28,8 @@ import (
 // procedure only, ignores versions, and answers unknown procedures with a wrong accept_stat (its
 // PROC_UNAVAIL goes out as PROG_MISMATCH without the mismatch range, which libnfs cannot decode).
 // So calls of other programs get PROG_UNAVAIL, other versions of NFS and MOUNT get PROG_MISMATCH
-// (3, 3) — a client probing NFSv4 falls back to v3 cleanly — and MOUNT's DUMP, UMNTALL and EXPORT
+// (3, 3; 3, 4 for NFS when NFSv4 is served: its calls go to the Server's V4, not to go-nfs) — a
+// client probing NFSv4 where it is not served falls back to v3 cleanly — and MOUNT's DUMP, UMNTALL and EXPORT
 // (which libnfs calls at every mount) get an empty answer, LINK NFS3ERR_ACCES. Such a reply is written once go-nfs has
 // written the replies of every call before it, never inside one of its records.
 
@@ -111,6 +113,7 @@ type callInfo struct {
 	xid              uint32
 	prog, vers, proc uint32
 	authUnix         bool
+	machine          string
 	uid, gid         uint32
 	gids             []uint32
 	argOff           int        // offset of the call's arguments in the record, after the marker
@@ -199,6 +202,12 @@ type rpcConn struct {
 	outHead    [replyHeadLen]byte // its first bytes
 	outFix     []replyFix         // corrections to its bytes, decided once outHead is complete
 	wbroken    bool
+
+	// NFSv4: the Server's V4 (nil: not served), the connection's number, whether it made v4 calls
+	v4     V4
+	id     uint64
+	ctx    context.Context
+	v4used bool
 }
 
 func newRPCConn(c net.Conn, lim ConnLimits, large chan struct{}, log *fsview.RateLog) *rpcConn {
@@ -362,8 +371,9 @@ func (c *rpcConn) awaitReplies() error {
 	return nil
 }
 
-// localReply returns the reply record for a call go-nfs must not see, or nil.
-func localReply(call *callInfo) []byte {
+// localReply returns the reply record for a call go-nfs must not see, or nil. v4 tells whether
+// NFSv4 is served too.
+func localReply(call *callInfo, v4 bool) []byte {
 	var stat uint32
 	var body []byte
 	switch {
@@ -371,6 +381,9 @@ func localReply(call *callInfo) []byte {
 		stat = acceptProgUnavail
 	case call.vers != 3:
 		stat, body = acceptProgMismat, []byte{0, 0, 0, 3, 0, 0, 0, 3} // supported: 3 to 3
+		if v4 && call.prog == progNFS {
+			body[7] = 4
+		}
 	case call.prog == progMount && (call.proc == mountProcDump || call.proc == mountProcExport):
 		body = []byte{0, 0, 0, 0} // empty list
 	case call.prog == progMount && call.proc == mountProcUmntall:
@@ -510,7 +523,28 @@ func (c *rpcConn) startRecord() error {
 		}
 		var stat uint32
 		var xfer int
-		rec := localReply(call)
+		if call.prog == progNFS && call.vers == 4 && c.v4 != nil {
+			c.stats.call(call, int(4+size))
+			if size > largeCall && c.large != nil {
+				select {
+				case c.large <- struct{}{}:
+					c.holding.Store(true)
+				case <-c.stop:
+					return net.ErrClosed
+				}
+				c.deadline(c.lim.RecordTimeout)
+			}
+			if err := c.serveV4(call, size); err != nil {
+				if isTimeout(err) {
+					clientInfo(c.log, "nfs: connection closed", c, "err", errStalled)
+					_ = c.shutdown()
+					return errStalled
+				}
+				return err
+			}
+			continue
+		}
+		rec := localReply(call, c.v4 != nil)
 		if rec == nil {
 			var ok bool
 			if c.clamp, xfer, ok = c.checkCall(call, size); !ok {
@@ -781,8 +815,8 @@ func checkArgs(c *callInfo, b []byte, size int) ([]int, int, bool) {
 
 func parseAuthUnix(c *callInfo, body []byte) {
 	r := &xdrReader{b: body}
-	_ = r.u32()       // stamp
-	_ = r.opaque(255) // machine name
+	_ = r.u32()              // stamp
+	machine := r.opaque(255) // machine name
 	uid, gid := r.u32(), r.u32()
 	n := r.u32()
 	if r.bad || n > 16 {
@@ -795,7 +829,7 @@ func parseAuthUnix(c *callInfo, body []byte) {
 	if r.bad {
 		return
 	}
-	c.authUnix, c.uid, c.gid, c.gids = true, uid, gid, gids
+	c.authUnix, c.uid, c.gid, c.gids, c.machine = true, uid, gid, gids, string(machine)
 }
 
 func parseArgs(c *callInfo, r *xdrReader) {

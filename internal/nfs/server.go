@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gonfs "github.com/willscott/go-nfs"
@@ -103,6 +104,9 @@ type Server struct {
 
 	dirs dirCache
 
+	v4      V4            // nil: NFSv4 not served
+	connIDs atomic.Uint64 // numbers connections for v4
+
 	stats serverStats
 }
 
@@ -191,6 +195,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		delay = 0
 		rc := newRPCConn(c, s.lim, s.large, s.clog)
 		rc.stats = &s.stats
+		rc.v4, rc.id, rc.ctx = s.v4, s.connIDs.Add(1), s.ctx
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -217,6 +222,9 @@ func (s *Server) serveConn(rc *rpcConn) {
 	defer func() {
 		_ = rc.shutdown()
 		rc.release()
+		if rc.v4used {
+			rc.v4.ConnClosed(rc.id)
+		}
 		s.mu.Lock()
 		delete(s.conns, rc)
 		s.mu.Unlock()
