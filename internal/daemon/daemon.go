@@ -27,6 +27,7 @@ import (
 	"github.com/efsd/efsd/internal/mounts"
 	"github.com/efsd/efsd/internal/netlimit"
 	"github.com/efsd/efsd/internal/nfs"
+	"github.com/efsd/efsd/internal/nfs4"
 	"github.com/efsd/efsd/internal/ops"
 	"github.com/efsd/efsd/internal/peer"
 	"github.com/efsd/efsd/internal/region"
@@ -80,6 +81,9 @@ type Config struct {
 	NFSPort int
 	// NFSLimits bound every mount target's NFS connections (zero fields: nfs's defaults).
 	NFSLimits nfs.ConnLimits
+	// NFSv4Lease and NFSv4Grace: the NFSv4 lease time and grace period after a start (0: 90 s
+	// and the lease time).
+	NFSv4Lease, NFSv4Grace time.Duration
 	// Networks declares subnets and security groups beyond the defaults.
 	Networks         []efs.DeclaredNetwork
 	AccessPointQuota int
@@ -251,7 +255,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		cfg.Logger.Warn("admin socket unavailable: efsd scrub will not reach this daemon", "err", err)
 	}
 	nfs.InstallGoNFSLogger(cfg.Logger) // go-nfs logs through a logger of its own, process-wide
-	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, NFSLimits: cfg.NFSLimits, HandleKey: handleKey, Logger: cfg.Logger})
+	mts := mounts.NewManager(svc, vols, st, repl, mounts.Options{Port: cfg.NFSPort, NFSLimits: cfg.NFSLimits, HandleKey: handleKey,
+		NFSv4: nfs4.Options{Lease: cfg.NFSv4Lease, Grace: cfg.NFSv4Grace}, NFSv4StateDir: filepath.Join(cfg.DataDir, "nfs4"),
+		Logger: cfg.Logger})
 	var peerLn net.Listener
 	if cfg.PeerListen != "" {
 		if peerLn, err = net.Listen("tcp", cfg.PeerListen); err != nil {

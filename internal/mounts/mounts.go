@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/fsview"
 	"github.com/efsd/efsd/internal/nfs"
+	"github.com/efsd/efsd/internal/nfs4"
 )
 
 // Paths locates file systems' data directories (volume.Manager).
@@ -46,7 +48,13 @@ type Options struct {
 	// per data directory, kept across restarts). Nil: a random key for this Manager, so handles do
 	// not survive a restart.
 	HandleKey []byte
-	Logger    *slog.Logger
+	// NFSv4 tunes the NFSv4 servers beside NFSv3 at every mount target (its Record and ServerOwner
+	// are set per mount target).
+	NFSv4 nfs4.Options
+	// NFSv4StateDir keeps each mount target's record of NFSv4 clients holding state (for their
+	// reclaims after a restart). Empty: every client may reclaim during a full grace period.
+	NFSv4StateDir string
+	Logger        *slog.Logger
 }
 
 // Manager runs one NFS server per mount target.
@@ -58,6 +66,8 @@ type Manager struct {
 	port    int
 	limits  nfs.ConnLimits
 	key     []byte
+	v4      nfs4.Options
+	v4dir   string
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -84,7 +94,7 @@ func NewManager(svc *efs.Service, paths Paths, handles fsview.HandleStore, notif
 		_, _ = rand.Read(o.HandleKey)
 	}
 	return &Manager{svc: svc, paths: paths, handles: newCachedHandles(handles), notify: notify, port: o.Port, key: o.HandleKey,
-		limits: o.NFSLimits, log: o.Logger, servers: map[string]*running{}}
+		limits: o.NFSLimits, v4: o.NFSv4, v4dir: o.NFSv4StateDir, log: o.Logger, servers: map[string]*running{}}
 }
 
 // TargetStats is what one mount target's NFS server has served.
@@ -213,8 +223,15 @@ func (m *Manager) start(mt *efs.MountTarget) error {
 	if err != nil {
 		return err
 	}
-	srv := nfs.NewServer(m.export(mt), m.handles, m.log.With("mountTargetId", mt.ID))
+	log := m.log.With("mountTargetId", mt.ID)
+	srv := nfs.NewServer(m.export(mt), m.handles, log)
 	srv.SetLimits(m.limits)
+	v4 := m.v4
+	v4.ServerOwner = "efsd " + k
+	if m.v4dir != "" {
+		v4.Record = nfs4.FileRecord{Path: filepath.Join(m.v4dir, mt.Account, mt.Region, mt.ID+".clients")}
+	}
+	srv.SetV4(nfs4.New(srv.FS(), log, v4))
 	r := &running{mt: mt, srv: srv, ln: ln, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
