@@ -1,0 +1,416 @@
+package nfs4_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv4"
+
+	"github.com/efsd/efsd/internal/efstest/nfs4client"
+	"github.com/efsd/efsd/internal/fsview"
+	"github.com/efsd/efsd/internal/nfs"
+	"github.com/efsd/efsd/internal/nfs4"
+)
+
+// env is one file system served over NFSv3 and NFSv4 on one listener, restartable with the same
+// handles, key and stable record.
+type env struct {
+	t       *testing.T
+	root    string
+	key     []byte
+	handles fsview.HandleStore
+	record  nfs4.FileRecord
+	ro      atomic.Bool
+	changes atomic.Int64
+	opt     nfs4.Options
+	addr    string
+	stop    func()
+}
+
+func newEnv(t *testing.T, opt nfs4.Options) *env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the NFS server tests need root (identity switching, chown)")
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "fs")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, fsview.HandleKeySize)
+	e := &env{t: t, root: root, key: key, handles: fsview.NewMemHandles(),
+		record: nfs4.FileRecord{Path: filepath.Join(dir, "state", "clients")}, opt: opt}
+	e.start()
+	t.Cleanup(func() { e.stop() })
+	return e
+}
+
+// start serves the file system (again) on e.addr (a new port the first time).
+func (e *env) start() {
+	addr := e.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if ln, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the previous listener's port is being released
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	logger := slog.New(slog.DiscardHandler)
+	srv := nfs.NewServer(fsview.Export{FileSystemID: "fs-0123456789abcdef0", HandleKey: e.key, Root: e.root,
+		ReadOnly: e.ro.Load, OnChange: func() { e.changes.Add(1) }}, e.handles, logger)
+	opt := e.opt
+	opt.Record = e.record
+	srv.SetV4(nfs4.New(srv.FS(), logger, opt))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	e.stop = func() {
+		_ = srv.Close()
+		<-done
+	}
+}
+
+func (e *env) restart() {
+	e.stop()
+	e.start()
+}
+
+func (e *env) dial(uid uint32) *nfs4client.Conn {
+	e.t.Helper()
+	c, err := nfs4client.Dial(context.Background(), e.addr, nfs4client.Cred{UID: uid, GID: uid})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func (e *env) session(owner string, opts ...nfs4client.Option) *nfs4client.Session {
+	e.t.Helper()
+	s, err := nfs4client.NewSession(context.Background(), e.dial(0), owner, opts...)
+	if err != nil {
+		e.t.Fatalf("session %s: %v", owner, err)
+	}
+	return s
+}
+
+func wantStatus(t *testing.T, err error, st nfsv4.Nfsstat4, what string) {
+	t.Helper()
+	if !nfs4client.IsStatus(err, st) {
+		t.Fatalf("%s: %v, want %s", what, err, nfsv4.Nfsstat4_name[st])
+	}
+}
+
+// A 4.1 client creates, writes, reads back and lists files; the files are the host's, and NFSv3
+// and NFSv4 clients see the same file handles.
+func TestFilesOverSession(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	s := e.session("client-a")
+	if _, err := s.Mkdir(ctx, "/", "dir", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Open(ctx, "/dir", "f", nfs4client.OpenOpts{Create: true, Mode: 0o640})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.changes.Load()
+	data := bytes.Repeat([]byte("efsd "), 1000)
+	n, committed, _, err := s.Write(ctx, o.FH, o.Stateid, 0, data, nfsv4.FILE_SYNC4)
+	if err != nil || int(n) != len(data) || committed != nfsv4.FILE_SYNC4 {
+		t.Fatalf("write: %d %v %v", n, committed, err)
+	}
+	if e.changes.Load() == before {
+		t.Error("a WRITE did not notify replication")
+	}
+	got, eof, err := s.Read(ctx, o.FH, o.Stateid, 0, 1<<20)
+	if err != nil || !eof || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %d bytes, eof %v, %v", len(got), eof, err)
+	}
+	if err := s.Close(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	host, err := os.ReadFile(filepath.Join(e.root, "dir", "f"))
+	if err != nil || !bytes.Equal(host, data) {
+		t.Fatalf("on the host: %d bytes, %v", len(host), err)
+	}
+	if fi, _ := os.Stat(filepath.Join(e.root, "dir", "f")); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640", fi.Mode().Perm())
+	}
+	a, err := s.GetAttr(ctx, o.FH, nfsv4.FATTR4_SIZE, nfsv4.FATTR4_TYPE, nfsv4.FATTR4_MODE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Size != uint64(len(data)) || a.Type != nfsv4.NF4REG || a.Mode != 0o640 {
+		t.Errorf("attributes %+v", a)
+	}
+	if err := s.Rename(ctx, "/dir", "f", "/", "g"); err != nil {
+		t.Fatal(err)
+	}
+	// The handle survives the rename, and a server restart.
+	e.restart()
+	s = e.session("client-b")
+	if a, err := s.GetAttr(ctx, o.FH, nfsv4.FATTR4_SIZE); err != nil || a.Size != uint64(len(data)) {
+		t.Errorf("size through the old handle after rename and restart: %d, %v", a.Size, err)
+	}
+	root, err := s.RootFH(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := s.ReadDir(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, en := range ents {
+		names[en.Name] = true
+	}
+	if len(ents) != 2 || !names["dir"] || !names["g"] {
+		t.Errorf("root lists %v", names)
+	}
+	if err := s.Remove(ctx, "/", "g"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Lookup(ctx, "/g")
+	wantStatus(t, err, nfsv4.NFS4ERR_NOENT, "lookup of a removed file")
+}
+
+// Two clients' conflicting locks: the second is denied with the holder's range until the first
+// unlocks; shared locks coexist.
+func TestLocksExcludeEachOther(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	a, b := e.session("client-a"), e.session("client-b")
+	oa, err := a.Open(ctx, "/", "db", nfs4client.OpenOpts{Create: true, Mode: 0o666})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := b.Open(ctx, "/", "db", nfs4client.OpenOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, denied, err := a.Lock(ctx, oa, nfsv4.WRITE_LT, 0, 100, false); err != nil || denied != nil {
+		t.Fatalf("first lock: %v %v", denied, err)
+	}
+	_, denied, err := b.Lock(ctx, ob, nfsv4.WRITE_LT, 50, 10, false)
+	wantStatus(t, err, nfsv4.NFS4ERR_DENIED, "conflicting lock")
+	if denied == nil || denied.Offset != 0 || denied.Length != 100 || denied.Locktype != nfsv4.WRITE_LT {
+		t.Fatalf("denied: %+v", denied)
+	}
+	if d, err := b.TestLock(ctx, ob.FH, "someone", nfsv4.READ_LT, 99, 1); err != nil || d == nil || d.Length != 100 {
+		t.Fatalf("LOCKT over the lock: %v %v", d, err)
+	}
+	if _, denied, err := b.Lock(ctx, ob, nfsv4.WRITE_LT, 100, 10, false); err != nil || denied != nil {
+		t.Fatalf("a lock beside it: %v %v", denied, err)
+	}
+	if d, err := b.TestLock(ctx, ob.FH, "someone", nfsv4.READ_LT, 200, 1); err != nil || d != nil {
+		t.Fatalf("LOCKT beside the locks: %v %v", d, err)
+	}
+	if err := a.Unlock(ctx, oa, nfsv4.WRITE_LT, 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, denied, err := b.Lock(ctx, ob, nfsv4.WRITE_LT, 50, 10, false); err != nil || denied != nil {
+		t.Fatalf("after the unlock: %v %v", denied, err)
+	}
+	// Read locks share.
+	if err := b.Unlock(ctx, ob, nfsv4.WRITE_LT, 0, ^uint64(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Lock(ctx, oa, nfsv4.READ_LT, 0, ^uint64(0), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Lock(ctx, ob, nfsv4.READ_LT, 0, ^uint64(0), false); err != nil {
+		t.Fatalf("a second read lock: %v", err)
+	}
+	_, _, err = b.Lock(ctx, ob, nfsv4.WRITE_LT, 0, 1, false)
+	wantStatus(t, err, nfsv4.NFS4ERR_DENIED, "write lock over another's read lock")
+}
+
+// A client that vanishes loses its locks once its lease expires, not before.
+func TestLeaseExpiryReleasesLocks(t *testing.T) {
+	lease := 2 * time.Second
+	e := newEnv(t, nfs4.Options{Lease: lease, Grace: time.Millisecond})
+	ctx := context.Background()
+	a, b := e.session("client-a"), e.session("client-b")
+	oa, err := a.Open(ctx, "/", "f", nfs4client.OpenOpts{Create: true, Mode: 0o666})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := b.Open(ctx, "/", "f", nfs4client.OpenOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Lock(ctx, oa, nfsv4.WRITE_LT, 0, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	vanished := time.Now()
+	if err := a.Vanish(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * lease); ; {
+		_, _, err := b.Lock(ctx, ob, nfsv4.WRITE_LT, 0, 1, false)
+		if err == nil {
+			if waited := time.Since(vanished); waited < lease {
+				t.Fatalf("the lock was released %v after its client vanished, before the %v lease ran out", waited, lease)
+			}
+			break
+		}
+		wantStatus(t, err, nfsv4.NFS4ERR_DENIED, "lock while the holder's lease runs")
+		if time.Now().After(deadline) {
+			t.Fatal("the vanished client's lock was never released")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// After a restart, clients reclaim their opens and locks in the grace period, in which new locks
+// wait (NFS4ERR_GRACE); the grace period ends once every client with state has reclaimed.
+func TestReclaimAfterRestart(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Lease: 5 * time.Second, Grace: time.Minute})
+	ctx := context.Background()
+	// The first start had no record: no grace period.
+	a := e.session("client-a")
+	oa, err := a.Open(ctx, "/", "f", nfs4client.OpenOpts{Create: true, Mode: 0o666})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Lock(ctx, oa, nfsv4.WRITE_LT, 0, 10, false); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	b := e.session("client-b")
+	ob, err := b.Open(ctx, "/", "f", nfs4client.OpenOpts{})
+	wantStatus(t, err, nfsv4.NFS4ERR_GRACE, "a new open in the grace period")
+	_ = ob
+	a2, err := a.Recover(ctx, e.dial(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, err := a2.Open(ctx, "", "", nfs4client.OpenOpts{Reclaim: true, FH: oa.FH})
+	if err != nil {
+		t.Fatalf("reclaim of the open: %v", err)
+	}
+	if _, _, err := a2.Lock(ctx, ra, nfsv4.WRITE_LT, 0, 10, true); err != nil {
+		t.Fatalf("reclaim of the lock: %v", err)
+	}
+	if err := a2.ReclaimComplete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Every client of the record has reclaimed: the grace period is over at once.
+	ob, err = b.Open(ctx, "/", "f", nfs4client.OpenOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, denied, err := b.Lock(ctx, ob, nfsv4.WRITE_LT, 5, 1, false)
+	wantStatus(t, err, nfsv4.NFS4ERR_DENIED, "a lock over the reclaimed one")
+	if denied == nil || denied.Length != 10 {
+		t.Fatalf("denied: %+v", denied)
+	}
+	// A reclaim after the grace period is refused.
+	_, _, err = a2.Lock(ctx, ra, nfsv4.WRITE_LT, 20, 1, true)
+	wantStatus(t, err, nfsv4.NFS4ERR_NO_GRACE, "a reclaim after the grace period")
+}
+
+// A replication destination is read-only over NFSv4 too.
+func TestReadOnlyDestination(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	if err := os.WriteFile(filepath.Join(e.root, "f"), []byte("replica"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.ro.Store(true)
+	s := e.session("client-a")
+	_, err := s.Open(ctx, "/", "g", nfs4client.OpenOpts{Create: true})
+	wantStatus(t, err, nfsv4.NFS4ERR_ROFS, "create on a destination")
+	_, err = s.Open(ctx, "/", "f", nfs4client.OpenOpts{Access: nfsv4.OPEN4_SHARE_ACCESS_BOTH})
+	wantStatus(t, err, nfsv4.NFS4ERR_ROFS, "open for writing on a destination")
+	o, err := s.Open(ctx, "/", "f", nfs4client.OpenOpts{Access: nfsv4.OPEN4_SHARE_ACCESS_READ})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := s.Read(ctx, o.FH, o.Stateid, 0, 100); err != nil || string(got) != "replica" {
+		t.Fatalf("read: %q %v", got, err)
+	}
+	_, err = s.Mkdir(ctx, "/", "d", 0o755)
+	wantStatus(t, err, nfsv4.NFS4ERR_ROFS, "mkdir on a destination")
+	err = s.Remove(ctx, "/", "f")
+	wantStatus(t, err, nfsv4.NFS4ERR_ROFS, "remove on a destination")
+}
+
+// NFSv4.0 clients (libnfs, fuse-nfs) open, write, read and lock without sessions.
+func TestMinorVersion0(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	s, err := nfs4client.NewClient40(ctx, e.dial(0), "client-40")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Open(ctx, "/", "f", nfs4client.OpenOpts{Create: true, Mode: 0o644})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.Write(ctx, o.FH, o.Stateid, 0, []byte("v4.0"), nfsv4.UNSTABLE4); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(ctx, o.FH, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := s.Read(ctx, o.FH, o.Stateid, 0, 10); err != nil || string(got) != "v4.0" {
+		t.Fatalf("read: %q %v", got, err)
+	}
+	if _, _, err := s.Lock(ctx, o, nfsv4.WRITE_LT, 0, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unlock(ctx, o, nfsv4.WRITE_LT, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Hostile and odd calls get errors, not a dead server.
+func TestHostileCalls(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	c := e.dial(0)
+	// A compound without SEQUENCE, with a made-up handle, with garbage.
+	res, err := c.Compound(ctx, 1, "", []nfsv4.NfsArgop4{&nfsv4.NfsArgop4_OP_PUTROOTFH{}})
+	if err != nil || res.Status != nfsv4.NFS4ERR_OP_NOT_IN_SESSION {
+		t.Fatalf("PUTROOTFH without a session: %v %v", res, err)
+	}
+	res, err = c.Compound(ctx, 2, "", nil)
+	if err != nil || res.Status != nfsv4.NFS4ERR_MINOR_VERS_MISMATCH {
+		t.Fatalf("minor version 2: %v %v", res, err)
+	}
+	stat, _, err := c.Call(ctx, 100003, 4, 1, []byte{0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff})
+	if err != nil || stat != nfs.AcceptGarbageArgs {
+		t.Fatalf("garbage: stat %d %v", stat, err)
+	}
+	s := e.session("client-a")
+	_, err = s.GetAttr(ctx, make([]byte, 56), nfsv4.FATTR4_SIZE)
+	wantStatus(t, err, nfsv4.NFS4ERR_BADHANDLE, "a forged handle")
+	_, err = s.Lookup(ctx, "/..")
+	var se *nfs4client.StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("lookup of ..: %v", err)
+	}
+	if err := c.Null(ctx); err != nil {
+		t.Fatalf("the server stopped answering: %v", err)
+	}
+}
