@@ -6,7 +6,8 @@
 // # Mounting
 //
 // There is no portmapper: give the client the port for both NFS and MOUNT (one port serves both),
-// and disable NLM locking (efsd has no lock manager; locks stay local to each client).
+// and disable NLM locking (efsd has no NLM lock manager; NFSv3 locks stay local to each client;
+// NFSv4 clients get the server's locks).
 //
 // Linux (kernel client; not exercised by the tests, which use go-nfs-client and libnfs):
 //
@@ -108,7 +109,7 @@
 //
 // # Not supported
 //
-// NFSv4, NLM locks, the portmapper, UDP, hard links (LINK) and MKNOD (go-nfs v0.0.4 misparses LINK
+// NLM locks (NFSv4 locks are package nfs4's), the portmapper, UDP, hard links (LINK) and MKNOD (go-nfs v0.0.4 misparses LINK
 // and issues MKNOD's handle before the node exists: both answer NFS3ERR_ACCES), exclusive CREATE
 // (NFS3ERR_NOTSUPP; Linux clients fall back to a guarded create). ctime and atime are reported equal
 // to mtime (go-nfs's choice).
