@@ -120,3 +120,28 @@ func StoreErrno(err error) unix.Errno {
 	}
 	return unix.EIO
 }
+
+// SyncObject makes an attribute change of the object comps below dirfd durable: fsync of the
+// object if it is a regular file or a directory, else of its parent directory.
+func SyncObject(dirfd int, comps []string) error {
+	fd, err := OpenBeneath(dirfd, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+	if err == nil {
+		defer CloseFD(fd)
+		st, err := StatFD(fd)
+		if err != nil {
+			return err
+		}
+		if t := st.Mode & unix.S_IFMT; t == unix.S_IFREG || t == unix.S_IFDIR {
+			return unix.Fsync(fd)
+		}
+	}
+	if len(comps) == 0 {
+		return err
+	}
+	pfd, err := OpenBeneath(dirfd, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return err
+	}
+	defer CloseFD(pfd)
+	return SyncDir(pfd)
+}

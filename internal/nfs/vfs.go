@@ -169,28 +169,7 @@ func nfsStatusOf(err error) (gonfs.NFSStatus, bool) {
 
 // syncObject makes an object's attribute change durable: fsync of the object if it is a regular file
 // or a directory, else of its parent directory.
-func (v *vfs) syncObject(comps []string) error {
-	fd, err := fsview.OpenBeneath(v.view.FD, comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
-	if err == nil {
-		defer fsview.CloseFD(fd)
-		st, err := fsview.StatFD(fd)
-		if err != nil {
-			return err
-		}
-		if t := st.Mode & unix.S_IFMT; t == unix.S_IFREG || t == unix.S_IFDIR {
-			return unix.Fsync(fd)
-		}
-	}
-	if len(comps) == 0 {
-		return err
-	}
-	pfd, err := fsview.OpenBeneath(v.view.FD, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		return err
-	}
-	defer fsview.CloseFD(pfd)
-	return fsview.SyncDir(pfd)
-}
+func (v *vfs) syncObject(comps []string) error { return fsview.SyncObject(v.view.FD, comps) }
 
 func (v *vfs) changed() { v.s.fs.Changed() }
 

@@ -2,7 +2,6 @@ package nfs4
 
 import (
 	"errors"
-	"os"
 	"strings"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv4"
@@ -658,24 +657,6 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// syncObject makes an attribute change durable: fsync of a file or directory, else of its parent.
-func syncObject(o *object) error {
-	fd, err := fsview.OpenBeneath(o.view.FD, o.comps, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
-	if err == nil {
-		defer fsview.CloseFD(fd)
-		return unix.Fsync(fd)
-	}
-	if len(o.comps) == 0 {
-		return err
-	}
-	pfd, err := fsview.OpenBeneath(o.view.FD, o.comps[:len(o.comps)-1], unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		return err
-	}
-	defer fsview.CloseFD(pfd)
-	return fsview.SyncDir(pfd)
-}
-
 func (cs *compound) remove(name string) (nfsv4.NfsResop4, status) {
 	if st := checkName(name); st != ok {
 		return nil, st
@@ -760,5 +741,3 @@ func (cs *compound) rename(from, to string) (nfsv4.NfsResop4, status) {
 	return &nfsv4.NfsResop4_OP_RENAME{Oprename: &nfsv4.Rename4res_NFS4_OK{Resok4: nfsv4.Rename4resok{
 		SourceCinfo: changeInfo(&sbefore, &safter), TargetCinfo: tci}}}, ok
 }
-
-var _ = os.ModePerm

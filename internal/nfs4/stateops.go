@@ -2,7 +2,6 @@ package nfs4
 
 import (
 	"encoding/binary"
-	"time"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv4"
 	"golang.org/x/sys/unix"
@@ -844,7 +843,7 @@ func (cs *compound) setattr(a *nfsv4.Setattr4args) (nfsv4.NfsResop4, status) {
 		})
 	}()
 	if err == nil {
-		err = syncObject(o)
+		err = fsview.SyncObject(o.view.FD, o.comps)
 	}
 	cs.s.fs.Changed()
 	if err != nil {
@@ -855,5 +854,3 @@ func (cs *compound) setattr(a *nfsv4.Setattr4args) (nfsv4.NfsResop4, status) {
 	}
 	return res(ok, set)
 }
-
-var _ = time.Second
