@@ -314,14 +314,14 @@ func (f *FS) RecordChain(base *View, comps []string) error {
 // logged, and the handle is stale at its next use.
 func (f *FS) RecordHandle(ino, parent uint64, name string, force bool) {
 	if err := f.table.put(ino, parent, name, force); err != nil {
-		f.log.Log(slog.LevelWarn, "nfs: cannot record file handle", "inode", ino, "err", err)
+		f.log.Rate(slog.LevelWarn, "nfs: cannot record file handle", "inode", ino, "err", err)
 	}
 }
 
 // ForgetHandle deletes the handle of a file that no longer exists.
 func (f *FS) ForgetHandle(ino uint64) {
 	if err := f.table.del(ino); err != nil {
-		f.log.Log(slog.LevelWarn, "nfs: cannot delete file handle", "inode", ino, "err", err)
+		f.log.Rate(slog.LevelWarn, "nfs: cannot delete file handle", "inode", ino, "err", err)
 	}
 }
 

@@ -30,8 +30,8 @@ func NewRateLog(l *slog.Logger, every time.Duration, now func() time.Time) *Rate
 	return &RateLog{l: l, every: every, now: now, seen: make(map[string]*logState)}
 }
 
-// Log logs msg unless it was logged less than an interval ago.
-func (l *RateLog) Log(level slog.Level, msg string, args ...any) {
+// Rate logs msg unless it was logged less than an interval ago.
+func (l *RateLog) Rate(level slog.Level, msg string, args ...any) {
 	if !l.l.Enabled(context.Background(), level) {
 		return
 	}
@@ -57,4 +57,4 @@ func (l *RateLog) Log(level slog.Level, msg string, args ...any) {
 }
 
 // Error is Log at error level.
-func (l *RateLog) Error(msg string, args ...any) { l.Log(slog.LevelError, msg, args...) }
+func (l *RateLog) Error(msg string, args ...any) { l.Rate(slog.LevelError, msg, args...) }

@@ -45,16 +45,19 @@ func documentedKeys(t *testing.T) map[string]bool {
 	return keys
 }
 
-// keyStart gives, for a logging method, the index of its first key-value argument. The lower-case
-// names are internal/nfs's rate-limited client log (info and debug take the connection second,
-// log the level first).
+// keyStart gives, for a logging method, the index of its first key-value argument. Rate is
+// fsview's rate-limited client log (the level first).
 var keyStart = map[string]int{
 	"Debug": 1, "Info": 1, "Warn": 1, "Error": 1,
 	"DebugContext": 2, "InfoContext": 2, "WarnContext": 2, "ErrorContext": 2,
 	"Log": 3, "With": 0,
-	"debug": 2, "info": 2, "error": 1, "log": 2,
+	"Rate": 2,
 	"note": 1, // internal/netlimit's rate-limited warning
 }
+
+// funcKeyStart is keyStart for logging functions: internal/nfs's clientInfo and clientDebug take
+// the rate-limited log, the message and the connection first.
+var funcKeyStart = map[string]int{"clientInfo": 3, "clientDebug": 3}
 
 // attrFuncs are slog's Attr constructors; their first argument is a key.
 var attrFuncs = map[string]bool{
@@ -149,6 +152,9 @@ func scanKeys(fset *token.FileSet, f *ast.File) []use {
 					pairs(n.Args[s : len(n.Args)-1])
 				}
 			case *ast.Ident:
+				if s, ok := funcKeyStart[fun.Name]; ok && len(n.Args) > s && n.Ellipsis == token.NoPos {
+					pairs(n.Args[s:])
+				}
 				if fun.Name == "append" && len(n.Args) > 1 && n.Ellipsis == token.NoPos {
 					if a, ok := n.Args[0].(*ast.Ident); ok && kv[a.Name] {
 						pairs(n.Args[1:])
@@ -226,13 +232,13 @@ func f(args ...any) {
 	l.Info("msg", "a", 1, slog.String("b", "x"), "c", v)
 	l.With("d", 1).Error("m", "e", err)
 	l.Log(ctx, slog.LevelInfo, "m", "f", 1)
-	cl.info("m", c, "g", 1)
+	clientInfo(cl, "m", c, "g", 1)
 	args = append(args, "h", 2)
 	x := []any{"i", 1, "j", 2}
 	x = append(x, "l", 3)
 	names = append(names, "not a key")
 	n.note("m", "m", 1)
-	cl.log(slog.LevelInfo, "m", "n", 1)
+	cl.Rate(slog.LevelInfo, "m", "n", 1)
 	l.Warn("m", args...)
 	l.Debug("m", "k", 1, rest...)
 }`

@@ -43,16 +43,16 @@ func (h *connHandler) Mount(ctx context.Context, conn net.Conn, req gonfs.MountR
 	who := []any{"mountPath", dirpath, "client", conn.RemoteAddr().String()}
 	if !s.fs.Access(fsview.MountAccessPoint(dirpath)).Mount {
 		// Refused before anything is looked up or created (an access point's root directory).
-		s.clog.Log(slog.LevelInfo, "nfs: mount refused by the file system policy", who...)
+		s.clog.Rate(slog.LevelInfo, "nfs: mount refused by the file system policy", who...)
 		return gonfs.MountStatusErrAcces, nil, nil
 	}
 	fs, err := s.mount(dirpath, call)
 	if err != nil {
-		s.clog.Log(slog.LevelInfo, "nfs: mount refused", append(who, "err", err)...)
+		s.clog.Rate(slog.LevelInfo, "nfs: mount refused", append(who, "err", err)...)
 		return mountStatus(err), nil, nil
 	}
 	if !h.bind(fs.view.APID) {
-		s.clog.Log(slog.LevelWarn, "nfs: mount refused: too many exports mounted over one connection", append(who, "max", maxBoundExports)...)
+		s.clog.Rate(slog.LevelWarn, "nfs: mount refused: too many exports mounted over one connection", append(who, "max", maxBoundExports)...)
 		return gonfs.MountStatusErrAcces, nil, nil
 	}
 	log.Info("nfs: mount", "uid", fs.id.UID, "gid", fs.id.GID)
@@ -289,7 +289,7 @@ func (h *connHandler) warnForged() {
 	h.warned = true
 	h.mu.Unlock()
 	if first {
-		h.s.clog.Log(slog.LevelWarn, "nfs: file handle fails authentication", "client", h.c.RemoteAddr().String())
+		h.s.clog.Rate(slog.LevelWarn, "nfs: file handle fails authentication", "client", h.c.RemoteAddr().String())
 	}
 }
 

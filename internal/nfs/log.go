@@ -14,11 +14,11 @@ import (
 
 // clientInfo and clientDebug log, rate-limited, what a client caused on connection c.
 func clientInfo(l *fsview.RateLog, msg string, c *rpcConn, args ...any) {
-	l.Log(slog.LevelInfo, msg, append([]any{"client", c.RemoteAddr().String()}, args...)...)
+	l.Rate(slog.LevelInfo, msg, append([]any{"client", c.RemoteAddr().String()}, args...)...)
 }
 
 func clientDebug(l *fsview.RateLog, msg string, c *rpcConn, args ...any) {
-	l.Log(slog.LevelDebug, msg, append([]any{"client", c.RemoteAddr().String()}, args...)...)
+	l.Rate(slog.LevelDebug, msg, append([]any{"client", c.RemoteAddr().String()}, args...)...)
 }
 
 // go-nfs has one package-wide logger (gonfs.Log), so efsd installs one of its own, once per process,
