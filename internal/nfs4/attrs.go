@@ -216,7 +216,7 @@ func encodeAttrs(req bitmap, a *fileAttrs) (bitmap, []byte) {
 		case aSize:
 			w.u64(st.Size)
 		case aLinkSupport:
-			w.bool(false)
+			w.bool(true)
 		case aSymlinkSupport:
 			w.bool(true)
 		case aNamedAttr:

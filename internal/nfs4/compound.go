@@ -163,6 +163,8 @@ func (cs *compound) op(i int, a nfsv4.NfsArgop4) (res []byte, st status, replay 
 		r, st = cs.commit()
 	case *nfsv4.NfsArgop4_OP_CREATE:
 		r, st = cs.create(&a.Opcreate)
+	case *nfsv4.NfsArgop4_OP_LINK:
+		r, st = cs.link(a.Oplink.Newname)
 	case *nfsv4.NfsArgop4_OP_REMOVE:
 		r, st = cs.remove(a.Opremove.Target)
 	case *nfsv4.NfsArgop4_OP_RENAME:
@@ -175,8 +177,8 @@ func (cs *compound) op(i int, a nfsv4.NfsArgop4) (res []byte, st status, replay 
 			st = errNotSupp
 		}
 	default:
-		// LINK, VERIFY, NVERIFY, OPENATTR, pNFS layouts and devices, delegations, SET_SSV,
-		// BACKCHANNEL_CTL: not supported (link_support and named_attr are false).
+		// VERIFY, NVERIFY, OPENATTR, pNFS layouts and devices, delegations, SET_SSV,
+		// BACKCHANNEL_CTL: not supported (named_attr is false).
 		st = errNotSupp
 	}
 	if st != ok && r != nil {

@@ -11,10 +11,25 @@
 // creating UNCHECKED, GUARDED or EXCLUSIVE; by handle; reclaim) with share reservations, CLOSE,
 // OPEN_DOWNGRADE; byte-range LOCK, LOCKT and LOCKU; READ, WRITE (as durable as stable_how asks,
 // with a write verifier drawn at every start), COMMIT; LOOKUP, LOOKUPP, READDIR, READLINK,
-// GETATTR, SETATTR, ACCESS, CREATE (directories and symbolic links), REMOVE, RENAME, SECINFO,
+// GETATTR, SETATTR, ACCESS, CREATE (directories and symbolic links), LINK, REMOVE, RENAME, SECINFO,
 // SECINFO_NO_NAME, TEST_STATEID, FREE_STATEID. Not served: delegations (none is ever granted, no
-// callback is ever made), pNFS layouts, LINK (link_support is false), named attributes, ACLs,
-// RPCSEC_GSS (AUTH_SYS only, as NFSv3), and minor version 2.
+// callback is ever made), pNFS layouts, named attributes, ACLs, RPCSEC_GSS (AUTH_SYS only, as
+// NFSv3), and minor version 2. A hard link's handle is found through the name it was first known
+// by: once that name is removed, the handle is stale (clients look the file up again).
+//
+// # NFSv4.0 and libnfs
+//
+// libnfs 4.0 (Debian's, under fuse-nfs and nfs-cp) uses state in ways RFC 7530 does not allow:
+// it creates files with read access and writes through that open, OPENs a file several times
+// under one open-owner and CLOSEs each, OPENs directories to change their attributes, locks with
+// the seqid of its first OPEN, and, after its first lock, names for another file a lock stateid it
+// never got. For minor version 0 only, and only where the strict answer would be an error, the
+// server takes these: I/O through an open without that access, or through a stateid it issued
+// and a CLOSE ended, is served as stateless I/O (the caller's permissions decide, and another
+// open's deny mode still refuses it); a directory OPEN gives a stateid for SETATTR; an older seqid
+// of a current stateid is taken; a lock through a closed open gets an open of its own; the
+// anonymous stateid as a lock owner's names the lock owner the connection's client last used.
+// 4.1 is served strictly.
 //
 // # Paths
 //

@@ -608,7 +608,7 @@ func applyAttrs(fd int, sa *setAttrs, dir, created bool) (bitmap, error) {
 			}
 			return nil, unix.EINVAL
 		}
-		wfd, err := unix.Open("/proc/self/fd/"+itoa(fd), unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		wfd, err := unix.Open("/proc/self/fd/"+itoa(fd), unix.O_WRONLY|unix.O_CLOEXEC, 0) // the magic link names this very inode
 		if err != nil {
 			return nil, err
 		}
@@ -655,6 +655,40 @@ func itoa(n int) string {
 		}
 	}
 	return string(b[i:])
+}
+
+// link serves LINK: a new name newName in the current directory for the saved object.
+func (cs *compound) link(newName string) (nfsv4.NfsResop4, status) {
+	if st := checkName(newName); st != ok {
+		return nil, st
+	}
+	if st := cs.needFH(); st != ok {
+		return nil, st
+	}
+	src := cs.saved
+	if src == nil {
+		return nil, errNoFileHandle
+	}
+	if src.dir {
+		return nil, errIsDir
+	}
+	if src.view != cs.cur.view {
+		return nil, errXDev
+	}
+	sfd, err := fsview.OpenBeneath(src.view.FD, src.comps, unix.O_PATH|unix.O_NOFOLLOW)
+	if err != nil {
+		return nil, errStatus(err)
+	}
+	defer fsview.CloseFD(sfd)
+	ci, st := cs.dirOp(func(pfd int) error {
+		// linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the descriptor's magic link does not,
+		// and names this very inode.
+		return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+itoa(sfd), pfd, newName, unix.AT_SYMLINK_FOLLOW)
+	})
+	if st != ok {
+		return nil, st
+	}
+	return &nfsv4.NfsResop4_OP_LINK{Oplink: &nfsv4.Link4res_NFS4_OK{Resok4: nfsv4.Link4resok{Cinfo: ci}}}, ok
 }
 
 func (cs *compound) remove(name string) (nfsv4.NfsResop4, status) {

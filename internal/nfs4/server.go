@@ -74,6 +74,9 @@ type Server struct {
 	reclaim  map[string]bool // owners that may reclaim (from the stable record); nil: anyone
 	recorded map[string]bool // owners in the stable record now
 	nextReap time.Time
+	// connClient: the 4.0 client a connection last acted for (libnfs's lock requests name no
+	// client; see lockOwnerState)
+	connClient map[uint64]uint64
 }
 
 // New returns the NFSv4 server of fs.
@@ -96,7 +99,8 @@ func New(fs *fsview.FS, logger *slog.Logger, opt Options) *Server {
 	now := opt.Now()
 	s := &Server{fs: fs, logger: logger, opt: opt, epoch: uint32(now.Unix()), owner: []byte(opt.ServerOwner),
 		clients: map[uint64]*client{}, byOwner: map[string][]*client{}, sessions: map[[16]byte]*session{},
-		states: map[[12]byte]*state{}, files: map[fileKey]*file{}, recorded: map[string]bool{}}
+		states: map[[12]byte]*state{}, files: map[fileKey]*file{}, recorded: map[string]bool{},
+		connClient: map[uint64]uint64{}}
 	randomBytes(s.verf[:])
 	sum := sha256.Sum256([]byte(fs.Export().FileSystemID))
 	s.fsid = binary.BigEndian.Uint64(sum[:8])
@@ -121,9 +125,13 @@ func New(fs *fsview.FS, logger *slog.Logger, opt Options) *Server {
 
 var _ nfs.V4 = (*Server)(nil)
 
-// ConnClosed: state belongs to clients, not connections; a client that vanished loses it when its
-// lease expires.
-func (s *Server) ConnClosed(uint64) {}
+// ConnClosed forgets the connection. State belongs to clients, not connections: a client that
+// vanished loses it when its lease expires.
+func (s *Server) ConnClosed(conn uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.connClient, conn)
+}
 
 // ServeNFSv4 serves NULL and COMPOUND.
 func (s *Server) ServeNFSv4(ctx context.Context, call *nfs.V4Call) (uint32, []byte) {
@@ -179,6 +187,8 @@ func (s *Server) compound(ctx context.Context, call *nfs.V4Call, args *nfsv4.Com
 			results = append(results, res)
 			if st != ok {
 				status = st
+				s.logger.Debug("nfs4: operation failed", "op", nfsv4.NfsOpnum4_name[op.GetArgop()], "status", nfsv4.Nfsstat4_name[st],
+					"minorVersion", args.Minorversion, "client", call.Client.String())
 				break
 			}
 		}

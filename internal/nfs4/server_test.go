@@ -159,13 +159,23 @@ func TestFilesOverSession(t *testing.T) {
 	if a.Size != uint64(len(data)) || a.Type != nfsv4.NF4REG || a.Mode != 0o640 {
 		t.Errorf("attributes %+v", a)
 	}
+	// SETATTR with the anonymous stateid (the file is closed): size, mode and times, as the caller.
+	size, mode := uint64(10), uint32(0o600)
+	mtime := nfsv4.Nfstime4{Seconds: 1700000000, Nseconds: 5}
+	if err := s.SetAttr(ctx, o.FH, nfsv4.Stateid4{}, nfs4client.SetAttrs{Size: &size, Mode: &mode, MTime: &mtime}); err != nil {
+		t.Fatalf("setattr: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(e.root, "dir", "f"))
+	if err != nil || fi.Size() != 10 || fi.Mode().Perm() != 0o600 || fi.ModTime().Unix() != 1700000000 {
+		t.Fatalf("after SETATTR: %v %v", fi, err)
+	}
 	if err := s.Rename(ctx, "/dir", "f", "/", "g"); err != nil {
 		t.Fatal(err)
 	}
 	// The handle survives the rename, and a server restart.
 	e.restart()
 	s = e.session("client-b")
-	if a, err := s.GetAttr(ctx, o.FH, nfsv4.FATTR4_SIZE); err != nil || a.Size != uint64(len(data)) {
+	if a, err := s.GetAttr(ctx, o.FH, nfsv4.FATTR4_SIZE); err != nil || a.Size != 10 {
 		t.Errorf("size through the old handle after rename and restart: %d, %v", a.Size, err)
 	}
 	root, err := s.RootFH(ctx)

@@ -27,6 +27,9 @@ type client struct {
 	// reclaimable: the client held state before the server restarted (it is in the stable record)
 	reclaimable bool
 
+	// lockOwner: the 4.0 lock owner the client last named (see lockOwnerState)
+	lockOwner []byte
+
 	sessions map[[16]byte]*session
 	states   map[string]*state // by stateKey: one open state per (open owner, file), one lock state per (lock owner, file)
 }

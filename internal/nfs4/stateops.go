@@ -58,9 +58,12 @@ func (cs *compound) findState(sid nfsv4.Stateid4) (*state, status) {
 		if sid.Seqid > st.seq {
 			return nil, errBadStateID
 		}
-		if sid.Seqid < st.seq {
+		if sid.Seqid < st.seq && cs.minor == 1 {
 			return nil, errOldStateID
 		}
+		// 4.0: libnfs keeps the seqid of the first of several OPENs of a file under one
+		// open-owner, and uses it after the others moved it on; an older seqid of a current
+		// stateid is taken (RFC 7530 would answer NFS4ERR_OLD_STATEID).
 	}
 	st.c.renewed = cs.now
 	return st, ok
@@ -105,7 +108,47 @@ func (cs *compound) stateClient(clientID uint64) (*client, status) {
 		return nil, errExpired
 	}
 	c.renewed = cs.now
+	cs.s.connClient[cs.call.Conn] = c.id
 	return c, ok
+}
+
+// lockOwnerState finds the lock state of a 4.0 LOCK or LOCKU that names the anonymous stateid
+// as its lock owner's (s.mu held). libnfs 4.0 keeps one lock owner for all its files, and after
+// its first lock sends, for a file it has not locked yet, exist_lock_owner4 with a stateid it
+// never got: the lock owner is the one its client (the one this connection acts for) last named.
+func (cs *compound) lockOwnerState(k fileKey, create bool) (*state, status) {
+	s := cs.s
+	id, known := s.connClient[cs.call.Conn]
+	c := s.clients[id]
+	if !known || c == nil || c.lockOwner == nil {
+		return nil, errBadStateID
+	}
+	c.renewed = cs.now
+	key := stateKey(kindLock, c.id, c.lockOwner, k)
+	if ls := c.states[key]; ls != nil || !create {
+		if ls == nil {
+			return nil, errBadStateID
+		}
+		return ls, ok
+	}
+	var open *state
+	for _, st := range c.states {
+		if st.kind == kindOpen && st.f.key == k {
+			open = st
+			break
+		}
+	}
+	if open == nil {
+		var st status
+		if open, st = cs.implicitOpen(c.id, k); st != ok {
+			return nil, st
+		}
+	}
+	ls := &state{other: s.newOther(), kind: kindLock, c: c, f: open.f, key: key, open: open,
+		owner: append([]byte(nil), c.lockOwner...)}
+	s.states[ls.other] = ls
+	c.states[key] = ls
+	return ls, ok
 }
 
 // graceCheck applies the grace period to an OPEN or LOCK (s.mu held).
@@ -189,13 +232,23 @@ func (cs *compound) open(a *nfsv4.Open4args) (nfsv4.NfsResop4, status) {
 		return nil, errROFS
 	}
 	cs.cur = fileObj
-	fst, st := cs.regular()
-	if st != ok {
-		return nil, st
-	}
-	if !created {
-		if st := cs.checkOpenAccess(fileObj, access); st != ok {
+	var fst unix.Statx_t
+	if fileObj.dir && cs.minor == 0 {
+		// libnfs 4.0 OPENs what it changes the attributes of, directories included, for a
+		// stateid to SETATTR with: it gets one (READ and WRITE still refuse a directory, and
+		// SETATTR is checked against the caller's own permissions).
+		var err error
+		if fst, err = cs.stat(fileObj); err != nil {
+			return nil, errStatus(err)
+		}
+	} else {
+		if fst, st = cs.regular(); st != ok {
 			return nil, st
+		}
+		if !created {
+			if st := cs.checkOpenAccess(fileObj, access); st != ok {
+				return nil, st
+			}
 		}
 	}
 	s.mu.Lock()
@@ -471,6 +524,11 @@ func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
 	switch l := a.Locker.(type) {
 	case *nfsv4.Locker4_TRUE:
 		open, stat := cs.findState(l.OpenOwner.OpenStateid)
+		if stat == errBadStateID && cs.minor == 0 && s.issued(l.OpenOwner.OpenStateid) {
+			// libnfs 4.0 CLOSEs an open it shares with other OPENs of the file (one open-owner
+			// for all of them), then locks through it: the lock gets an open of its own.
+			open, stat = cs.implicitOpen(l.OpenOwner.LockOwner.Clientid, keyOf(&fst))
+		}
 		if stat != ok {
 			return nil, stat
 		}
@@ -483,6 +541,10 @@ func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
 		if stat := cs.graceCheck(open.c, a.Reclaim); stat != ok {
 			return nil, stat
 		}
+		if cs.minor == 0 {
+			open.c.lockOwner = append(open.c.lockOwner[:0:0], l.OpenOwner.LockOwner.Owner...)
+			s.connClient[cs.call.Conn] = open.c.id
+		}
 		key := stateKey(kindLock, open.c.id, l.OpenOwner.LockOwner.Owner, open.f.key)
 		ls = open.c.states[key]
 		if ls == nil {
@@ -493,6 +555,9 @@ func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
 		}
 	case *nfsv4.Locker4_FALSE:
 		found, stat := cs.findState(l.LockOwner.LockStateid)
+		if stat == ok && found == nil && cs.minor == 0 && isAnonymous(l.LockOwner.LockStateid) {
+			found, stat = cs.lockOwnerState(keyOf(&fst), true)
+		}
 		if stat != ok {
 			return nil, stat
 		}
@@ -506,7 +571,9 @@ func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
 	default:
 		return nil, errInval
 	}
-	if write && ls.open.access&shareWrite == 0 || !write && ls.open.access&shareRead == 0 {
+	// 4.1 requires an open that allows the lock's kind of access. 4.0 does not check: libnfs
+	// creates files with read access only and write-locks through that open.
+	if cs.minor == 1 && (write && ls.open.access&shareWrite == 0 || !write && ls.open.access&shareRead == 0) {
 		return nil, errOpenMode
 	}
 	f := ls.f
@@ -520,6 +587,28 @@ func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
 	ls.seq++
 	cs.curSID = ls
 	return &nfsv4.NfsResop4_OP_LOCK{Oplock: &nfsv4.Lock4res_NFS4_OK{Resok4: nfsv4.Lock4resok{LockStateid: ls.stateid()}}}, ok
+}
+
+// implicitOpen returns the open that locks of a 4.0 client take when the open they name was
+// closed (s.mu held).
+func (cs *compound) implicitOpen(clientID uint64, k fileKey) (*state, status) {
+	s := cs.s
+	c, st := cs.stateClient(clientID)
+	if st != ok {
+		return nil, st
+	}
+	owner := []byte("\x00efsd: opens closed under libnfs")
+	key := stateKey(kindOpen, c.id, owner, k)
+	if open := c.states[key]; open != nil {
+		return open, ok
+	}
+	f := s.fileFor(k)
+	open := &state{other: s.newOther(), seq: 1, kind: kindOpen, c: c, f: f, owner: owner, key: key,
+		access: shareRead | shareWrite}
+	s.states[open.other] = open
+	c.states[key] = open
+	f.opens[open] = struct{}{}
+	return open, ok
 }
 
 func (cs *compound) lockt(a *nfsv4.Lockt4args) (nfsv4.NfsResop4, status) {
@@ -569,6 +658,9 @@ func (cs *compound) locku(a *nfsv4.Locku4args) (nfsv4.NfsResop4, status) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ls, stat := cs.findState(a.LockStateid)
+	if stat == ok && ls == nil && cs.minor == 0 && isAnonymous(a.LockStateid) {
+		ls, stat = cs.lockOwnerState(keyOf(&fst), false)
+	}
 	if stat != ok {
 		return nil, stat
 	}
@@ -644,6 +736,12 @@ func (cs *compound) ioState(sid nfsv4.Stateid4, fst *unix.Statx_t, access uint32
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, stat := cs.findState(sid)
+	if stat == errBadStateID && cs.minor == 0 && s.issued(sid) {
+		// libnfs 4.0 OPENs a file several times under one open-owner (the same stateid each time)
+		// and CLOSEs each: I/O through a stateid this server issued and a CLOSE ended is served as
+		// a stateless one (the caller's own permission decides).
+		return false, ok
+	}
 	if stat != ok || st == nil {
 		return false, stat
 	}
@@ -655,12 +753,28 @@ func (cs *compound) ioState(sid nfsv4.Stateid4, fst *unix.Statx_t, access uint32
 		open = st.open
 	}
 	if open.access&access == 0 {
-		if access == shareWrite || cs.minor == 1 {
+		if cs.minor == 1 {
 			return false, errOpenMode
 		}
-		return false, ok // 4.0 lets a write-only open read
+		// 4.0 lets a write-only open read. libnfs 4.0 creates files with read access only and
+		// then writes through that open: such a write is served as a stateless one (the caller's
+		// own permission decides), unless another open denies writes.
+		if access == shareWrite {
+			for o := range st.f.opens {
+				if o != open && o.deny&shareWrite != 0 {
+					return false, errLocked
+				}
+			}
+		}
+		return false, ok
 	}
 	return true, ok
+}
+
+// issued reports whether this run of the server issued the stateid (s.mu held).
+func (s *Server) issued(sid nfsv4.Stateid4) bool {
+	n := binary.BigEndian.Uint64(sid.Other[4:])
+	return binary.BigEndian.Uint32(sid.Other[:4]) == s.epoch && n > 0 && n <= s.counter
 }
 
 // openFile opens the current file for I/O: as the server when granted by an open, else as the caller.
