@@ -3,7 +3,8 @@
 # ports, point the AWS CLI at it, and stop it on every exit path.
 #
 # start_efsd sets: work (scratch directory, removed at exit), pid, port,
-# nfsport, EFSD_ENDPOINT (exported); defines efs and ec2 (the AWS CLI against
+# nfsport, EFSD_ENDPOINT (exported); EFSD_E2E_FLAGS adds flags to efsd (e.g.
+# "--log-level debug"); defines efs and ec2 (the AWS CLI against
 # efsd). The caller defines fail() before calling wait_efsd.
 
 work=$(mktemp -d)
@@ -21,7 +22,7 @@ start_efsd() {
 	port=$(freeport)
 	nfsport=$(freeport)
 	echo "{\"nfsPort\": $nfsport}" >"$work/efsd.json"
-	"$work/efsd" --listen "127.0.0.1:$port" --data-dir "$work/data" --config "$work/efsd.json" >"$work/efsd.log" 2>&1 &
+	"$work/efsd" ${EFSD_E2E_FLAGS:-} --listen "127.0.0.1:$port" --data-dir "$work/data" --config "$work/efsd.json" >"$work/efsd.log" 2>&1 &
 	pid=$!
 	export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
 	export AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
