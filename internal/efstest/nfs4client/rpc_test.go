@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"reflect"
 	"testing"
 	"time"
 
@@ -209,12 +210,38 @@ func TestCallFailsCleanly(t *testing.T) {
 	}
 }
 
+// TestCompoundRoundTrip sends a COMPOUND of varied operations to a fake
+// server, which decodes the record and checks it holds what was sent,
+// and decodes the varied results it sends back.
 func TestCompoundRoundTrip(t *testing.T) {
-	ops := []nfsv4.NfsArgop4{
-		&nfsv4.NfsArgop4_OP_PUTROOTFH{},
-		&nfsv4.NfsArgop4_OP_LOOKUP{Oplookup: nfsv4.Lookup4args{Objname: "missing"}},
-		&nfsv4.NfsArgop4_OP_GETFH{},
+	mode := uint32(0o600)
+	attrs, err := SetAttrs{Mode: &mode}.Encode()
+	if err != nil {
+		t.Fatal(err)
 	}
+	owner := nfsv4.StateOwner4{Clientid: 9, Owner: []byte("o")}
+	ops := []nfsv4.NfsArgop4{
+		&nfsv4.NfsArgop4_OP_SEQUENCE{Opsequence: nfsv4.Sequence4args{SaSessionid: nfsv4.Sessionid4{1, 2}, SaSequenceid: 3}},
+		&nfsv4.NfsArgop4_OP_PUTROOTFH{},
+		&nfsv4.NfsArgop4_OP_LOOKUP{Oplookup: nfsv4.Lookup4args{Objname: "dir"}},
+		&nfsv4.NfsArgop4_OP_OPEN{Opopen: nfsv4.Open4args{ShareAccess: nfsv4.OPEN4_SHARE_ACCESS_BOTH, Owner: owner,
+			Openhow: &nfsv4.Openflag4_OPEN4_CREATE{How: &nfsv4.Createhow4_EXCLUSIVE4_1{ChCreateboth: nfsv4.Creatverfattr{CvaVerf: nfsv4.Verifier4{7}, CvaAttrs: attrs}}},
+			Claim:   &nfsv4.OpenClaim4_CLAIM_NULL{File: "f"}}},
+		&nfsv4.NfsArgop4_OP_GETFH{},
+		&nfsv4.NfsArgop4_OP_LOCK{Oplock: nfsv4.Lock4args{Locktype: nfsv4.WRITE_LT, Length: 10, Locker: &nfsv4.Locker4_TRUE{OpenOwner: nfsv4.OpenToLockOwner4{LockOwner: owner}}}},
+	}
+	denied := nfsv4.Lock4denied{Offset: 2, Length: 5, Locktype: nfsv4.READ_LT, Owner: nfsv4.StateOwner4{Clientid: 8, Owner: []byte("holder")}}
+	want := nfsv4.Compound4res{Status: nfsv4.NFS4ERR_DENIED, Tag: "t", Resarray: []nfsv4.NfsResop4{
+		&nfsv4.NfsResop4_OP_SEQUENCE{Opsequence: &nfsv4.Sequence4res_NFS4_OK{SrResok4: nfsv4.Sequence4resok{SrSessionid: nfsv4.Sessionid4{1, 2}, SrSequenceid: 3}}},
+		&nfsv4.NfsResop4_OP_PUTROOTFH{Opputrootfh: nfsv4.Putrootfh4res{}},
+		&nfsv4.NfsResop4_OP_LOOKUP{Oplookup: nfsv4.Lookup4res{}},
+		&nfsv4.NfsResop4_OP_OPEN{Opopen: &nfsv4.Open4res_NFS4_OK{Resok4: nfsv4.Open4resok{
+			Stateid: nfsv4.Stateid4{Seqid: 1, Other: [12]byte{5}}, Cinfo: nfsv4.ChangeInfo4{Atomic: true, Before: 1, After: 2},
+			Rflags: nfsv4.OPEN4_RESULT_LOCKTYPE_POSIX, Attrset: Bitmap(nfsv4.FATTR4_MODE), Delegation: &nfsv4.OpenDelegation4_OPEN_DELEGATE_NONE{},
+		}}},
+		&nfsv4.NfsResop4_OP_GETFH{Opgetfh: &nfsv4.Getfh4res_NFS4_OK{Resok4: nfsv4.Getfh4resok{Object: []byte("handle")}}},
+		&nfsv4.NfsResop4_OP_LOCK{Oplock: &nfsv4.Lock4res_NFS4ERR_DENIED{Denied: denied}},
+	}}
 	addr := fakeServer(t, func(call []byte) []byte {
 		r := bytes.NewReader(call)
 		var msg rpcv2.RpcMsg
@@ -225,15 +252,11 @@ func TestCompoundRoundTrip(t *testing.T) {
 		if _, err := args.ReadFrom(r); err != nil || r.Len() != 0 {
 			t.Errorf("server: COMPOUND4args: %v, %d bytes left", err, r.Len())
 		}
-		if args.Tag != "t" || args.Minorversion != 1 || len(args.Argarray) != 3 || args.Argarray[1].(*nfsv4.NfsArgop4_OP_LOOKUP).Oplookup.Objname != "missing" {
+		if args.Tag != "t" || args.Minorversion != 1 || !reflect.DeepEqual(args.Argarray, ops) {
 			t.Errorf("server: args %+v", args)
 		}
-		res := nfsv4.Compound4res{Status: nfsv4.NFS4ERR_NOENT, Tag: args.Tag, Resarray: []nfsv4.NfsResop4{
-			&nfsv4.NfsResop4_OP_PUTROOTFH{Opputrootfh: nfsv4.Putrootfh4res{Status: nfsv4.NFS4_OK}},
-			&nfsv4.NfsResop4_OP_LOOKUP{Oplookup: nfsv4.Lookup4res{Status: nfsv4.NFS4ERR_NOENT}},
-		}}
 		var b bytes.Buffer
-		if _, err := res.WriteTo(&b); err != nil {
+		if _, err := want.WriteTo(&b); err != nil {
 			t.Errorf("server: %v", err)
 		}
 		return mark(acceptedReply(call, 0, b.Bytes()))
@@ -247,7 +270,10 @@ func TestCompoundRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := firstFailure(res); !IsStatus(err, nfsv4.NFS4ERR_NOENT) || err.(*StatusError).Op != nfsv4.OP_LOOKUP {
+	if !reflect.DeepEqual(*res, want) {
+		t.Fatalf("reply %+v, want %+v", *res, want)
+	}
+	if err := firstFailure(res); !IsStatus(err, nfsv4.NFS4ERR_DENIED) || err.(*StatusError).Op != nfsv4.OP_LOCK {
 		t.Fatalf("first failure %v", err)
 	}
 }
