@@ -397,8 +397,10 @@ func parseReply(rep []byte) (uint32, []byte, error) {
 	return 0, nil, fmt.Errorf("%w: reply_stat %d", ErrMalformed, stat)
 }
 
-// checkAccepted turns an accept_stat other than SUCCESS into an *RPCError.
-func checkAccepted(stat uint32, body []byte) error {
+// AcceptError is the *RPCError of an accept_stat other than SUCCESS, with
+// the versions of PROG_MISMATCH from body, as Call returns them; nil for
+// SUCCESS.
+func AcceptError(stat uint32, body []byte) error {
 	if rpcv2.AcceptStat(stat) == rpcv2.SUCCESS {
 		return nil
 	}
@@ -415,7 +417,7 @@ func (c *Conn) Null(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkAccepted(stat, body); err != nil {
+	if err := AcceptError(stat, body); err != nil {
 		return err
 	}
 	if len(body) != 0 {
@@ -441,7 +443,7 @@ func (c *Conn) Compound(ctx context.Context, minorVersion uint32, tag string, op
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAccepted(stat, body); err != nil {
+	if err := AcceptError(stat, body); err != nil {
 		return nil, err
 	}
 	res, err := DecodeCompoundReply(body)

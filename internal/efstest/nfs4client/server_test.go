@@ -85,7 +85,7 @@ func TestServer(t *testing.T) {
 		if err != nil || rpcv2.AcceptStat(stat) != rpcv2.PROG_MISMATCH {
 			t.Fatalf("NFSv3 NULL: %d %x %v, want PROG_MISMATCH", stat, body, err)
 		}
-		if e, ok := checkAccepted(stat, body).(*RPCError); !ok || e.Low > 4 || e.High < 4 {
+		if e, ok := AcceptError(stat, body).(*RPCError); !ok || e.Low > 4 || e.High < 4 {
 			t.Fatalf("PROG_MISMATCH %v: version 4 not in range", e)
 		}
 		stat, _, err = c0.Call(ctx, 100099, 1, 0, nil)
