@@ -38,7 +38,31 @@ type Peers interface {
 	// Tell delivers an event about configuration id; nil once the peer has
 	// acted on it (a configuration it does not know counts as done).
 	Tell(ctx context.Context, peer, id, event string) error
+	// Query asks the peer holding the source of configuration id whether
+	// it recorded the configuration: PeerRecorded, PeerPending or
+	// PeerUnknown (the peer's PeerQuery).
+	Query(ctx context.Context, peer, id string) (string, error)
 }
+
+// What the source's deployment answers about a configuration whose
+// destination a peer created or claimed for it (PeerQuery). Creating such
+// a configuration is a commit at the source's deployment after the
+// destination's deployment acted: the destination's side is in doubt
+// until the source's deployment recorded it, and a configuration the
+// source's deployment neither recorded nor is still creating never will be
+// (presumed abort).
+const (
+	// PeerRecorded: this deployment has a record of the configuration
+	// (in whatever state); the peer keeps its side.
+	PeerRecorded = "recorded"
+	// PeerPending: the CreateReplicationConfiguration call that made it is
+	// still waiting here; ask again later.
+	PeerPending = "pending"
+	// PeerUnknown: not recorded here, and no call will record it (its
+	// answer was lost, its caller gave up, or this deployment restarted
+	// meanwhile): the peer removes what it made for it.
+	PeerUnknown = "unknown"
+)
 
 // RemoteCreate is what a destination deployment needs to create or claim
 // the destination of a configuration whose source is elsewhere.
@@ -98,6 +122,10 @@ func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer,
 	if err != nil {
 		return nil, err
 	}
+	// Registered before the peer can know the ID, released only after the
+	// record below was written or not (PeerQuery).
+	s.creating.Store(req.ID, struct{}{})
+	defer s.creating.Delete(req.ID)
 	got, err := s.cfg.Peers.CreateDestination(ctx, peer, req)
 	if err != nil {
 		var e *Error
@@ -136,6 +164,33 @@ func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer,
 	}
 	s.replicationChanged()
 	return rep, nil
+}
+
+// PeerQuery answers peer's question about configuration id, whose
+// destination the peer holds: PeerPending while the call creating it waits
+// here, PeerRecorded if this deployment has a record of it, PeerUnknown
+// otherwise. The order matters: a call leaves s.creating only after its
+// record was written or not, so a configuration not in s.creating is final
+// in the store.
+func (s *Service) PeerQuery(ctx context.Context, peer, id string) (string, error) {
+	if _, ok := s.creating.Load(id); ok {
+		return PeerPending, nil
+	}
+	state := PeerUnknown
+	err := s.store.View(ctx, func(tx Tx) error {
+		_, err := tx.Replication(id)
+		switch {
+		case err == nil:
+			state = PeerRecorded // whichever peer it names: never "unknown" for a record
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return state, nil
 }
 
 // AcceptReplication creates or claims, for peer, the destination of a

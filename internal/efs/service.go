@@ -77,6 +77,9 @@ type Service struct {
 	// repChanged tells the replication engine that configurations were
 	// created or deleted; capacity 1.
 	repChanged chan struct{}
+	// creating holds the IDs of configurations whose destination a peer
+	// is being asked to make (createRemote), for PeerQuery.
+	creating sync.Map
 	// mtChanged tells the mount-target server that mount targets were
 	// created or deleted; capacity 1.
 	mtChanged chan struct{}

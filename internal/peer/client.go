@@ -98,6 +98,26 @@ func (c *Client) Tell(ctx context.Context, peer, id, event string) error {
 	return rc.Close()
 }
 
+// Query asks the peer whether it recorded configuration id, whose
+// destination is here: efs.PeerRecorded, efs.PeerPending or
+// efs.PeerUnknown.
+func (c *Client) Query(ctx context.Context, peer, id string) (string, error) {
+	rc, err := c.post(ctx, peer, "/erp/v1/replications/"+url.PathEscape(id)+"/query", http.NoBody)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	var out queryBody
+	if err := json.NewDecoder(io.LimitReader(rc, maxControlBody)).Decode(&out); err != nil {
+		return "", fmt.Errorf("%w: %s: decode answer: %w", efs.ErrPeerUnreachable, peer, err)
+	}
+	switch out.State {
+	case efs.PeerRecorded, efs.PeerPending, efs.PeerUnknown:
+		return out.State, nil
+	}
+	return "", fmt.Errorf("peer %s answered an unknown state %q", peer, out.State)
+}
+
 // Transport carries configuration id's transfer to the peer.
 func (c *Client) Transport(peer, id string) remotesync.Transport {
 	return &transport{c: c, peer: peer, path: "/erp/v1/replications/" + url.PathEscape(id) + "/sync/"}

@@ -34,6 +34,13 @@ func (f *fakeControl) PeerEvent(_ context.Context, peer, id, event string) error
 	return nil
 }
 
+func (f *fakeControl) PeerQuery(_ context.Context, peer, id string) (string, error) {
+	if peer == "a" && id == "rep-1" {
+		return efs.PeerRecorded, nil
+	}
+	return efs.PeerUnknown, nil
+}
+
 // fakeReceivers echoes the body of configuration "rep-1" from peer "a".
 type fakeReceivers struct{}
 
@@ -129,6 +136,11 @@ func TestPinnedPeersTalk(t *testing.T) {
 	}
 	if err := p.client.Tell(ctx, "b", "rep-1", efs.PeerDeleteAll); err != nil || len(p.control.events) != 1 || p.control.events[0] != "a rep-1 delete-all" {
 		t.Fatalf("tell: %v %v", err, p.control.events)
+	}
+	for id, want := range map[string]string{"rep-1": efs.PeerRecorded, "rep-2": efs.PeerUnknown} {
+		if got, err := p.client.Query(ctx, "b", id); err != nil || got != want {
+			t.Fatalf("query %s: %q %v, want %q", id, got, err, want)
+		}
 	}
 	rc, err := p.client.Transport("b", "rep-1").RoundTrip(ctx, "put", strings.NewReader("data"))
 	if err != nil {

@@ -25,6 +25,9 @@ import (
 type Control interface {
 	AcceptReplication(ctx context.Context, peer string, req *efs.RemoteCreate) (*efs.RemoteDestination, error)
 	PeerEvent(ctx context.Context, peer, id, event string) error
+	// PeerQuery answers whether this deployment recorded configuration id
+	// (efs.PeerRecorded, efs.PeerPending, efs.PeerUnknown).
+	PeerQuery(ctx context.Context, peer, id string) (string, error)
 }
 
 // Receivers applies transfers into destinations (replication.Manager):
@@ -164,6 +167,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.create(w, r, p.Name)
 	case len(parts) == 2 && parts[1] == "events" && configID.MatchString(parts[0]):
 		s.event(w, r, p.Name, parts[0])
+	case len(parts) == 2 && parts[1] == "query" && configID.MatchString(parts[0]):
+		s.query(w, r, p.Name, parts[0])
 	case len(parts) == 3 && parts[1] == "sync" && configID.MatchString(parts[0]) && opName.MatchString(parts[2]):
 		s.sync(w, r, p.Name, parts[0], parts[2])
 	default:
@@ -206,6 +211,24 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request, peer, id string) 
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// queryBody is the answer to POST .../query.
+type queryBody struct {
+	State string `json:"state"`
+}
+
+// query answers whether this deployment recorded a configuration whose
+// destination the peer made (efs.Service.PeerQuery); the request has no
+// body.
+func (s *Server) query(w http.ResponseWriter, r *http.Request, peer, id string) {
+	state, err := s.o.Control.PeerQuery(r.Context(), peer, id)
+	if err != nil {
+		s.domainError(w, err, peer, id)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(queryBody{State: state})
 }
 
 func (s *Server) sync(w http.ResponseWriter, r *http.Request, peer, id, op string) {
