@@ -104,8 +104,13 @@ func (s *Service) peerFor(account, region string) (string, bool) {
 
 // createRemote creates a configuration whose destination lives on a peer
 // deployment: the peer creates or claims the destination first (its rules
-// and errors), then this side records the configuration. If recording
-// fails, the peer is told to forget it.
+// and errors), then this side records the configuration, which is the
+// commit. While the peer's answer is awaited the configuration ID is in
+// s.creating, so that the peer, asking (PeerQuery), hears it is pending;
+// once this call has returned without recording it, the peer hears it is
+// unknown and removes what it made for it. So an answer lost on the way
+// back, a caller that gave up, or a crash here never leaves the peer a
+// configuration nobody replicates into.
 func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer, destAccount string, d DestinationInput) (*Replication, error) {
 	req := &RemoteCreate{ID: s.newID("rep-"), CreatedAt: s.now(), RoleARN: d.RoleARN, DestAccount: destAccount, Dest: d}
 	err := s.store.View(ctx, func(tx Tx) error {
@@ -130,9 +135,9 @@ func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer,
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
-			return nil, e
+			return nil, e // the peer refused; it made nothing
 		}
-		return nil, &Error{Code: DependencyTimeout, Message: fmt.Sprintf("Cannot create the destination: destination deployment '%s' unreachable (it serves %s); nothing was created.", peer, d.Region), Err: err}
+		return nil, &Error{Code: DependencyTimeout, Message: fmt.Sprintf("Cannot create the destination: destination deployment '%s' unreachable (it serves %s); no replication configuration was created. Whatever '%s' made for this call is removed.", peer, d.Region, peer), Err: err}
 	}
 	if got.Dest.Account != destAccount || got.Dest.Region != d.Region || got.Dest.ID == "" || d.FileSystemID != "" && got.Dest.ID != d.FileSystemID {
 		return nil, E(InternalServerError, "The destination deployment '%s' answered with another destination (%s).", peer, got.Dest)
@@ -152,14 +157,10 @@ func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer,
 		return nil
 	})
 	if err != nil {
-		// Raced with another change of the source: the peer forgets the
-		// destination's configuration (it stays as a file system).
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		terr := s.cfg.Peers.Tell(tctx, peer, rep.ID, PeerDeleteAll)
-		cancel()
-		if terr != nil {
-			s.log.Warn("peer kept a configuration this side could not record", "replicationId", rep.ID, "err", terr)
-		}
+		// Raced with another change of the source: not recorded, so the
+		// peer removes its side when it next asks.
+		s.log.Warn("replication configuration not recorded after the peer made its destination; the peer removes it",
+			"replicationId", rep.ID, "peer", peer, "destination", rep.Dest.String(), "err", err)
 		return nil, err
 	}
 	s.replicationChanged()
@@ -252,6 +253,86 @@ func (s *Service) AcceptReplication(ctx context.Context, peer string, req *Remot
 	s.Kick()
 	s.replicationChanged()
 	return out, nil
+}
+
+// inDoubt reports whether r is a configuration here whose source peer
+// holds and that peer has never written into: all that can be undone
+// when peer says it never recorded it.
+func inDoubt(r *Replication, peer string) bool {
+	return r.Peer == peer && r.PeerSide == PeerSource && r.Running() && r.LastReplicatedAt.IsZero()
+}
+
+// abandonDestination undoes what configuration r, which its source's
+// deployment never recorded, did to its destination here, which nobody has
+// written into (no pass reached it, and it has been read-only since). A
+// file system r created is deleted, unless someone here started using it
+// (mount targets, access points): then it is released as a deleted
+// configuration's is (protection ENABLED, writable, kept). A file system r
+// claimed gets back the protection it had, DISABLED, and keeps its data.
+func (s *Service) abandonDestination(tx Tx, r *Replication) error {
+	dst, err := tx.FileSystem(r.Dest.Account, r.Dest.Region, r.Dest.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load destination: %w", err)
+	}
+	if dst.Protection != ProtectionReplicating || dst.State == StateDeleting {
+		return nil
+	}
+	switch {
+	case !r.NewDest:
+		dst.Protection = ProtectionDisabled
+	case dst.MountTargets == 0:
+		n, err := tx.CountAccessPoints(dst.Account, dst.Region, dst.ID)
+		if err != nil {
+			return fmt.Errorf("count access points: %w", err)
+		}
+		if n > 0 {
+			dst.Protection = ProtectionEnabled
+			break
+		}
+		dst.State, dst.DueAt = StateDeleting, s.now()
+	default:
+		dst.Protection = ProtectionEnabled
+	}
+	return tx.UpdateFileSystem(dst)
+}
+
+// AbandonUnrecorded removes configuration id, whose destination is here,
+// after its source's deployment peer answered that it never recorded it
+// (PeerUnknown), and undoes what it did to its destination
+// (abandonDestination). It does nothing, and reports false, unless the
+// configuration is still one peer never wrote into (inDoubt). The
+// replication engine calls it once the configuration's receiver is closed.
+func (s *Service) AbandonUnrecorded(ctx context.Context, peer, id string) (bool, error) {
+	var r *Replication
+	err := s.store.Update(ctx, func(tx Tx) error {
+		cur, err := tx.Replication(id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !inDoubt(cur, peer) {
+			return nil
+		}
+		if err := s.abandonDestination(tx, cur); err != nil {
+			return err
+		}
+		r = cur
+		return tx.DeleteReplication(id)
+	})
+	if err != nil || r == nil {
+		return false, err
+	}
+	s.log.Info("replication configuration its source deployment never recorded removed; its destination undone",
+		"replicationId", id, "peer", peer, "source", r.Source.String(), "destination", r.Dest.String())
+	s.dataPlaneChanged()
+	s.Kick()
+	s.replicationChanged()
+	return true, nil
 }
 
 // ReplicationForPeer returns the running configuration id whose source

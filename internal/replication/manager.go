@@ -99,6 +99,7 @@ type Manager struct {
 	workers   map[string]*worker   // by configuration ID
 	receivers map[string]*receiver // destinations of peers' sources, by configuration ID
 	telling   map[string]*telling  // deletions being told to peers, by configuration ID
+	doubts    map[string]*doubt    // destinations asking whether their source recorded them, by configuration ID
 	wg        sync.WaitGroup
 }
 
@@ -155,7 +156,7 @@ func NewManager(svc *efs.Service, paths Paths, o Options) *Manager {
 		o.MaxWatches = defaultWatchBudget()
 	}
 	m := &Manager{svc: svc, paths: paths, opts: o, log: o.Logger, workers: map[string]*worker{},
-		receivers: map[string]*receiver{}, telling: map[string]*telling{}}
+		receivers: map[string]*receiver{}, telling: map[string]*telling{}, doubts: map[string]*doubt{}}
 	if !o.NoWatch {
 		m.hub = newHub(o.MaxWatchesPerFileSystem, o.MaxWatches, o.Now, o.Logger)
 	}
@@ -219,15 +220,33 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 		m.sweepRecords(seen)
 		m.swept = true
 	}
+	// Receivers of configurations gone are closed first: a configuration
+	// that took over another's destination (efs.AcceptReplication) opens
+	// its own on the same directory below.
+	m.mu.Lock()
+	var goneReceivers []string
+	for id := range m.receivers {
+		if !seen[id] {
+			goneReceivers = append(goneReceivers, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range goneReceivers {
+		m.closeReceiver(id)
+		m.removeRecord(id)
+	}
 	var next time.Time
 	for _, r := range reps {
 		if r.Peer != "" && r.PeerSide == efs.PeerSource {
 			// The source is on a peer: this side applies its passes.
 			if r.Running() {
+				m.checkRecorded(ctx, r)
 				m.mu.Lock()
 				_, open := m.receivers[r.ID]
+				d := m.doubts[r.ID]
+				closing := d != nil && d.closing
 				m.mu.Unlock()
-				if open {
+				if open || closing {
 					continue
 				}
 				if fs, err := m.svc.FileSystemByKey(ctx, r.Dest); err == nil && fs.State == efs.StateAvailable {
@@ -269,15 +288,10 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 	}
 	m.watchSilence(ctx)
 	m.mu.Lock()
-	var gone, goneReceivers []string
+	var gone []string
 	for id := range m.workers {
 		if !seen[id] {
 			gone = append(gone, id)
-		}
-	}
-	for id := range m.receivers {
-		if !seen[id] {
-			goneReceivers = append(goneReceivers, id)
 		}
 	}
 	for id := range m.telling {
@@ -285,12 +299,14 @@ func (m *Manager) reconcile(ctx context.Context) time.Time {
 			delete(m.telling, id)
 		}
 	}
+	for id, d := range m.doubts {
+		if !seen[id] && !d.busy {
+			delete(m.doubts, id)
+		}
+	}
 	m.mu.Unlock()
 	for _, id := range gone {
 		m.stop(id)
-	}
-	for _, id := range goneReceivers {
-		m.closeReceiver(id)
 	}
 	return next
 }

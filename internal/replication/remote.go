@@ -23,6 +23,10 @@ type PeerLink interface {
 	Transport(peer, id string) remotesync.Transport
 	// Tell delivers an event (efs.PeerDeleteAll, efs.PeerDeleteLocal).
 	Tell(ctx context.Context, peer, id, event string) error
+	// Query asks the peer holding a configuration's source whether it
+	// recorded the configuration (efs.PeerRecorded, efs.PeerPending,
+	// efs.PeerUnknown).
+	Query(ctx context.Context, peer, id string) (string, error)
 }
 
 // codeNotReady: the destination exists but cannot take a pass yet (being
@@ -353,6 +357,116 @@ func (m *Manager) settlePeer(ctx context.Context, r *efs.Replication) {
 			m.log.Error("record peer acknowledgement", "replicationId", r.ID, "err", err)
 		}
 	}()
+}
+
+// doubtDelay is how long a destination whose source has not written into
+// it yet waits before asking the source's deployment whether it recorded
+// the configuration at all: twice the silence period, long enough for a
+// client's retries of a create whose answer was lost (the SDKs back off up
+// to 20 s) to take the destination over (efs.AcceptReplication) rather
+// than see it removed and made again.
+func (m *Manager) doubtDelay() time.Duration { return 2 * m.silence() }
+
+// checkRecorded asks, in the background, the deployment holding r's
+// source whether it recorded r, when r has a destination here that its
+// source never wrote into: a CreateReplicationConfiguration there whose
+// answer was lost (or whose caller gave up, or whose deployment crashed)
+// made it here, and nothing else would ever remove it. Asked after
+// doubtDelay, then every silence period while the answer is pending,
+// with backoff while the peer cannot be reached. An answer of
+// efs.PeerUnknown closes r's receiver and removes r, undoing what it did
+// to its destination (efs.Service.AbandonUnrecorded); efs.PeerRecorded
+// ends the questions (until a restart).
+func (m *Manager) checkRecorded(ctx context.Context, r *efs.Replication) {
+	if m.opts.Peers == nil {
+		return
+	}
+	now := m.opts.Now()
+	m.mu.Lock()
+	d := m.doubts[r.ID]
+	if !r.LastReplicatedAt.IsZero() {
+		delete(m.doubts, r.ID)
+		m.mu.Unlock()
+		return
+	}
+	if d == nil {
+		d = &doubt{next: now.Add(m.doubtDelay())}
+		m.doubts[r.ID] = d
+	}
+	if d.settled || d.busy || now.Before(d.next) {
+		m.mu.Unlock()
+		return
+	}
+	d.busy = true
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		state, err := m.opts.Peers.Query(qctx, r.Peer, r.ID)
+		cancel()
+		m.mu.Lock()
+		switch {
+		case err != nil:
+			d.failures++
+			d.next = m.opts.Now().Add(min(time.Duration(1<<min(d.failures-1, 8))*time.Second, m.opts.MaxBackoff))
+		case state == efs.PeerRecorded:
+			d.settled = true
+		case state == efs.PeerUnknown:
+			d.closing = true // no receiver is opened for it again
+		default:
+			d.failures = 0
+			d.next = m.opts.Now().Add(m.silence())
+		}
+		failures := d.failures
+		if state != efs.PeerUnknown {
+			d.busy = false
+		}
+		m.mu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			level := slog.LevelDebug
+			if failures == 1 {
+				level = slog.LevelWarn
+			}
+			m.log.Log(ctx, level, "ask the source's deployment about a configuration never written into", "replicationId", r.ID, "peer", r.Peer, "err", err)
+			return
+		}
+		if state != efs.PeerUnknown {
+			return
+		}
+		// Nothing is in flight for it (its source never had a worker), and
+		// no request reaches it once it is gone.
+		m.closeReceiver(r.ID)
+		done, err := m.svc.AbandonUnrecorded(ctx, r.Peer, r.ID)
+		m.mu.Lock()
+		d.busy, d.closing = false, false
+		if err != nil || !done {
+			d.next = m.opts.Now().Add(m.silence())
+		}
+		m.mu.Unlock()
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Error("remove a configuration its source's deployment never recorded", "replicationId", r.ID, "peer", r.Peer, "err", err)
+			}
+			return
+		}
+		if done {
+			m.removeRecord(r.ID)
+		}
+	}()
+}
+
+// doubt is the question whether a source's deployment recorded a
+// configuration, asked again with backoff.
+type doubt struct {
+	next     time.Time
+	busy     bool
+	closing  bool // answered unknown: being removed
+	settled  bool // answered recorded
+	failures int
 }
 
 // telling is the delivery of one event to a peer, retried with backoff.
