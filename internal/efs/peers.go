@@ -108,8 +108,9 @@ func (s *Service) peerFor(account, region string) (string, bool) {
 // commit. While the peer's answer is awaited the configuration ID is in
 // s.creating, so that the peer, asking (PeerQuery), hears it is pending;
 // once this call has returned without recording it, the peer hears it is
-// unknown and removes what it made for it. So an answer lost on the way
-// back, a caller that gave up, or a crash here never leaves the peer a
+// unknown and removes what it made for it, or hands it to a retry of the
+// same creation (AcceptReplication). So an answer lost on the way back, a
+// caller that gave up, or a crash here never leaves the peer a
 // configuration nobody replicates into.
 func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer, destAccount string, d DestinationInput) (*Replication, error) {
 	req := &RemoteCreate{ID: s.newID("rep-"), CreatedAt: s.now(), RoleARN: d.RoleARN, DestAccount: destAccount, Dest: d}
@@ -137,7 +138,7 @@ func (s *Service) createRemote(ctx context.Context, p Principal, sourceID, peer,
 		if errors.As(err, &e) {
 			return nil, e // the peer refused; it made nothing
 		}
-		return nil, &Error{Code: DependencyTimeout, Message: fmt.Sprintf("Cannot create the destination: destination deployment '%s' unreachable (it serves %s); no replication configuration was created. Whatever '%s' made for this call is removed.", peer, d.Region, peer), Err: err}
+		return nil, &Error{Code: DependencyTimeout, Message: fmt.Sprintf("Cannot create the destination: destination deployment '%s' unreachable (it serves %s); no replication configuration was created. Retrying is safe: whatever '%s' made for this call is taken over by the retry or removed.", peer, d.Region, peer), Err: err}
 	}
 	if got.Dest.Account != destAccount || got.Dest.Region != d.Region || got.Dest.ID == "" || d.FileSystemID != "" && got.Dest.ID != d.FileSystemID {
 		return nil, E(InternalServerError, "The destination deployment '%s' answered with another destination (%s).", peer, got.Dest)
@@ -197,7 +198,13 @@ func (s *Service) PeerQuery(ctx context.Context, peer, id string) (string, error
 // AcceptReplication creates or claims, for peer, the destination of a
 // configuration whose source the peer holds, with the rules of a local
 // one (cross-account consent, protection, encryption, quota). Asked again
-// for the same configuration it answers the same.
+// for the same configuration it answers the same. A configuration of the
+// same source left here by an earlier attempt (another ID, never written
+// into) is looked into first: if the peer says it never recorded it, this
+// attempt takes over its new destination when it asked for the same one,
+// or else the earlier one's destination is undone (abandonDestination) and
+// this attempt's placed as usual; so a create retried after a lost answer
+// ends with one configuration and one destination here.
 func (s *Service) AcceptReplication(ctx context.Context, peer string, req *RemoteCreate) (*RemoteDestination, error) {
 	if name, ok := s.peerFor(req.Source.Account, req.Source.Region); !ok || name != peer {
 		return nil, E(BadRequest, "Source file system '%s' is not in a region this deployment replicates from peer '%s'.", req.Source, peer)
@@ -224,8 +231,14 @@ func (s *Service) AcceptReplication(ctx context.Context, peer string, req *Remot
 		ID: req.ID, Source: req.Source, OriginalSourceARN: req.OriginalSourceARN, CreatedAt: req.CreatedAt,
 		RoleARN: req.RoleARN, Status: RepEnabling, Peer: peer, PeerSide: PeerSource,
 	}
+	earlier, err := s.earlierAttempt(ctx, peer, req)
+	if err != nil {
+		return nil, err
+	}
 	out := &RemoteDestination{}
-	err := s.store.Update(ctx, func(tx Tx) error {
+	var undone *Replication // the earlier attempt's configuration, removed
+	adopted := false
+	err = s.store.Update(ctx, func(tx Tx) error {
 		if old, err := tx.Replication(req.ID); err == nil {
 			if old.Peer != peer || old.Source != req.Source || !old.Running() {
 				return E(ReplicationAlreadyExists, "Replication configuration %s exists here with another source.", req.ID)
@@ -239,6 +252,40 @@ func (s *Service) AcceptReplication(ctx context.Context, peer string, req *Remot
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
+		cur, err := sameSource(tx, req.Source, req.ID)
+		if err != nil {
+			return err
+		}
+		if cur != nil {
+			// Only the one the peer said it never recorded, unchanged since.
+			if cur.ID != earlier || !inDoubt(cur, peer) {
+				return alreadyReplicated(cur)
+			}
+			undone = cur
+			dst, err := adoptableDestination(tx, cur, req)
+			if err != nil {
+				return err
+			}
+			if err := tx.DeleteReplication(cur.ID); err != nil {
+				return fmt.Errorf("delete replication: %w", err)
+			}
+			if dst != nil {
+				adopted = true
+				rep.Dest, rep.NewDest = dst.Key(), true
+				dst.OriginalSourceARN = rep.OriginalSourceARN
+				if err := tx.UpdateFileSystem(dst); err != nil {
+					return fmt.Errorf("update destination: %w", err)
+				}
+				if err := tx.InsertReplication(rep); err != nil {
+					return fmt.Errorf("insert replication: %w", err)
+				}
+				out.Dest, out.State = dst.Key(), dst.State
+				return nil
+			}
+			if err := s.abandonDestination(tx, cur); err != nil {
+				return err
+			}
+		}
 		dst, err := s.placeDestination(tx, rep, src, req.DestAccount, region, d)
 		if err != nil {
 			return err
@@ -249,10 +296,70 @@ func (s *Service) AcceptReplication(ctx context.Context, peer string, req *Remot
 	if err != nil {
 		return nil, err
 	}
+	if undone != nil {
+		how := "its destination undone"
+		if adopted {
+			how = "its destination taken over"
+		}
+		s.log.Info("replication configuration of an earlier attempt, which the source deployment never recorded, replaced; "+how,
+			"replicationId", undone.ID, "peer", peer, "source", undone.Source.String(), "destination", undone.Dest.String())
+	}
 	s.dataPlaneChanged()
 	s.Kick()
 	s.replicationChanged()
 	return out, nil
+}
+
+// earlierAttempt finds the configuration of req's source that an earlier
+// attempt at the same creation left here and asks the peer about it: its
+// ID when the peer never recorded it (PeerUnknown), "" when there is none.
+// Any other configuration of that source refuses req.
+func (s *Service) earlierAttempt(ctx context.Context, peer string, req *RemoteCreate) (string, error) {
+	var cur *Replication
+	err := s.store.View(ctx, func(tx Tx) error {
+		var err error
+		cur, err = sameSource(tx, req.Source, req.ID)
+		return err
+	})
+	if err != nil || cur == nil {
+		return "", err
+	}
+	if !inDoubt(cur, peer) {
+		return "", alreadyReplicated(cur)
+	}
+	state, err := s.cfg.Peers.Query(ctx, peer, cur.ID)
+	switch {
+	case err != nil:
+		return "", &Error{Code: DependencyTimeout, Err: err, Message: fmt.Sprintf(
+			"File system '%s' has a replication configuration (%s) at the destination deployment from an earlier attempt, and the destination deployment cannot ask this one about it; retry later.",
+			req.Source.ID, cur.ID)}
+	case state == PeerPending:
+		return "", E(ReplicationAlreadyExists, "Another CreateReplicationConfiguration call for file system '%s' is in progress (configuration %s).", req.Source.ID, cur.ID)
+	case state != PeerUnknown:
+		return "", alreadyReplicated(cur)
+	}
+	return cur.ID, nil
+}
+
+// sameSource is the configuration other than id whose source is src, if
+// any (a source is in one configuration at most).
+func sameSource(tx Tx, src FSKey, id string) (*Replication, error) {
+	reps, err := tx.ReplicationsByFSID(src.ID)
+	if err != nil {
+		return nil, fmt.Errorf("look up replications: %w", err)
+	}
+	for _, r := range reps {
+		if r.Source == src && r.ID != id {
+			return r, nil
+		}
+	}
+	return nil, nil
+}
+
+func alreadyReplicated(r *Replication) error {
+	return E(ReplicationAlreadyExists,
+		"File system '%s' is already part of replication configuration %s (source %s, destination %s).",
+		r.Source.ID, r.ID, r.Source.ID, r.Dest.ID)
 }
 
 // inDoubt reports whether r is a configuration here whose source peer
@@ -260,6 +367,28 @@ func (s *Service) AcceptReplication(ctx context.Context, peer string, req *Remot
 // when peer says it never recorded it.
 func inDoubt(r *Replication, peer string) bool {
 	return r.Peer == peer && r.PeerSide == PeerSource && r.Running() && r.LastReplicatedAt.IsZero()
+}
+
+// adoptableDestination is the new destination cur made, when req asks for
+// a new destination just like it (account, region, zone, key) and it is
+// untouched: read-only since, not being deleted.
+func adoptableDestination(tx Tx, cur *Replication, req *RemoteCreate) (*FileSystem, error) {
+	if !cur.NewDest || req.Dest.FileSystemID != "" || cur.Dest.Account != req.DestAccount || cur.Dest.Region != req.Dest.Region {
+		return nil, nil
+	}
+	dst, err := tx.FileSystem(cur.Dest.Account, cur.Dest.Region, cur.Dest.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load destination: %w", err)
+	}
+	key := kmsKeyARN(Principal{Account: req.DestAccount, Region: req.Dest.Region}, req.Dest.KmsKeyID)
+	if dst.State == StateDeleting || dst.Protection != ProtectionReplicating ||
+		dst.AvailabilityZoneName != req.Dest.AvailabilityZoneName || dst.KmsKeyID != key {
+		return nil, nil
+	}
+	return dst, nil
 }
 
 // abandonDestination undoes what configuration r, which its source's
