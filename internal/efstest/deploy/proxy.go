@@ -146,6 +146,15 @@ func (px *Proxy) CutAfter(n int64, dir Direction) *Toxic {
 	return px.add("limit_data", []Direction{dir}, 1, map[string]any{"bytes": n})
 }
 
+// Drop silently drops every byte going dir, on the connections already
+// open and on new ones, as a one-way partition does: with Downstream,
+// requests on an open connection reach the upstream, which acts on them,
+// but their answers are lost (a new connection cannot complete a TLS
+// handshake). Connections it stalled are closed when it is removed.
+func (px *Proxy) Drop(dir Direction) *Toxic {
+	return px.add("timeout", []Direction{dir}, 1, map[string]any{"timeout": 0})
+}
+
 // Resets resets (TCP RST) a connection as soon as data arrives on it,
 // for a fraction (0..1] of connections: a storm of resets at 1.
 func (px *Proxy) Resets(fraction float32) *Toxic {
