@@ -28,8 +28,9 @@ import (
 //     an existing one B claimed is DISABLED again with its data, and A has
 //     no configuration. The same when A crashes while the call waits.
 //   - Retried by the SDK (a 504 is retryable): the retry succeeds, with the
-//     destination B made for the first attempt, and B has exactly one
-//     configuration and one destination for the source, which replicates.
+//     destination B made (or claimed) for the first attempt, and B has
+//     exactly one configuration and one destination for each source, which
+//     replicates.
 func TestLostCreateAnswer(t *testing.T) {
 	t.Parallel()
 	p := newPair(t, true)
@@ -172,9 +173,13 @@ func TestLostCreateAnswer(t *testing.T) {
 	})
 
 	t.Run("retried by the SDK", func(t *testing.T) {
-		src := *createFS(t, p.ca, "lost-retried").FileSystemId
-		srcDir := p.a.VolumePath(efstest.AccountA.Account, regionA, src)
-		writeTree(t, srcDir, 40, 6)
+		// A new destination, and B's existing file system (DISABLED again
+		// after the first part) claimed.
+		srcNew := *createFS(t, p.ca, "lost-retried-new").FileSystemId
+		srcClaim := *createFS(t, p.ca, "lost-retried-claim").FileSystemId
+		for i, src := range []string{srcNew, srcClaim} {
+			writeTree(t, p.a.VolumePath(efstest.AccountA.Account, regionA, src), uint64(40+i), 6)
+		}
 		// The SDK's standard retryer (test clients turn it off), without
 		// its backoff's wait.
 		sdk := p.a.Client(efstest.AccountA, regionA, func(o *efs.Options) {
@@ -183,32 +188,46 @@ func TestLostCreateAnswer(t *testing.T) {
 				so.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 100 * time.Millisecond, nil })
 			})
 		})
-		atB, results := lose(t, sdk, map[string]types.DestinationToCreate{src: {Region: aws.String(regionB)}}, nil)
-		r := <-results
-		if r.err != nil {
-			t.Fatalf("create retried by the SDK after the lost answer: %v", r.err)
-		}
-		if attempts, _ := retry.GetAttemptResults(r.out.ResultMetadata); len(attempts.Results) < 2 {
-			t.Fatalf("the create took %d attempt(s); the first one's answer was lost, so want a retry", len(attempts.Results))
-		}
-		dstID := aws.ToString(r.out.Destinations[0].FileSystemId)
-		if dstID != atB[src] {
-			t.Errorf("the retry's destination is %s, want %s, made for the first attempt", dstID, atB[src])
-		}
-		if ok, state := onlyAtB(t, []string{src}, []string{existing, dstID}); !ok {
-			t.Fatalf("B after the retry: %s; want one configuration and one destination of %s", state, src)
-		}
-		_, dstDir := p.volumes(src, dstID)
-		converge(t, p.cb, dstID, srcDir, dstDir, time.Now(), 60*time.Second)
-		waitStatus(t, p.ca, src, types.ReplicationStatusEnabled, 10*time.Second)
-		// Nothing removes it later: it was recorded.
-		for end := time.Now().Add(3 * 2 * rescan); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-			if ok, state := onlyAtB(t, []string{src}, []string{existing, dstID}); !ok {
-				t.Fatalf("B after the retry replicated: %s", state)
+		atB, results := lose(t, sdk, map[string]types.DestinationToCreate{
+			srcNew:   {Region: aws.String(regionB)},
+			srcClaim: {Region: aws.String(regionB), FileSystemId: aws.String(existing)},
+		}, nil)
+		dsts := map[string]string{}
+		for range 2 {
+			r := <-results
+			if r.err != nil {
+				t.Fatalf("create of %s retried by the SDK after the lost answer: %v", r.src, r.err)
+			}
+			if attempts, _ := retry.GetAttemptResults(r.out.ResultMetadata); len(attempts.Results) < 2 {
+				t.Fatalf("the create of %s took %d attempt(s); the first one's answer was lost, so want a retry", r.src, len(attempts.Results))
+			}
+			dsts[r.src] = aws.ToString(r.out.Destinations[0].FileSystemId)
+			if dsts[r.src] != atB[r.src] {
+				t.Errorf("the retry's destination is %s, want %s, the first attempt's", dsts[r.src], atB[r.src])
 			}
 		}
-		if got := protection(t, p.cb, dstID); got != types.ReplicationOverwriteProtectionReplicating {
-			t.Errorf("destination protection %s, want REPLICATING", got)
+		if dsts[srcClaim] != existing {
+			t.Fatalf("the claim's destination is %s, want %s", dsts[srcClaim], existing)
+		}
+		srcs, ids := []string{srcNew, srcClaim}, []string{existing, dsts[srcNew]}
+		if ok, state := onlyAtB(t, srcs, ids); !ok {
+			t.Fatalf("B after the retries: %s; want one configuration and one destination of each source", state)
+		}
+		for _, src := range srcs {
+			srcDir, dstDir := p.volumes(src, dsts[src])
+			converge(t, p.cb, dsts[src], srcDir, dstDir, time.Now(), 60*time.Second)
+			waitStatus(t, p.ca, src, types.ReplicationStatusEnabled, 10*time.Second)
+		}
+		// Nothing removes them later: they were recorded.
+		for end := time.Now().Add(3 * 2 * rescan); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			if ok, state := onlyAtB(t, srcs, ids); !ok {
+				t.Fatalf("B after the retries replicated: %s", state)
+			}
+		}
+		for _, id := range ids {
+			if got := protection(t, p.cb, id); got != types.ReplicationOverwriteProtectionReplicating {
+				t.Errorf("destination %s protection %s, want REPLICATING", id, got)
+			}
 		}
 	})
 }
