@@ -50,7 +50,10 @@
 //
 // # Limits
 //
-// At most 4096 client IDs, 16 sessions a client, 16 slots a session (replies cached up to 64 KiB,
-// and only those of calls asking for it or of at most 1 KiB), 64 operations a compound; a call's
-// record is bounded by package nfs (1 MiB of WRITE data and 2 KiB more).
+// At most 4096 client IDs (a new one ends the oldest unconfirmed record when they are all taken),
+// 16 sessions a client, 16 slots a session, 65536 opens and lock states a client, 4096 lock ranges
+// a file (NFS4ERR_DELAY in 4.1, NFS4ERR_RESOURCE in 4.0 beyond), 64 operations a compound.
+// Replies are kept for retransmission when the call asks for it or they are at most 1 KiB, up to
+// 64 KiB each and 64 MiB in all. A call's record is bounded by package nfs (1 MiB of WRITE data
+// and 2 KiB more).
 package nfs4

@@ -50,7 +50,12 @@ const (
 	maxCachedReply = 64 << 10
 	maxClients     = 4096
 	maxSessions    = 16 // per client
-	defaultLease   = 90 * time.Second
+	// maxClientStates bounds one client's opens and lock states, maxFileLocks the lock ranges on
+	// one file, maxCachedBytes the replies all slots keep for retransmissions.
+	maxClientStates = 1 << 16
+	maxFileLocks    = 1 << 12
+	maxCachedBytes  = 64 << 20
+	defaultLease    = 90 * time.Second
 )
 
 // Server is the NFSv4.0 and 4.1 front end of one file system at one mount target.
@@ -77,6 +82,7 @@ type Server struct {
 	// connClient: the 4.0 client a connection last acted for (libnfs's lock requests name no
 	// client; see lockOwnerState)
 	connClient map[uint64]uint64
+	cached     int // bytes of replies kept in slots
 }
 
 // New returns the NFSv4 server of fs.
@@ -162,6 +168,8 @@ type compound struct {
 	slot   *slot
 	c      *client // the session's client (4.1)
 	curSID *state
+	// cacheThis: SEQUENCE asked for the reply to be kept for retransmissions
+	cacheThis bool
 }
 
 func (s *Server) compound(ctx context.Context, call *nfs.V4Call, args *nfsv4.Compound4args) []byte {
@@ -201,11 +209,15 @@ func (s *Server) compound(ctx context.Context, call *nfs.V4Call, args *nfsv4.Com
 	}
 	if cs.slot != nil {
 		s.mu.Lock()
-		cs.slot.busy = false
-		if cs.slot.cached || len(w.b) <= 1024 {
-			cs.slot.reply, cs.slot.cached = w.b, true
-		} else {
-			cs.slot.reply, cs.slot.cached = nil, false
+		sl := cs.slot
+		sl.busy = false
+		s.cached -= len(sl.reply)
+		sl.reply, sl.cached = nil, false
+		// Kept when the client asked (sa_cachethis) or the reply is small, within the budget; a
+		// retransmission of another gets NFS4ERR_RETRY_UNCACHED_REP.
+		if want := cs.cacheThis || len(w.b) <= 1024; want && len(w.b) <= maxCachedReply && s.cached+len(w.b) <= maxCachedBytes {
+			sl.reply, sl.cached = w.b, true
+			s.cached += len(w.b)
 		}
 		s.mu.Unlock()
 	}
@@ -241,7 +253,10 @@ func (s *Server) dropClient(c *client) bool {
 	for _, st := range c.states {
 		s.dropState(st)
 	}
-	for id := range c.sessions {
+	for id, sess := range c.sessions {
+		for i := range sess.slots {
+			s.cached -= len(sess.slots[i].reply)
+		}
 		delete(s.sessions, id)
 	}
 	delete(s.clients, c.id)
@@ -290,6 +305,35 @@ func (s *Server) storeRecordLocked() {
 	if err := s.opt.Record.Store(owners); err != nil {
 		s.logger.Error("nfs4: cannot write the record of clients holding state", "err", err)
 	}
+}
+
+// roomForClient makes room for a new client record at the maximum by ending the unconfirmed record
+// renewed longest ago (one that never made a session or confirmed, and holds nothing); false if
+// every record is confirmed (s.mu held).
+func (s *Server) roomForClient() bool {
+	if len(s.clients) < maxClients {
+		return true
+	}
+	var oldest *client
+	for _, c := range s.clients {
+		if !c.confirmed && (oldest == nil || c.renewed.Before(oldest.renewed)) {
+			oldest = c
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	s.dropClient(oldest)
+	return true
+}
+
+// resource is the status of a request refused for want of room: NFS4ERR_RESOURCE in 4.0, which
+// 4.1 removed (NFS4ERR_DELAY there).
+func (cs *compound) resource() status {
+	if cs.minor == 0 {
+		return nfsv4.NFS4ERR_RESOURCE
+	}
+	return nfsv4.NFS4ERR_DELAY
 }
 
 func (s *Server) newID() uint64 {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -422,5 +423,66 @@ func TestHostileCalls(t *testing.T) {
 	}
 	if err := c.Null(ctx); err != nil {
 		t.Fatalf("the server stopped answering: %v", err)
+	}
+}
+
+// The NFSv4.0 allowances for libnfs never lend a client access it lacks: an open it closed, then
+// locked through (which gets an open of its own), still writes only with the caller's permission.
+func TestClosedOpenLendsNoAccess(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	path := filepath.Join(e.root, "root-only")
+	if err := os.WriteFile(path, []byte("root's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := nfs4client.Dial(ctx, e.addr, nfs4client.Cred{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	s, err := nfs4client.NewClient40(ctx, conn, "user-1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Open(ctx, "/", "root-only", nfs4client.OpenOpts{Access: nfsv4.OPEN4_SHARE_ACCESS_READ})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Open(ctx, "/", "root-only", nfs4client.OpenOpts{Access: nfsv4.OPEN4_SHARE_ACCESS_WRITE})
+	wantStatus(t, err, nfsv4.NFS4ERR_ACCESS, "an open for writing without write permission")
+	if err := s.Close(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	lsid, _, err := s.Lock(ctx, o, nfsv4.WRITE_LT, 0, 1, false)
+	if err != nil {
+		t.Fatalf("a lock through the closed open: %v", err)
+	}
+	for _, sid := range []nfsv4.Stateid4{lsid, o.Stateid} {
+		_, _, _, err = s.Write(ctx, o.FH, sid, 0, []byte("mine"), nfsv4.FILE_SYNC4)
+		wantStatus(t, err, nfsv4.NFS4ERR_ACCESS, "a write through it")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "root's" {
+		t.Fatalf("the file became %q", b)
+	}
+}
+
+// A flood of client records that never make a session does not lock real clients out: the
+// unconfirmed record renewed longest ago makes room.
+func TestClientFloodLeavesRoom(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	c := e.dial(0)
+	for i := range 4200 {
+		res, err := c.Compound(ctx, 1, "", []nfsv4.NfsArgop4{&nfsv4.NfsArgop4_OP_EXCHANGE_ID{OpexchangeId: nfsv4.ExchangeId4args{
+			EiaClientowner:  nfsv4.ClientOwner4{CoOwnerid: []byte("flood-" + strconv.Itoa(i))},
+			EiaStateProtect: &nfsv4.StateProtect4A_SP4_NONE{},
+		}}})
+		if err != nil || res.Status != nfsv4.NFS4_OK {
+			t.Fatalf("EXCHANGE_ID %d: %v %v", i, res, err)
+		}
+	}
+	s := e.session("real-client")
+	if _, err := s.RootFH(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

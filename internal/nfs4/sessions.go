@@ -44,8 +44,9 @@ func (cs *compound) sequence(a *nfsv4.Sequence4args) (nfsv4.NfsResop4, status, [
 	if sl.busy {
 		return nil, nfsv4.NFS4ERR_DELAY, nil
 	}
-	sl.seq, sl.busy, sl.cached, sl.reply = a.SaSequenceid, true, a.SaCachethis, nil
-	cs.sess, cs.slot, cs.c = sess, sl, sess.c
+	s.cached -= len(sl.reply)
+	sl.seq, sl.busy, sl.cached, sl.reply = a.SaSequenceid, true, false, nil
+	cs.sess, cs.slot, cs.c, cs.cacheThis = sess, sl, sess.c, a.SaCachethis
 	sess.c.renewed = cs.now
 	high := uint32(len(sess.slots) - 1)
 	return &nfsv4.NfsResop4_OP_SEQUENCE{Opsequence: &nfsv4.Sequence4res_NFS4_OK{SrResok4: nfsv4.Sequence4resok{
@@ -85,7 +86,7 @@ func (cs *compound) exchangeID(a *nfsv4.ExchangeId4args) (nfsv4.NfsResop4, statu
 		if unconf != nil {
 			s.dropClient(unconf)
 		}
-		if len(s.clients) >= maxClients {
+		if !s.roomForClient() {
 			return nil, nfsv4.NFS4ERR_DELAY
 		}
 		c = &client{id: s.newID(), owner: owner, verifier: a.EiaClientowner.CoVerifier, minor: 1,
@@ -176,6 +177,9 @@ func (cs *compound) destroySession(id [16]byte) status {
 		cs.slot.busy = false
 		cs.slot = nil // the reply of the compound that destroyed it is not cached
 	}
+	for i := range sess.slots {
+		s.cached -= len(sess.slots[i].reply)
+	}
 	delete(s.sessions, id)
 	delete(sess.c.sessions, id)
 	return ok
@@ -245,7 +249,7 @@ func (cs *compound) setClientID(a *nfsv4.Setclientid4args) (nfsv4.NfsResop4, sta
 			conf = c
 		}
 	}
-	if len(s.clients) >= maxClients {
+	if !s.roomForClient() {
 		return nil, nfsv4.NFS4ERR_RESOURCE
 	}
 	c := &client{owner: owner, verifier: a.Client.Verifier, minor: 0, renewed: cs.now,

@@ -131,6 +131,9 @@ func (cs *compound) lockOwnerState(k fileKey, create bool) (*state, status) {
 		}
 		return ls, ok
 	}
+	if len(c.states) >= maxClientStates {
+		return nil, cs.resource()
+	}
 	var open *state
 	for _, st := range c.states {
 		if st.kind == kindOpen && st.f.key == k {
@@ -263,6 +266,9 @@ func (cs *compound) open(a *nfsv4.Open4args) (nfsv4.NfsResop4, status) {
 		if o.deny&access != 0 || deny&o.access != 0 {
 			return nil, errShareDenied
 		}
+	}
+	if mine == nil && len(c.states) >= maxClientStates {
+		return nil, cs.resource()
 	}
 	if mine == nil {
 		mine = &state{other: s.newOther(), kind: kindOpen, c: c, f: f, owner: append([]byte(nil), a.Owner.Owner...), key: key}
@@ -547,6 +553,9 @@ func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
 		}
 		key := stateKey(kindLock, open.c.id, l.OpenOwner.LockOwner.Owner, open.f.key)
 		ls = open.c.states[key]
+		if ls == nil && len(open.c.states) >= maxClientStates {
+			return nil, cs.resource()
+		}
 		if ls == nil {
 			ls = &state{other: s.newOther(), kind: kindLock, c: open.c, f: open.f, key: key, open: open,
 				owner: append([]byte(nil), l.OpenOwner.LockOwner.Owner...)}
@@ -583,6 +592,9 @@ func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
 		}
 		return &nfsv4.NfsResop4_OP_LOCK{Oplock: &nfsv4.Lock4res_NFS4ERR_DENIED{Denied: other.denied()}}, errDenied
 	}
+	if len(f.locks) >= maxFileLocks {
+		return nil, cs.resource()
+	}
 	f.add(ls, write, a.Offset, end)
 	ls.seq++
 	cs.curSID = ls
@@ -602,9 +614,12 @@ func (cs *compound) implicitOpen(clientID uint64, k fileKey) (*state, status) {
 	if open := c.states[key]; open != nil {
 		return open, ok
 	}
+	if len(c.states) >= maxClientStates {
+		return nil, cs.resource()
+	}
 	f := s.fileFor(k)
 	open := &state{other: s.newOther(), seq: 1, kind: kindOpen, c: c, f: f, owner: owner, key: key,
-		access: shareRead | shareWrite}
+		access: 0} // no access of its own: I/O through its locks is the caller's, checked as stateless I/O
 	s.states[open.other] = open
 	c.states[key] = open
 	f.opens[open] = struct{}{}
