@@ -10,12 +10,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv4"
+	nfsc "github.com/willscott/go-nfs-client/nfs"
 
 	"github.com/efsd/efsd/internal/efstest/nfs4client"
+	"github.com/efsd/efsd/internal/efstest/nfsclient"
 	"github.com/efsd/efsd/internal/fsview"
 	"github.com/efsd/efsd/internal/nfs"
 	"github.com/efsd/efsd/internal/nfs4"
@@ -31,12 +34,17 @@ type env struct {
 	record  nfs4.FileRecord
 	ro      atomic.Bool
 	changes atomic.Int64
+	aps     map[string]fsview.AccessPoint // set before start
+	access  atomic.Pointer[fsview.ClientAccess]
 	opt     nfs4.Options
 	addr    string
 	stop    func()
 }
 
-func newEnv(t *testing.T, opt nfs4.Options) *env {
+func newEnv(t *testing.T, opt nfs4.Options) *env { return newEnvWith(t, opt, nil) }
+
+// newEnvWith is newEnv with set changing the env before the server starts.
+func newEnvWith(t *testing.T, opt nfs4.Options, set func(*env)) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the NFS server tests need root (identity switching, chown)")
@@ -49,6 +57,9 @@ func newEnv(t *testing.T, opt nfs4.Options) *env {
 	key := make([]byte, fsview.HandleKeySize)
 	e := &env{t: t, root: root, key: key, handles: fsview.NewMemHandles(),
 		record: nfs4.FileRecord{Path: filepath.Join(dir, "state", "clients")}, opt: opt}
+	if set != nil {
+		set(e)
+	}
 	e.start()
 	t.Cleanup(func() { e.stop() })
 	return e
@@ -74,7 +85,14 @@ func (e *env) start() {
 	e.addr = ln.Addr().String()
 	logger := slog.New(slog.DiscardHandler)
 	srv := nfs.NewServer(fsview.Export{FileSystemID: "fs-0123456789abcdef0", HandleKey: e.key, Root: e.root,
-		ReadOnly: e.ro.Load, OnChange: func() { e.changes.Add(1) }}, e.handles, logger)
+		ReadOnly: e.ro.Load, OnChange: func() { e.changes.Add(1) },
+		AccessPoint: func(id string) (fsview.AccessPoint, bool) { ap, ok := e.aps[id]; return ap, ok },
+		Access: func(string) fsview.ClientAccess {
+			if a := e.access.Load(); a != nil {
+				return *a
+			}
+			return fsview.FullAccess
+		}}, e.handles, logger)
 	opt := e.opt
 	opt.Record = e.record
 	srv.SetV4(nfs4.New(srv.FS(), logger, opt))
@@ -484,5 +502,77 @@ func TestClientFloodLeavesRoom(t *testing.T) {
 	s := e.session("real-client")
 	if _, err := s.RootFH(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An access point's root is reached by LOOKUP of its ID at the root (the NFSv3 mount path
+// /fsap-…): calls through it act as its POSIX user and cannot leave its root; the file system
+// policy applies to NFSv4 calls as to NFSv3 ones; NFSv3 and NFSv4 hand out the same handles.
+func TestAccessPointsPolicyAndSharedHandles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	uid, gid := uint32(1234), uint32(5678)
+	e := newEnvWith(t, nfs4.Options{Grace: time.Millisecond}, func(e *env) {
+		e.aps = map[string]fsview.AccessPoint{"fsap-0123456789abcdef0": {ID: "fsap-0123456789abcdef0", Path: "/app",
+			UID: &uid, GID: &gid, CreationInfo: &fsview.CreationInfo{OwnerUID: uid, OwnerGID: gid, Permissions: 0o755}}}
+	})
+	ctx := context.Background()
+	if err := os.WriteFile(filepath.Join(e.root, "secret"), []byte("outside"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := e.session("client-a")
+	o, err := s.Open(ctx, "/fsap-0123456789abcdef0", "made", nfs4client.OpenOpts{Create: true, Mode: 0o644})
+	if err != nil {
+		t.Fatalf("create through the access point: %v", err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(e.root, "app", "made"), &st); err != nil || st.Uid != uid || st.Gid != gid {
+		t.Fatalf("made through the access point: owner %d:%d, %v; want %d:%d", st.Uid, st.Gid, err, uid, gid)
+	}
+	_, err = s.Lookup(ctx, "/fsap-0123456789abcdef0/../secret")
+	if err == nil {
+		t.Fatal("a path out of the access point's root resolved")
+	}
+	apRoot, err := s.Lookup(ctx, "/fsap-0123456789abcdef0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Do(ctx, &nfsv4.NfsArgop4_OP_PUTFH{Opputfh: nfsv4.Putfh4args{Object: apRoot}}, &nfsv4.NfsArgop4_OP_LOOKUPP{})
+	if !nfs4client.IsStatus(err, nfsv4.NFS4ERR_NOENT) {
+		t.Fatalf("LOOKUPP from the access point's root: %v %v, want NOENT", res, err)
+	}
+	_, err = s.Lookup(ctx, "/fsap-00000000000000000")
+	wantStatus(t, err, nfsv4.NFS4ERR_NOENT, "an unknown access point")
+
+	// The same file's handle over NFSv3 (MOUNT of the access point, LOOKUP) is NFSv4's.
+	rc, err := nfsclient.Dial(e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	target, err := (&nfsc.Mount{Client: rc}).Mount("/fsap-0123456789abcdef0", nfsclient.AuthUnix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fh3, err := target.Lookup("made")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fh3, o.FH) {
+		t.Fatalf("NFSv3 handle %x, NFSv4 handle %x", fh3, o.FH)
+	}
+
+	// The policy: without ClientWrite every change is ROFS; without ClientMount every call ACCESS.
+	e.access.Store(&fsview.ClientAccess{Mount: true, Write: false, Root: true})
+	_, err = s.Mkdir(ctx, "/", "d", 0o755)
+	wantStatus(t, err, nfsv4.NFS4ERR_ROFS, "mkdir without ClientWrite")
+	e.access.Store(&fsview.ClientAccess{})
+	_, err = s.GetAttr(ctx, o.FH, nfsv4.FATTR4_SIZE)
+	wantStatus(t, err, nfsv4.NFS4ERR_ACCESS, "getattr without ClientMount")
+	// Without ClientRootAccess, root acts as 65534.
+	e.access.Store(&fsview.ClientAccess{Mount: true, Write: true})
+	if _, err := s.Open(ctx, "/", "squashed", nfs4client.OpenOpts{Create: true, Mode: 0o666}); err == nil {
+		t.Fatal("root squashed to nobody created a file in a root-owned 0755 directory")
 	}
 }
