@@ -412,45 +412,19 @@ func (v *vfs) Readlink(name string) (_ string, err error) {
 	return target, nil
 }
 
-// nsOp runs a namespace change on the entry base of directory comps[:len-1], as the caller, then
-// makes the directory durable and notifies.
-func (v *vfs) nsOp(op, name string, fn func(pfd int, base string) error) error {
-	return v.nsOpRecord(op, name, noRecord, fn)
-}
-
-// What nsOpRecord records of the entry fn made.
-const (
-	noRecord = iota
-	recordFile
-	recordDir
-)
-
-// nsOpRecord is nsOp for an operation that creates the entry (MKDIR, SYMLINK): it records the new
-// entry's handle (see fsview.FS.RecordNew).
-func (v *vfs) nsOpRecord(op, name string, record int, fn func(pfd int, base string) error) (err error) {
+// nsOpCreate runs fn, which makes the entry base in directory pfd (MKDIR, SYMLINK), as the
+// caller; then records the new entry's handle (see fsview.FS.RecordNew), makes the directory
+// durable and notifies.
+func (v *vfs) nsOpCreate(op, name string, dir bool, fn func(pfd int, base string) error) (err error) {
 	defer v.note(&err)
-	comps, err := v.split(name)
-	if err == nil && len(comps) == 0 {
-		err = unix.EBUSY // the export root itself
-	}
-	if err == nil {
-		err = v.writable()
-	}
+	pfd, base, err := v.parentOf(op, name)
 	if err != nil {
-		return pathErr(op, name, err)
+		return err
 	}
-	pfd := -1
-	err = v.do(func() error {
-		var err error
-		pfd, err = fsview.OpenBeneath(v.view.FD, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
-		if err != nil {
-			return err
-		}
-		return fn(pfd, comps[len(comps)-1])
-	})
 	defer fsview.CloseFD(pfd)
-	if err == nil && record != noRecord {
-		err = v.s.fs.RecordNew(pfd, comps[len(comps)-1], record == recordDir)
+	err = v.do(func() error { return fn(pfd, base) })
+	if err == nil {
+		err = v.s.fs.RecordNew(pfd, base, dir)
 	}
 	if err == nil {
 		err = fsview.SyncDir(pfd)
@@ -467,7 +441,7 @@ func (v *vfs) MkdirAll(name string, perm os.FileMode) error {
 	if v.call.is(procMkdir) && v.call.sattr != nil && v.call.sattr.mode != nil {
 		mode = *v.call.sattr.mode & 07777
 	}
-	return v.nsOpRecord("mkdir", name, recordDir, func(pfd int, base string) error {
+	return v.nsOpCreate("mkdir", name, true, func(pfd int, base string) error {
 		if err := unix.Mkdirat(pfd, base, mode&0o777); err != nil {
 			return err
 		}
@@ -489,87 +463,69 @@ func (v *vfs) MkdirAll(name string, perm os.FileMode) error {
 }
 
 func (v *vfs) Symlink(target, link string) error {
-	return v.nsOpRecord("symlink", link, recordFile, func(pfd int, base string) error {
+	return v.nsOpCreate("symlink", link, false, func(pfd int, base string) error {
 		return unix.Symlinkat(target, pfd, base)
 	})
 }
 
 // Remove serves REMOVE and RMDIR (go-nfs routes both here): RMDIR removes only directories,
 // REMOVE only non-directories.
-func (v *vfs) Remove(name string) error {
-	var st unix.Statx_t
-	err := v.nsOp("remove", name, func(pfd int, base string) error {
-		var err error
-		if st, err = fsview.StatAt(pfd, base); err != nil {
-			return err
-		}
-		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-		flags := 0
-		if v.call.is(procRmdir) || (!v.call.is(procRemove) && isDir) {
-			flags = unix.AT_REMOVEDIR
-		}
-		return unix.Unlinkat(pfd, base, flags)
-	})
-	if err == nil && (st.Mode&unix.S_IFMT == unix.S_IFDIR || st.Nlink <= 1) {
-		v.s.fs.ForgetHandle(st.Ino)
+func (v *vfs) Remove(name string) (err error) {
+	defer v.note(&err)
+	dir := -1
+	switch {
+	case v.call.is(procRmdir):
+		dir = 1
+	case v.call.is(procRemove):
+		dir = 0
 	}
-	return err
+	pfd, base, err := v.parentOf("remove", name)
+	if err != nil {
+		return err
+	}
+	defer fsview.CloseFD(pfd)
+	return pathErr("remove", name, v.s.fs.Remove(v.id, pfd, base, dir))
+}
+
+// parentOf opens the directory of the entry name names (as the caller: the walk checks its
+// permissions) for a namespace change, and returns it with the entry's name; the export root and
+// a read-only export are refused.
+func (v *vfs) parentOf(op, name string) (int, string, error) {
+	comps, err := v.split(name)
+	if err == nil && len(comps) == 0 {
+		err = unix.EBUSY // the export root itself
+	}
+	if err == nil {
+		err = v.writable()
+	}
+	if err != nil {
+		return -1, "", pathErr(op, name, err)
+	}
+	pfd := -1
+	err = v.do(func() error {
+		var err error
+		pfd, err = fsview.OpenBeneath(v.view.FD, comps[:len(comps)-1], unix.O_PATH|unix.O_DIRECTORY)
+		return err
+	})
+	if err != nil {
+		return -1, "", pathErr(op, name, err)
+	}
+	return pfd, comps[len(comps)-1], nil
 }
 
 func (v *vfs) Rename(from, to string) (err error) {
 	defer v.note(&err)
-	fc, err := v.split(from)
+	fpfd, fb, err := v.parentOf("rename", from)
 	if err != nil {
-		return pathErr("rename", from, err)
+		return err
 	}
-	tc, err := v.split(to)
-	if err != nil {
-		return pathErr("rename", to, err)
-	}
-	if len(fc) == 0 || len(tc) == 0 {
-		return pathErr("rename", from, unix.EBUSY)
-	}
-	if err := v.writable(); err != nil {
-		return pathErr("rename", from, err)
-	}
-	fpfd, tpfd := -1, -1
-	var src, dst, tdir unix.Statx_t
-	dstExisted := false
-	err = v.do(func() error {
-		var err error
-		if fpfd, err = fsview.OpenBeneath(v.view.FD, fc[:len(fc)-1], unix.O_PATH|unix.O_DIRECTORY); err != nil {
-			return err
-		}
-		if tpfd, err = fsview.OpenBeneath(v.view.FD, tc[:len(tc)-1], unix.O_PATH|unix.O_DIRECTORY); err != nil {
-			return err
-		}
-		fb, tb := fc[len(fc)-1], tc[len(tc)-1]
-		if src, err = fsview.StatAt(fpfd, fb); err != nil {
-			return err
-		}
-		if dst, err = fsview.StatAt(tpfd, tb); err == nil {
-			dstExisted = true
-		}
-		if tdir, err = fsview.StatFD(tpfd); err != nil {
-			return err
-		}
-		return unix.Renameat(fpfd, fb, tpfd, tb)
-	})
 	defer fsview.CloseFD(fpfd)
-	defer fsview.CloseFD(tpfd)
+	tpfd, tb, err := v.parentOf("rename", to)
 	if err != nil {
-		return pathErr("rename", from, err)
+		return err
 	}
-	v.s.fs.RecordHandle(src.Ino, tdir.Ino, tc[len(tc)-1], true)
-	if dstExisted && dst.Ino != src.Ino && (dst.Mode&unix.S_IFMT == unix.S_IFDIR || dst.Nlink <= 1) {
-		v.s.fs.ForgetHandle(dst.Ino)
-	}
-	err = fsview.SyncDir(fpfd)
-	if fdir, serr := fsview.StatFD(fpfd); err == nil && (serr != nil || fdir.Ino != tdir.Ino) {
-		err = fsview.SyncDir(tpfd) // another directory (within one, one fsync is enough)
-	}
-	v.changed()
-	return pathErr("rename", from, err)
+	defer fsview.CloseFD(tpfd)
+	return pathErr("rename", from, v.s.fs.Rename(v.id, fpfd, fb, tpfd, tb))
 }
 
 // attrOp changes an attribute of the object at name (never following a final symlink), as the

@@ -471,38 +471,51 @@ func changeInfo(before, after *unix.Statx_t) nfsv4.ChangeInfo4 {
 	return nfsv4.ChangeInfo4{Atomic: false, Before: change(before), After: change(after)}
 }
 
-// dirOp runs a namespace change in the current directory as the caller, then makes the directory
-// durable and notifies replication. It returns the directory's change info.
-func (cs *compound) dirOp(fn func(pfd int) error) (nfsv4.ChangeInfo4, status) {
+// parentDir opens the current object, which must be a writable directory, for a namespace change,
+// and stats it (for change_info's before).
+func (cs *compound) parentDir() (int, unix.Statx_t, status) {
 	if st := cs.needFH(); st != ok {
-		return nfsv4.ChangeInfo4{}, st
+		return -1, unix.Statx_t{}, st
 	}
 	o := cs.cur
 	if !o.dir {
-		return nfsv4.ChangeInfo4{}, errNotDir
+		return -1, unix.Statx_t{}, errNotDir
 	}
 	if o.caller.ReadOnly {
-		return nfsv4.ChangeInfo4{}, errROFS
+		return -1, unix.Statx_t{}, errROFS
 	}
 	pfd, err := fsview.OpenBeneath(o.view.FD, o.comps, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return nfsv4.ChangeInfo4{}, errStatus(err)
+		return -1, unix.Statx_t{}, errStatus(err)
 	}
-	defer fsview.CloseFD(pfd)
 	before, err := fsview.StatFD(pfd)
 	if err != nil {
+		fsview.CloseFD(pfd)
+		return -1, unix.Statx_t{}, errStatus(err)
+	}
+	return pfd, before, ok
+}
+
+// afterChange is the change info of directory pfd from before to now.
+func afterChange(pfd int, before *unix.Statx_t) nfsv4.ChangeInfo4 {
+	after, _ := fsview.StatFD(pfd)
+	return changeInfo(before, &after)
+}
+
+// dirOp runs a namespace change in the current directory as the caller, then makes the directory
+// durable and notifies replication. It returns the directory's change info.
+func (cs *compound) dirOp(fn func(pfd int) error) (nfsv4.ChangeInfo4, status) {
+	pfd, before, st := cs.parentDir()
+	if st != ok {
+		return nfsv4.ChangeInfo4{}, st
+	}
+	defer fsview.CloseFD(pfd)
+	if err := as(cs.cur, func() error { return fn(pfd) }); err != nil {
 		return nfsv4.ChangeInfo4{}, errStatus(err)
 	}
-	if err := as(o, func() error { return fn(pfd) }); err != nil {
-		return nfsv4.ChangeInfo4{}, errStatus(err)
-	}
-	err = fsview.SyncDir(pfd)
+	err := fsview.SyncDir(pfd)
 	cs.s.fs.Changed()
-	after, serr := fsview.StatFD(pfd)
-	if err == nil {
-		err = serr
-	}
-	return changeInfo(&before, &after), errStatus(err)
+	return afterChange(pfd, &before), errStatus(err)
 }
 
 // create serves CREATE: directories and symbolic links (the other types are not served).
@@ -662,18 +675,9 @@ func (cs *compound) link(newName string) (nfsv4.NfsResop4, status) {
 	if st := checkName(newName); st != ok {
 		return nil, st
 	}
-	if st := cs.needFH(); st != ok {
+	src, st := cs.savedObject(false)
+	if st != ok {
 		return nil, st
-	}
-	src := cs.saved
-	if src == nil {
-		return nil, errNoFileHandle
-	}
-	if src.dir {
-		return nil, errIsDir
-	}
-	if src.view != cs.cur.view {
-		return nil, errXDev
 	}
 	sfd, err := fsview.OpenBeneath(src.view.FD, src.comps, unix.O_PATH|unix.O_NOFOLLOW)
 	if err != nil {
@@ -695,25 +699,35 @@ func (cs *compound) remove(name string) (nfsv4.NfsResop4, status) {
 	if st := checkName(name); st != ok {
 		return nil, st
 	}
-	var gone unix.Statx_t
-	ci, st := cs.dirOp(func(pfd int) error {
-		var err error
-		if gone, err = fsview.StatAt(pfd, name); err != nil {
-			return err
-		}
-		flags := 0
-		if gone.Mode&unix.S_IFMT == unix.S_IFDIR {
-			flags = unix.AT_REMOVEDIR
-		}
-		return unix.Unlinkat(pfd, name, flags)
-	})
+	pfd, before, st := cs.parentDir()
 	if st != ok {
 		return nil, st
 	}
-	if gone.Mode&unix.S_IFMT == unix.S_IFDIR || gone.Nlink <= 1 {
-		cs.s.fs.ForgetHandle(gone.Ino)
+	defer fsview.CloseFD(pfd)
+	if err := cs.s.fs.Remove(cs.cur.caller.ID, pfd, name, -1); err != nil {
+		return nil, errStatus(err)
 	}
-	return &nfsv4.NfsResop4_OP_REMOVE{Opremove: &nfsv4.Remove4res_NFS4_OK{Resok4: nfsv4.Remove4resok{Cinfo: ci}}}, ok
+	return &nfsv4.NfsResop4_OP_REMOVE{Opremove: &nfsv4.Remove4res_NFS4_OK{Resok4: nfsv4.Remove4resok{Cinfo: afterChange(pfd, &before)}}}, ok
+}
+
+// saved returns the saved object of a two-object operation (LINK, RENAME), which must be in the
+// current object's export root, and be a directory or not as dir says.
+func (cs *compound) savedObject(dir bool) (*object, status) {
+	if st := cs.needFH(); st != ok {
+		return nil, st
+	}
+	src := cs.saved
+	switch {
+	case src == nil:
+		return nil, errNoFileHandle
+	case dir && !src.dir:
+		return nil, errNotDir
+	case !dir && src.dir:
+		return nil, errIsDir
+	case src.view != cs.cur.view:
+		return nil, errXDev
+	}
+	return src, ok
 }
 
 // rename serves RENAME from the saved directory to the current one.
@@ -724,54 +738,27 @@ func (cs *compound) rename(from, to string) (nfsv4.NfsResop4, status) {
 	if st := checkName(to); st != ok {
 		return nil, st
 	}
-	if st := cs.needFH(); st != ok {
+	src, st := cs.savedObject(true)
+	if st != ok {
 		return nil, st
-	}
-	src := cs.saved
-	if src == nil {
-		return nil, errNoFileHandle
-	}
-	if !src.dir {
-		return nil, errNotDir
-	}
-	if src.view != cs.cur.view {
-		return nil, errXDev
 	}
 	sfd, err := fsview.OpenBeneath(src.view.FD, src.comps, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, errStatus(err)
 	}
 	defer fsview.CloseFD(sfd)
-	sbefore, _ := fsview.StatFD(sfd)
-	var moved, replaced, tdir unix.Statx_t
-	existed := false
-	tci, st := cs.dirOp(func(tfd int) error {
-		var err error
-		if moved, err = fsview.StatAt(sfd, from); err != nil {
-			return err
-		}
-		if replaced, err = fsview.StatAt(tfd, to); err == nil {
-			existed = true
-		}
-		if tdir, err = fsview.StatFD(tfd); err != nil {
-			return err
-		}
-		return unix.Renameat(sfd, from, tfd, to)
-	})
+	sbefore, err := fsview.StatFD(sfd)
+	if err != nil {
+		return nil, errStatus(err)
+	}
+	tfd, tbefore, st := cs.parentDir()
 	if st != ok {
 		return nil, st
 	}
-	fs := cs.s.fs
-	fs.RecordHandle(moved.Ino, tdir.Ino, to, true)
-	if existed && replaced.Ino != moved.Ino && (replaced.Mode&unix.S_IFMT == unix.S_IFDIR || replaced.Nlink <= 1) {
-		fs.ForgetHandle(replaced.Ino)
+	defer fsview.CloseFD(tfd)
+	if err := cs.s.fs.Rename(cs.cur.caller.ID, sfd, from, tfd, to); err != nil {
+		return nil, errStatus(err)
 	}
-	if sbefore.Ino != tdir.Ino {
-		if err := fsview.SyncDir(sfd); err != nil {
-			return nil, errStatus(err)
-		}
-	}
-	safter, _ := fsview.StatFD(sfd)
 	return &nfsv4.NfsResop4_OP_RENAME{Oprename: &nfsv4.Rename4res_NFS4_OK{Resok4: nfsv4.Rename4resok{
-		SourceCinfo: changeInfo(&sbefore, &safter), TargetCinfo: tci}}}, ok
+		SourceCinfo: afterChange(sfd, &sbefore), TargetCinfo: afterChange(tfd, &tbefore)}}}, ok
 }

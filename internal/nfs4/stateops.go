@@ -443,16 +443,25 @@ func (cs *compound) openByName(name string, how nfsv4.Openflag4, access uint32) 
 	return cs.object(dir.view, dir.ap, comps, &fst), ci, attrset, created, ok
 }
 
-func (cs *compound) openConfirm(a *nfsv4.OpenConfirm4args) (nfsv4.NfsResop4, status) {
-	s := cs.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, stat := cs.findState(a.OpenStateid)
+// openState resolves the stateid of an open (s.mu held).
+func (cs *compound) openState(sid nfsv4.Stateid4) (*state, status) {
+	st, stat := cs.findState(sid)
 	if stat != ok {
 		return nil, stat
 	}
 	if st == nil || st.kind != kindOpen {
 		return nil, errBadStateID
+	}
+	return st, ok
+}
+
+func (cs *compound) openConfirm(a *nfsv4.OpenConfirm4args) (nfsv4.NfsResop4, status) {
+	s := cs.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, stat := cs.openState(a.OpenStateid)
+	if stat != ok {
+		return nil, stat
 	}
 	st.seq++
 	return &nfsv4.NfsResop4_OP_OPEN_CONFIRM{OpopenConfirm: &nfsv4.OpenConfirm4res_NFS4_OK{Resok4: nfsv4.OpenConfirm4resok{OpenStateid: st.stateid()}}}, ok
@@ -462,12 +471,9 @@ func (cs *compound) openDowngrade(a *nfsv4.OpenDowngrade4args) (nfsv4.NfsResop4,
 	s := cs.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, stat := cs.findState(a.OpenStateid)
+	st, stat := cs.openState(a.OpenStateid)
 	if stat != ok {
 		return nil, stat
-	}
-	if st == nil || st.kind != kindOpen {
-		return nil, errBadStateID
 	}
 	access := a.ShareAccess &^ nfsv4.OPEN4_SHARE_ACCESS_WANT_DELEG_MASK
 	if access == 0 || access&^st.access != 0 || a.ShareDeny&^st.deny != 0 {
@@ -482,12 +488,9 @@ func (cs *compound) close(a *nfsv4.Close4args) (nfsv4.NfsResop4, status) {
 	s := cs.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, stat := cs.findState(a.OpenStateid)
+	st, stat := cs.openState(a.OpenStateid)
 	if stat != ok {
 		return nil, stat
-	}
-	if st == nil || st.kind != kindOpen {
-		return nil, errBadStateID
 	}
 	var locks []*state
 	for _, o := range st.c.states {
@@ -514,11 +517,7 @@ func (cs *compound) close(a *nfsv4.Close4args) (nfsv4.NfsResop4, status) {
 // the current file; a conflicting lock of another owner answers NFS4ERR_DENIED with that lock.
 // Locks are advisory, as POSIX locks are: READ and WRITE are not refused because of them.
 func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
-	fst, st := cs.regular()
-	if st != ok {
-		return nil, st
-	}
-	end, st := lockEnd(a.Offset, a.Length)
+	fst, end, st := cs.lockTarget(a.Offset, a.Length)
 	if st != ok {
 		return nil, st
 	}
@@ -601,6 +600,17 @@ func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
 	return &nfsv4.NfsResop4_OP_LOCK{Oplock: &nfsv4.Lock4res_NFS4_OK{Resok4: nfsv4.Lock4resok{LockStateid: ls.stateid()}}}, ok
 }
 
+// lockTarget checks a byte-range operation: the current object is a regular file (its stat is
+// returned) and the range is valid (its end is returned).
+func (cs *compound) lockTarget(off, length uint64) (unix.Statx_t, uint64, status) {
+	fst, st := cs.regular()
+	if st != ok {
+		return fst, 0, st
+	}
+	end, st := lockEnd(off, length)
+	return fst, end, st
+}
+
 // implicitOpen returns the open that locks of a 4.0 client take when the open they name was
 // closed (s.mu held).
 func (cs *compound) implicitOpen(clientID uint64, k fileKey) (*state, status) {
@@ -627,11 +637,7 @@ func (cs *compound) implicitOpen(clientID uint64, k fileKey) (*state, status) {
 }
 
 func (cs *compound) lockt(a *nfsv4.Lockt4args) (nfsv4.NfsResop4, status) {
-	fst, st := cs.regular()
-	if st != ok {
-		return nil, st
-	}
-	end, st := lockEnd(a.Offset, a.Length)
+	fst, end, st := cs.lockTarget(a.Offset, a.Length)
 	if st != ok {
 		return nil, st
 	}
@@ -661,11 +667,7 @@ func (cs *compound) lockt(a *nfsv4.Lockt4args) (nfsv4.NfsResop4, status) {
 }
 
 func (cs *compound) locku(a *nfsv4.Locku4args) (nfsv4.NfsResop4, status) {
-	fst, st := cs.regular()
-	if st != ok {
-		return nil, st
-	}
-	end, st := lockEnd(a.Offset, a.Length)
+	fst, end, st := cs.lockTarget(a.Offset, a.Length)
 	if st != ok {
 		return nil, st
 	}
