@@ -5,7 +5,8 @@ import "golang.org/x/sys/unix"
 // Rename renames from in directory fpfd to to in directory tpfd as id (the kernel checks the
 // permissions), then keeps the handle table true (the moved file's new place; a replaced file's
 // handle gone), makes the directories durable (NFS requires namespace changes on stable storage
-// before the reply) and notifies. It is every front end's RENAME.
+// before the reply) and notifies. It is every front end's RENAME. Not to be called inside RunAs
+// (which does not nest: the inner call restores the server's identity).
 func (f *FS) Rename(id Identity, fpfd int, from string, tpfd int, to string) error {
 	var src, dst, tdir unix.Statx_t
 	existed := false
