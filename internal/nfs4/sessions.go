@@ -153,7 +153,10 @@ func (cs *compound) createSession(a *nfsv4.CreateSession4args) (nfsv4.NfsResop4,
 	binary.BigEndian.PutUint64(sess.id[:8], c.id)
 	randomBytes(sess.id[8:])
 	sess.fore = clampAttrs(a.CsaForeChanAttrs, maxIO+4096, maxIO+4096, maxCachedReply, maxOps, maxSlots)
-	sess.back = clampAttrs(a.CsaBackChanAttrs, 4096, 4096, 0, 2, 1)
+	// No call is ever made on the back channel: its attributes are the client's own (Linux refuses a
+	// session whose back channel differs from what it asked, in some directions).
+	sess.back = a.CsaBackChanAttrs
+	sess.back.CaRdmaIrd = nil
 	sess.slots = make([]slot, sess.fore.CaMaxrequests)
 	sess.flags = a.CsaFlags &^ (createSessionFlagPersist | createSessionFlagBack)
 	s.sessions[sess.id] = sess
