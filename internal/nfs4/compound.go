@@ -60,7 +60,8 @@ func (cs *compound) op(i int, a nfsv4.NfsArgop4) (res []byte, st status, replay 
 		if i > 0 && num == nfsv4.OP_SEQUENCE {
 			return encodeRes(num, nil, errSequencePos), errSequencePos, nil
 		}
-		if i > 0 && cs.sess == nil && sessionless(num) && num != nfsv4.OP_DESTROY_SESSION {
+		if i > 0 && cs.sess == nil {
+			// The first operation was one that needs no session: it must be alone.
 			return encodeRes(num, nil, errNotOnlyOp), errNotOnlyOp, nil
 		}
 	}

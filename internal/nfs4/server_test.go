@@ -423,6 +423,12 @@ func TestHostileCalls(t *testing.T) {
 	if err != nil || res.Status != nfsv4.NFS4ERR_OP_NOT_IN_SESSION {
 		t.Fatalf("PUTROOTFH without a session: %v %v", res, err)
 	}
+	res, err = c.Compound(ctx, 1, "", []nfsv4.NfsArgop4{&nfsv4.NfsArgop4_OP_EXCHANGE_ID{OpexchangeId: nfsv4.ExchangeId4args{
+		EiaClientowner: nfsv4.ClientOwner4{CoOwnerid: []byte("x")}, EiaStateProtect: &nfsv4.StateProtect4A_SP4_NONE{}}},
+		&nfsv4.NfsArgop4_OP_PUTROOTFH{}, &nfsv4.NfsArgop4_OP_GETFH{}})
+	if err != nil || res.Status != nfsv4.NFS4ERR_NOT_ONLY_OP {
+		t.Fatalf("PUTROOTFH after EXCHANGE_ID, without a session: %v %v", res, err)
+	}
 	res, err = c.Compound(ctx, 2, "", nil)
 	if err != nil || res.Status != nfsv4.NFS4ERR_MINOR_VERS_MISMATCH {
 		t.Fatalf("minor version 2: %v %v", res, err)
