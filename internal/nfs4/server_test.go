@@ -582,3 +582,79 @@ func TestAccessPointsPolicyAndSharedHandles(t *testing.T) {
 		t.Fatal("root squashed to nobody created a file in a root-owned 0755 directory")
 	}
 }
+
+// SEQUENCE's reply cache: a retransmission (same slot, same sequence ID) gets the first reply again
+// without the operations running twice; a sequence ID out of order is refused.
+func TestRetransmissionGetsCachedReply(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	s := e.session("client-a")
+	c := s.Conn()
+	seq := s.Seq()
+	call := func(seqid uint32) (*nfsv4.Compound4res, error) {
+		return c.Compound(ctx, 1, "retry", []nfsv4.NfsArgop4{
+			&nfsv4.NfsArgop4_OP_SEQUENCE{Opsequence: nfsv4.Sequence4args{SaSessionid: s.SessionID(), SaSequenceid: seqid, SaCachethis: true}},
+			&nfsv4.NfsArgop4_OP_PUTROOTFH{},
+			&nfsv4.NfsArgop4_OP_CREATE{Opcreate: nfsv4.Create4args{Objtype: &nfsv4.Createtype4_NF4DIR{}, Objname: "once"}},
+		})
+	}
+	first, err := call(seq)
+	if err != nil || first.Status != nfsv4.NFS4_OK {
+		t.Fatalf("first: %v %v", first, err)
+	}
+	again, err := call(seq)
+	if err != nil || again.Status != nfsv4.NFS4_OK {
+		t.Fatalf("retransmission: %v %v (a second CREATE would say EXIST)", again, err)
+	}
+	if res, err := call(seq + 5); res == nil || res.Status != nfsv4.NFS4ERR_SEQ_MISORDERED {
+		t.Fatalf("sequence ID out of order: %v %v", res, err)
+	}
+	if next, err := call(seq + 1); err != nil || next.Status != nfsv4.NFS4ERR_EXIST {
+		t.Fatalf("the next call runs the CREATE again: %v %v, want EXIST", next, err)
+	}
+}
+
+// OPEN's share reservations: an open denying writes refuses another client's open for writing.
+func TestShareReservations(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	a, b := e.session("client-a"), e.session("client-b")
+	if _, err := a.Open(ctx, "/", "f", nfs4client.OpenOpts{Create: true, Mode: 0o666, Access: nfsv4.OPEN4_SHARE_ACCESS_READ, Deny: nfsv4.OPEN4_SHARE_DENY_WRITE}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Open(ctx, "/", "f", nfs4client.OpenOpts{Access: nfsv4.OPEN4_SHARE_ACCESS_WRITE})
+	wantStatus(t, err, nfsv4.NFS4ERR_SHARE_DENIED, "an open for writing against a deny-write open")
+	if _, err := b.Open(ctx, "/", "f", nfs4client.OpenOpts{Access: nfsv4.OPEN4_SHARE_ACCESS_READ}); err != nil {
+		t.Fatalf("an open for reading beside it: %v", err)
+	}
+}
+
+// The write verifier changes when the server restarts, so that a client resends what it wrote
+// UNSTABLE and a crash may have lost.
+func TestWriteVerifierChangesWithRestart(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	verf := func() nfsv4.Verifier4 {
+		s := e.session("client-" + strconv.FormatInt(time.Now().UnixNano(), 10))
+		o, err := s.Open(ctx, "/", "f", nfs4client.OpenOpts{Create: true, Mode: 0o666})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, committed, v, err := s.Write(ctx, o.FH, o.Stateid, 0, []byte("x"), nfsv4.UNSTABLE4)
+		if err != nil || committed != nfsv4.UNSTABLE4 {
+			t.Fatalf("unstable write: %v %v", committed, err)
+		}
+		if cv, err := s.Commit(ctx, o.FH, 0, 0); err != nil || cv != v {
+			t.Fatalf("COMMIT's verifier %x, WRITE's %x, %v", cv, v, err)
+		}
+		return v
+	}
+	before := verf()
+	if again := verf(); again != before {
+		t.Fatalf("the verifier changed without a restart: %x then %x", before, again)
+	}
+	e.restart()
+	if after := verf(); after == before {
+		t.Fatalf("the verifier %x survived a restart", after)
+	}
+}
