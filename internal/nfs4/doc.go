@@ -29,7 +29,8 @@
 // open's deny mode still refuses it); a directory OPEN gives a stateid for SETATTR; an older seqid
 // of a current stateid is taken; a lock through a closed open gets an open of its own; the
 // anonymous stateid as a lock owner's names the lock owner the connection's client last used.
-// 4.1 is served strictly.
+// 4.1 is served strictly. 4.0's open-owner and lock-owner sequence IDs are not checked, and its
+// replies are not kept for retransmissions (4.1's sessions do both).
 //
 // # Paths
 //
