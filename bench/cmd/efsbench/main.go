@@ -66,6 +66,10 @@ type harness struct {
 	// fuseNFS is the fuse-nfs binary the nfs suite mounts both servers
 	// with for its untar ("" leaves the untar out).
 	fuseNFS string
+	// nfsVersions are the NFS versions the nfs suite measures (of
+	// nfsAllVersions); a run of some only is written aside, never into
+	// BENCHMARKS.md, since its section would lose the others' rows.
+	nfsVersions []string
 
 	// quickConfig, in --quick mode only, is an efsd config file setting a
 	// 1 s replication rescan interval, so that the data suites' no-op
@@ -104,6 +108,7 @@ func run() int {
 		xdLinks  = flag.String("xd-links", "", "xdeploy only over these links (of loopback,shaped); the report goes to bench/results/")
 		xdTrees  = flag.String("xd-trees", "", "xdeploy only for these trees (of a,b,c,big); the report goes to bench/results/")
 		fuseNFS  = flag.String("fuse-nfs", "", "nfs suite: the fuse-nfs binary to untar through (default: fuse-nfs on PATH; built as ../shared/tools/README.md says)")
+		nfsVers  = flag.String("nfs-versions", strings.Join(nfsAllVersions, ","), "nfs suite: the NFS versions to measure, of "+strings.Join(nfsAllVersions, ",")+"; fewer than all: the report goes to bench/results/")
 		xdProf   = flag.Duration("xd-profile", 0, "xdeploy: CPU-profile both efsd deployments for this long from the start of each initial copy (files in --work's logs/)")
 		source   = flag.String("efsd-source", "head", "build efsd from the committed HEAD (head), another git revision (e.g. main), or the working tree (worktree)")
 	)
@@ -125,6 +130,13 @@ func run() int {
 	h.fuseNFS = *fuseNFS
 	if h.fuseNFS == "" {
 		h.fuseNFS, _ = exec.LookPath("fuse-nfs")
+	}
+	h.nfsVersions = strings.Split(*nfsVers, ",")
+	for _, v := range h.nfsVersions {
+		if !slices.Contains(nfsAllVersions, v) {
+			fmt.Fprintf(os.Stderr, "efsbench: unknown NFS version %q (have %s)\n", v, strings.Join(nfsAllVersions, ","))
+			return 2
+		}
 	}
 	if *xdLinks != "" {
 		h.xdLinks = strings.Split(*xdLinks, ",")
@@ -350,7 +362,7 @@ func (h *harness) write(doc *report.Doc, out string, partial bool, suites string
 		out = filepath.Join(h.repo, "BENCHMARKS.md")
 		if h.quick {
 			out = filepath.Join(resDir, "BENCHMARKS-quick.md")
-		} else if h.xdLinks != nil || h.xdTrees != nil {
+		} else if h.xdLinks != nil || h.xdTrees != nil || h.nfsSubset(suites) {
 			out = filepath.Join(resDir, "BENCHMARKS-subset.md")
 		} else {
 			splice = true
@@ -391,6 +403,12 @@ func (h *harness) write(doc *report.Doc, out string, partial bool, suites string
 	}
 	h.logf("wrote %s and %s", out, jsonPath)
 	return nil
+}
+
+// nfsSubset reports whether the run measures the nfs suite for some NFS
+// versions only.
+func (h *harness) nfsSubset(suites string) bool {
+	return slices.Contains(strings.Split(suites, ","), "nfs") && !slices.Equal(sortedCopy(h.nfsVersions), sortedCopy(nfsAllVersions))
 }
 
 // nextRound hands out mutation rounds, so that no two mutations of a run

@@ -154,9 +154,15 @@ func ioSize(server uint64, session uint32) int {
 	return p
 }
 
-// WSize is the WRITE block; RSize the READ block.
-func (c *Conn) WSize() int { return c.wsize }
-func (c *Conn) RSize() int { return c.rsize }
+// Blocks connects to e and returns the WRITE and READ blocks the
+// workloads use there (for the report).
+func Blocks(ctx context.Context, e Endpoint) (wsize, rsize int, err error) {
+	err = with(ctx, e, func(c *Conn) error {
+		wsize, rsize = c.wsize, c.rsize
+		return nil
+	})
+	return wsize, rsize, err
+}
 
 // Close closes what the connection still has open, destroys its session
 // and client ID, as a client's unmount does, and closes the connection.

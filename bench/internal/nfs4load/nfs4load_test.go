@@ -59,6 +59,9 @@ func TestWorkloads(t *testing.T) {
 	if err := WaitReady(ctx, e, "w"); err != nil {
 		t.Fatal(err)
 	}
+	if w, r, err := Blocks(ctx, e); err != nil || w != 1<<20 || r != 1<<20 {
+		t.Fatalf("Blocks: %d, %d, %v; want efsd's 1 MiB", w, r, err)
+	}
 	r, err := CreateFiles(ctx, e, "w/small", 50, 4096, 3)
 	if err != nil || r.Ops != 50 {
 		t.Fatalf("CreateFiles: %+v, %v", r, err)
