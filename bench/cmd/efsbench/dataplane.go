@@ -57,6 +57,8 @@ var nfsAllVersions = []string{nfsV3, nfsV41}
 type nfsTarget struct {
 	v3 nfsload.Endpoint
 	v4 nfs4load.Endpoint
+	// admin serves Go's profiles (efsd with --nfs-profile only; else "").
+	admin string
 }
 
 // nfsReadyLimit bounds the wait for a server to take NFSv4 opens after
@@ -223,7 +225,7 @@ func (h *harness) nfsRun(raw *nfsRaw) error {
 				}
 			}
 			if h.nfsWants(nfsV41) {
-				if err := h.nfs41WorkloadsOn(raw, rep, name, e.v4); err != nil {
+				if err := h.nfs41WorkloadsOn(raw, rep, name, e); err != nil {
 					return fmt.Errorf("%s, rep %d, NFSv4.1: %w", name, rep, err)
 				}
 			}
@@ -313,18 +315,32 @@ func (h *harness) nfsWorkloadsOn(raw *nfsRaw, rep int, server string, e nfsload.
 
 // nfs41WorkloadsOn runs every NFSv4.1 workload once on e, in a directory
 // of its own, with nfs4load: the NFSv3 workloads' sizes and connections.
-func (h *harness) nfs41WorkloadsOn(raw *nfsRaw, rep int, server string, e nfs4load.Endpoint) error {
+func (h *harness) nfs41WorkloadsOn(raw *nfsRaw, rep int, server string, t nfsTarget) error {
 	files, big, reads := h.nfsSizes()
-	ctx := h.ctx
+	ctx, e := h.ctx, t.v4
 	dir := fmt.Sprintf("r%d-v41", rep)
 	small, bigName := dir+"/small", dir+"/big"
 	if err := nfs4load.Setup(ctx, e, small); err != nil {
 		return err
 	}
+	// Each workload of the first repetition at efsd is profiled with
+	// --nfs-profile: the profile starts with it, and add waits for it.
+	var profiled func()
+	profile := func(key string) {
+		if t.admin != "" && rep == 0 && key != "" {
+			profiled = h.nfsProfileOf(t.admin, "nfs41-"+key)
+		}
+	}
+	profile("create")
 	add := func(key string, r nfs4load.Result, err error) error {
+		if profiled != nil {
+			profiled()
+			profiled = nil
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
 		}
+		defer profile(nextNFS41[key])
 		raw.Samples = append(raw.Samples, nfsSample{Rep: rep, Server: server, Version: nfsV41, Workload: key, Wall: r.Wall.Seconds(), Ops: r.Ops, Bytes: r.Bytes})
 		h.logf("  %s NFSv4.1 %s: %d in %.3fs (%.0f/s, %.1f MB/s)", server, key, r.Ops, r.Wall.Seconds(), r.PerSecond(), r.MBps())
 		return nil
@@ -369,6 +385,31 @@ func (h *harness) nfs41WorkloadsOn(raw *nfsRaw, rep int, server string, e nfs4lo
 	}
 	_, err = nfs4load.RemoveAll(ctx, e, dir, []string{"big"}, 1)
 	return err
+}
+
+// nextNFS41 is the NFSv4.1 workload after each, to profile it.
+var nextNFS41 = map[string]string{"create": "seqwrite", "seqwrite": "seqread", "seqread": "randread", "randread": "readdirplus",
+	"readdirplus": "getattr", "getattr": "rename", "rename": "remove"}
+
+// nfsProfileOf starts a CPU profile of efsd (its admin listener at admin)
+// for --nfs-profile's duration into the run's logs directory, named after
+// what is measured; wait waits for it. Go's profiler samples only CPU
+// in use, so a profile longer than the workload is that workload's.
+func (h *harness) nfsProfileOf(admin, name string) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(h.nfsProfile.Seconds()))
+		path := filepath.Join(h.work, "logs", "efsd-"+name+".pprof")
+		if err := fetchTo(url, path); err != nil {
+			h.logf("  profile %s: %v", path, err)
+			return
+		}
+		h.logf("  CPU profile of efsd: %s", path)
+	}()
+	// The profile has begun once the request is in; give it a moment.
+	time.Sleep(50 * time.Millisecond)
+	return func() { <-done }
 }
 
 // nfsWants reports whether --nfs-versions asks for version.
@@ -592,7 +633,17 @@ func (h *harness) startEfsdNFS(base string) (nfsTarget, *server, error) {
 	if err != nil {
 		return nfsTarget{}, nil, err
 	}
-	s, err := h.startConfigured("nfs-efsd", filepath.Join(base, "efsd"), region, map[string]any{"nfsPort": port})
+	cfg := map[string]any{"nfsPort": port}
+	admin := ""
+	if h.nfsProfile > 0 {
+		p, err := freePort()
+		if err != nil {
+			return nfsTarget{}, nil, err
+		}
+		admin = fmt.Sprintf("127.0.0.1:%d", p)
+		cfg["adminListen"], cfg["adminProfiling"] = admin, true
+	}
+	s, err := h.startConfigured("nfs-efsd", filepath.Join(base, "efsd"), region, cfg)
 	if err != nil {
 		return nfsTarget{}, nil, err
 	}
@@ -628,7 +679,7 @@ func (h *harness) startEfsdNFS(base string) (nfsTarget, *server, error) {
 		return nfsTarget{}, s, err
 	}
 	h.logf("  efsd mount target %s of %s: NFS and MOUNT at %s", *mt.MountTargetId, id, addr)
-	return nfsTarget{v3: e, v4: nfs4load.Endpoint{Addr: addr}}, s, nil
+	return nfsTarget{v3: e, v4: nfs4load.Endpoint{Addr: addr}, admin: admin}, s, nil
 }
 
 func (h *harness) nfsReport(raw *nfsRaw) *suiteResult {

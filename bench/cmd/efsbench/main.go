@@ -70,6 +70,9 @@ type harness struct {
 	// nfsAllVersions); a run of some only is written aside, never into
 	// BENCHMARKS.md, since its section would lose the others' rows.
 	nfsVersions []string
+	// nfsProfile, when set, CPU-profiles efsd for that long from the start
+	// of each of its NFSv4.1 workloads in the first repetition.
+	nfsProfile time.Duration
 
 	// quickConfig, in --quick mode only, is an efsd config file setting a
 	// 1 s replication rescan interval, so that the data suites' no-op
@@ -108,6 +111,7 @@ func run() int {
 		xdLinks  = flag.String("xd-links", "", "xdeploy only over these links (of loopback,shaped); the report goes to bench/results/")
 		xdTrees  = flag.String("xd-trees", "", "xdeploy only for these trees (of a,b,c,big); the report goes to bench/results/")
 		fuseNFS  = flag.String("fuse-nfs", "", "nfs suite: the fuse-nfs binary to untar through (default: fuse-nfs on PATH; built as ../shared/tools/README.md says)")
+		nfsProf  = flag.Duration("nfs-profile", 0, "nfs: CPU-profile efsd for this long from the start of each of its NFSv4.1 workloads in the first repetition (files in --work's logs/; the report goes to bench/results/)")
 		nfsVers  = flag.String("nfs-versions", strings.Join(nfsAllVersions, ","), "nfs suite: the NFS versions to measure, of "+strings.Join(nfsAllVersions, ",")+"; fewer than all: the report goes to bench/results/")
 		xdProf   = flag.Duration("xd-profile", 0, "xdeploy: CPU-profile both efsd deployments for this long from the start of each initial copy (files in --work's logs/)")
 		source   = flag.String("efsd-source", "head", "build efsd from the committed HEAD (head), another git revision (e.g. main), or the working tree (worktree)")
@@ -132,6 +136,7 @@ func run() int {
 		h.fuseNFS, _ = exec.LookPath("fuse-nfs")
 	}
 	h.nfsVersions = strings.Split(*nfsVers, ",")
+	h.nfsProfile = *nfsProf
 	for _, v := range h.nfsVersions {
 		if !slices.Contains(nfsAllVersions, v) {
 			fmt.Fprintf(os.Stderr, "efsbench: unknown NFS version %q (have %s)\n", v, strings.Join(nfsAllVersions, ","))
@@ -406,9 +411,10 @@ func (h *harness) write(doc *report.Doc, out string, partial bool, suites string
 }
 
 // nfsSubset reports whether the run measures the nfs suite for some NFS
-// versions only.
+// versions only, or profiles it (which slows what it measures).
 func (h *harness) nfsSubset(suites string) bool {
-	return slices.Contains(strings.Split(suites, ","), "nfs") && !slices.Equal(sortedCopy(h.nfsVersions), sortedCopy(nfsAllVersions))
+	return slices.Contains(strings.Split(suites, ","), "nfs") &&
+		(h.nfsProfile > 0 || !slices.Equal(sortedCopy(h.nfsVersions), sortedCopy(nfsAllVersions)))
 }
 
 // nextRound hands out mutation rounds, so that no two mutations of a run
