@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,61 @@ func TestLoopbackOnly(t *testing.T) {
 	if _, err := Connect(context.Background(), Endpoint{Addr: "192.0.2.1:2049"}); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("Connect to a non-loopback address: %v", err)
 	}
+}
+
+// BenchmarkEfsd runs the workloads against efsd's NFSv4 server in this
+// process, for a CPU profile of the server side (the client's share shows
+// as nfs4client and go-xdr): NFS4LOAD_DIR puts its files on a chosen file
+// system (the harness's is a journaled ext4), NFS4LOAD_FILES and
+// NFS4LOAD_MIB size the small files and the big one (default 2000 and 256).
+//
+//	NFS4LOAD_DIR=/mnt/x go test -run - -bench Efsd -benchtime 1x -cpuprofile /tmp/nfs4.prof ./bench/internal/nfs4load
+func BenchmarkEfsd(b *testing.B) {
+	e, _ := serve(b)
+	ctx := ctxFor(b)
+	files, mib := envInt("NFS4LOAD_FILES", 2000), envInt("NFS4LOAD_MIB", 256)
+	size := int64(mib) << 20
+	const conns = 4
+	for i := 0; b.Loop(); i++ {
+		dir := fmt.Sprintf("b%d-%d", os.Getpid(), i)
+		small, big := dir+"/small", dir+"/big"
+		if err := Setup(ctx, e, small); err != nil {
+			b.Fatal(err)
+		}
+		report := func(name string, r Result, err error) {
+			if err != nil {
+				b.Fatalf("%s: %v", name, err)
+			}
+			b.Logf("%-11s %6d in %8.3fs: %8.0f/s %7.1f MB/s", name, r.Ops, r.Wall.Seconds(), r.PerSecond(), r.MBps())
+		}
+		r, err := CreateFiles(ctx, e, small, files, 4096, conns)
+		report("create", r, err)
+		r, err = WriteFile(ctx, e, big, size, conns)
+		report("seqwrite", r, err)
+		r, err = ReadFile(ctx, e, big, size, conns)
+		report("seqread", r, err)
+		r, err = ReadRandom(ctx, e, big, size, 10*files, conns)
+		report("randread", r, err)
+		r, names, err := ListDir(ctx, e, small, 4096)
+		report("readdirplus", r, err)
+		r, err = Getattrs(ctx, e, small, names, 4096, conns)
+		report("getattr", r, err)
+		r, err = RenameAll(ctx, e, small, names, ".r", conns)
+		report("rename", r, err)
+		for j := range names {
+			names[j] += ".r"
+		}
+		r, err = RemoveAll(ctx, e, small, names, conns)
+		report("remove", r, err)
+		if _, err := RemoveAll(ctx, e, dir, []string{"big"}, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
