@@ -36,6 +36,8 @@ type Store struct {
 	// lost in a power failure only makes a client look its file up again,
 	// and the NFS server records handles far too often to fsync each.
 	h *sql.DB
+	// hput, hdel (on h) and hget (on r): the handle table's statements
+	hput, hdel, hget *sql.Stmt
 	// ws and rs hold the statements prepared on w and r.
 	ws, rs *stmtCache
 
@@ -101,6 +103,12 @@ func Open(path string) (*Store, error) {
 	}
 	h.SetMaxOpenConns(1)
 	s.h = h
+	if err := s.prepareHandles(context.Background()); err != nil {
+		h.Close()
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("open %s: prepare: %w", path, err)
+	}
 	s.queue = make(chan *writeReq, maxBatch)
 	s.writerDone = make(chan struct{})
 	go s.writer()
@@ -118,6 +126,9 @@ func (s *Store) Close() error {
 		s.ws.close()
 		s.rs.close()
 	})
+	for _, st := range []*sql.Stmt{s.hput, s.hdel, s.hget} {
+		st.Close()
+	}
 	return errors.Join(s.h.Close(), s.r.Close(), s.w.Close())
 }
 
