@@ -201,6 +201,11 @@ func (s *Server) compound(ctx context.Context, call *nfs.V4Call, args *nfsv4.Com
 			}
 		}
 	}
+	size := 12 + len(args.Tag) + 3
+	for _, r := range results {
+		size += len(r)
+	}
+	w.b = make([]byte, 0, size)
 	w.u32(uint32(status))
 	w.opaque([]byte(args.Tag))
 	w.u32(uint32(len(results)))
