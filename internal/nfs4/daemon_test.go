@@ -192,3 +192,62 @@ func dialAt(t *testing.T, addr string) *nfs4client.Conn {
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn
 }
+
+// Files a non-root client creates over NFSv4 get handles in the daemon's store (recorded as the
+// server, not as the client), which stay valid across a restart.
+func TestHandlesOfNonRootCreatesSurviveRestart(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the NFS data plane needs root")
+	}
+	srv := efstest.Start(t)
+	ctx := context.Background()
+	c := srv.Client(efstest.AccountA, region)
+	fs := createFS(t, c, "nfs4-handles")
+	addr := mountTarget(t, srv, c, fs)
+	home := filepath.Join(srv.Volumes().Path(internalefs.FSKey{Account: efstest.AccountA.Account, Region: region, ID: fs}), "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := nfs4client.Dial(ctx, addr, nfs4client.Cred{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	s, err := nfs4client.NewSession(ctx, conn, "user-1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Open(ctx, "/home", "f", nfs4client.OpenOpts{Create: true, Mode: 0o600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Mkdir(ctx, "/home", "d", 0o700)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	efstest.Eventually(t, 10*time.Second, "the mount target serving again", func() bool {
+		c, err := nfs4client.Dial(ctx, addr, nfs4client.Cred{})
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	})
+	conn2, err := nfs4client.Dial(ctx, addr, nfs4client.Cred{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	s2, err := nfs4client.NewSession(ctx, conn2, "user-1000-again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fh := range [][]byte{o.FH, d} {
+		if _, err := s2.GetAttr(ctx, fh, nfsv4.FATTR4_TYPE); err != nil {
+			t.Fatalf("a handle made before the restart: %v", err)
+		}
+	}
+}

@@ -1,7 +1,10 @@
 package nfs4
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv4"
@@ -366,10 +369,14 @@ func (cs *compound) readdir(a *nfsv4.Readdir4args) (nfsv4.NfsResop4, status) {
 				break
 			}
 			for p := 0; p < n; {
-				reclen := int(uint16(buf[p+16]) | uint16(buf[p+17])<<8)
-				off := leU64(buf[p+8:])
+				// linux_dirent64: d_ino, d_off, d_reclen, d_type, d_name (NUL-terminated)
+				reclen := int(binary.LittleEndian.Uint16(buf[p+16:]))
+				if reclen < 20 || p+reclen > n {
+					return unix.EIO
+				}
+				off := binary.LittleEndian.Uint64(buf[p+8:])
 				nameb := buf[p+19 : p+reclen]
-				if i := indexNUL(nameb); i >= 0 {
+				if i := bytes.IndexByte(nameb, 0); i >= 0 {
 					nameb = nameb[:i]
 				}
 				p += reclen
@@ -449,23 +456,6 @@ func (cs *compound) readdir(a *nfsv4.Readdir4args) (nfsv4.NfsResop4, status) {
 		Reply: nfsv4.Dirlist4{Entries: head, Eof: eof}}}}, ok
 }
 
-func leU64(b []byte) uint64 {
-	var v uint64
-	for i := 7; i >= 0; i-- {
-		v = v<<8 | uint64(b[i])
-	}
-	return v
-}
-
-func indexNUL(b []byte) int {
-	for i, c := range b {
-		if c == 0 {
-			return i
-		}
-	}
-	return -1
-}
-
 // changeInfo is a directory's change attribute before and after a modification.
 func changeInfo(before, after *unix.Statx_t) nfsv4.ChangeInfo4 {
 	return nfsv4.ChangeInfo4{Atomic: false, Before: change(before), After: change(after)}
@@ -502,18 +492,36 @@ func afterChange(pfd int, before *unix.Statx_t) nfsv4.ChangeInfo4 {
 	return changeInfo(before, &after)
 }
 
-// dirOp runs a namespace change in the current directory as the caller, then makes the directory
-// durable and notifies replication. It returns the directory's change info.
-func (cs *compound) dirOp(fn func(pfd int) error) (nfsv4.ChangeInfo4, status) {
+// entryOp is a namespace change in the current directory, in steps: make (as the caller) makes
+// or changes the entry; if it created one, it sets created (and dir), and the new entry's handle
+// is recorded (as the server: the handle store is not the caller's), then finish (as the caller,
+// if set) completes it; the directory is made durable and replication told.
+type entryOp struct {
+	make    func(pfd int) error
+	created string // the entry make created, "" for none
+	dir     bool   // it is a directory
+	finish  func(pfd int) error
+}
+
+// dirOp runs op and returns the directory's change info.
+func (cs *compound) dirOp(op *entryOp) (nfsv4.ChangeInfo4, status) {
 	pfd, before, st := cs.parentDir()
 	if st != ok {
 		return nfsv4.ChangeInfo4{}, st
 	}
 	defer fsview.CloseFD(pfd)
-	if err := as(cs.cur, func() error { return fn(pfd) }); err != nil {
+	o := cs.cur
+	err := as(o, func() error { return op.make(pfd) })
+	if err == nil && op.created != "" {
+		err = cs.s.fs.RecordNew(pfd, op.created, op.dir)
+		if err == nil && op.finish != nil {
+			err = as(o, func() error { return op.finish(pfd) })
+		}
+	}
+	if err != nil {
 		return nfsv4.ChangeInfo4{}, errStatus(err)
 	}
-	err := fsview.SyncDir(pfd)
+	err = fsview.SyncDir(pfd)
 	cs.s.fs.Changed()
 	return afterChange(pfd, &before), errStatus(err)
 }
@@ -523,52 +531,48 @@ func (cs *compound) create(a *nfsv4.Create4args) (nfsv4.NfsResop4, status) {
 	if st := checkName(a.Objname); st != ok {
 		return nil, st
 	}
+	switch a.Objtype.(type) {
+	case *nfsv4.Createtype4_NF4DIR, *nfsv4.Createtype4_NF4LNK:
+	default:
+		return nil, errBadType // devices, sockets and FIFOs are not served
+	}
 	sa, st := decodeSetAttrs(a.Createattrs.Attrmask, a.Createattrs.AttrVals)
 	if st != ok {
 		return nil, st
 	}
 	var child unix.Statx_t
 	var applied bitmap
-	ci, st := cs.dirOp(func(pfd int) error {
-		var dir bool
+	op := &entryOp{created: a.Objname}
+	op.make = func(pfd int) error {
 		switch t := a.Objtype.(type) {
 		case *nfsv4.Createtype4_NF4DIR:
 			mode := uint32(0o755)
 			if sa.mode != nil {
 				mode = *sa.mode
 			}
-			if err := unix.Mkdirat(pfd, a.Objname, mode&0o777); err != nil {
-				return err
-			}
-			dir = true
+			op.dir = true
+			return unix.Mkdirat(pfd, a.Objname, mode&0o777)
 		case *nfsv4.Createtype4_NF4LNK:
 			if len(t.Linkdata) == 0 || len(t.Linkdata) > 4095 {
 				return unix.EINVAL
 			}
-			if err := unix.Symlinkat(string(t.Linkdata), pfd, a.Objname); err != nil {
-				return err
-			}
-		default:
-			return errBadTypeErr
+			return unix.Symlinkat(string(t.Linkdata), pfd, a.Objname)
 		}
-		if err := cs.s.fs.RecordNew(pfd, a.Objname, dir); err != nil {
-			return err
-		}
+		return unix.EINVAL
+	}
+	op.finish = func(pfd int) error {
 		fd, err := unix.Openat2(pfd, a.Objname, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: fsview.ResolveFlags})
 		if err != nil {
 			return err
 		}
 		defer fsview.CloseFD(fd)
-		applied, err = applyAttrs(fd, sa, dir, true)
-		if err != nil {
+		if applied, err = applyAttrs(fd, sa, op.dir, true); err != nil {
 			return err
 		}
 		child, err = fsview.StatFD(fd)
 		return err
-	})
-	if st == errStatus(errBadTypeErr) {
-		return nil, errBadType
 	}
+	ci, st := cs.dirOp(op)
 	if st != ok {
 		return nil, st
 	}
@@ -576,8 +580,6 @@ func (cs *compound) create(a *nfsv4.Create4args) (nfsv4.NfsResop4, status) {
 	cs.cur = cs.object(o.view, o.ap, append(append([]string(nil), o.comps...), a.Objname), &child)
 	return &nfsv4.NfsResop4_OP_CREATE{Opcreate: &nfsv4.Create4res_NFS4_OK{Resok4: nfsv4.Create4resok{Cinfo: ci, Attrset: applied}}}, ok
 }
-
-var errBadTypeErr = unix.EBADMSG // a sentinel errno no file system call of CREATE returns
 
 // applyAttrs applies sa to the object open (O_PATH) at fd, as the caller. created: the object was
 // just made (the mode is then exact: the setgid bit a directory inherits is kept).
@@ -621,7 +623,7 @@ func applyAttrs(fd int, sa *setAttrs, dir, created bool) (bitmap, error) {
 			}
 			return nil, unix.EINVAL
 		}
-		wfd, err := unix.Open("/proc/self/fd/"+itoa(fd), unix.O_WRONLY|unix.O_CLOEXEC, 0) // the magic link names this very inode
+		wfd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(fd), unix.O_WRONLY|unix.O_CLOEXEC, 0) // the magic link names this very inode
 		if err != nil {
 			return nil, err
 		}
@@ -647,27 +649,13 @@ func applyAttrs(fd int, sa *setAttrs, dir, created bool) (bitmap, error) {
 		}
 		err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH)
 		if err == unix.EINVAL || err == unix.ENOENT {
-			err = unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+itoa(fd), ts, 0)
+			err = unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), ts, 0)
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
 	return done, nil
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
-	}
-	return string(b[i:])
 }
 
 // link serves LINK: a new name newName in the current directory for the saved object.
@@ -684,11 +672,11 @@ func (cs *compound) link(newName string) (nfsv4.NfsResop4, status) {
 		return nil, errStatus(err)
 	}
 	defer fsview.CloseFD(sfd)
-	ci, st := cs.dirOp(func(pfd int) error {
+	ci, st := cs.dirOp(&entryOp{make: func(pfd int) error {
 		// linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the descriptor's magic link does not,
-		// and names this very inode.
-		return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+itoa(sfd), pfd, newName, unix.AT_SYMLINK_FOLLOW)
-	})
+		// and names this very inode. (The handle table keeps the name the inode was known by.)
+		return unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(sfd), pfd, newName, unix.AT_SYMLINK_FOLLOW)
+	}})
 	if st != ok {
 		return nil, st
 	}

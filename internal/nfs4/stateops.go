@@ -2,6 +2,7 @@ package nfs4
 
 import (
 	"encoding/binary"
+	"strconv"
 
 	"github.com/buildbarn/go-xdr/pkg/protocols/nfsv4"
 	"golang.org/x/sys/unix"
@@ -368,8 +369,10 @@ func (cs *compound) openByName(name string, how nfsv4.Openflag4, access uint32) 
 	}
 	var fst unix.Statx_t
 	var attrset bitmap
-	created := false
-	ci, st := cs.dirOp(func(pfd int) error {
+	newFD := -1
+	defer func() { fsview.CloseFD(newFD) }()
+	op := &entryOp{}
+	op.make = func(pfd int) error {
 		mode := uint32(0o644)
 		if sa.mode != nil {
 			mode = *sa.mode
@@ -413,30 +416,31 @@ func (cs *compound) openByName(name string, how nfsv4.Openflag4, access uint32) 
 		case err != nil:
 			return err
 		}
-		defer fsview.CloseFD(fd)
-		created = true
-		if err := cs.s.fs.RecordNew(pfd, name, false); err != nil {
-			return err
-		}
+		newFD, op.created = fd, name
+		return nil
+	}
+	op.finish = func(pfd int) error {
 		pfdFile, err := unix.Openat2(pfd, name, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC, Resolve: fsview.ResolveFlags})
 		if err != nil {
 			return err
 		}
 		defer fsview.CloseFD(pfdFile)
 		if exclusive {
-			if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+itoa(pfdFile), verifierTimes(verf), 0); err != nil {
+			if err := unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfdFile), verifierTimes(verf), 0); err != nil {
 				return err
 			}
 		}
 		if attrset, err = applyAttrs(pfdFile, sa, false, true); err != nil {
 			return err
 		}
-		if err := unix.Fsync(fd); err != nil {
+		if err := unix.Fsync(newFD); err != nil {
 			return err
 		}
 		fst, err = fsview.StatFD(pfdFile)
 		return err
-	})
+	}
+	ci, st := cs.dirOp(op)
+	created := op.created != ""
 	if st != ok {
 		return nil, ci, nil, false, st
 	}
