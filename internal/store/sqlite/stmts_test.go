@@ -49,6 +49,16 @@ func TestStatementsPreparedOnce(t *testing.T) {
 	}
 	insert("fs-1")
 	read("fs-1")
+	// The writer prepares after it has answered the batch that first ran a query: wait until it
+	// has, and has stopped.
+	for deadline, last := time.Now().Add(5*time.Second), -1; time.Now().Before(deadline); {
+		n := cached(s.ws)
+		if n > 0 && n == last {
+			break
+		}
+		last = n
+		time.Sleep(20 * time.Millisecond)
+	}
 	w, r := cached(s.ws), cached(s.rs)
 	if w == 0 || r == 0 {
 		t.Fatalf("after one write and one read: %d statements prepared on the writer, %d on the readers; want some on each", w, r)
