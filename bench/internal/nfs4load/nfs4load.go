@@ -122,7 +122,7 @@ func Connect(ctx context.Context, e Endpoint) (*Conn, error) {
 		c.Close(ctx)
 		return nil, fmt.Errorf("nfs4load: root %q: %w", e.Path, err)
 	}
-	if c.root, err = fhOf(res[len(res)-2]); err != nil {
+	if c.root, err = nfs4client.FH(res[len(res)-2]); err != nil {
 		c.Close(ctx)
 		return nil, err
 	}
@@ -201,10 +201,6 @@ func getattr(attrs ...uint32) nfsv4.NfsArgop4 {
 	return &nfsv4.NfsArgop4_OP_GETATTR{Opgetattr: nfsv4.Getattr4args{AttrRequest: nfs4client.Bitmap(attrs...)}}
 }
 
-func putFH(fh []byte) nfsv4.NfsArgop4 {
-	return &nfsv4.NfsArgop4_OP_PUTFH{Opputfh: nfsv4.Putfh4args{Object: fh}}
-}
-
 // as asserts a result's type; a server answering with another is broken.
 func as[T any](v any) (T, error) {
 	t, ok := v.(T)
@@ -212,18 +208,6 @@ func as[T any](v any) (T, error) {
 		return t, fmt.Errorf("nfs4load: got %T, want %T", v, t)
 	}
 	return t, nil
-}
-
-func fhOf(r nfsv4.NfsResop4) ([]byte, error) {
-	op, err := as[*nfsv4.NfsResop4_OP_GETFH](r)
-	if err != nil {
-		return nil, err
-	}
-	ok, err := as[*nfsv4.Getfh4res_NFS4_OK](op.Opgetfh)
-	if err != nil {
-		return nil, err
-	}
-	return ok.Resok4.Object, nil
 }
 
 func attrsOf(r nfsv4.NfsResop4) (nfs4client.Attrs, error) {
@@ -241,7 +225,7 @@ func attrsOf(r nfsv4.NfsResop4) (nfs4client.Attrs, error) {
 // dirFH looks up dir (a "/"-separated path from the export's root) and
 // returns its handle.
 func (c *Conn) dirFH(ctx context.Context, dir string) ([]byte, error) {
-	ops := []nfsv4.NfsArgop4{putFH(c.root)}
+	ops := []nfsv4.NfsArgop4{nfs4client.PutFH(c.root)}
 	for _, name := range strings.Split(dir, "/") {
 		if name != "" {
 			ops = append(ops, &nfsv4.NfsArgop4_OP_LOOKUP{Oplookup: nfsv4.Lookup4args{Objname: name}})
@@ -251,7 +235,7 @@ func (c *Conn) dirFH(ctx context.Context, dir string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("LOOKUP %s: %w", dir, err)
 	}
-	return fhOf(res[len(res)-1])
+	return nfs4client.FH(res[len(res)-1])
 }
 
 // open opens name in the directory dfh as Linux's open(2) does, creating
@@ -267,7 +251,7 @@ func (c *Conn) open(ctx context.Context, dfh []byte, name string, create bool, a
 		}
 		how = &nfsv4.Openflag4_OPEN4_CREATE{How: &nfsv4.Createhow4_UNCHECKED4{Createattrs: f}}
 	}
-	res, err := c.S.Do(ctx, putFH(dfh), &nfsv4.NfsArgop4_OP_OPEN{Opopen: nfsv4.Open4args{
+	res, err := c.S.Do(ctx, nfs4client.PutFH(dfh), &nfsv4.NfsArgop4_OP_OPEN{Opopen: nfsv4.Open4args{
 		ShareAccess: access,
 		Owner:       nfsv4.StateOwner4{Clientid: c.S.ClientID(), Owner: c.owner},
 		Openhow:     how,
@@ -286,7 +270,7 @@ func (c *Conn) open(ctx context.Context, dfh []byte, name string, create bool, a
 	if err != nil {
 		return nil, nfsv4.Stateid4{}, nfs4client.Attrs{}, err
 	}
-	fh, err := fhOf(res[2])
+	fh, err := nfs4client.FH(res[2])
 	if err != nil {
 		return nil, nfsv4.Stateid4{}, nfs4client.Attrs{}, err
 	}
@@ -302,7 +286,7 @@ func (c *Conn) open(ctx context.Context, dfh []byte, name string, create bool, a
 // close closes the open sid of fh: PUTFH CLOSE GETATTR.
 func (c *Conn) close(ctx context.Context, fh []byte, sid nfsv4.Stateid4) error {
 	delete(c.opens, string(fh))
-	if _, err := c.S.Do(ctx, putFH(fh), &nfsv4.NfsArgop4_OP_CLOSE{Opclose: nfsv4.Close4args{OpenStateid: sid}},
+	if _, err := c.S.Do(ctx, nfs4client.PutFH(fh), &nfsv4.NfsArgop4_OP_CLOSE{Opclose: nfsv4.Close4args{OpenStateid: sid}},
 		getattr(attrsWrite...)); err != nil {
 		return fmt.Errorf("CLOSE: %w", err)
 	}
@@ -316,7 +300,7 @@ func (c *Conn) write(ctx context.Context, fh []byte, sid nfsv4.Stateid4, off int
 	var verf nfsv4.Verifier4
 	for first := true; len(data) > 0; first = false {
 		n := min(len(data), c.wsize)
-		res, err := c.S.Do(ctx, putFH(fh), &nfsv4.NfsArgop4_OP_WRITE{Opwrite: nfsv4.Write4args{
+		res, err := c.S.Do(ctx, nfs4client.PutFH(fh), &nfsv4.NfsArgop4_OP_WRITE{Opwrite: nfsv4.Write4args{
 			Stateid: sid, Offset: uint64(off), Stable: nfsv4.UNSTABLE4, Data: data[:n],
 		}}, getattr(attrsWrite...))
 		if err != nil {
@@ -345,7 +329,7 @@ func (c *Conn) write(ctx context.Context, fh []byte, sid nfsv4.Stateid4, off int
 
 // commit commits all of fh and returns the write verifier.
 func (c *Conn) commit(ctx context.Context, fh []byte) (nfsv4.Verifier4, error) {
-	res, err := c.S.Do(ctx, putFH(fh), &nfsv4.NfsArgop4_OP_COMMIT{Opcommit: nfsv4.Commit4args{}})
+	res, err := c.S.Do(ctx, nfs4client.PutFH(fh), &nfsv4.NfsArgop4_OP_COMMIT{Opcommit: nfsv4.Commit4args{}})
 	if err != nil {
 		return nfsv4.Verifier4{}, fmt.Errorf("COMMIT: %w", err)
 	}
@@ -365,7 +349,7 @@ func (c *Conn) commit(ctx context.Context, fh []byte) (nfsv4.Verifier4, error) {
 func (c *Conn) read(ctx context.Context, fh []byte, sid nfsv4.Stateid4, off int64, b []byte) error {
 	for len(b) > 0 {
 		n := min(len(b), c.rsize)
-		res, err := c.S.Do(ctx, putFH(fh), &nfsv4.NfsArgop4_OP_READ{Opread: nfsv4.Read4args{Stateid: sid, Offset: uint64(off), Count: uint32(n)}})
+		res, err := c.S.Do(ctx, nfs4client.PutFH(fh), &nfsv4.NfsArgop4_OP_READ{Opread: nfsv4.Read4args{Stateid: sid, Offset: uint64(off), Count: uint32(n)}})
 		if err != nil {
 			return fmt.Errorf("READ at %d: %w", off, err)
 		}
@@ -452,7 +436,7 @@ func Setup(ctx context.Context, e Endpoint, dir string) error {
 			if err != nil {
 				return err
 			}
-			if _, err := c.S.Do(ctx, putFH(pfh), &nfsv4.NfsArgop4_OP_CREATE{Opcreate: nfsv4.Create4args{
+			if _, err := c.S.Do(ctx, nfs4client.PutFH(pfh), &nfsv4.NfsArgop4_OP_CREATE{Opcreate: nfsv4.Create4args{
 				Objtype: &nfsv4.Createtype4_NF4DIR{}, Objname: d, Createattrs: f,
 			}}); err != nil {
 				return fmt.Errorf("CREATE %s: %w", p, err)
@@ -480,7 +464,7 @@ func WaitReady(ctx context.Context, e Endpoint, dir string) error {
 			if err := c.close(ctx, fh, sid); err != nil {
 				return err
 			}
-			_, err = c.S.Do(ctx, putFH(dfh), &nfsv4.NfsArgop4_OP_REMOVE{Opremove: nfsv4.Remove4args{Target: ".efsbench-ready"}})
+			_, err = c.S.Do(ctx, nfs4client.PutFH(dfh), &nfsv4.NfsArgop4_OP_REMOVE{Opremove: nfsv4.Remove4args{Target: ".efsbench-ready"}})
 			return err
 		})
 		if !nfs4client.IsStatus(err, nfsv4.NFS4ERR_GRACE) {
@@ -635,7 +619,7 @@ func WriteFile(ctx context.Context, e Endpoint, name string, size int64, conns i
 }
 
 func (c *Conn) getattr(ctx context.Context, fh []byte) (nfs4client.Attrs, error) {
-	res, err := c.S.Do(ctx, putFH(fh), getattr(attrsLookup...))
+	res, err := c.S.Do(ctx, nfs4client.PutFH(fh), getattr(attrsLookup...))
 	if err != nil {
 		return nfs4client.Attrs{}, fmt.Errorf("GETATTR: %w", err)
 	}
@@ -736,7 +720,7 @@ func ListDir(ctx context.Context, e Endpoint, dir string, size int64) (Result, [
 			if calls > 1_000_000 {
 				return errors.New("READDIR: no end after a million calls")
 			}
-			res, err := c.S.Do(ctx, putFH(dfh), &nfsv4.NfsArgop4_OP_READDIR{Opreaddir: nfsv4.Readdir4args{
+			res, err := c.S.Do(ctx, nfs4client.PutFH(dfh), &nfsv4.NfsArgop4_OP_READDIR{Opreaddir: nfsv4.Readdir4args{
 				Cookie: cookie, Cookieverf: verf, Dircount: count, Maxcount: count, AttrRequest: req,
 			}})
 			if err != nil {
@@ -807,12 +791,12 @@ func Getattrs(ctx context.Context, e Endpoint, dir string, names []string, size 
 		return err
 	}, func(i int, c *Conn) error {
 		for j := i; j < len(names); j += conns {
-			res, err := c.S.Do(ctx, putFH(dfhs[i]), &nfsv4.NfsArgop4_OP_LOOKUP{Oplookup: nfsv4.Lookup4args{Objname: names[j]}},
+			res, err := c.S.Do(ctx, nfs4client.PutFH(dfhs[i]), &nfsv4.NfsArgop4_OP_LOOKUP{Oplookup: nfsv4.Lookup4args{Objname: names[j]}},
 				&nfsv4.NfsArgop4_OP_GETFH{}, getattr(attrsLookup...))
 			if err != nil {
 				return fmt.Errorf("LOOKUP %s: %w", names[j], err)
 			}
-			fh, err := fhOf(res[2])
+			fh, err := nfs4client.FH(res[2])
 			if err != nil {
 				return err
 			}
@@ -838,7 +822,7 @@ func RenameAll(ctx context.Context, e Endpoint, dir string, names []string, suff
 		return err
 	}, func(i int, c *Conn) error {
 		for j := i; j < len(names); j += conns {
-			if _, err := c.S.Do(ctx, putFH(dfhs[i]), &nfsv4.NfsArgop4_OP_SAVEFH{}, putFH(dfhs[i]),
+			if _, err := c.S.Do(ctx, nfs4client.PutFH(dfhs[i]), &nfsv4.NfsArgop4_OP_SAVEFH{}, nfs4client.PutFH(dfhs[i]),
 				&nfsv4.NfsArgop4_OP_RENAME{Oprename: nfsv4.Rename4args{Oldname: names[j], Newname: names[j] + suffix}}); err != nil {
 				return fmt.Errorf("RENAME %s: %w", names[j], err)
 			}
@@ -857,7 +841,7 @@ func RemoveAll(ctx context.Context, e Endpoint, dir string, names []string, conn
 		return err
 	}, func(i int, c *Conn) error {
 		for j := i; j < len(names); j += conns {
-			if _, err := c.S.Do(ctx, putFH(dfhs[i]), &nfsv4.NfsArgop4_OP_REMOVE{Opremove: nfsv4.Remove4args{Target: names[j]}}); err != nil {
+			if _, err := c.S.Do(ctx, nfs4client.PutFH(dfhs[i]), &nfsv4.NfsArgop4_OP_REMOVE{Opremove: nfsv4.Remove4args{Target: names[j]}}); err != nil {
 				return fmt.Errorf("REMOVE %s: %w", names[j], err)
 			}
 		}

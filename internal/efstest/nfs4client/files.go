@@ -28,12 +28,13 @@ func lookupOps(path string) []nfsv4.NfsArgop4 {
 	return ops
 }
 
-func putFH(fh []byte) nfsv4.NfsArgop4 {
+// PutFH is the PUTFH of fh.
+func PutFH(fh []byte) nfsv4.NfsArgop4 {
 	return &nfsv4.NfsArgop4_OP_PUTFH{Opputfh: nfsv4.Putfh4args{Object: fh}}
 }
 
-// getFH is the file handle of the GETFH result r.
-func getFH(r nfsv4.NfsResop4) ([]byte, error) {
+// FH is the file handle of the GETFH result r.
+func FH(r nfsv4.NfsResop4) ([]byte, error) {
 	op, err := as[*nfsv4.NfsResop4_OP_GETFH](r)
 	if err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func (s *Session) Lookup(ctx context.Context, path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return getFH(last(res))
+	return FH(last(res))
 }
 
 // OpenOpts says how Open opens.
@@ -160,7 +161,7 @@ func (s *Session) Open(ctx context.Context, dirPath, name string, opts OpenOpts)
 		if opts.FH == nil {
 			return nil, errors.New("nfs4client: Open: Reclaim needs FH")
 		}
-		ops = []nfsv4.NfsArgop4{putFH(opts.FH)}
+		ops = []nfsv4.NfsArgop4{PutFH(opts.FH)}
 		claim = &nfsv4.OpenClaim4_CLAIM_PREVIOUS{DelegateType: nfsv4.OPEN_DELEGATE_NONE}
 	} else {
 		ops = lookupOps(dirPath)
@@ -192,7 +193,7 @@ func (s *Session) Open(ctx context.Context, dirPath, name string, opts OpenOpts)
 	if err != nil {
 		return nil, err
 	}
-	fh, err := getFH(last(res))
+	fh, err := FH(last(res))
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +267,7 @@ func (s *Session) openHow(opts OpenOpts) (nfsv4.Openflag4, *SetAttrs, error) {
 
 // openConfirm confirms a 4.0 open (OPEN_CONFIRM) and takes its stateid.
 func (s *Session) openConfirm(ctx context.Context, o *Open) error {
-	res, err := s.do(ctx, "open_confirm", []nfsv4.NfsArgop4{putFH(o.FH), &nfsv4.NfsArgop4_OP_OPEN_CONFIRM{OpopenConfirm: nfsv4.OpenConfirm4args{
+	res, err := s.do(ctx, "open_confirm", []nfsv4.NfsArgop4{PutFH(o.FH), &nfsv4.NfsArgop4_OP_OPEN_CONFIRM{OpopenConfirm: nfsv4.OpenConfirm4args{
 		OpenStateid: o.Stateid, Seqid: s.ownerSeqid(o.Owner),
 	}}})
 	s.bumpOwner(o.Owner, res, 1)
@@ -290,7 +291,7 @@ func (s *Session) openConfirm(ctx context.Context, o *Open) error {
 func (s *Session) Close(ctx context.Context, o *Open) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := s.do(ctx, "close", []nfsv4.NfsArgop4{putFH(o.FH), &nfsv4.NfsArgop4_OP_CLOSE{Opclose: nfsv4.Close4args{
+	res, err := s.do(ctx, "close", []nfsv4.NfsArgop4{PutFH(o.FH), &nfsv4.NfsArgop4_OP_CLOSE{Opclose: nfsv4.Close4args{
 		Seqid: s.ownerSeqid(o.Owner), OpenStateid: o.Stateid,
 	}}})
 	s.bumpOwner(o.Owner, res, 1)
@@ -318,7 +319,7 @@ func (s *Session) Close(ctx context.Context, o *Open) error {
 func (s *Session) Read(ctx context.Context, fh []byte, stateid nfsv4.Stateid4, off uint64, count uint32) (data []byte, eof bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := s.do(ctx, "read", []nfsv4.NfsArgop4{putFH(fh), &nfsv4.NfsArgop4_OP_READ{Opread: nfsv4.Read4args{Stateid: stateid, Offset: off, Count: count}}})
+	res, err := s.do(ctx, "read", []nfsv4.NfsArgop4{PutFH(fh), &nfsv4.NfsArgop4_OP_READ{Opread: nfsv4.Read4args{Stateid: stateid, Offset: off, Count: count}}})
 	if err != nil {
 		return nil, false, err
 	}
@@ -341,7 +342,7 @@ func (s *Session) Read(ctx context.Context, fh []byte, stateid nfsv4.Stateid4, o
 func (s *Session) Write(ctx context.Context, fh []byte, stateid nfsv4.Stateid4, off uint64, data []byte, stable nfsv4.StableHow4) (count uint32, committed nfsv4.StableHow4, verf nfsv4.Verifier4, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := s.do(ctx, "write", []nfsv4.NfsArgop4{putFH(fh), &nfsv4.NfsArgop4_OP_WRITE{Opwrite: nfsv4.Write4args{Stateid: stateid, Offset: off, Stable: stable, Data: data}}})
+	res, err := s.do(ctx, "write", []nfsv4.NfsArgop4{PutFH(fh), &nfsv4.NfsArgop4_OP_WRITE{Opwrite: nfsv4.Write4args{Stateid: stateid, Offset: off, Stable: stable, Data: data}}})
 	if err != nil {
 		return 0, 0, verf, err
 	}
@@ -365,7 +366,7 @@ func (s *Session) Write(ctx context.Context, fh []byte, stateid nfsv4.Stateid4, 
 func (s *Session) Commit(ctx context.Context, fh []byte, off uint64, count uint32) (nfsv4.Verifier4, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := s.do(ctx, "commit", []nfsv4.NfsArgop4{putFH(fh), &nfsv4.NfsArgop4_OP_COMMIT{Opcommit: nfsv4.Commit4args{Offset: off, Count: count}}})
+	res, err := s.do(ctx, "commit", []nfsv4.NfsArgop4{PutFH(fh), &nfsv4.NfsArgop4_OP_COMMIT{Opcommit: nfsv4.Commit4args{Offset: off, Count: count}}})
 	if err != nil {
 		return nfsv4.Verifier4{}, err
 	}
@@ -404,7 +405,7 @@ func (s *Session) Lock(ctx context.Context, o *Open, lockType nfsv4.NfsLockType4
 	} else {
 		locker = &nfsv4.Locker4_FALSE{LockOwner: nfsv4.ExistLockOwner4{LockStateid: st.stateid, LockSeqid: st.seqid}}
 	}
-	res, err := s.do(ctx, "lock", []nfsv4.NfsArgop4{putFH(o.FH), &nfsv4.NfsArgop4_OP_LOCK{Oplock: nfsv4.Lock4args{
+	res, err := s.do(ctx, "lock", []nfsv4.NfsArgop4{PutFH(o.FH), &nfsv4.NfsArgop4_OP_LOCK{Oplock: nfsv4.Lock4args{
 		Locktype: lockType, Reclaim: reclaim, Offset: off, Length: length, Locker: locker,
 	}}})
 	if st == nil {
@@ -448,7 +449,7 @@ func (s *Session) Unlock(ctx context.Context, o *Open, lockType nfsv4.NfsLockTyp
 	if st == nil {
 		return fmt.Errorf("nfs4client: Unlock: lock-owner %q has no lock on the file", owner)
 	}
-	res, err := s.do(ctx, "locku", []nfsv4.NfsArgop4{putFH(o.FH), &nfsv4.NfsArgop4_OP_LOCKU{Oplocku: nfsv4.Locku4args{
+	res, err := s.do(ctx, "locku", []nfsv4.NfsArgop4{PutFH(o.FH), &nfsv4.NfsArgop4_OP_LOCKU{Oplocku: nfsv4.Locku4args{
 		Locktype: lockType, Seqid: st.seqid, LockStateid: st.stateid, Offset: off, Length: length,
 	}}})
 	if s.minor == 0 && len(res) > 1 && seqidUsed(OpStatus(res[1])) {
@@ -478,7 +479,7 @@ func (s *Session) TestLock(ctx context.Context, fh []byte, owner string, lockTyp
 	if owner == "" {
 		owner = s.lockOwner()
 	}
-	res, err := s.do(ctx, "lockt", []nfsv4.NfsArgop4{putFH(fh), &nfsv4.NfsArgop4_OP_LOCKT{Oplockt: nfsv4.Lockt4args{
+	res, err := s.do(ctx, "lockt", []nfsv4.NfsArgop4{PutFH(fh), &nfsv4.NfsArgop4_OP_LOCKT{Oplockt: nfsv4.Lockt4args{
 		Locktype: lockType, Offset: off, Length: length, Owner: nfsv4.StateOwner4{Clientid: s.clientID, Owner: []byte(owner)},
 	}}})
 	if len(res) > 1 {
@@ -522,7 +523,7 @@ func (s *Session) GetAttr(ctx context.Context, fh []byte, attrs ...uint32) (Attr
 	req := Bitmap(attrs...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := s.do(ctx, "getattr", []nfsv4.NfsArgop4{putFH(fh), &nfsv4.NfsArgop4_OP_GETATTR{Opgetattr: nfsv4.Getattr4args{AttrRequest: req}}})
+	res, err := s.do(ctx, "getattr", []nfsv4.NfsArgop4{PutFH(fh), &nfsv4.NfsArgop4_OP_GETATTR{Opgetattr: nfsv4.Getattr4args{AttrRequest: req}}})
 	if err != nil {
 		return Attrs{}, err
 	}
@@ -560,7 +561,7 @@ func (s *Session) setAttr(ctx context.Context, fh []byte, stateid nfsv4.Stateid4
 	if err != nil {
 		return err
 	}
-	_, err = s.do(ctx, "setattr", []nfsv4.NfsArgop4{putFH(fh), &nfsv4.NfsArgop4_OP_SETATTR{Opsetattr: nfsv4.Setattr4args{Stateid: stateid, ObjAttributes: f}}})
+	_, err = s.do(ctx, "setattr", []nfsv4.NfsArgop4{PutFH(fh), &nfsv4.NfsArgop4_OP_SETATTR{Opsetattr: nfsv4.Setattr4args{Stateid: stateid, ObjAttributes: f}}})
 	return err
 }
 
@@ -578,7 +579,7 @@ func (s *Session) create(ctx context.Context, tag, dirPath, name string, typ nfs
 	if err != nil {
 		return nil, err
 	}
-	return getFH(last(res))
+	return FH(last(res))
 }
 
 // Mkdir makes the directory name in dirPath.
@@ -595,7 +596,7 @@ func (s *Session) Symlink(ctx context.Context, dirPath, name, target string) ([]
 func (s *Session) Readlink(ctx context.Context, fh []byte) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res, err := s.do(ctx, "readlink", []nfsv4.NfsArgop4{putFH(fh), &nfsv4.NfsArgop4_OP_READLINK{}})
+	res, err := s.do(ctx, "readlink", []nfsv4.NfsArgop4{PutFH(fh), &nfsv4.NfsArgop4_OP_READLINK{}})
 	if err != nil {
 		return "", err
 	}
@@ -664,7 +665,7 @@ func (s *Session) ReadDir(ctx context.Context, fh []byte, attrs ...uint32) ([]Di
 	var verf nfsv4.Verifier4
 	for range maxReadDirCalls {
 		s.mu.Lock()
-		res, err := s.do(ctx, "readdir", []nfsv4.NfsArgop4{putFH(fh), &nfsv4.NfsArgop4_OP_READDIR{Opreaddir: nfsv4.Readdir4args{
+		res, err := s.do(ctx, "readdir", []nfsv4.NfsArgop4{PutFH(fh), &nfsv4.NfsArgop4_OP_READDIR{Opreaddir: nfsv4.Readdir4args{
 			Cookie: cookie, Cookieverf: verf, Dircount: readDirCount, Maxcount: readDirMax, AttrRequest: req,
 		}}})
 		s.mu.Unlock()

@@ -370,7 +370,7 @@ func TestServer(t *testing.T) {
 		check(t, "renew", c.Renew(ctx))
 		_, _, err = c.Lock(ctx, opens[1], nfsv4.READ_LT, 0, 1, false)
 		check(t, "lock b", err)
-		_, err = c.Do(ctx, putFH(opens[1].FH), &nfsv4.NfsArgop4_OP_CLOSE{Opclose: nfsv4.Close4args{Seqid: c.ownerSeq[opens[1].Owner], OpenStateid: opens[1].Stateid}})
+		_, err = c.Do(ctx, PutFH(opens[1].FH), &nfsv4.NfsArgop4_OP_CLOSE{Opclose: nfsv4.Close4args{Seqid: c.ownerSeq[opens[1].Owner], OpenStateid: opens[1].Stateid}})
 		wantStatus(t, "4.0 close with a lock held", err, nfsv4.NFS4ERR_LOCKS_HELD)
 		c.ownerSeq[opens[1].Owner]++
 		check(t, "unlock b", c.Unlock(ctx, opens[1], nfsv4.READ_LT, 0, 1))
