@@ -2,6 +2,7 @@ package nfs
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/netip"
 
@@ -60,9 +61,21 @@ func (c *rpcConn) serveV4(call *callInfo, size int64) error {
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		client = ap
 	}
-	stat, body := c.v4.ServeNFSv4(c.ctx, &V4Call{Conn: c.id, Client: client, Proc: call.proc, AuthSys: call.authUnix,
+	stat, body := c.callV4(&V4Call{Conn: c.id, Client: client, Proc: call.proc, AuthSys: call.authUnix,
 		Cred: id, Machine: call.machine, Args: args})
 	out := acceptedReply(call.xid, stat, body)
 	c.stats.reply(call, len(out))
 	return c.reply(out)
+}
+
+// callV4 calls the V4, answering SYSTEM_ERR if it panics: one call's defect must not take the
+// server, and every other client's mounts, down with it.
+func (c *rpcConn) callV4(call *V4Call) (stat uint32, body []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("nfs: NFSv4 call failed: panic", "err", fmt.Sprint(p), "client", call.Client.String())
+			stat, body = AcceptSystemErr, nil
+		}
+	}()
+	return c.v4.ServeNFSv4(c.ctx, call)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -701,5 +702,39 @@ func TestReaddirPages(t *testing.T) {
 	}
 	if len(seen) != len(want) {
 		t.Fatalf("%d entries listed, want %d", len(seen), len(want))
+	}
+}
+
+// Random bytes as COMPOUND arguments, and truncations of a valid COMPOUND, are refused one by one
+// (GARBAGE_ARGS or an NFS error), and the server goes on serving.
+func TestGarbageCompounds(t *testing.T) {
+	e := newEnv(t, nfs4.Options{Grace: time.Millisecond})
+	ctx := context.Background()
+	c := e.dial(0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	valid := []byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 24, 0, 0, 0, 10, 0, 0, 0, 1, 0, 0, 0, 1} // tag "", minor 1, PUTROOTFH, GETFH, GETATTR [1]
+	for i := range 500 {
+		var args []byte
+		if i < len(valid) {
+			args = valid[:i]
+		} else {
+			args = make([]byte, rng.IntN(300))
+			for j := range args {
+				args[j] = byte(rng.IntN(256))
+			}
+			if len(args) >= 8 {
+				args[4], args[5], args[6], args[7] = 0, 0, 0, byte(rng.IntN(2)) // a plausible minor version
+			}
+		}
+		if _, _, err := c.Call(ctx, 100003, 4, 1, args); err != nil {
+			t.Fatalf("call %d (%x): %v", i, args, err)
+		}
+	}
+	if err := c.Null(ctx); err != nil {
+		t.Fatalf("the server stopped answering: %v", err)
+	}
+	s := e.session("after-garbage")
+	if _, err := s.RootFH(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
