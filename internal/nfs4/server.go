@@ -174,6 +174,14 @@ type compound struct {
 
 func (s *Server) compound(ctx context.Context, call *nfs.V4Call, args *nfsv4.Compound4args) []byte {
 	cs := &compound{s: s, ctx: ctx, call: call, minor: args.Minorversion, now: s.opt.Now()}
+	finished := false
+	defer func() {
+		if !finished && cs.slot != nil { // a panic (answered by package nfs): free the slot
+			s.mu.Lock()
+			cs.slot.busy = false
+			s.mu.Unlock()
+		}
+	}()
 	w := &xdrw{}
 	status := ok
 	var results [][]byte
@@ -212,6 +220,7 @@ func (s *Server) compound(ctx context.Context, call *nfs.V4Call, args *nfsv4.Com
 	for _, r := range results {
 		w.b = append(w.b, r...)
 	}
+	finished = true
 	if cs.slot != nil {
 		s.mu.Lock()
 		sl := cs.slot
