@@ -329,19 +329,11 @@ func (c *Conn) write(ctx context.Context, fh []byte, sid nfsv4.Stateid4, off int
 
 // commit commits all of fh and returns the write verifier.
 func (c *Conn) commit(ctx context.Context, fh []byte) (nfsv4.Verifier4, error) {
-	res, err := c.S.Do(ctx, nfs4client.PutFH(fh), &nfsv4.NfsArgop4_OP_COMMIT{Opcommit: nfsv4.Commit4args{}})
+	v, err := c.S.Commit(ctx, fh, 0, 0)
 	if err != nil {
-		return nfsv4.Verifier4{}, fmt.Errorf("COMMIT: %w", err)
+		return v, fmt.Errorf("COMMIT: %w", err)
 	}
-	op, err := as[*nfsv4.NfsResop4_OP_COMMIT](res[1])
-	if err != nil {
-		return nfsv4.Verifier4{}, err
-	}
-	ok, err := as[*nfsv4.Commit4res_NFS4_OK](op.Opcommit)
-	if err != nil {
-		return nfsv4.Verifier4{}, err
-	}
-	return ok.Resok4.Writeverf, nil
+	return v, nil
 }
 
 // read reads len(b) bytes at off through fh in READs of at most the
@@ -349,21 +341,12 @@ func (c *Conn) commit(ctx context.Context, fh []byte) (nfsv4.Verifier4, error) {
 func (c *Conn) read(ctx context.Context, fh []byte, sid nfsv4.Stateid4, off int64, b []byte) error {
 	for len(b) > 0 {
 		n := min(len(b), c.rsize)
-		res, err := c.S.Do(ctx, nfs4client.PutFH(fh), &nfsv4.NfsArgop4_OP_READ{Opread: nfsv4.Read4args{Stateid: sid, Offset: uint64(off), Count: uint32(n)}})
+		data, eof, err := c.S.Read(ctx, fh, sid, uint64(off), uint32(n))
 		if err != nil {
 			return fmt.Errorf("READ at %d: %w", off, err)
 		}
-		op, err := as[*nfsv4.NfsResop4_OP_READ](res[1])
-		if err != nil {
-			return err
-		}
-		ok, err := as[*nfsv4.Read4res_NFS4_OK](op.Opread)
-		if err != nil {
-			return err
-		}
-		data := ok.Resok4.Data
-		if len(data) == 0 || len(data) > n {
-			return fmt.Errorf("READ of %d at %d: %d bytes (EOF %v)", n, off, len(data), ok.Resok4.Eof)
+		if len(data) == 0 {
+			return fmt.Errorf("READ of %d at %d: no bytes (EOF %v)", n, off, eof)
 		}
 		copy(b, data)
 		b, off = b[len(data):], off+int64(len(data))
