@@ -324,9 +324,8 @@ func TestReclaimAfterRestart(t *testing.T) {
 	}
 	e.restart()
 	b := e.session("client-b")
-	ob, err := b.Open(ctx, "/", "f", nfs4client.OpenOpts{})
+	_, err = b.Open(ctx, "/", "f", nfs4client.OpenOpts{})
 	wantStatus(t, err, nfsv4.NFS4ERR_GRACE, "a new open in the grace period")
-	_ = ob
 	a2, err := a.Recover(ctx, e.dial(0))
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +341,7 @@ func TestReclaimAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every client of the record has reclaimed: the grace period is over at once.
-	ob, err = b.Open(ctx, "/", "f", nfs4client.OpenOpts{})
+	ob, err := b.Open(ctx, "/", "f", nfs4client.OpenOpts{})
 	if err != nil {
 		t.Fatal(err)
 	}

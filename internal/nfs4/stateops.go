@@ -590,9 +590,6 @@ func (cs *compound) lock(a *nfsv4.Lock4args) (nfsv4.NfsResop4, status) {
 	}
 	f := ls.f
 	if other, conflict := f.conflict(ownerKey(ls.c.id, ls.owner), write, a.Offset, end); conflict {
-		if len(ls.f.locks) == 0 || !f.holds(ls) {
-			// a lock state that never held a lock is not kept for a refused request
-		}
 		return &nfsv4.NfsResop4_OP_LOCK{Oplock: &nfsv4.Lock4res_NFS4ERR_DENIED{Denied: other.denied()}}, errDenied
 	}
 	if len(f.locks) >= maxFileLocks {
