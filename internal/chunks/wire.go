@@ -74,6 +74,64 @@ func (c *Compressor) Encoder(w io.Writer) *Encoder { return &Encoder{w: w, zenc:
 // Close releases the compressor.
 func (c *Compressor) Close() error { return c.z.Close() }
 
+// Compress appends src, compressed as one zstd frame, to dst: for control
+// messages, which shrink several-fold (names, field tags, nearby numbers).
+// Safe for concurrent use.
+func (c *Compressor) Compress(src, dst []byte) []byte { return c.z.EncodeAll(src, dst) }
+
+// undeclaredMax bounds what a frame that does not declare its content
+// size may decode to.
+const undeclaredMax = 64 << 10
+
+// Decompressor undoes Compressor.Compress for a peer that is not trusted:
+// nothing decodes to more than its bound.
+type Decompressor struct {
+	z   *zstd.Decoder
+	max int
+}
+
+// NewDecompressor returns a Decompressor whose output is at most max
+// bytes; Close releases it.
+func NewDecompressor(max int) (*Decompressor, error) {
+	z, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(2),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxMemory(uint64(max)),
+		zstd.WithDecoderMaxWindow(uint64(min(max, 8<<20))),
+		zstd.WithDecodeAllCapLimit(true))
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return &Decompressor{z: z, max: max}, nil
+}
+
+// Decompress decodes one zstd frame. What it allocates, and what the frame
+// may decode to, is the content size the frame declares (Compress's do,
+// but for a few hundred bytes or less), at most the bound; a frame that
+// declares none may decode to undeclaredMax bytes. Safe for concurrent
+// use.
+func (d *Decompressor) Decompress(src []byte) ([]byte, error) {
+	var h zstd.Header
+	if err := h.Decode(src); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFrameData, err)
+	}
+	size := uint64(min(d.max, undeclaredMax))
+	if h.HasFCS {
+		size = h.FrameContentSize
+	}
+	if size < 1 || size > uint64(d.max) {
+		return nil, fmt.Errorf("%w: a frame of %d bytes, want 1 to %d", ErrFrameLength, size, d.max)
+	}
+	b, err := d.z.DecodeAll(src, make([]byte, 0, size))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFrameData, err)
+	}
+	return b, nil
+}
+
+// Close releases the decompressor.
+func (d *Decompressor) Close() { d.z.Close() }
+
 // Write sends one chunk (h must be Sum(data); 1 to MaxSize bytes).
 func (e *Encoder) Write(h Hash, data []byte) error {
 	if len(data) < 1 || len(data) > MaxSize {
@@ -98,6 +156,35 @@ func (e *Encoder) Write(h Hash, data []byte) error {
 		return err
 	}
 	e.Wire += int64(headerSize + len(payload))
+	e.Raw += int64(len(data))
+	return nil
+}
+
+// WriteBare sends data (1 to MaxSize bytes) as a bare frame: its codec (1
+// byte), for a compressed payload the payload's length (4), then the
+// payload — no hash and no length of its own: the reader knows the length
+// from elsewhere and hashes what it gets (a batch's inline files). An
+// uncompressed frame costs one byte.
+func (e *Encoder) WriteBare(data []byte) error {
+	if len(data) < 1 || len(data) > MaxSize {
+		return fmt.Errorf("bare frame of %d bytes: want 1 to %d", len(data), MaxSize)
+	}
+	hdr := []byte{byte(CodecNone)}
+	payload := data
+	if e.pays(data) {
+		e.out = e.zenc.EncodeAll(data, e.out[:0])
+		if len(e.out)+4 < len(data) {
+			payload = e.out
+			hdr = binary.BigEndian.AppendUint32([]byte{byte(CodecZstd)}, uint32(len(payload)))
+		}
+	}
+	if _, err := e.w.Write(hdr); err != nil {
+		return err
+	}
+	if _, err := e.w.Write(payload); err != nil {
+		return err
+	}
+	e.Wire += int64(len(hdr) + len(payload))
 	e.Raw += int64(len(data))
 	return nil
 }
@@ -223,6 +310,68 @@ func (d *Decoder) Next() (Hash, []byte, error) {
 		return h, nil, fmt.Errorf("%w %s", ErrFrameHash, h)
 	}
 	return h, data, nil
+}
+
+// NextBare reads a bare frame (Encoder.WriteBare) of size bytes (1 to
+// MaxSize, known to the caller): the bytes, valid until the next call, not
+// verified against anything.
+func (d *Decoder) NextBare(size int) ([]byte, error) {
+	if size < 1 || size > MaxSize {
+		return nil, fmt.Errorf("%w: bare frame of %d bytes", ErrFrameLength, size)
+	}
+	var codec [1]byte
+	n, err := io.ReadFull(d.r, codec[:])
+	d.Wire += int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	plen := size
+	switch Codec(codec[0]) {
+	case CodecNone:
+	case CodecZstd:
+		var l [4]byte
+		n, err := io.ReadFull(d.r, l[:])
+		d.Wire += int64(n)
+		if err != nil {
+			return nil, io.ErrUnexpectedEOF
+		}
+		plen = int(binary.BigEndian.Uint32(l[:]))
+		if plen < 1 || plen >= size {
+			return nil, fmt.Errorf("%w: compressed payload of %d bytes for %d", ErrFrameLength, plen, size)
+		}
+	default:
+		return nil, fmt.Errorf("%w %d", ErrFrameCodec, codec[0])
+	}
+	if cap(d.in) < plen {
+		d.in = make([]byte, growTo(cap(d.in), plen))
+	}
+	payload := d.in[:plen]
+	n, err = io.ReadFull(d.r, payload)
+	d.Wire += int64(n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	if Codec(codec[0]) == CodecNone {
+		return payload, nil
+	}
+	limit := min(size+1, MaxSize)
+	if cap(d.out) < limit {
+		d.out = make([]byte, growTo(cap(d.out), limit))
+	}
+	data, err := d.zdec.DecodeAll(payload, d.out[:0:limit])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFrameData, err)
+	}
+	if len(data) != size || &data[0] != &d.out[0] {
+		return nil, fmt.Errorf("%w: decodes to %d bytes, want %d", ErrFrameLength, len(data), size)
+	}
+	return data, nil
 }
 
 // growTo is the size of a buffer grown from have to hold need bytes:
