@@ -3,13 +3,17 @@ package remotesync
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/efsd/efsd/internal/chunks"
 )
@@ -33,6 +37,26 @@ func jsonLine(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	must(t, err)
 	return append(b, '\n')
+}
+
+// batchBody is a batch's body as a sender writes it: the JSON compressed,
+// then inline files' bytes as bare frames.
+func batchBody(t *testing.T, req batchReq, inline ...[]byte) []byte {
+	t.Helper()
+	c, err := chunks.NewCompressor()
+	must(t, err)
+	defer c.Close()
+	js, err := json.Marshal(req)
+	must(t, err)
+	z := c.Compress(js, nil)
+	var b bytes.Buffer
+	b.Write(binary.AppendUvarint(nil, uint64(len(z))))
+	b.Write(z)
+	enc := c.Encoder(&b)
+	for _, d := range inline {
+		must(t, enc.WriteBare(d))
+	}
+	return b.Bytes()
 }
 
 func beginSession(t *testing.T, r *Receiver) string {
@@ -79,15 +103,25 @@ func TestHostileRequests(t *testing.T) {
 	bad("header too long", OpBegin, endless{}, CodeProtocol)
 	bad("garbage begin", OpBegin, strings.NewReader("\x00\x01garbage\n"), CodeProtocol)
 	bad("unknown field", OpBegin, strings.NewReader(`{"v":2,"gen":1,"epoch":1,"root":"/"}`+"\n"), CodeProtocol)
-	bad("batch beginning a named session", OpBatch, bytes.NewReader(jsonLine(t, batchReq{Session: "x",
+	bad("batch beginning a named session", OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: "x",
 		Begin: &beginReq{V: protoVersion, Gen: 1, Epoch: 1}})), CodeProtocol)
-	bad("batch beginning with an old version", OpBatch, bytes.NewReader(jsonLine(t, batchReq{
+	bad("batch beginning with an old version", OpBatch, bytes.NewReader(batchBody(t, batchReq{
 		Begin: &beginReq{V: 1, Gen: 1, Epoch: 1}})), CodeProtocol)
+	bad("batch beginning, not first", OpBatch, bytes.NewReader(batchBody(t, batchReq{Seq: 1,
+		Begin: &beginReq{V: protoVersion, Gen: 1, Epoch: 1}})), CodeProtocol)
 
 	sess := beginSession(t, r)
+	seq := uint64(0)         // the session's batches applied so far
+	var inlineBytes [][]byte // of the next batch's inline files
 	batch := func(what string, want string, es ...wireEntry) {
 		t.Helper()
-		bad(what, OpBatch, bytes.NewReader(jsonLine(t, batchReq{Session: sess, Entries: es})), want)
+		_, code := serve(t, r, OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: sess, Entries: es, Seq: seq}, inlineBytes...)))
+		inlineBytes = nil
+		if code != want {
+			t.Errorf("%s: code %q, want %q", what, code, want)
+		}
+		// A batch refused once its turn came still took it.
+		seq++
 	}
 	file := func(path string, content []byte) wireEntry {
 		l, err := chunks.List(bytes.NewReader(content), int64(len(content)))
@@ -121,8 +155,62 @@ func TestHostileRequests(t *testing.T) {
 	for i := range many {
 		many[i] = wireEntry{Path: "x", Type: typeDir}
 	}
-	batch("too many entries", CodeProtocol, many...)
-	bad("oversized batch", OpBatch, io.MultiReader(strings.NewReader(`{"session":"`+sess+`","entries":[`), io.LimitReader(endless{}, maxBatchBody)), CodeProtocol)
+	// Refused before its turn: the sequence number is not taken.
+	bad("too many entries", OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: sess, Entries: many, Seq: seq})), CodeProtocol)
+
+	// The batch's framing, and its inline files: refused before the
+	// batch's turn (seq is not taken).
+	framing := func(what string, body []byte) {
+		t.Helper()
+		bad(what, OpBatch, bytes.NewReader(body), CodeProtocol)
+	}
+	long := batchBody(t, batchReq{Session: sess, Seq: seq})
+	framing("empty batch", nil)
+	framing("length above the bound", binary.AppendUvarint(nil, maxBatchBody+1))
+	framing("JSON not compressed", append(binary.AppendUvarint(nil, 20), `{"session":"x"}    `+"\n"...))
+	framing("data after the batch", append(bytes.Clone(long), 0))
+	zc, err := chunks.NewCompressor()
+	must(t, err)
+	defer zc.Close()
+	bomb := zc.Compress(make([]byte, maxBatchBody+1), nil)
+	framing("JSON above the bound", append(binary.AppendUvarint(nil, uint64(len(bomb))), bomb...))
+	var unsized bytes.Buffer // a zstd stream that does not say how long its content is
+	zw, err := zstd.NewWriter(&unsized)
+	must(t, err)
+	zw.Write(jsonLine(t, batchReq{Session: sess, Seq: seq}))
+	must(t, zw.Flush()) // a block out before the size is known
+	zw.Write(bytes.Repeat([]byte{' '}, 64<<10))
+	must(t, zw.Close())
+	framing("content size unsaid, and large", append(binary.AppendUvarint(nil, uint64(unsized.Len())), unsized.Bytes()...))
+	small := []byte("small file")
+	inl := func(path string, size int64) wireEntry {
+		return wireEntry{Path: path, Type: typeFile, Mode: 0o644, Size: size, Nlink: 1, Inline: true}
+	}
+	framing("inline above its bound", batchBody(t, batchReq{Session: sess, Seq: seq, Entries: []wireEntry{inl("x", inlineMax+1)}}, make([]byte, inlineMax+1)))
+	framing("inline directory", batchBody(t, batchReq{Session: sess, Seq: seq, Entries: []wireEntry{{Path: "x", Type: typeDir, Inline: true}}}))
+	// A body cut short is an error, not a protocol one (the connection
+	// broke).
+	bad("inline bytes missing", OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: sess, Seq: seq, Entries: []wireEntry{inl("x", int64(len(small)))}})), CodeInternal)
+	framing("inline bytes longer", batchBody(t, batchReq{Session: sess, Seq: seq, Entries: []wireEntry{inl("x", int64(len(small))-1)}}, small))
+	var over []wireEntry
+	for i := range maxInlineBatch/inlineMax + 1 {
+		over = append(over, inl(fmt.Sprintf("f%d", i), inlineMax))
+	}
+	framing("inline files above the batch's bound", batchBody(t, batchReq{Session: sess, Seq: seq, Entries: over}))
+	compressible := bytes.Repeat([]byte("abcd"), 4096)
+	inflating := batchBody(t, batchReq{Session: sess, Seq: seq, Entries: []wireEntry{inl("x", 1000)}}, compressible)
+	framing("inline frame decoding to more than its size", inflating)
+	e = inl("x", int64(len(small)))
+	l, err := chunks.List(bytes.NewReader(small), int64(len(small)))
+	must(t, err)
+	e.Chunks = encodeList(l)
+	inlineBytes = [][]byte{small}
+	batch("inline with a list", CodeProtocol, e)
+	inlineBytes = [][]byte{small}
+	batch("inline file escaping", CodeProtocol, inl("../x", int64(len(small))))
+	// Numbering: a batch already applied, or far ahead.
+	bad("batch again", OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: sess, Seq: seq - 1})), CodeProtocol)
+	bad("batch far ahead", OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: sess, Seq: seq + maxSeqAhead + 1})), CodeProtocol)
 
 	// Through a symlink planted in the destination: refused, not followed.
 	batch("file under a symlink", CodeInternal, file("evil/x", payload))
@@ -132,7 +220,7 @@ func TestHostileRequests(t *testing.T) {
 	// Garbage frames for a file that awaits chunks.
 	sess = beginSession(t, r)
 	big := randBytes(11, 1<<20)
-	reply, code := serve(t, r, OpBatch, bytes.NewReader(jsonLine(t, batchReq{Session: sess, Entries: []wireEntry{file("f", big)}})))
+	reply, code := serve(t, r, OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: sess, Entries: []wireEntry{file("f", big)}})))
 	if code != "" {
 		t.Fatalf("batch: %s", code)
 	}
@@ -141,7 +229,7 @@ func TestHostileRequests(t *testing.T) {
 	if len(br.Need) != 1 {
 		t.Fatalf("need: %+v", br)
 	}
-	l, _ := chunks.List(bytes.NewReader(big), int64(len(big)))
+	l, _ = chunks.List(bytes.NewReader(big), int64(len(big)))
 	hdr := jsonLine(t, chunksReq{Session: sess, Path: "f", N: len(l)})
 	frame := func(h chunks.Hash, data []byte) []byte {
 		var b bytes.Buffer
@@ -219,7 +307,7 @@ func TestSuperseded(t *testing.T) {
 	old := beginSession(t, p.r)
 	beginSession(t, p.r)
 	for _, op := range []string{OpBatch, OpCommit} {
-		body := jsonLine(t, batchReq{Session: old})
+		body := batchBody(t, batchReq{Session: old})
 		if op == OpCommit {
 			body = jsonLine(t, commitReq{Session: old})
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,10 +52,12 @@ type Receiver struct {
 	o         ReceiverOptions
 	log       *slog.Logger
 
-	// Bounds on the memory of requests in flight: one batch body (up to
-	// maxBatchBody) at a time, and maxChunkStreams chunk streams (about
-	// 12 MiB each: the decoder's two buffers and the assembly's).
+	// Bounds on the memory of requests in flight: batchesRead batch
+	// bodies (up to maxBatchBody of JSON and maxInlineBatch of inline
+	// files each) at a time, and maxChunkStreams chunk streams (about 12
+	// MiB each: the decoder's two buffers and the assembly's).
 	batchSem, chunkSem chan struct{}
+	zd                 *chunks.Decompressor // batches' JSON
 
 	scanned    chan struct{}
 	scanErr    error
@@ -93,6 +96,19 @@ type session struct {
 	cstats        wireStats // what chunks requests did
 	bstats        wireStats // stats as of the end of the latest batch
 
+	// nextSeq is the batch to apply next; turn is closed (and replaced)
+	// when it moves on, or when the session ends, waking the batches
+	// waiting for their turn.
+	seqMu   sync.Mutex
+	nextSeq uint64
+	turn    chan struct{}
+	ended   bool
+	// empty: the destination held no file when the session opened.
+	empty bool
+	// localCopies counts files assembled from bytes already at the
+	// destination (renames, copies).
+	localCopies int
+
 	links   []wireEntry
 	deletes []string
 	dirs    []wireEntry
@@ -102,13 +118,18 @@ type session struct {
 
 	// Files assembled but not yet durable nor renamed into place: made
 	// durable together (one syncfs) and published at commit, or sooner
-	// once there are many. stageMu guards the list; pubMu makes publishes
-	// one at a time, so that a commit's waits for any under way, while
-	// other streams go on staging during a publish's syncfs.
+	// once there are many. stageMu guards the list and pubErr; pubMu
+	// makes publishes one at a time, so that a commit's waits for any
+	// under way. A publish of many runs in the background (at most one at
+	// a time: bg), so that the request that staged the last of them, and
+	// the batches waiting for it, go on during its syncfs; its failure
+	// fails the session's next stage and its commit.
 	stageMu     sync.Mutex
 	pubMu       sync.Mutex
 	staged      []*chunks.Staged
 	stagedBytes int64
+	bg          chan struct{}
+	pubErr      error
 }
 
 // Publishing thresholds of staged files, between batches: a long
@@ -119,9 +140,13 @@ const (
 )
 
 // stage keeps an assembled file for publishing, and publishes what was
-// staged once there is much of it.
+// staged once there is much of it, in the background.
 func (r *Receiver) stage(s *session, st *chunks.Staged) error {
 	s.stageMu.Lock()
+	if err := s.pubErr; err != nil {
+		s.stageMu.Unlock()
+		return err
+	}
 	s.staged = append(s.staged, st)
 	s.stagedBytes += st.Size
 	if len(s.staged) < stageFiles && s.stagedBytes < stageBytes {
@@ -130,7 +155,20 @@ func (r *Receiver) stage(s *session, st *chunks.Staged) error {
 	}
 	ss := s.take()
 	s.stageMu.Unlock()
-	return r.publishStaged(s, ss)
+	s.bg <- struct{}{} // waits for the one before
+	r.inflight.Add(1)  // Close waits for it
+	go func() {
+		defer r.inflight.Done()
+		defer func() { <-s.bg }()
+		if err := r.publishStaged(s, ss); err != nil {
+			s.stageMu.Lock()
+			if s.pubErr == nil {
+				s.pubErr = err
+			}
+			s.stageMu.Unlock()
+		}
+	}()
+	return nil
 }
 
 // take empties the staged list (under stageMu) and returns what it held.
@@ -141,11 +179,17 @@ func (s *session) take() []*chunks.Staged {
 }
 
 // publish makes the staged files durable (one syncfs) and renames them
-// into place, once any publish under way is done.
+// into place, once any publish under way is done; it fails if one in the
+// background did.
 func (r *Receiver) publish(s *session) error {
+	s.bg <- struct{}{}
+	<-s.bg
 	s.stageMu.Lock()
-	ss := s.take()
+	ss, err := s.take(), s.pubErr
 	s.stageMu.Unlock()
+	if err != nil {
+		return err
+	}
 	return r.publishStaged(s, ss)
 }
 
@@ -189,8 +233,14 @@ func NewReceiver(root, statePath string, o ReceiverOptions) (*Receiver, error) {
 		unix.Close(fd)
 		return nil, err
 	}
+	zd, err := chunks.NewDecompressor(maxBatchBody)
+	if err != nil {
+		ix.Close()
+		unix.Close(fd)
+		return nil, err
+	}
 	r := &Receiver{root: root, rootFd: fd, ix: ix, statePath: statePath, o: o, log: o.Logger, scanned: make(chan struct{}),
-		batchSem: make(chan struct{}, 1), chunkSem: make(chan struct{}, maxChunkStreams)}
+		batchSem: make(chan struct{}, batchesRead), chunkSem: make(chan struct{}, maxChunkStreams), zd: zd}
 	if statePath != "" {
 		loadJSON(statePath, &r.st)
 	}
@@ -219,6 +269,9 @@ func (r *Receiver) Close() error {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
 		r.closed = true
+		if r.sess != nil {
+			r.sess.end()
+		}
 		r.sess = nil
 		r.mu.Unlock()
 		r.stopScan()
@@ -229,6 +282,7 @@ func (r *Receiver) Close() error {
 				r.log.Warn("replication receiver: index not saved, the next start scans the destination", "err", err)
 			}
 		}
+		r.zd.Close()
 		r.closeError = errors.Join(r.ix.Close(), unix.Close(r.rootFd))
 	})
 	return r.closeError
@@ -341,10 +395,11 @@ func (r *Receiver) open(req *beginReq) (*session, error) {
 			return nil, err
 		}
 	}
-	s := &session{id: randomID(), gen: req.Gen, full: full, verify: req.Verify,
+	s := &session{id: randomID(), gen: req.Gen, full: full, verify: req.Verify, turn: make(chan struct{}), empty: r.ix.Files() == 0, bg: make(chan struct{}, 1),
 		seen: map[string]bool{}, files: map[string]*pendingFile{}, created: map[string]bool{}, claimed: map[uint64]bool{}}
 	if r.sess != nil {
 		r.log.Info("replication receiver: session superseded")
+		r.sess.end()
 	}
 	r.sess = s
 	return s, nil
@@ -371,22 +426,144 @@ func (r *Receiver) applyFailed() {
 	r.mu.Unlock()
 }
 
+// batchesRead bounds the batch bodies read at once: a sender keeps
+// several on the wire (batchesInFlight), and each is read as it comes,
+// not left in the connection's flow-control window, while the one before
+// it is applied.
+const batchesRead = batchesInFlight + 1
+
+// readBatch reads a batch's body: its JSON, and the bytes of its inline
+// files (by entry index). Only what needs no session is checked here.
+func (r *Receiver) readBatch(body io.Reader) (*batchReq, [][]byte, error) {
+	br := bufio.NewReaderSize(body, 64<<10)
+	n, err := binary.ReadUvarint(br)
+	if err == io.EOF {
+		return nil, nil, protof("empty batch")
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read batch: %w", err)
+	}
+	if n == 0 || n > maxBatchBody {
+		return nil, nil, protof("batch of %d compressed bytes, at most %d", n, maxBatchBody)
+	}
+	z, err := io.ReadAll(io.LimitReader(br, int64(n))) // grows with what comes, not with what is claimed
+	if err == nil && uint64(len(z)) != n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read batch: %w", err)
+	}
+	js, err := r.zd.Decompress(z)
+	if err != nil {
+		return nil, nil, protof("batch: %v", err)
+	}
+	var req batchReq
+	if err := decodeStrict(js, &req); err != nil {
+		return nil, nil, err
+	}
+	if len(req.Entries) > maxBatchEntries {
+		return nil, nil, protof("%d entries in a batch, at most %d", len(req.Entries), maxBatchEntries)
+	}
+	var total int64
+	for i := range req.Entries {
+		e := &req.Entries[i]
+		if !e.Inline {
+			continue
+		}
+		if e.Type != typeFile || e.Size < 1 || e.Size > inlineMax {
+			return nil, nil, protof("inline entry of type %q and %d bytes", e.Type, e.Size)
+		}
+		total += e.Size
+	}
+	if total > maxInlineBatch {
+		return nil, nil, protof("%d bytes of inline files in a batch, at most %d", total, maxInlineBatch)
+	}
+	var inline [][]byte
+	if total > 0 {
+		d, err := chunks.NewDecoder(br)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer d.Close()
+		inline = make([][]byte, len(req.Entries))
+		buf := make([]byte, 0, total)
+		for i := range req.Entries {
+			if !req.Entries[i].Inline {
+				continue
+			}
+			b, err := d.NextBare(int(req.Entries[i].Size))
+			if errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) || errors.Is(err, chunks.ErrFrameData) {
+				return nil, nil, protof("inline bytes of entry %d: %v", i, err)
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("read batch: %w", err)
+			}
+			start := len(buf)
+			buf = append(buf, b...)
+			inline[i] = buf[start:len(buf):len(buf)]
+		}
+	}
+	if _, err := br.Peek(1); err == nil {
+		return nil, nil, protof("data after the batch")
+	} else if err != io.EOF {
+		return nil, nil, fmt.Errorf("read batch: %w", err)
+	}
+	return &req, inline, nil
+}
+
+// waitTurn waits until the session's batch seq is the one to apply.
+func (r *Receiver) waitTurn(ctx context.Context, s *session, seq uint64) error {
+	for {
+		s.seqMu.Lock()
+		next, turn, ended := s.nextSeq, s.turn, s.ended
+		s.seqMu.Unlock()
+		switch {
+		case ended:
+			return errBusy
+		case seq == next:
+			return nil
+		case seq < next:
+			return protof("batch %d of the session again", seq)
+		case seq > next+maxSeqAhead:
+			return protof("batch %d while %d is the next", seq, next)
+		}
+		select {
+		case <-turn:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// advance lets the next batch be applied.
+func (s *session) advance() {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	s.nextSeq++
+	close(s.turn)
+	s.turn = make(chan struct{})
+}
+
+// end wakes the batches waiting for their turn: there is none (the
+// session was superseded, committed, or the receiver closed).
+func (s *session) end() {
+	s.seqMu.Lock()
+	defer s.seqMu.Unlock()
+	if !s.ended {
+		s.ended = true
+		close(s.turn)
+	}
+}
+
 func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
-	b, err := readAllCapped(body, maxBatchBody)
+	req, inline, err := r.readBatch(body)
 	if err != nil {
 		return nil, err
 	}
-	var req batchReq
-	if err := decodeStrict(b, &req); err != nil {
-		return nil, err
-	}
-	if len(req.Entries) > maxBatchEntries {
-		return nil, protof("%d entries in a batch, at most %d", len(req.Entries), maxBatchEntries)
-	}
 	var opened string
 	if req.Begin != nil {
-		if req.Session != "" {
-			return nil, protof("a batch that begins a session names none")
+		if req.Session != "" || req.Seq != 0 {
+			return nil, protof("a batch that begins a session names none, and is its first")
 		}
 		s, err := r.open(req.Begin)
 		if err != nil {
@@ -402,6 +579,10 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := r.waitTurn(ctx, s, req.Seq); err != nil {
+		return nil, err
+	}
+	defer s.advance()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Everything is checked before anything is applied.
@@ -421,6 +602,11 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		e.PathB, e.TargetB = nil, nil
 		if lists[i], err = checkEntry(e); err != nil {
 			return nil, err
+		}
+		if e.Inline {
+			if lists[i], err = chunks.List(bytes.NewReader(inline[i]), e.Size); err != nil {
+				return nil, err
+			}
 		}
 		if e.Delta != nil {
 			base, ok := r.ix.Lookup(e.Path)
@@ -449,7 +635,8 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		return nil, protof("more than %d chunks of files awaiting data", maxPendingChunks)
 	}
 	buf := make([]byte, chunks.MaxSize)
-	copied := s.stats.FilesCopied
+	localCopies := s.localCopies
+	var later []int // inline files, written by several workers after the loop
 	// Files come in walk order: a directory's run of files opens it once.
 	parents := treesync.NewParents(r.rootFd)
 	defer parents.Close()
@@ -479,25 +666,92 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		case typeSymlink:
 			err = r.applySymlink(s, e)
 		case typeFile:
-			err = r.applyFile(ctx, s, parents, e, lists[i], buf, &resp)
+			var data []byte
+			if inline != nil {
+				data = inline[i]
+			}
+			if data != nil && e.Nlink <= 1 {
+				later = append(later, i)
+				continue
+			}
+			err = r.applyFile(ctx, s, s, parents, e, lists[i], data, buf, &resp)
 		}
 		if err != nil {
 			r.applyFailed()
 			return nil, err
 		}
 	}
+	if err := r.applyInline(ctx, s, req.Entries, lists, inline, later, &resp); err != nil {
+		r.applyFailed()
+		return nil, err
+	}
 	// Files this batch assembled from bytes at hand (renames, copies)
-	// land now; files whose chunks come over the wire land at commit or
-	// in bulk (stage), not one syncfs per batch.
-	if s.stats.FilesCopied > copied {
+	// land now; files whose bytes come over the wire (inline, or in
+	// chunks requests) land at commit or in bulk (stage), not one syncfs
+	// per batch.
+	if s.localCopies > localCopies {
 		if err := r.publish(s); err != nil {
 			r.applyFailed()
 			return nil, err
 		}
 	}
 	resp.Stats = s.total(true)
-	resp.Session, resp.Full = opened, opened != "" && s.full
+	resp.Session, resp.Full, resp.Empty = opened, opened != "" && s.full, opened != "" && s.empty
 	return resp, nil
+}
+
+// inlineWorkers write a batch's inline files at once: creating, writing
+// and renaming small files is system calls, which one goroutine cannot
+// keep the disk busy with.
+const inlineWorkers = 4
+
+// applyInline applies the inline files at indexes idx of a batch's
+// entries (none of a hard-link group: those touch the session's claims),
+// in inlineWorkers runs of consecutive entries, each keeping its last
+// directory open, its counts merged into the session's at the end.
+func (r *Receiver) applyInline(ctx context.Context, s *session, es []wireEntry, lists [][]chunks.Chunk, inline [][]byte, idx []int, resp *batchResp) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	workers := min(inlineWorkers, len(idx))
+	per := (len(idx) + workers - 1) / workers
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for w := range workers {
+		run := idx[min(w*per, len(idx)):min((w+1)*per, len(idx))]
+		wg.Go(func() {
+			ws := &session{verify: s.verify} // this worker's counts
+			var wresp batchResp
+			var buf []byte
+			if s.verify {
+				buf = make([]byte, chunks.MaxSize)
+			}
+			parents := treesync.NewParents(r.rootFd)
+			defer parents.Close()
+			var err error
+			for _, i := range run {
+				if err = ctx.Err(); err != nil {
+					break
+				}
+				if err = r.applyFile(ctx, ws, s, parents, &es[i], lists[i], inline[i], buf, &wresp); err != nil {
+					cancel()
+					break
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			addStats(&s.stats, &ws.stats)
+			resp.Diffs = append(resp.Diffs, wresp.Diffs...)
+			if err != nil && first == nil {
+				first = err
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // checkEntry refuses an entry that is malformed or names something
@@ -527,6 +781,12 @@ func checkEntry(e *wireEntry) ([]chunks.Chunk, error) {
 			return nil, protof("%q: link to itself", e.Path)
 		}
 	case typeFile:
+		if e.Inline {
+			if len(e.Chunks) > 0 || e.Delta != nil || e.Base != nil {
+				return nil, protof("%q: inline, and with a list", e.Path)
+			}
+			return nil, nil // cut from its bytes by the caller
+		}
 		if e.Delta != nil {
 			if len(e.Chunks) > 0 || len(e.Base) != 32 {
 				return nil, protof("%q: a delta with a list, or without its base", e.Path)
@@ -544,7 +804,7 @@ func checkEntry(e *wireEntry) ([]chunks.Chunk, error) {
 	default:
 		return nil, protof("%q: unknown entry type %q", e.Path, e.Type)
 	}
-	if len(e.Chunks) > 0 || e.Delta != nil || e.Base != nil {
+	if len(e.Chunks) > 0 || e.Delta != nil || e.Base != nil || e.Inline {
 		return nil, protof("%q: chunk list on a non-file", e.Path)
 	}
 	return nil, nil
@@ -718,8 +978,12 @@ func (r *Receiver) updateMeta(s *session, pfd int, base string, e *wireEntry, st
 }
 
 // applyFile keeps a destination file that holds the content, else
-// assembles it now if every chunk is at hand, else records what it needs.
-func (r *Receiver) applyFile(ctx context.Context, s *session, parents *treesync.Parents, e *wireEntry, l []chunks.Chunk, buf []byte, resp *batchResp) error {
+// assembles it now if every chunk is at hand (inline: its bytes came with
+// the batch), else records what it needs.
+//
+// s takes its counts; owner is the session (whose the staged file is, and
+// the hard-link groups' claims).
+func (r *Receiver) applyFile(ctx context.Context, s, owner *session, parents *treesync.Parents, e *wireEntry, l []chunks.Chunk, inline, buf []byte, resp *batchResp) error {
 	pfd, base, err := parents.Open(e.Path)
 	if err != nil {
 		return errAt("open parent of", e.Path, err)
@@ -743,10 +1007,10 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, parents *treesync.
 	// when it is assembled.
 	rewrite := !exists
 	if isReg && st.Nlink > 1 {
-		if e.Nlink <= 1 || s.claimed[st.Ino] {
+		if e.Nlink <= 1 || owner.claimed[st.Ino] {
 			rewrite = true
 		} else {
-			s.claimed[st.Ino] = true
+			owner.claimed[st.Ino] = true
 		}
 	}
 	if isReg && !rewrite && st.Size == e.Size {
@@ -778,6 +1042,9 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, parents *treesync.
 			return r.updateMeta(s, pfd, base, e, &st, false)
 		}
 	}
+	if inline != nil {
+		return r.assemble(ctx, s, owner, parents, e, l, rewrite, inlineSupplier(inline))
+	}
 	lack, err := r.ix.NeedAt(pfd, base, e.Path, l)
 	if err != nil {
 		return err
@@ -786,16 +1053,20 @@ func (r *Receiver) applyFile(ctx context.Context, s *session, parents *treesync.
 		// Every chunk should be at hand; an index place found stale
 		// makes the file wait for the chunks after all.
 		sup := &localSupplier{}
-		err := r.assemble(ctx, s, s, parents, e, l, rewrite, sup)
+		copied := s.stats.FilesCopied
+		err := r.assemble(ctx, s, owner, parents, e, l, rewrite, sup)
+		if s.stats.FilesCopied > copied {
+			owner.localCopies++
+		}
 		if !errors.Is(err, errMissing) {
 			return err
 		}
 		lack = sup.missing
 	}
-	s.fmu.Lock()
-	s.files[e.Path] = &pendingFile{e: *e, list: l, rewrite: rewrite}
-	s.pendingChunks += len(l)
-	s.fmu.Unlock()
+	owner.fmu.Lock()
+	owner.files[e.Path] = &pendingFile{e: *e, list: l, rewrite: rewrite}
+	owner.pendingChunks += len(l)
+	owner.fmu.Unlock()
 	n := need{Hashes: encodeHashes(lack)}
 	putName(&n.Path, &n.PathB, e.Path)
 	resp.Need = append(resp.Need, n)
@@ -900,6 +1171,22 @@ func (f *frameSupplier) next() (chunks.Hash, []byte, error) {
 func (f *frameSupplier) drain() error {
 	for f.read < f.max {
 		if _, _, err := f.next(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inlineSupplier hands Assemble a file's bytes that came inline with its
+// batch (Assemble checks each chunk against its hash).
+type inlineSupplier []byte
+
+func (in inlineSupplier) Fetch(_ context.Context, want []chunks.Chunk, deliver func(chunks.Hash, []byte) error) error {
+	for _, c := range want {
+		if c.Offset+int64(c.Length) > int64(len(in)) {
+			return fmt.Errorf("chunk at %d beyond the %d inline bytes", c.Offset, len(in))
+		}
+		if err := deliver(c.Hash, in[c.Offset:c.Offset+int64(c.Length)]); err != nil {
 			return err
 		}
 	}
@@ -1042,6 +1329,9 @@ func addStats(a, b *wireStats) {
 	a.MetadataUpdated += b.MetadataUpdated
 	a.ChunksLocal += b.ChunksLocal
 	a.Deleted += b.Deleted
+	a.FilesCompared += b.FilesCompared
+	a.BytesCompared += b.BytesCompared
+	a.Differences += b.Differences
 }
 
 func (r *Receiver) commit(body io.Reader) (any, error) {
@@ -1095,6 +1385,7 @@ func (r *Receiver) commit(body io.Reader) (any, error) {
 	r.mu.Lock()
 	if r.sess == s {
 		r.sess = nil
+		s.end()
 	}
 	r.mu.Unlock()
 	st := s.total(true)

@@ -144,12 +144,15 @@ type Stats struct {
 }
 
 // Protocol version, sent in begin; a receiver refuses any other.
-const protoVersion = 3 // 2: chunks requests carry several files; 3: chunk list deltas
+const protoVersion = 4 // 2: chunks requests carry several files; 3: chunk list deltas; 4: compressed batches with inline files, in sequence
 
 // Caps on what a receiver accepts.
 const (
 	maxHeader        = 64 << 10 // a request's JSON header line (begin, commit, chunks)
-	maxBatchBody     = 64 << 20 // a batch's JSON body
+	maxBatchBody     = 64 << 20 // a batch's JSON (compressed, and decompressed)
+	maxInlineBatch   = 16 << 20 // bytes of a batch's inline files
+	inlineMax        = 64 << 10 // bytes of one inline file
+	maxSeqAhead      = 8        // how far ahead of the one being applied a batch may be numbered
 	maxBatchEntries  = 16384    // entries in one batch
 	maxSessionPaths  = 1 << 23  // entries in one session (a full listing's memory)
 	maxPendingChunks = 1 << 22  // chunk records of announced files not yet assembled
@@ -189,6 +192,12 @@ type wireEntry struct {
 	// list as a delta (listdelta.go) of the one whose listSum is Base.
 	Delta []byte `json:"cd,omitempty"`
 	Base  []byte `json:"cb,omitempty"`
+	// Inline replaces Chunks for a small file (at most inlineMax bytes)
+	// the receiver is not expected to hold: its bytes follow the batch's
+	// JSON, and the receiver cuts them into chunks itself. The list and
+	// the round trip asking for the data, both larger than a small file's
+	// bytes are worth, are spared.
+	Inline bool `json:"i,omitempty"`
 }
 
 type beginReq struct {
@@ -205,12 +214,20 @@ type beginResp struct {
 	Full    bool   `json:"full"` // the sender must list everything
 }
 
+// batchReq is a batch's JSON. On the wire a batch is that JSON compressed
+// (one zstd frame, preceded by its length as a uvarint), then the bytes of
+// its Inline files in entry order, each as a bare chunk frame
+// (chunks.Encoder.WriteBare: one byte for bytes that do not compress).
 type batchReq struct {
 	Session string      `json:"session"`
 	Entries []wireEntry `json:"entries"`
 	// Begin, on a pass's first batch, opens the session in the same round
 	// trip (Session is then empty).
 	Begin *beginReq `json:"begin,omitempty"`
+	// Seq numbers the session's batches from 0 (the one that begins it):
+	// a sender has several on the wire at once, and the receiver applies
+	// them in this order whatever order they arrive in.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // need is a file of a batch whose assembly waits for chunks.
@@ -222,9 +239,12 @@ type need struct {
 
 type batchResp struct {
 	// Session and Full answer a Begin: Full with a delta batch means the
-	// batch was not applied and the sender must list everything.
+	// batch was not applied and the sender must list everything. Empty
+	// (also answering a Begin) says the destination held no file when the
+	// session opened: the sender may send new files' bytes inline.
 	Session string `json:"session,omitempty"`
 	Full    bool   `json:"full,omitempty"`
+	Empty   bool   `json:"empty,omitempty"`
 
 	Need []need `json:"need,omitempty"`
 	// Relist names the files sent as a delta whose base this side does

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/gob"
 	"encoding/json"
 	"errors"
@@ -212,8 +213,18 @@ type pass struct {
 
 	mu     sync.Mutex // guards stats, jobErr and kept
 	stats  Stats
-	jobErr error // the first failure of background chunk sends
+	jobErr error // the first failure of background batches and chunk sends
 	wire   atomic.Int64
+
+	// Batches after the session's first go in the background, at most
+	// batchesInFlight at a time, numbered from seq.
+	inflight chan struct{}
+	seq      atomic.Uint64
+	// empty: the receiver held no file when the session opened (its
+	// first batch's reply); inlined: chunks a batch of the pass carried
+	// inline. Both are the sending loop's own.
+	empty   bool
+	inlined map[chunks.Hash]bool
 
 	// kept are the entries chunked with their bytes kept (srcEntry.data),
 	// keptBytes what they hold now.
@@ -252,7 +263,7 @@ func (s *Sender) Pass(ctx context.Context, t Transport, o PassOptions) (Stats, e
 	defer unix.Close(fd)
 	t0 := s.o.Now()
 	p := &pass{s: s, ctx: ctx, t: t, o: o, rootFd: fd, cur: map[string]*srcEntry{},
-		ahead: make(chan struct{}, batchesAhead), sem: make(chan struct{}, s.o.Workers)}
+		ahead: make(chan struct{}, batchesAhead), sem: make(chan struct{}, s.o.Workers), inflight: make(chan struct{}, batchesInFlight)}
 	err = p.run()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -353,11 +364,11 @@ func (p *pass) call(op string, req, resp any) error {
 	if err != nil {
 		return err
 	}
-	return p.roundTrip(op, bytes.NewReader(append(b, '\n')), resp)
+	return p.roundTrip(p.ctx, op, bytes.NewReader(append(b, '\n')), resp)
 }
 
-func (p *pass) roundTrip(op string, body io.Reader, resp any) error {
-	rc, err := p.t.RoundTrip(p.ctx, op, countingReader{body, &p.wire})
+func (p *pass) roundTrip(ctx context.Context, op string, body io.Reader, resp any) error {
+	rc, err := p.t.RoundTrip(ctx, op, countingReader{body, &p.wire})
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -677,6 +688,17 @@ func (e *srcEntry) wire(path string) wireEntry {
 // file is chunked (a few times what a 100 Mbit/s, 50 ms path holds).
 const earlyBatch = 4 << 20
 
+// Batches: a batch closes at inlineBatch bytes of inline files; a full
+// listing's first batch, whose reply says whether the receiver is empty
+// (whether files may go inline), at firstBatch entries; batchesInFlight
+// batches are on the wire at once, so that the link carries the next
+// while the receiver applies one.
+const (
+	inlineBatch     = 4 << 20
+	firstBatch      = 256
+	batchesInFlight = 3
+)
+
 // errNeedFull: the receiver opened the session for a full listing, and
 // the pass had sent a delta.
 var errNeedFull = errors.New("the receiver asks for a full listing")
@@ -691,6 +713,8 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 	p.jobCtx, p.jobCancel = context.WithCancel(p.ctx)
 	p.jobErr = nil
 	p.sentBy = map[chunks.Hash]chan struct{}{}
+	p.seq.Store(0)
+	p.empty, p.inlined = false, map[chunks.Hash]bool{}
 	defer func() {
 		if err != nil {
 			p.jobCancel()
@@ -704,22 +728,25 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 	old := p.s.st.Entries
 	mark := map[string]bool{}
 	var batch []wireEntry
+	var srcs []*srcEntry // batch's source entries (nil for a deletion)
 	size := 0
-	var data int64 // bytes of the batch's files
+	var data, inl int64 // bytes of the batch's files, and of its inline ones
 	session := ""
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		req := batchReq{Session: session, Entries: batch}
+		es := srcs
+		batch, srcs, size, data, inl = nil, nil, 0, 0, 0
 		if session == "" {
 			breq.Gen = randomGen()
 			req.Begin = breq
+			var err error
+			session, err = p.batch(req, es)
+			return err
 		}
-		var err error
-		session, err = p.batch(req)
-		batch, size, data = batch[:0], 0, 0
-		return err
+		return p.batchAsync(req, es)
 	}
 	// early sends a batch before the next file is chunked when it has
 	// enough data to keep the link busy meanwhile: a few changed files
@@ -730,14 +757,19 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 		}
 		return flush()
 	}
-	addEntry := func(w wireEntry) error {
+	addEntry := func(w wireEntry, e *srcEntry) error {
 		if !full {
 			p.s.pending[w.Path+string(w.PathB)] = true
 		}
 		batch = append(batch, w)
+		srcs = append(srcs, e)
 		data += w.Size
+		if w.Inline {
+			inl += w.Size
+		}
 		size += 200 + len(w.Path) + len(w.Target) + (len(w.Chunks)+len(w.Delta))*4/3
-		if len(batch) >= maxBatchEntries/2 || size >= 8<<20 {
+		if len(batch) >= maxBatchEntries/2 || size >= 8<<20 || inl >= inlineBatch ||
+			full && session == "" && len(batch) >= firstBatch {
 			return flush()
 		}
 		return nil
@@ -767,12 +799,15 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 		}
 		mark[path] = true
 		w := e.wire(path)
-		if o := old[path]; !full && e.Type == typeFile && o != nil && o.Type == typeFile && len(o.List) > 0 && len(e.List) > 0 {
+		o := old[path]
+		if p.inlines(e, o, full) {
+			w.Chunks, w.Inline = nil, true
+		} else if !full && e.Type == typeFile && o != nil && o.Type == typeFile && len(o.List) > 0 && len(e.List) > 0 {
 			if d := encodeDelta(o.List, e.List); len(d)+32 < len(w.Chunks) {
 				w.Chunks, w.Delta, w.Base = nil, d, listSum(o.List)
 			}
 		}
-		if err := addEntry(w); err != nil {
+		if err := addEntry(w, e); err != nil {
 			return session, err
 		}
 	}
@@ -813,7 +848,7 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 	}
 	for _, path := range p.order {
 		if late[path] && p.cur[path] != nil {
-			if err := addEntry(p.cur[path].wire(path)); err != nil {
+			if err := addEntry(p.cur[path].wire(path), p.cur[path]); err != nil {
 				return session, err
 			}
 		}
@@ -821,11 +856,14 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 	for _, path := range deletes {
 		w := wireEntry{Type: typeDelete}
 		putName(&w.Path, &w.PathB, path)
-		if err := addEntry(w); err != nil {
+		if err := addEntry(w, nil); err != nil {
 			return session, err
 		}
 	}
 	if err := flush(); err != nil {
+		return session, err
+	}
+	if err := p.settleBatches(); err != nil {
 		return session, err
 	}
 	if session == "" {
@@ -846,11 +884,166 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 	return session, nil
 }
 
-// batch sends one batch and then the chunks its files need, Workers files
-// at a time.
-func (p *pass) batch(req batchReq) (string, error) {
+// inlines says whether the file e (o: what the receiver acknowledged at
+// its path) goes with its bytes in its batch: a small file the receiver
+// cannot be expected to hold — any, in a listing of everything to a
+// receiver that held no file; a file of one chunk rewritten in place —
+// whose bytes no earlier file of the pass carried. (A new name in a
+// delta may be a rename or a copy: its chunks are asked for, and the
+// receiver finds them at hand.)
+func (p *pass) inlines(e, o *srcEntry, full bool) bool {
+	if e.Type != typeFile || e.Size < 1 || e.Size > inlineMax || len(e.List) == 0 {
+		return false
+	}
+	first := full && p.empty
+	rewritten := !full && len(e.List) == 1 && o != nil && o.Type == typeFile && !slices.Equal(o.List, e.List)
+	if !first && !rewritten {
+		return false
+	}
+	for _, c := range e.List {
+		if p.inlined[c.Hash] {
+			return false
+		}
+	}
+	for _, c := range e.List {
+		p.inlined[c.Hash] = true
+	}
+	return true
+}
+
+// batchAsync sends a batch (not a session's first) in the background,
+// once fewer than batchesInFlight are on the wire; a failure ends the
+// pass's background work and is returned by the next call, or by
+// settleBatches.
+func (p *pass) batchAsync(req batchReq, srcs []*srcEntry) error {
+	select {
+	case p.inflight <- struct{}{}:
+	case <-p.jobCtx.Done():
+		if err := p.jobFailure(); err != nil {
+			return err
+		}
+		return p.jobCtx.Err()
+	}
+	req.Seq = p.seq.Add(1)
+	p.jobs.Go(func() {
+		defer func() { <-p.inflight }()
+		if _, err := p.batch(req, srcs); err != nil {
+			p.fail(err)
+		}
+	})
+	return p.jobFailure()
+}
+
+// settleBatches waits for the batches in the background to be answered
+// (not for the chunks they asked for).
+func (p *pass) settleBatches() error {
+	for range batchesInFlight {
+		select {
+		case p.inflight <- struct{}{}:
+		case <-p.jobCtx.Done():
+			if err := p.jobFailure(); err != nil {
+				return err
+			}
+			return p.jobCtx.Err()
+		}
+	}
+	for range batchesInFlight {
+		<-p.inflight
+	}
+	return p.jobFailure()
+}
+
+// fail records the first failure of the pass's background work and
+// cancels the rest of it.
+func (p *pass) fail(err error) {
+	p.mu.Lock()
+	if p.jobErr == nil {
+		p.jobErr = err
+	}
+	p.mu.Unlock()
+	p.jobCancel()
+}
+
+// encodeBatch is a batch's body (see batchReq): its JSON compressed, then
+// its inline files' bytes, each released once written.
+func (p *pass) encodeBatch(req *batchReq, srcs []*srcEntry) ([]byte, error) {
+	js, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	z := p.s.zstd.Compress(js, nil)
+	n := len(z) + binary.MaxVarintLen64
+	for _, w := range req.Entries {
+		if w.Inline {
+			n += int(w.Size) + 5 // a bare frame's header, at most
+		}
+	}
+	var buf bytes.Buffer
+	buf.Grow(n) // once: growing by doubling copies and clears it all again
+	buf.Write(binary.AppendUvarint(nil, uint64(len(z))))
+	buf.Write(z)
+	enc := p.s.zstd.Encoder(&buf)
+	var chunksInline int64
+	for i := range req.Entries {
+		if !req.Entries[i].Inline {
+			continue
+		}
+		e := srcs[i]
+		data := e.data
+		if data == nil {
+			path, _ := getName(req.Entries[i].Path, req.Entries[i].PathB)
+			if data, err = p.readInline(path, e); err != nil {
+				return nil, err
+			}
+		}
+		if err := enc.WriteBare(data); err != nil {
+			return nil, err
+		}
+		p.release(e)
+		chunksInline += int64(len(e.List))
+	}
+	p.mu.Lock()
+	p.stats.BytesSent += enc.Wire
+	p.stats.ChunksSent += chunksInline
+	p.mu.Unlock()
+	return buf.Bytes(), nil
+}
+
+// readInline reads a small file whose bytes were not kept from chunking,
+// checked against the list sent for it.
+func (p *pass) readInline(path string, e *srcEntry) ([]byte, error) {
+	pfd, base, err := treesync.OpenParent(p.rootFd, path)
+	if err != nil {
+		return nil, errAt("open source", path, err)
+	}
+	defer unix.Close(pfd)
+	fd, err := openRead(pfd, base)
+	if err != nil {
+		return nil, errAt("open source", path, err)
+	}
+	defer unix.Close(fd)
+	data := make([]byte, e.Size)
+	n, err := treesync.PreadFull(fd, data, 0)
+	if err != nil || int64(n) != e.Size {
+		return nil, fmt.Errorf("source %q: %w", path, ErrSourceChanged)
+	}
+	for _, c := range e.List {
+		if chunks.Sum(data[c.Offset:c.Offset+int64(c.Length)]) != c.Hash {
+			return nil, fmt.Errorf("source %q: %w", path, ErrSourceChanged)
+		}
+	}
+	return data, nil
+}
+
+// batch sends one batch (srcs: its entries' source entries) and then, in
+// the background, the chunks its files need, Workers files at a time.
+func (p *pass) batch(req batchReq, srcs []*srcEntry) (string, error) {
+	body, err := p.encodeBatch(&req, srcs)
+	if err != nil {
+		return req.Session, err
+	}
 	var resp batchResp
-	if err := p.call(OpBatch, req, &resp); err != nil {
+	if err := p.roundTrip(p.jobCtx, OpBatch, bytes.NewReader(body), &resp); err != nil {
 		return req.Session, err
 	}
 	session := req.Session
@@ -862,11 +1055,20 @@ func (p *pass) batch(req batchReq) (string, error) {
 		if resp.Full && !req.Begin.Full {
 			return "", errNeedFull
 		}
+		p.empty = resp.Empty
 	}
 	p.update(resp.Stats)
+	// The batch's files by path: what the reply names must be one of them.
+	files := map[string]*srcEntry{}
+	for i, w := range req.Entries {
+		if w.Type == typeFile && srcs[i] != nil {
+			files[w.Path+string(w.PathB)] = srcs[i]
+		}
+	}
 	if len(resp.Relist) > 0 {
 		// Their whole lists, at once: the receiver did not apply them.
-		again := batchReq{Session: session}
+		again := batchReq{Session: session, Seq: p.seq.Add(1)}
+		var againSrcs []*srcEntry
 		deltas := map[string]bool{}
 		for _, w := range req.Entries {
 			if w.Delta != nil {
@@ -875,14 +1077,15 @@ func (p *pass) batch(req batchReq) (string, error) {
 		}
 		for _, b := range resp.Relist {
 			path := string(b)
-			e := p.cur[path]
-			if e == nil || e.Type != typeFile || !deltas[path] {
+			e := files[path]
+			if e == nil || !deltas[path] {
 				return session, fmt.Errorf("receiver asks the whole list of %q, not sent as a delta", path)
 			}
 			delete(deltas, path)
 			again.Entries = append(again.Entries, e.wire(path))
+			againSrcs = append(againSrcs, e)
 		}
-		if _, err := p.batch(again); err != nil {
+		if _, err := p.batch(again, againSrcs); err != nil {
 			return session, err
 		}
 	}
@@ -901,11 +1104,9 @@ func (p *pass) batch(req batchReq) (string, error) {
 				needed[path] = true
 			}
 		}
-		for _, w := range req.Entries {
-			if path, err := getName(w.Path, w.PathB); err == nil && !needed[path] {
-				if e := p.cur[path]; e != nil {
-					p.release(e)
-				}
+		for i, w := range req.Entries {
+			if path, err := getName(w.Path, w.PathB); err == nil && !needed[path] && srcs[i] != nil {
+				p.release(srcs[i])
 			}
 		}
 	}()
@@ -915,9 +1116,9 @@ func (p *pass) batch(req batchReq) (string, error) {
 		if err != nil {
 			return session, err
 		}
-		e := p.cur[path]
+		e := files[path]
 		hs, err := decodeHashes(n.Hashes, maxFileChunks)
-		if err == nil && (e == nil || e.Type != typeFile) {
+		if err == nil && e == nil {
 			err = fmt.Errorf("receiver asks chunks of %q, not a file sent", path)
 		}
 		if err != nil {
@@ -936,12 +1137,7 @@ func (p *pass) batch(req batchReq) (string, error) {
 	p.jobs.Go(func() {
 		defer func() { <-p.ahead }()
 		if err := p.sendJobs(session, jobs); err != nil {
-			p.mu.Lock()
-			if p.jobErr == nil {
-				p.jobErr = err
-			}
-			p.mu.Unlock()
-			p.jobCancel()
+			p.fail(err)
 		}
 	})
 	return session, p.jobFailure()

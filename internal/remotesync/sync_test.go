@@ -2,11 +2,14 @@ package remotesync
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -437,5 +440,61 @@ func TestSmallFilesKeptForSending(t *testing.T) {
 		if e.data != nil {
 			t.Errorf("%s: %d bytes kept in the acknowledged state", path, len(e.data))
 		}
+	}
+}
+
+// opCounter counts a transport's requests by operation.
+type opCounter struct {
+	Transport
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *opCounter) RoundTrip(ctx context.Context, op string, body io.Reader) (io.ReadCloser, error) {
+	c.mu.Lock()
+	c.n[op]++
+	c.mu.Unlock()
+	return c.Transport.RoundTrip(ctx, op, body)
+}
+
+// Small files go inline with their batch when the receiver cannot hold
+// them — a first copy to an empty destination, a file rewritten in place —
+// at a few bytes of overhead each; never when it may: a full listing to a
+// destination that holds the files (failback, lost state) sends none of
+// their bytes, and a renamed file's bytes are not sent again.
+func TestInlineSmallFiles(t *testing.T) {
+	t.Parallel()
+	p := newPair(t)
+	const n, size = 3000, 4096
+	for i := range n {
+		writeFile(t, fmt.Sprintf("%s/d%02d/f%04d", p.src, i/100, i), randBytes(uint64(7000+i), size), 0o644, old)
+	}
+	c := &opCounter{Transport: pipeTransport{p.r}, n: map[string]int{}}
+	st := p.mustPass(c, PassOptions{})
+	// The session's first batch (firstBatch entries) asks for its files'
+	// chunks; the others came inline.
+	t.Logf("first copy: %d bytes on the wire for %d bytes of files, requests %v", st.WireBytes, n*size, c.n)
+	if over := st.WireBytes - n*size; over > n*150 || c.n[OpChunks] > firstBatch/groupFiles+2 || c.n[OpBatch] < 3 {
+		t.Fatalf("first copy: %d bytes over the files' (%.0f a file), requests %v", over, float64(over)/n, c.n)
+	}
+
+	// Lost state: a full listing to a destination that holds everything.
+	must(t, os.Remove(p.sendState))
+	p.openSender()
+	if st := p.mustPass(nil, PassOptions{}); !st.Full || st.BytesSent != 0 || st.WireBytes > n*200 {
+		t.Fatalf("full listing to a destination holding the files: %+v", st)
+	}
+
+	// Rewritten in place: inline; renamed: found at the destination.
+	for i := range 20 {
+		writeFile(t, fmt.Sprintf("%s/d%02d/f%04d", p.src, i/100, i), randBytes(uint64(9000+i), size), 0o644, old.Add(time.Second))
+	}
+	for i := 100; i < 110; i++ {
+		must(t, os.Rename(fmt.Sprintf("%s/d01/f%04d", p.src, i), fmt.Sprintf("%s/d01/moved%04d", p.src, i)))
+	}
+	c.n = map[string]int{}
+	st = p.mustPass(c, PassOptions{})
+	if st.Full || st.BytesSent > 20*(size+64) || st.ChunksLocal < 10 || c.n[OpChunks] != 0 || st.WireBytes > 20*size+20_000 {
+		t.Fatalf("20 rewritten, 10 renamed: %+v, requests %v", st, c.n)
 	}
 }
