@@ -16,7 +16,10 @@
 // temporary of an interrupted assembly — and assembles the file from local
 // bytes and the chunks sent, under a temporary made durable before it is
 // renamed into place. So an edit resends a chunk or two, a rename or copy
-// resends nothing, and an interrupted transfer resumes.
+// resends nothing, and an interrupted transfer resumes. A small file the
+// receiver cannot hold (a first copy to an empty destination, a one-chunk
+// file rewritten in place) goes inline with its batch instead: for it the
+// list and the round trip would cost more than its bytes.
 //
 // The commit applies what must wait for every file to be in place (hard
 // links, deletions, whose bytes a renamed file may still need, directory

@@ -221,10 +221,13 @@ type pass struct {
 	inflight chan struct{}
 	seq      atomic.Uint64
 	// empty: the receiver held no file when the session opened (its
-	// first batch's reply); inlined: chunks a batch of the pass carried
-	// inline. Both are the sending loop's own.
-	empty   bool
-	inlined map[chunks.Hash]bool
+	// first batch's reply); small: the chunks of the small files the pass
+	// sent so far; known: the chunks of the small files the receiver
+	// acknowledged, by their first 8 bytes (made when first needed). All
+	// three are the sending loop's own.
+	empty bool
+	small map[chunks.Hash]bool
+	known map[uint64]bool
 
 	// kept are the entries chunked with their bytes kept (srcEntry.data),
 	// keptBytes what they hold now.
@@ -714,7 +717,8 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 	p.jobErr = nil
 	p.sentBy = map[chunks.Hash]chan struct{}{}
 	p.seq.Store(0)
-	p.empty, p.inlined = false, map[chunks.Hash]bool{}
+	p.known = nil
+	p.empty, p.small = false, map[chunks.Hash]bool{}
 	defer func() {
 		if err != nil {
 			p.jobCancel()
@@ -800,7 +804,7 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 		mark[path] = true
 		w := e.wire(path)
 		o := old[path]
-		if p.inlines(e, o, full) {
+		if p.inlines(path, e, full) {
 			w.Chunks, w.Inline = nil, true
 		} else if !full && e.Type == typeFile && o != nil && o.Type == typeFile && len(o.List) > 0 && len(e.List) > 0 {
 			if d := encodeDelta(o.List, e.List); len(d)+32 < len(w.Chunks) {
@@ -884,31 +888,40 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 	return session, nil
 }
 
-// inlines says whether the file e (o: what the receiver acknowledged at
-// its path) goes with its bytes in its batch: a small file the receiver
-// cannot be expected to hold — any, in a listing of everything to a
-// receiver that held no file; a file of one chunk rewritten in place —
-// whose bytes no earlier file of the pass carried. (A new name in a
-// delta may be a rename or a copy: its chunks are asked for, and the
-// receiver finds them at hand.)
-func (p *pass) inlines(e, o *srcEntry, full bool) bool {
+// inlines says whether the file e at path goes with its bytes in its
+// batch: a small file whose bytes the receiver cannot hold. In a listing
+// of everything, only when the receiver held no file (else it may hold
+// them all: failback, lost state). In a delta, when no small file the
+// receiver acknowledged had any of its chunks (else it is a rename or a
+// copy, whose chunks the receiver finds at hand), and the path was not
+// sent by a pass that failed since (its file may have landed). Never a
+// file whose chunks a file sent before it in the pass had: those are sent
+// once.
+func (p *pass) inlines(path string, e *srcEntry, full bool) bool {
 	if e.Type != typeFile || e.Size < 1 || e.Size > inlineMax || len(e.List) == 0 {
 		return false
 	}
-	first := full && p.empty
-	rewritten := !full && len(e.List) == 1 && o != nil && o.Type == typeFile && !slices.Equal(o.List, e.List)
-	if !first && !rewritten {
-		return false
-	}
-	for _, c := range e.List {
-		if p.inlined[c.Hash] {
-			return false
+	ok := p.empty
+	if !full {
+		ok = !p.s.pending[path]
+		if ok && p.known == nil {
+			p.known = map[uint64]bool{}
+			for _, a := range p.s.st.Entries {
+				if a.Type == typeFile && a.Size <= inlineMax {
+					for _, c := range a.List {
+						p.known[binary.LittleEndian.Uint64(c.Hash[:8])] = true
+					}
+				}
+			}
 		}
 	}
 	for _, c := range e.List {
-		p.inlined[c.Hash] = true
+		if p.small[c.Hash] || ok && !full && p.known[binary.LittleEndian.Uint64(c.Hash[:8])] {
+			ok = false
+		}
+		p.small[c.Hash] = true
 	}
-	return true
+	return ok
 }
 
 // batchAsync sends a batch (not a session's first) in the background,

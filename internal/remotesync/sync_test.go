@@ -485,16 +485,38 @@ func TestInlineSmallFiles(t *testing.T) {
 		t.Fatalf("full listing to a destination holding the files: %+v", st)
 	}
 
-	// Rewritten in place: inline; renamed: found at the destination.
+	// Rewritten in place, and new: inline; renamed and copied: found at
+	// the destination.
 	for i := range 20 {
-		writeFile(t, fmt.Sprintf("%s/d%02d/f%04d", p.src, i/100, i), randBytes(uint64(9000+i), size), 0o644, old.Add(time.Second))
+		writeFile(t, fmt.Sprintf("%s/d%02d/f%04d", p.src, i/100, i), randBytes(uint64(100_000+i), size), 0o644, old.Add(time.Second))
+	}
+	for i := range 10 {
+		writeFile(t, fmt.Sprintf("%s/new/n%d", p.src, i), randBytes(uint64(200_000+i), size), 0o644, old)
 	}
 	for i := 100; i < 110; i++ {
 		must(t, os.Rename(fmt.Sprintf("%s/d01/f%04d", p.src, i), fmt.Sprintf("%s/d01/moved%04d", p.src, i)))
+		writeFile(t, fmt.Sprintf("%s/d02/copy%04d", p.src, i), randBytes(uint64(7000+i+100), size), 0o644, old)
 	}
 	c.n = map[string]int{}
 	st = p.mustPass(c, PassOptions{})
-	if st.Full || st.BytesSent > 20*(size+64) || st.ChunksLocal < 10 || c.n[OpChunks] != 0 || st.WireBytes > 20*size+20_000 {
-		t.Fatalf("20 rewritten, 10 renamed: %+v, requests %v", st, c.n)
+	if st.Full || st.BytesSent > 30*(size+64) || st.ChunksLocal < 20 || c.n[OpChunks] != 0 || st.WireBytes > 30*size+20_000 {
+		t.Fatalf("20 rewritten, 10 new, 10 renamed, 10 copied: %+v, requests %v", st, c.n)
+	}
+
+	// A pass cut short, then one that completes: what landed in the cut
+	// one (under its name, or as a temporary) is not sent again, though it
+	// was never acknowledged.
+	const late = 1500
+	for i := range late {
+		writeFile(t, fmt.Sprintf("%s/late/l%04d", p.src, i), randBytes(uint64(300_000+i), size), 0o644, old)
+	}
+	if st, err := p.pass(&cutTransport{r: p.r, budget: 5 << 20}, PassOptions{}); err == nil {
+		t.Fatalf("pass over a cut connection succeeded: %+v", st)
+	}
+	landed, _ := os.ReadDir(p.dst + "/late")
+	st = p.mustPass(nil, PassOptions{})
+	t.Logf("%d of %d files landed before the cut; after it: %+v", len(landed), late, st)
+	if len(landed) == 0 || st.ChunksSent > int64(late-len(landed)) {
+		t.Fatalf("%d files landed before the cut, %d chunks sent after it", len(landed), st.ChunksSent)
 	}
 }
