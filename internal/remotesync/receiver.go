@@ -135,7 +135,7 @@ type session struct {
 // Publishing thresholds of staged files, between batches: a long
 // transfer shows progress, and an interrupted one keeps what landed.
 const (
-	stageFiles = 1024
+	stageFiles = 4096
 	stageBytes = 256 << 20
 )
 
@@ -603,11 +603,6 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		if lists[i], err = checkEntry(e); err != nil {
 			return nil, err
 		}
-		if e.Inline {
-			if lists[i], err = chunks.List(bytes.NewReader(inline[i]), e.Size); err != nil {
-				return nil, err
-			}
-		}
 		if e.Delta != nil {
 			base, ok := r.ix.Lookup(e.Path)
 			if !ok || !bytes.Equal(listSum(base), e.Base) {
@@ -674,14 +669,19 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 				later = append(later, i)
 				continue
 			}
-			err = r.applyFile(ctx, s, s, parents, e, lists[i], data, buf, &resp)
+			if data != nil {
+				lists[i], err = chunks.List(bytes.NewReader(data), e.Size)
+			}
+			if err == nil {
+				err = r.applyFile(ctx, s, s, parents, e, lists[i], data, buf, &resp)
+			}
 		}
 		if err != nil {
 			r.applyFailed()
 			return nil, err
 		}
 	}
-	if err := r.applyInline(ctx, s, req.Entries, lists, inline, later, &resp); err != nil {
+	if err := r.applyInline(ctx, s, req.Entries, inline, later, &resp); err != nil {
 		r.applyFailed()
 		return nil, err
 	}
@@ -709,7 +709,7 @@ const inlineWorkers = 4
 // entries (none of a hard-link group: those touch the session's claims),
 // in inlineWorkers runs of consecutive entries, each keeping its last
 // directory open, its counts merged into the session's at the end.
-func (r *Receiver) applyInline(ctx context.Context, s *session, es []wireEntry, lists [][]chunks.Chunk, inline [][]byte, idx []int, resp *batchResp) error {
+func (r *Receiver) applyInline(ctx context.Context, s *session, es []wireEntry, inline [][]byte, idx []int, resp *batchResp) error {
 	if len(idx) == 0 {
 		return nil
 	}
@@ -736,7 +736,13 @@ func (r *Receiver) applyInline(ctx context.Context, s *session, es []wireEntry, 
 				if err = ctx.Err(); err != nil {
 					break
 				}
-				if err = r.applyFile(ctx, ws, s, parents, &es[i], lists[i], inline[i], buf, &wresp); err != nil {
+				// Cut here, by the workers: hashing is much of an inline
+				// file's cost.
+				var l []chunks.Chunk
+				if l, err = chunks.List(bytes.NewReader(inline[i]), es[i].Size); err == nil {
+					err = r.applyFile(ctx, ws, s, parents, &es[i], l, inline[i], buf, &wresp)
+				}
+				if err != nil {
 					cancel()
 					break
 				}

@@ -691,13 +691,14 @@ func (e *srcEntry) wire(path string) wireEntry {
 // file is chunked (a few times what a 100 Mbit/s, 50 ms path holds).
 const earlyBatch = 4 << 20
 
-// Batches: a batch closes at inlineBatch bytes of inline files; a full
-// listing's first batch, whose reply says whether the receiver is empty
-// (whether files may go inline), at firstBatch entries; batchesInFlight
-// batches are on the wire at once, so that the link carries the next
-// while the receiver applies one.
+// Batches: a batch closes at inlineBatch bytes of inline files; a
+// session's first batch, which is answered before the next goes (it opens
+// the session; in a full listing, its reply says whether the receiver is
+// empty, whether files may go inline), at firstBatch entries;
+// batchesInFlight batches are on the wire at once, so that the link
+// carries the next while the receiver applies one.
 const (
-	inlineBatch     = 4 << 20
+	inlineBatch     = 2 << 20
 	firstBatch      = 256
 	batchesInFlight = 3
 )
@@ -773,7 +774,7 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 		}
 		size += 200 + len(w.Path) + len(w.Target) + (len(w.Chunks)+len(w.Delta))*4/3
 		if len(batch) >= maxBatchEntries/2 || size >= 8<<20 || inl >= inlineBatch ||
-			full && session == "" && len(batch) >= firstBatch {
+			session == "" && len(batch) >= firstBatch {
 			return flush()
 		}
 		return nil
