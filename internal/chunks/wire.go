@@ -278,16 +278,8 @@ func (d *Decoder) Next() (Hash, []byte, error) {
 	default:
 		return h, nil, fmt.Errorf("%w %d", ErrFrameCodec, codec)
 	}
-	if cap(d.in) < int(plen) {
-		d.in = make([]byte, growTo(cap(d.in), int(plen)))
-	}
-	payload := d.in[:plen]
-	n, err = io.ReadFull(d.r, payload)
-	d.Wire += int64(n)
+	payload, err := d.payload(int(plen))
 	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
 		return h, nil, err
 	}
 	data := payload
@@ -345,16 +337,8 @@ func (d *Decoder) NextBare(size int) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w %d", ErrFrameCodec, codec[0])
 	}
-	if cap(d.in) < plen {
-		d.in = make([]byte, growTo(cap(d.in), plen))
-	}
-	payload := d.in[:plen]
-	n, err = io.ReadFull(d.r, payload)
-	d.Wire += int64(n)
+	payload, err := d.payload(plen)
 	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
 		return nil, err
 	}
 	if Codec(codec[0]) == CodecNone {
@@ -372,6 +356,22 @@ func (d *Decoder) NextBare(size int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: decodes to %d bytes, want %d", ErrFrameLength, len(data), size)
 	}
 	return data, nil
+}
+
+// payload reads a frame's payload of n bytes (at most MaxSize, checked by
+// the caller) into the decoder's buffer; the stream ending first is
+// io.ErrUnexpectedEOF.
+func (d *Decoder) payload(n int) ([]byte, error) {
+	if cap(d.in) < n {
+		d.in = make([]byte, growTo(cap(d.in), n))
+	}
+	b := d.in[:n]
+	got, err := io.ReadFull(d.r, b)
+	d.Wire += int64(got)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return b, err
 }
 
 // growTo is the size of a buffer grown from have to hold need bytes:

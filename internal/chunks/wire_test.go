@@ -131,3 +131,103 @@ func TestWireRefusesHostileFrames(t *testing.T) {
 		t.Logf("%s: refused (%v) after allocating %d bytes", c.name, err, alloc)
 	}
 }
+
+// Bare frames round-trip at one byte of overhead for what does not
+// compress; a hostile one (unknown codec, a payload claiming as much as
+// the data, a payload inflating beyond the size the reader expects, a
+// stream cut short) is refused.
+func TestBareFrames(t *testing.T) {
+	text, noise := textBytes(3, 64<<10), randBytes(4, 4096)
+	var buf bytes.Buffer
+	e, err := NewEncoder(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, b := range [][]byte{text, noise, {7}} {
+		if err := e.WriteBare(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.Wire != int64(buf.Len()) || buf.Len() > len(text)/2+len(noise)+1+1+5 {
+		t.Fatalf("counted %d, wrote %d for %d bytes", e.Wire, buf.Len(), len(text)+len(noise)+1)
+	}
+	good := bytes.Clone(buf.Bytes())
+	d, err := NewDecoder(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, want := range [][]byte{text, noise, {7}} {
+		if b, err := d.NextBare(len(want)); err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("bare frame of %d bytes: %v", len(want), err)
+		}
+	}
+	if err := e.WriteBare(nil); err == nil {
+		t.Fatal("empty bare frame written")
+	}
+
+	zlen := int(binary.BigEndian.Uint32(good[1:5]))
+	for name, c := range map[string]struct {
+		body []byte
+		size int
+		want error
+	}{
+		"unknown codec":        {[]byte{9, 1}, 1, ErrFrameCodec},
+		"payload as long":      {append([]byte{byte(CodecZstd)}, binary.BigEndian.AppendUint32(nil, 100)...), 100, ErrFrameLength},
+		"inflating beyond":     {good[:5+zlen], len(text) / 2, ErrFrameData},
+		"size above MaxSize":   {[]byte{0}, MaxSize + 1, ErrFrameLength},
+		"cut in the payload":   {[]byte{0, 1, 2}, 10, io.ErrUnexpectedEOF},
+		"cut in the length":    {[]byte{byte(CodecZstd), 0}, 10, io.ErrUnexpectedEOF},
+		"nothing where needed": {nil, 10, io.ErrUnexpectedEOF},
+	} {
+		d, err := NewDecoder(bytes.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.NextBare(c.size); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+		d.Close()
+	}
+}
+
+// A Decompressor gives back what Compress made, and refuses a frame that
+// declares, or decodes to, more than its bound.
+func TestDecompressorBound(t *testing.T) {
+	c, err := NewCompressor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d, err := NewDecompressor(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, n := range []int{10, 300, 1 << 20} {
+		src := textBytes(uint64(n), n)
+		if got, err := d.Decompress(c.Compress(src, nil)); err != nil || !bytes.Equal(got, src) {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+	}
+	if _, err := d.Decompress(c.Compress(make([]byte, 1<<20+1), nil)); !errors.Is(err, ErrFrameLength) {
+		t.Fatalf("above the bound: %v", err)
+	}
+	// A frame that does not declare its size may decode to undeclaredMax.
+	var unsized bytes.Buffer
+	w, err := zstd.NewWriter(&unsized)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("x"))
+	w.Flush()
+	w.Write(make([]byte, undeclaredMax))
+	w.Close()
+	if _, err := d.Decompress(unsized.Bytes()); err == nil {
+		t.Fatal("an undeclared frame above its bound decoded")
+	}
+	if _, err := d.Decompress([]byte("not zstd")); !errors.Is(err, ErrFrameData) {
+		t.Fatalf("garbage: %v", err)
+	}
+}

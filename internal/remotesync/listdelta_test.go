@@ -169,9 +169,9 @@ func TestListDeltaOnTheWire(t *testing.T) {
 	}
 }
 
-// opCount counts the requests of each operation.
+// opCount counts a transport's requests by operation.
 type opCount struct {
-	pipeTransport
+	Transport
 	mu sync.Mutex
 	n  map[string]int
 }
@@ -180,7 +180,7 @@ func (c *opCount) RoundTrip(ctx context.Context, op string, body io.Reader) (io.
 	c.mu.Lock()
 	c.n[op]++
 	c.mu.Unlock()
-	return c.pipeTransport.RoundTrip(ctx, op, body)
+	return c.Transport.RoundTrip(ctx, op, body)
 }
 
 // A tree of more entries than a batch holds goes in several batches, the
@@ -196,7 +196,7 @@ func TestManyBatches(t *testing.T) {
 			writeFile(t, fmt.Sprintf("%s/f%03d", dir, f), randBytes(uint64(d*1000+f), 1+f%7*100), 0o644, old)
 		}
 	}
-	c := &opCount{pipeTransport: pipeTransport{p.r}, n: map[string]int{}}
+	c := &opCount{Transport: pipeTransport{p.r}, n: map[string]int{}}
 	st := p.mustPass(c, PassOptions{})
 	if c.n[OpBatch] < 2 || st.FilesCopied != 9000 {
 		t.Fatalf("%d batches, %+v", c.n[OpBatch], st)

@@ -930,13 +930,8 @@ func (p *pass) inlines(path string, e *srcEntry, full bool) bool {
 // pass's background work and is returned by the next call, or by
 // settleBatches.
 func (p *pass) batchAsync(req batchReq, srcs []*srcEntry) error {
-	select {
-	case p.inflight <- struct{}{}:
-	case <-p.jobCtx.Done():
-		if err := p.jobFailure(); err != nil {
-			return err
-		}
-		return p.jobCtx.Err()
+	if err := p.takeSlot(); err != nil {
+		return err
 	}
 	req.Seq = p.seq.Add(1)
 	p.jobs.Go(func() {
@@ -952,19 +947,28 @@ func (p *pass) batchAsync(req batchReq, srcs []*srcEntry) error {
 // (not for the chunks they asked for).
 func (p *pass) settleBatches() error {
 	for range batchesInFlight {
-		select {
-		case p.inflight <- struct{}{}:
-		case <-p.jobCtx.Done():
-			if err := p.jobFailure(); err != nil {
-				return err
-			}
-			return p.jobCtx.Err()
+		if err := p.takeSlot(); err != nil {
+			return err
 		}
 	}
 	for range batchesInFlight {
 		<-p.inflight
 	}
 	return p.jobFailure()
+}
+
+// takeSlot takes a place among the batches on the wire, unless the pass's
+// background work failed (its failure is returned).
+func (p *pass) takeSlot() error {
+	select {
+	case p.inflight <- struct{}{}:
+		return nil
+	case <-p.jobCtx.Done():
+		if err := p.jobFailure(); err != nil {
+			return err
+		}
+		return p.jobCtx.Err()
+	}
 }
 
 // fail records the first failure of the pass's background work and
