@@ -105,6 +105,20 @@ func NewDecompressor(max int) (*Decompressor, error) {
 	return &Decompressor{z: z, max: max}, nil
 }
 
+// DeclaredSize is the content size a zstd frame declares, or, for a frame
+// that declares none, the most Decompress lets it decode to (0 for what
+// is not a frame): what Decompress will allocate for it.
+func DeclaredSize(src []byte) int {
+	var h zstd.Header
+	if h.Decode(src) != nil {
+		return 0
+	}
+	if !h.HasFCS {
+		return undeclaredMax
+	}
+	return int(min(h.FrameContentSize, 1<<62))
+}
+
 // Decompress decodes one zstd frame. What it allocates, and what the frame
 // may decode to, is the content size the frame declares (Compress's do,
 // but for a few hundred bytes or less), at most the bound; a frame that

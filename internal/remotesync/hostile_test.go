@@ -208,6 +208,13 @@ func TestHostileRequests(t *testing.T) {
 	batch("inline with a list", CodeProtocol, e)
 	inlineBytes = [][]byte{small}
 	batch("inline file escaping", CodeProtocol, inl("../x", int64(len(small))))
+	// A large batch while another is applied: refused, not waited for.
+	padded := append(jsonLine(t, batchReq{Session: "x"}), bytes.Repeat([]byte{' '}, smallBatch)...)
+	largeBody := append(binary.AppendUvarint(nil, uint64(len(zc.Compress(padded, nil)))), zc.Compress(padded, nil)...)
+	r.bigSem <- struct{}{}
+	framing("a second large batch", largeBody)
+	<-r.bigSem
+	bad("a large batch alone", OpBatch, bytes.NewReader(largeBody), CodeBusy) // read, then: no session "x"
 	// Numbering: a batch already applied, or far ahead.
 	bad("batch again", OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: sess, Seq: seq - 1})), CodeProtocol)
 	bad("batch far ahead", OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: sess, Seq: seq + maxSeqAhead + 1})), CodeProtocol)

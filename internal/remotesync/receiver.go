@@ -53,11 +53,13 @@ type Receiver struct {
 	log       *slog.Logger
 
 	// Bounds on the memory of requests in flight: batchesRead batch
-	// bodies (up to maxBatchBody of JSON and maxInlineBatch of inline
-	// files each) at a time, and maxChunkStreams chunk streams (about 12
-	// MiB each: the decoder's two buffers and the assembly's).
-	batchSem, chunkSem chan struct{}
-	zd                 *chunks.Decompressor // batches' JSON
+	// bodies at a time (each up to maxInlineBatch of inline files, and a
+	// JSON of up to smallBatch — or, one at a time (bigSem), of up to
+	// maxBatchBody: long chunk lists), and
+	// maxChunkStreams chunk streams (about 12 MiB each: the decoder's two
+	// buffers and the assembly's).
+	batchSem, chunkSem, bigSem chan struct{}
+	zd                         *chunks.Decompressor // batches' JSON
 
 	scanned    chan struct{}
 	scanErr    error
@@ -240,7 +242,7 @@ func NewReceiver(root, statePath string, o ReceiverOptions) (*Receiver, error) {
 		return nil, err
 	}
 	r := &Receiver{root: root, rootFd: fd, ix: ix, statePath: statePath, o: o, log: o.Logger, scanned: make(chan struct{}),
-		batchSem: make(chan struct{}, batchesRead), chunkSem: make(chan struct{}, maxChunkStreams), zd: zd}
+		batchSem: make(chan struct{}, batchesRead), chunkSem: make(chan struct{}, maxChunkStreams), bigSem: make(chan struct{}, 1), zd: zd}
 	if statePath != "" {
 		loadJSON(statePath, &r.st)
 	}
@@ -432,37 +434,58 @@ func (r *Receiver) applyFailed() {
 // it is applied.
 const batchesRead = batchesInFlight + 1
 
+// smallBatch is the largest batch JSON, compressed or not, read while
+// another batch's of that size is read or applied (bigSem).
+const smallBatch = 4 << 20
+
 // readBatch reads a batch's body: its JSON, and the bytes of its inline
 // files (by entry index). Only what needs no session is checked here.
-func (r *Receiver) readBatch(body io.Reader) (*batchReq, [][]byte, error) {
+// A large batch holds bigSem until release is called.
+func (r *Receiver) readBatch(body io.Reader) (_ *batchReq, _ [][]byte, release func(), err error) {
+	release = func() {}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
 	br := bufio.NewReaderSize(body, 64<<10)
 	n, err := binary.ReadUvarint(br)
 	if err == io.EOF {
-		return nil, nil, protof("empty batch")
+		return nil, nil, release, protof("empty batch")
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("read batch: %w", err)
+		return nil, nil, release, fmt.Errorf("read batch: %w", err)
 	}
 	if n == 0 || n > maxBatchBody {
-		return nil, nil, protof("batch of %d compressed bytes, at most %d", n, maxBatchBody)
+		return nil, nil, release, protof("batch of %d compressed bytes, at most %d", n, maxBatchBody)
 	}
 	z, err := io.ReadAll(io.LimitReader(br, int64(n))) // grows with what comes, not with what is claimed
 	if err == nil && uint64(len(z)) != n {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("read batch: %w", err)
+		return nil, nil, release, fmt.Errorf("read batch: %w", err)
+	}
+	if n > smallBatch || chunks.DeclaredSize(z) > smallBatch {
+		// Never waited for: it could be held by a batch waiting for its
+		// turn behind this one. A sender sends one large batch at a time.
+		select {
+		case r.bigSem <- struct{}{}:
+			release = func() { <-r.bigSem }
+		default:
+			return nil, nil, release, protof("a second batch of over %d bytes while one is applied", smallBatch)
+		}
 	}
 	js, err := r.zd.Decompress(z)
 	if err != nil {
-		return nil, nil, protof("batch: %v", err)
+		return nil, nil, release, protof("batch: %v", err)
 	}
 	var req batchReq
 	if err := decodeStrict(js, &req); err != nil {
-		return nil, nil, err
+		return nil, nil, release, err
 	}
 	if len(req.Entries) > maxBatchEntries {
-		return nil, nil, protof("%d entries in a batch, at most %d", len(req.Entries), maxBatchEntries)
+		return nil, nil, release, protof("%d entries in a batch, at most %d", len(req.Entries), maxBatchEntries)
 	}
 	var total int64
 	for i := range req.Entries {
@@ -471,18 +494,18 @@ func (r *Receiver) readBatch(body io.Reader) (*batchReq, [][]byte, error) {
 			continue
 		}
 		if e.Type != typeFile || e.Size < 1 || e.Size > inlineMax {
-			return nil, nil, protof("inline entry of type %q and %d bytes", e.Type, e.Size)
+			return nil, nil, release, protof("inline entry of type %q and %d bytes", e.Type, e.Size)
 		}
 		total += e.Size
 	}
 	if total > maxInlineBatch {
-		return nil, nil, protof("%d bytes of inline files in a batch, at most %d", total, maxInlineBatch)
+		return nil, nil, release, protof("%d bytes of inline files in a batch, at most %d", total, maxInlineBatch)
 	}
 	var inline [][]byte
 	if total > 0 {
 		d, err := chunks.NewDecoder(br)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, release, err
 		}
 		defer d.Close()
 		inline = make([][]byte, len(req.Entries))
@@ -493,10 +516,10 @@ func (r *Receiver) readBatch(body io.Reader) (*batchReq, [][]byte, error) {
 			}
 			b, err := d.NextBare(int(req.Entries[i].Size))
 			if errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) || errors.Is(err, chunks.ErrFrameData) {
-				return nil, nil, protof("inline bytes of entry %d: %v", i, err)
+				return nil, nil, release, protof("inline bytes of entry %d: %v", i, err)
 			}
 			if err != nil {
-				return nil, nil, fmt.Errorf("read batch: %w", err)
+				return nil, nil, release, fmt.Errorf("read batch: %w", err)
 			}
 			start := len(buf)
 			buf = append(buf, b...)
@@ -504,11 +527,11 @@ func (r *Receiver) readBatch(body io.Reader) (*batchReq, [][]byte, error) {
 		}
 	}
 	if _, err := br.Peek(1); err == nil {
-		return nil, nil, protof("data after the batch")
+		return nil, nil, release, protof("data after the batch")
 	} else if err != io.EOF {
-		return nil, nil, fmt.Errorf("read batch: %w", err)
+		return nil, nil, release, fmt.Errorf("read batch: %w", err)
 	}
-	return &req, inline, nil
+	return &req, inline, release, nil
 }
 
 // waitTurn waits until the session's batch seq is the one to apply.
@@ -556,10 +579,11 @@ func (s *session) end() {
 }
 
 func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
-	req, inline, err := r.readBatch(body)
+	req, inline, release, err := r.readBatch(body)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	var opened string
 	if req.Begin != nil {
 		if req.Session != "" || req.Seq != 0 {

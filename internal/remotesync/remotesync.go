@@ -153,7 +153,7 @@ const protoVersion = 4 // 2: chunks requests carry several files; 3: chunk list 
 const (
 	maxHeader        = 64 << 10 // a request's JSON header line (begin, commit, chunks)
 	maxBatchBody     = 64 << 20 // a batch's JSON (compressed, and decompressed)
-	maxInlineBatch   = 16 << 20 // bytes of a batch's inline files
+	maxInlineBatch   = 4 << 20  // bytes of a batch's inline files (a sender closes a batch at inlineBatch)
 	inlineMax        = 64 << 10 // bytes of one inline file
 	maxSeqAhead      = 8        // how far ahead of the one being applied a batch may be numbered
 	maxBatchEntries  = 16384    // entries in one batch

@@ -220,6 +220,7 @@ type pass struct {
 	// batchesInFlight at a time, numbered from seq.
 	inflight chan struct{}
 	seq      atomic.Uint64
+	large    sync.Mutex // held by a batch of a large JSON on the wire
 	// empty: the receiver held no file when the session opened (its
 	// first batch's reply); small: the chunks of the small files the pass
 	// sent so far; known: the chunks of the small files the receiver
@@ -983,12 +984,16 @@ func (p *pass) fail(err error) {
 }
 
 // encodeBatch is a batch's body (see batchReq): its JSON compressed, then
-// its inline files' bytes, each released once written.
-func (p *pass) encodeBatch(req *batchReq, srcs []*srcEntry) ([]byte, error) {
+// its inline files' bytes, each released once written. large says the
+// JSON is one the receiver takes one at a time (smallBatch).
+func (p *pass) encodeBatch(req *batchReq, srcs []*srcEntry) (_ []byte, large bool, _ error) {
 	js, err := json.Marshal(req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	// Half the receiver's bound: compressing may lengthen what does not
+	// shrink, a little.
+	large = len(js) > smallBatch/2
 	z := p.s.zstd.Compress(js, nil)
 	n := len(z) + binary.MaxVarintLen64
 	for _, w := range req.Entries {
@@ -1011,11 +1016,11 @@ func (p *pass) encodeBatch(req *batchReq, srcs []*srcEntry) ([]byte, error) {
 		if data == nil {
 			path, _ := getName(req.Entries[i].Path, req.Entries[i].PathB)
 			if data, err = p.readInline(path, e); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 		}
 		if err := enc.WriteBare(data); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		p.release(e)
 		chunksInline += int64(len(e.List))
@@ -1024,7 +1029,7 @@ func (p *pass) encodeBatch(req *batchReq, srcs []*srcEntry) ([]byte, error) {
 	p.stats.BytesSent += enc.Wire
 	p.stats.ChunksSent += chunksInline
 	p.mu.Unlock()
-	return buf.Bytes(), nil
+	return buf.Bytes(), large, nil
 }
 
 // readInline reads a small file whose bytes were not kept from chunking,
@@ -1056,12 +1061,19 @@ func (p *pass) readInline(path string, e *srcEntry) ([]byte, error) {
 // batch sends one batch (srcs: its entries' source entries) and then, in
 // the background, the chunks its files need, Workers files at a time.
 func (p *pass) batch(req batchReq, srcs []*srcEntry) (string, error) {
-	body, err := p.encodeBatch(&req, srcs)
+	body, large, err := p.encodeBatch(&req, srcs)
 	if err != nil {
 		return req.Session, err
 	}
+	if large {
+		p.large.Lock() // one at a time, as the receiver takes them
+	}
 	var resp batchResp
-	if err := p.roundTrip(p.jobCtx, OpBatch, bytes.NewReader(body), &resp); err != nil {
+	err = p.roundTrip(p.jobCtx, OpBatch, bytes.NewReader(body), &resp)
+	if large {
+		p.large.Unlock()
+	}
+	if err != nil {
 		return req.Session, err
 	}
 	session := req.Session
