@@ -148,8 +148,10 @@ func openRead(dirfd int, name string) (int, error) {
 }
 
 // holds reports whether the regular file name in dirfd holds exactly the
-// content l describes, by hashing it, and how many bytes it read.
-func holds(dirfd int, name string, l []chunks.Chunk, buf []byte) (bool, int64) {
+// content l describes, by hashing it, and how many bytes it read. *buf is
+// grown to the longest chunk when shorter (kept for the caller's next
+// file: most never need one).
+func holds(dirfd int, name string, l []chunks.Chunk, buf *[]byte) (bool, int64) {
 	fd, err := openRead(dirfd, name)
 	if err != nil {
 		return false, 0
@@ -161,7 +163,10 @@ func holds(dirfd int, name string, l []chunks.Chunk, buf []byte) (bool, int64) {
 	}
 	var read int64
 	for _, c := range l {
-		b := buf[:c.Length]
+		if cap(*buf) < c.Length {
+			*buf = make([]byte, c.Length, max(c.Length, 2*cap(*buf)))
+		}
+		b := (*buf)[:c.Length]
 		n, err := treesync.PreadFull(fd, b, c.Offset)
 		read += int64(n)
 		if err != nil || n != c.Length || chunks.Sum(b) != c.Hash {

@@ -653,7 +653,7 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 	if over {
 		return nil, protof("more than %d chunks of files awaiting data", maxPendingChunks)
 	}
-	buf := make([]byte, chunks.MaxSize)
+	var buf []byte // holds' buffer, made when first needed
 	localCopies := s.localCopies
 	var later []int // inline files, written by several workers after the loop
 	// Files come in walk order: a directory's run of files opens it once.
@@ -697,7 +697,7 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 				lists[i], err = chunks.List(bytes.NewReader(data), e.Size)
 			}
 			if err == nil {
-				err = r.applyFile(ctx, s, s, parents, e, lists[i], data, buf, &resp)
+				err = r.applyFile(ctx, s, s, parents, e, lists[i], data, &buf, &resp)
 			}
 		}
 		if err != nil {
@@ -750,9 +750,6 @@ func (r *Receiver) applyInline(ctx context.Context, s *session, es []wireEntry, 
 			ws := &session{verify: s.verify} // this worker's counts
 			var wresp batchResp
 			var buf []byte
-			if s.verify {
-				buf = make([]byte, chunks.MaxSize)
-			}
 			parents := treesync.NewParents(r.rootFd)
 			defer parents.Close()
 			var err error
@@ -764,7 +761,7 @@ func (r *Receiver) applyInline(ctx context.Context, s *session, es []wireEntry, 
 				// file's cost.
 				var l []chunks.Chunk
 				if l, err = chunks.List(bytes.NewReader(inline[i]), es[i].Size); err == nil {
-					err = r.applyFile(ctx, ws, s, parents, &es[i], l, inline[i], buf, &wresp)
+					err = r.applyFile(ctx, ws, s, parents, &es[i], l, inline[i], &buf, &wresp)
 				}
 				if err != nil {
 					cancel()
@@ -1013,7 +1010,7 @@ func (r *Receiver) updateMeta(s *session, pfd int, base string, e *wireEntry, st
 //
 // s takes its counts; owner is the session (whose the staged file is, and
 // the hard-link groups' claims).
-func (r *Receiver) applyFile(ctx context.Context, s, owner *session, parents *treesync.Parents, e *wireEntry, l []chunks.Chunk, inline, buf []byte, resp *batchResp) error {
+func (r *Receiver) applyFile(ctx context.Context, s, owner *session, parents *treesync.Parents, e *wireEntry, l []chunks.Chunk, inline []byte, buf *[]byte, resp *batchResp) error {
 	pfd, base, err := parents.Open(e.Path)
 	if err != nil {
 		return errAt("open parent of", e.Path, err)

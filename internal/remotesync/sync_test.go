@@ -510,3 +510,18 @@ func TestInlineSmallFiles(t *testing.T) {
 		t.Fatalf("%d files landed before the cut, %d chunks sent after it", landed, st.ChunksSent)
 	}
 }
+
+// A new small file goes inline; where the destination already has a file
+// of that name and size that the receiver never indexed (made behind its
+// back), the receiver reads it to compare before writing the new bytes.
+func TestInlineOverUnindexedFile(t *testing.T) {
+	t.Parallel()
+	p := newPair(t)
+	writeFile(t, p.src+"/f", randBytes(400_001, 4096), 0o644, old)
+	p.mustPass(nil, PassOptions{})
+	must(t, os.WriteFile(p.dst+"/g", randBytes(400_002, 4096), 0o644))
+	writeFile(t, p.src+"/g", randBytes(400_003, 4096), 0o644, old)
+	if st := p.mustPass(nil, PassOptions{}); st.Full || st.FilesCompared != 1 || st.FilesCopied != 1 || st.ChunksSent != 1 {
+		t.Fatalf("new file over an unindexed one: %+v", st)
+	}
+}
