@@ -106,17 +106,25 @@ func NewDecompressor(max int) (*Decompressor, error) {
 }
 
 // DeclaredSize is the content size a zstd frame declares, or, for a frame
-// that declares none, the most Decompress lets it decode to (0 for what
-// is not a frame): what Decompress will allocate for it.
+// that declares none, undeclaredMax (0 for what is not a frame): what
+// Decompress will allocate for it, at most.
 func DeclaredSize(src []byte) int {
-	var h zstd.Header
-	if h.Decode(src) != nil {
+	size, err := declaredSize(src)
+	if err != nil {
 		return 0
 	}
-	if !h.HasFCS {
-		return undeclaredMax
+	return int(min(size, 1<<62))
+}
+
+func declaredSize(src []byte) (uint64, error) {
+	var h zstd.Header
+	if err := h.Decode(src); err != nil {
+		return 0, err
 	}
-	return int(min(h.FrameContentSize, 1<<62))
+	if !h.HasFCS {
+		return undeclaredMax, nil
+	}
+	return h.FrameContentSize, nil
 }
 
 // Decompress decodes one zstd frame. What it allocates, and what the frame
@@ -125,13 +133,9 @@ func DeclaredSize(src []byte) int {
 // declares none may decode to undeclaredMax bytes. Safe for concurrent
 // use.
 func (d *Decompressor) Decompress(src []byte) ([]byte, error) {
-	var h zstd.Header
-	if err := h.Decode(src); err != nil {
+	size, err := declaredSize(src)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFrameData, err)
-	}
-	size := uint64(min(d.max, undeclaredMax))
-	if h.HasFCS {
-		size = h.FrameContentSize
 	}
 	if size < 1 || size > uint64(d.max) {
 		return nil, fmt.Errorf("%w: a frame of %d bytes, want 1 to %d", ErrFrameLength, size, d.max)

@@ -336,9 +336,11 @@ func (c *Conn) commit(ctx context.Context, fh []byte) (nfsv4.Verifier4, error) {
 	return v, nil
 }
 
-// read reads len(b) bytes at off through fh in READs of at most the
-// connection's block size; a short file is an error.
-func (c *Conn) read(ctx context.Context, fh []byte, sid nfsv4.Stateid4, off int64, b []byte) error {
+// read reads len(b) bytes of the file name at off through fh in READs of
+// at most the connection's block size, and checks them against what
+// WriteFile wrote there; a short file is an error.
+func (c *Conn) read(ctx context.Context, name string, fh []byte, sid nfsv4.Stateid4, off int64, b []byte) error {
+	start, all := off, b
 	for len(b) > 0 {
 		n := min(len(b), c.rsize)
 		data, eof, err := c.S.Read(ctx, fh, sid, uint64(off), uint32(n))
@@ -350,6 +352,9 @@ func (c *Conn) read(ctx context.Context, fh []byte, sid nfsv4.Stateid4, off int6
 		}
 		copy(b, data)
 		b, off = b[len(data):], off+int64(len(data))
+	}
+	if !matches(all, start) {
+		return fmt.Errorf("READ of %s at %d: not the bytes written", name, start)
 	}
 	return nil
 }
@@ -639,11 +644,8 @@ func ReadFile(ctx context.Context, e Endpoint, name string, size int64, conns in
 		b := make([]byte, c.rsize)
 		for off := int64(i) * part; off < min(size, int64(i+1)*part); off += int64(len(b)) {
 			chunk := b[:min(int64(len(b)), size-off)]
-			if err := c.read(ctx, fhs[i], sids[i], off, chunk); err != nil {
+			if err := c.read(ctx, name, fhs[i], sids[i], off, chunk); err != nil {
 				return err
-			}
-			if !matches(chunk, off) {
-				return fmt.Errorf("READ of %s at %d: not the bytes written", name, off)
 			}
 		}
 		return nil
@@ -665,11 +667,8 @@ func ReadRandom(ctx context.Context, e Endpoint, name string, size int64, count,
 		b := make([]byte, 4096)
 		for j := i; j < count; j += conns {
 			off := rng.Int64N(size/4096) * 4096
-			if err := c.read(ctx, fhs[i], sids[i], off, b); err != nil {
+			if err := c.read(ctx, name, fhs[i], sids[i], off, b); err != nil {
 				return err
-			}
-			if !matches(b, off) {
-				return fmt.Errorf("READ of %s at %d: not the bytes written", name, off)
 			}
 		}
 		return nil
