@@ -113,7 +113,7 @@ func run() int {
 		fuseNFS  = flag.String("fuse-nfs", "", "nfs suite: the fuse-nfs binary to untar through (default: fuse-nfs on PATH; built as ../shared/tools/README.md says)")
 		nfsProf  = flag.Duration("nfs-profile", 0, "nfs: CPU-profile efsd for this long from the start of each of its NFSv4.1 workloads in the first repetition (files in --work's logs/; the report goes to bench/results/)")
 		nfsVers  = flag.String("nfs-versions", strings.Join(nfsAllVersions, ","), "nfs suite: the NFS versions to measure, of "+strings.Join(nfsAllVersions, ",")+"; fewer than all: the report goes to bench/results/")
-		xdProf   = flag.Duration("xd-profile", 0, "xdeploy: CPU-profile both efsd deployments for this long from the start of each initial copy (files in --work's logs/)")
+		xdProf   = flag.Duration("xd-profile", 0, "xdeploy: CPU-profile both efsd deployments for this long from the start of each initial copy and of each change (files in --work's logs/)")
 		source   = flag.String("efsd-source", "head", "build efsd from the committed HEAD (head), another git revision (e.g. main), or the working tree (worktree)")
 	)
 	flag.Parse()

@@ -909,7 +909,8 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 	unix.Sync()
 	f0, b0 := x.link.Bytes()
 	off := fileSize(x.a.proc.Log)
-	profiled := h.profile(x, fmt.Sprintf("xdeploy-%s-%s-initial-%d", spec.Name, strings.Fields(cond.Name)[0], rep), h.xdProfile)
+	link := strings.Fields(cond.Name)[0]
+	profiled := sync.OnceFunc(h.profile(x, fmt.Sprintf("xdeploy-%s-%s-initial-%d", spec.Name, link, rep), h.xdProfile))
 	defer profiled()
 	t0 := time.Now()
 	if err := os.Rename(staged, inSrc); err != nil {
@@ -930,6 +931,8 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 	add(xdStepInitial, end.Sub(t0).Seconds(), f1-f0, b1-b0, int64(spec.Files), spec.TotalBytes())
 
 	unix.Sync()
+	profiled() // one CPU profile at a time
+	defer h.profile(x, fmt.Sprintf("xdeploy-%s-%s-change-%d", spec.Name, link, rep), h.xdProfile)()
 	f0, b0 = x.link.Bytes()
 	changed, n, err := h.xdChange(it, inSrc, rep)
 	if err != nil {
