@@ -32,6 +32,10 @@ type Options struct {
 	// before its pass, so that a burst of writes is copied in one pass.
 	// Default 20ms.
 	SettleDelay time.Duration
+	// MaxSettle bounds how long a worker about to pass waits for a file
+	// of its source being written (modified within SettleDelay and not
+	// closed). Default 1s.
+	MaxSettle time.Duration
 	// MaxBackoff caps the wait between retries of a failing pass.
 	// Default 30s.
 	MaxBackoff time.Duration
@@ -136,6 +140,9 @@ func NewManager(svc *efs.Service, paths Paths, o Options) *Manager {
 	}
 	if o.SettleDelay <= 0 {
 		o.SettleDelay = 20 * time.Millisecond
+	}
+	if o.MaxSettle <= 0 {
+		o.MaxSettle = time.Second
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second

@@ -101,7 +101,20 @@ type tree struct {
 	resync  bool // events were lost: walk the tree again
 	seen    map[int32]bool
 	closed  bool
+	// writing holds the files being written: modified (IN_MODIFY) and
+	// not closed since (IN_CLOSE_WRITE), with when they were last
+	// modified. At most maxWriting; one beyond is not tracked.
+	writing map[fileKey]time.Time
 }
+
+// fileKey names a file by its directory's watch and its name there.
+type fileKey struct {
+	wd   int32
+	name string
+}
+
+// maxWriting bounds a tree's files tracked as being written.
+const maxWriting = 1024
 
 func newHub(perFS, max int, now func() time.Time, log *slog.Logger) *hub {
 	return &hub{
@@ -180,7 +193,8 @@ func (h *hub) watch(root string, log *slog.Logger) (*tree, error) {
 	if err := h.open(); err != nil {
 		return nil, err
 	}
-	t := &tree{h: h, root: root, log: log, C: make(chan struct{}, 1), wds: map[int32]struct{}{}}
+	t := &tree{h: h, root: root, log: log, C: make(chan struct{}, 1), wds: map[int32]struct{}{},
+		writing: map[fileKey]time.Time{}}
 	h.mu.Lock()
 	if h.closed || h.broken {
 		h.mu.Unlock()
@@ -391,6 +405,7 @@ func (h *hub) dispatch(buf []byte) {
 	}
 	from := map[uint32][]moved{}
 	h.mu.Lock()
+	now := h.now()
 	for off := 0; off+unix.SizeofInotifyEvent <= len(buf); {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
 		end := off + unix.SizeofInotifyEvent + int(ev.Len)
@@ -418,6 +433,9 @@ func (h *hub) dispatch(buf []byte) {
 		for t, dir := range w.owners {
 			t.signal()
 			if !isDir {
+				if len(name) > 0 {
+					t.wrote(fileKey{ev.Wd, string(name)}, ev.Mask, now)
+				}
 				continue
 			}
 			p := filepath.Join(dir, string(name))
@@ -490,6 +508,36 @@ func (t *tree) signal() {
 	case t.C <- struct{}{}:
 	default:
 	}
+}
+
+// wrote tracks a file's writer from its events. Called with h.mu held.
+func (t *tree) wrote(k fileKey, mask uint32, now time.Time) {
+	switch {
+	case mask&(unix.IN_CLOSE_WRITE|unix.IN_DELETE|unix.IN_MOVED_FROM) != 0:
+		delete(t.writing, k)
+	case mask&unix.IN_MODIFY != 0:
+		if _, ok := t.writing[k]; ok || len(t.writing) < maxWriting {
+			t.writing[k] = now
+		}
+	}
+}
+
+// Writing says whether a file of the tree is being written: modified
+// within quiet and not closed since. A file quiet for longer is forgotten
+// (a writer that pauses, or one whose close went unseen).
+func (t *tree) Writing(quiet time.Duration) bool {
+	h := t.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now, busy := h.now(), false
+	for k, at := range t.writing {
+		if now.Sub(at) >= quiet {
+			delete(t.writing, k)
+		} else {
+			busy = true
+		}
+	}
+	return busy
 }
 
 // Limited reports whether some directories of the tree are not watched.

@@ -137,7 +137,7 @@ func (w *worker) run(ctx context.Context) {
 				churnSince = start
 			}
 			log.Debug("replication pass: a source file changed while it was sent; passing again", "err", err)
-			r, ok := w.sleep(ctx, nil, w.m.opts.SettleDelay, false)
+			r, ok := w.sleep(ctx, watch, w.m.opts.SettleDelay, false)
 			if !ok {
 				return
 			}
@@ -261,8 +261,9 @@ func (w *worker) nextScrub() time.Time {
 
 // sleep waits for the next pass: a change notification (followed by a
 // short settle delay, to take a burst of writes in one pass), a scrub
-// request (returned, at once), or the timeout. After a failure only the
-// timeout and scrub requests count (backoff). false: the worker stops.
+// request (returned, at once), or the timeout; then for the end of a
+// file's write under way (awaitWriters). After a failure only the timeout
+// and scrub requests count (backoff). false: the worker stops.
 func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, wakeOnChange bool) (*scrubRequest, bool) {
 	var changes <-chan struct{}
 	if watch != nil && wakeOnChange {
@@ -278,7 +279,7 @@ func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, 
 	case <-ctx.Done():
 		return nil, false
 	case <-t.C:
-		return nil, true
+		return w.awaitWriters(ctx, watch, changes)
 	case r := <-w.scrubs:
 		return r, true
 	case <-changes:
@@ -292,8 +293,40 @@ func (w *worker) sleep(ctx context.Context, watch *tree, timeout time.Duration, 
 	case r := <-w.scrubs:
 		return r, true
 	case <-settle.C:
+	}
+	return w.awaitWriters(ctx, watch, changes)
+}
+
+// awaitWriters waits while a file of the tree is being written (modified
+// within the settle delay and not closed), at most MaxSettle: a pass that
+// starts mid-write reads a partial file and sends it, then another pass
+// sends the rest (at a peer, each with its own durable commit). A close
+// comes as a change; without changes, the writer is looked at again every
+// settle delay.
+func (w *worker) awaitWriters(ctx context.Context, watch *tree, changes <-chan struct{}) (*scrubRequest, bool) {
+	if watch == nil || !watch.Writing(w.m.opts.SettleDelay) {
 		return nil, true
 	}
+	limit := time.NewTimer(w.m.opts.MaxSettle)
+	defer limit.Stop()
+	for watch.Writing(w.m.opts.SettleDelay) {
+		again := time.NewTimer(w.m.opts.SettleDelay)
+		select {
+		case <-ctx.Done():
+			again.Stop()
+			return nil, false
+		case r := <-w.scrubs:
+			again.Stop()
+			return r, true
+		case <-limit.C:
+			again.Stop()
+			return nil, true
+		case <-changes:
+		case <-again.C:
+		}
+		again.Stop()
+	}
+	return nil, true
 }
 
 // waitForDestination holds the configuration at ENABLING until its
