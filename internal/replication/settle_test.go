@@ -30,17 +30,24 @@ func (c *fakeNow) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// A file is being written from its first IN_MODIFY until its writer
-// closes it, is deleted or moved away, or stays quiet for the delay given.
-func TestTreeTracksWriters(t *testing.T) {
-	clock := &fakeNow{t: time.Unix(1e9, 0)}
-	h := newHub(100, 1000, clock.now, slog.New(slog.DiscardHandler))
+// watchedDir watches a new directory, with a hub of its own on clock now.
+func watchedDir(t *testing.T, now func() time.Time) (string, *tree) {
+	t.Helper()
+	h := newHub(100, 1000, now, slog.New(slog.DiscardHandler))
 	t.Cleanup(h.close)
 	root := t.TempDir()
 	tr, err := h.watch(root, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return root, tr
+}
+
+// A file is being written from its first IN_MODIFY until its writer
+// closes it, is deleted or moved away, or stays quiet for the delay given.
+func TestTreeTracksWriters(t *testing.T) {
+	clock := &fakeNow{t: time.Unix(1e9, 0)}
+	root, tr := watchedDir(t, clock.now)
 	const quiet = time.Second
 	writing := func(want bool) func() bool {
 		return func() bool { return tr.Writing(quiet) == want }
@@ -92,13 +99,7 @@ func TestTreeTracksWriters(t *testing.T) {
 // and closed at once does not hold the pass beyond the settle delay.
 func TestPassWaitsForWriter(t *testing.T) {
 	const settle = 300 * time.Millisecond // 30 times the writer's pace
-	h := newHub(100, 1000, time.Now, slog.New(slog.DiscardHandler))
-	t.Cleanup(h.close)
-	root := t.TempDir()
-	tr, err := h.watch(root, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, tr := watchedDir(t, time.Now)
 	sleeper := func(maxSettle, timeout time.Duration, wakeOnChange bool) (done chan time.Time, stop func()) {
 		m := newTestManager(t, Options{NoWatch: true, SettleDelay: settle, MaxSettle: maxSettle})
 		ctx, cancel := context.WithCancel(context.Background())
