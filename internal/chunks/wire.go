@@ -109,33 +109,38 @@ func NewDecompressor(max int) (*Decompressor, error) {
 // that declares none, undeclaredMax (0 for what is not a frame): what
 // Decompress will allocate for it, at most.
 func DeclaredSize(src []byte) int {
-	size, err := declaredSize(src)
+	size, _, err := declaredSize(src)
 	if err != nil {
 		return 0
 	}
 	return int(min(size, 1<<62))
 }
 
-func declaredSize(src []byte) (uint64, error) {
+// declaredSize reads a frame's header: its declared content size, or
+// undeclaredMax if it declares none (declared false).
+func declaredSize(src []byte) (size uint64, declared bool, err error) {
 	var h zstd.Header
 	if err := h.Decode(src); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if !h.HasFCS {
-		return undeclaredMax, nil
+		return undeclaredMax, false, nil
 	}
-	return h.FrameContentSize, nil
+	return h.FrameContentSize, true, nil
 }
 
 // Decompress decodes one zstd frame. What it allocates, and what the frame
 // may decode to, is the content size the frame declares (Compress's do,
 // but for a few hundred bytes or less), at most the bound; a frame that
-// declares none may decode to undeclaredMax bytes. Safe for concurrent
-// use.
+// declares none may decode to undeclaredMax bytes (or the bound, if
+// smaller). Safe for concurrent use.
 func (d *Decompressor) Decompress(src []byte) ([]byte, error) {
-	size, err := declaredSize(src)
+	size, declared, err := declaredSize(src)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFrameData, err)
+	}
+	if !declared {
+		size = min(size, uint64(d.max))
 	}
 	if size < 1 || size > uint64(d.max) {
 		return nil, fmt.Errorf("%w: a frame of %d bytes, want 1 to %d", ErrFrameLength, size, d.max)
