@@ -45,9 +45,15 @@ func newChunker(r io.Reader, sz sizes, size int64) *chunker {
 // bigger.
 const chunkerStart = 64 << 10
 
+// chunkerBuf is the least a chunker's buffer grows to (for a file that
+// large): what is left of it when a largest chunk no longer fits is moved
+// to the front, on average half a largest chunk (128 KiB) per 2 MiB read,
+// not per 512 KiB.
+const chunkerBuf = 2 << 20
+
 // fill makes a largest chunk's bytes (or the rest of the file) available
-// at the cursor, reading ahead up to two so that bytes are moved to the
-// front about once per largest chunk consumed.
+// at the cursor, reading ahead up to the buffer's size (at least two
+// largest chunks, chunkerBuf) so that few bytes are moved to the front.
 func (c *chunker) fill() error {
 	n := len(c.buf) - c.cursor
 	if n >= c.sz.max || c.eof {
@@ -55,9 +61,10 @@ func (c *chunker) fill() error {
 	}
 	copy(c.buf[:n], c.buf[c.cursor:])
 	c.buf, c.cursor = c.buf[:n], 0
-	for len(c.buf) < 2*c.sz.max && !c.eof {
+	limit := max(2*c.sz.max, chunkerBuf)
+	for len(c.buf) < limit && !c.eof {
 		if len(c.buf) == cap(c.buf) {
-			grown := make([]byte, len(c.buf), min(max(chunkerStart, 2*cap(c.buf)), 2*c.sz.max))
+			grown := make([]byte, len(c.buf), min(max(chunkerStart, 2*cap(c.buf)), limit))
 			copy(grown, c.buf)
 			c.buf = grown
 		}
@@ -89,30 +96,54 @@ func (c *chunker) next() (int64, []byte, error) {
 	return off, data[:n], nil
 }
 
-// cut is the length of the chunk at the start of data. The loops range
-// over subslices so that they carry no bounds checks: this is the
-// sender's hottest loop.
+// cut is the length of the chunk at the start of data: the hottest loop
+// of a first copy (at the destination for files sent whole, else at the
+// source).
 func cut(data []byte, sz *sizes) int {
 	if len(data) <= sz.min {
 		return len(data)
 	}
 	n := min(len(data), sz.max)
 	mid := max(min(n, sz.avg), sz.min)
-	maskS, maskL := sz.maskS, sz.maskL
-	var fp uint64
-	for j, b := range data[sz.min:mid] {
-		fp = fp<<1 + gear[b]
-		if fp&maskS == 0 {
-			return sz.min + j + 1
-		}
+	fp, i := roll(0, data[sz.min:mid], sz.maskS)
+	if i >= 0 {
+		return sz.min + i
 	}
-	for j, b := range data[mid:n] {
-		fp = fp<<1 + gear[b]
-		if fp&maskL == 0 {
-			return mid + j + 1
-		}
+	if _, i = roll(fp, data[mid:n], sz.maskL); i >= 0 {
+		return mid + i
 	}
 	return n
+}
+
+// roll feeds the bytes of d to the gear hash fp and returns the length of
+// d's prefix after which fp&mask is first zero, or -1 (and fp) if it
+// never is. Two bytes a step (FastCDC 2020's rolling of two bytes): fp
+// shifted by two plus the first byte's gear value shifted by one is fp
+// after the first byte, shifted by one, so testing it against mask<<1
+// tests the first byte's fp; adding the second byte's gear value makes fp
+// after both, as one byte a step. Same boundaries, a shift and a loop
+// step less per two bytes; subslices keep bounds checks out of the loop.
+func roll(fp uint64, d []byte, mask uint64) (uint64, int) {
+	mask2 := mask << 1
+	n := len(d)
+	for len(d) >= 2 {
+		fp = fp<<2 + gear[d[0]]<<1
+		if fp&mask2 == 0 {
+			return fp >> 1, n - len(d) + 1
+		}
+		fp += gear[d[1]]
+		if fp&mask == 0 {
+			return fp, n - len(d) + 2
+		}
+		d = d[2:]
+	}
+	if len(d) == 1 {
+		fp = fp<<1 + gear[d[0]]
+		if fp&mask == 0 {
+			return fp, n
+		}
+	}
+	return fp, -1
 }
 
 // gear is the rolling hash's table: 256 random 64-bit values.
