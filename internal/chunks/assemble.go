@@ -137,32 +137,11 @@ func (ix *Index) AssembleAt(ctx context.Context, pfd int, rel string, l []Chunk,
 		return Stats{Unchanged: true}, nil
 	}
 
-	tmp := partName(base)
-	perm := o.Perm & 0o777
-	if perm == 0 {
-		perm = 0o600
-	}
-	fd, err := treesync.OpenAt(pfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NOCTTY, perm)
+	fd, tmp, tst, err := openTemp(pfd, base, o.Perm)
 	if err != nil {
-		return st, fmt.Errorf("assemble %s: create temporary: %w", rel, err)
-	}
-	defer unix.Close(fd)
-	// The lock (released with the descriptor, also when the process dies)
-	// keeps two assemblies of one target from writing one temporary.
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if err == unix.EWOULDBLOCK {
-			return st, fmt.Errorf("assemble %s: %w", rel, ErrBusy)
-		}
-		return st, fmt.Errorf("assemble %s: lock temporary: %w", rel, err)
-	}
-	var tst unix.Stat_t
-	if err := unix.Fstat(fd, &tst); err != nil {
 		return st, fmt.Errorf("assemble %s: %w", rel, err)
 	}
-	if tst.Mode&unix.S_IFMT != unix.S_IFREG || tst.Nlink != 1 {
-		// Not something this package made: never write through it.
-		return st, fmt.Errorf("assemble %s: temporary %s is not a plain file", rel, tmp)
-	}
+	defer unix.Close(fd)
 
 	// Which chunks does the partial already hold? Read before truncating:
 	// ftruncate to the new size keeps what lies below it.
@@ -254,38 +233,83 @@ func (ix *Index) AssembleAt(ctx context.Context, pfd int, rel string, l []Chunk,
 		}
 	}
 
+	st.Staged, err = ix.finishTemp(pfd, fd, &tst, rel, tmp, l, w, o)
+	if err != nil {
+		return st, fmt.Errorf("assemble %s: %w", rel, err)
+	}
+	return st, nil
+}
+
+// openTemp opens (creating it with perm, 0o600 if zero) and locks the
+// temporary of base in the directory pfd, and returns it with its name
+// and status. The lock (released with the descriptor, also when the
+// process dies) keeps two assemblies of one target from writing one
+// temporary.
+func openTemp(pfd int, base string, perm uint32) (fd int, tmp string, tst unix.Stat_t, err error) {
+	tmp = partName(base)
+	perm &= 0o777
+	if perm == 0 {
+		perm = 0o600
+	}
+	fd, err = treesync.OpenAt(pfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NOCTTY, perm)
+	if err != nil {
+		return -1, "", tst, fmt.Errorf("create temporary: %w", err)
+	}
+	fail := func(e error) (int, string, unix.Stat_t, error) {
+		unix.Close(fd)
+		return -1, "", tst, e
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if err == unix.EWOULDBLOCK {
+			return fail(ErrBusy)
+		}
+		return fail(fmt.Errorf("lock temporary: %w", err))
+	}
+	if err := unix.Fstat(fd, &tst); err != nil {
+		return fail(err)
+	}
+	if tst.Mode&unix.S_IFMT != unix.S_IFREG || tst.Nlink != 1 {
+		// Not something this package made: never write through it.
+		return fail(fmt.Errorf("temporary %s is not a plain file", tmp))
+	}
+	return fd, tmp, tst, nil
+}
+
+// finishTemp ends an assembly whose temporary fd (tmp in the directory
+// pfd, status tst when opened) holds l's content: Prepare, then either
+// staged for Publish (Defer: returned) or made durable and renamed over
+// rel. The temporary serves its chunks to other assemblies until it is
+// published.
+func (ix *Index) finishTemp(pfd, fd int, tst *unix.Stat_t, rel, tmp string, l []Chunk, w *partWriter, o *AssembleOptions) (*Staged, error) {
 	if o.Prepare != nil {
-		if err := o.Prepare(fd, &tst); err != nil {
-			return st, fmt.Errorf("assemble %s: prepare: %w", rel, err)
+		if err := o.Prepare(fd, tst); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
 		}
 	}
 	if o.Defer {
 		if w.unkicked >= kickTail {
 			w.kick()
 		}
-		// The temporary serves its chunks to other assemblies until it is
-		// published.
 		tmpRel := tmp
 		if dir := parentDir(rel); dir != "" {
 			tmpRel = dir + "/" + tmp
 		}
 		ix.Set(tmpRel, l)
-		st.Staged = &Staged{rel: rel, tmp: tmpRel, l: l, Size: size}
-		return st, nil
+		return &Staged{rel: rel, tmp: tmpRel, l: l, Size: Size(l)}, nil
 	}
 	if err := ignoringEINTR(func() error { return unix.Fsync(fd) }); err != nil {
-		return st, fmt.Errorf("assemble %s: fsync: %w", rel, err)
+		return nil, fmt.Errorf("fsync: %w", err)
 	}
 	if o.beforeRename != nil {
 		if err := o.beforeRename(); err != nil {
-			return st, err
+			return nil, err
 		}
 	}
-	if err := unix.Renameat(pfd, tmp, pfd, base); err != nil {
-		return st, fmt.Errorf("assemble %s: rename: %w", rel, err)
+	if err := unix.Renameat(pfd, tmp, pfd, rel[strings.LastIndexByte(rel, '/')+1:]); err != nil {
+		return nil, fmt.Errorf("rename: %w", err)
 	}
 	ix.Set(rel, l)
-	return st, nil
+	return nil, nil
 }
 
 // mayHold says whether rel is worth checking for l's content: when the
@@ -367,13 +391,22 @@ func (w *partWriter) put(h Hash, data []byte) error {
 		if w.done[i] {
 			continue
 		}
-		if err := pwriteFull(w.fd, data, w.l[i].Offset); err != nil {
-			return fmt.Errorf("write temporary: %w", err)
+		if err := w.write(data, w.l[i].Offset); err != nil {
+			return err
 		}
 		w.done[i] = true
-		w.unsynced += int64(len(data))
-		w.unkicked += int64(len(data))
 	}
+	return nil
+}
+
+// write writes data at off, fdatasyncing every syncEvery bytes and
+// starting writeback every kickEvery.
+func (w *partWriter) write(data []byte, off int64) error {
+	if err := pwriteFull(w.fd, data, off); err != nil {
+		return fmt.Errorf("write temporary: %w", err)
+	}
+	w.unsynced += int64(len(data))
+	w.unkicked += int64(len(data))
 	if w.syncEvery > 0 && w.unsynced >= w.syncEvery {
 		return w.sync()
 	}

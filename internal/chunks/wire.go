@@ -1,6 +1,7 @@
 package chunks
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -331,8 +332,76 @@ func (d *Decoder) Next() (Hash, []byte, error) {
 // MaxSize, known to the caller): the bytes, valid until the next call, not
 // verified against anything.
 func (d *Decoder) NextBare(size int) ([]byte, error) {
+	codec, plen, err := d.bareHeader(size)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := d.payload(plen)
+	if err != nil {
+		return nil, err
+	}
+	if codec == CodecNone {
+		return payload, nil
+	}
+	return d.inflate(payload, size)
+}
+
+// BareReader reads a bare frame of size bytes, like NextBare, as a
+// reader: one that does not compress is read from the stream as the
+// caller reads it, not copied through the decoder's buffer first (a file
+// sent whole goes straight to the chunker's buffer). It must be read to
+// its end (io.EOF) before the next frame; the stream ending first is
+// io.ErrUnexpectedEOF.
+func (d *Decoder) BareReader(size int) (io.Reader, error) {
+	codec, plen, err := d.bareHeader(size)
+	if err != nil {
+		return nil, err
+	}
+	if codec == CodecNone {
+		return &bareReader{d: d, left: plen}, nil
+	}
+	payload, err := d.payload(plen)
+	if err != nil {
+		return nil, err
+	}
+	data, err := d.inflate(payload, size)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.NewReader(data), nil
+}
+
+// bareReader reads an uncompressed bare frame's payload from the stream.
+type bareReader struct {
+	d    *Decoder
+	left int
+}
+
+func (b *bareReader) Read(p []byte) (int, error) {
+	if b.left == 0 {
+		return 0, io.EOF
+	}
+	if len(p) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.d.r.Read(p)
+	b.left -= n
+	b.d.Wire += int64(n)
+	if err == io.EOF {
+		if b.left == 0 {
+			err = nil
+		} else {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	return n, err
+}
+
+// bareHeader reads a bare frame's header for a frame of size bytes: its
+// codec and the payload's length.
+func (d *Decoder) bareHeader(size int) (Codec, int, error) {
 	if size < 1 || size > MaxSize {
-		return nil, fmt.Errorf("%w: bare frame of %d bytes", ErrFrameLength, size)
+		return 0, 0, fmt.Errorf("%w: bare frame of %d bytes", ErrFrameLength, size)
 	}
 	var codec [1]byte
 	n, err := io.ReadFull(d.r, codec[:])
@@ -341,7 +410,7 @@ func (d *Decoder) NextBare(size int) ([]byte, error) {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, err
+		return 0, 0, err
 	}
 	plen := size
 	switch Codec(codec[0]) {
@@ -351,22 +420,21 @@ func (d *Decoder) NextBare(size int) ([]byte, error) {
 		n, err := io.ReadFull(d.r, l[:])
 		d.Wire += int64(n)
 		if err != nil {
-			return nil, io.ErrUnexpectedEOF
+			return 0, 0, io.ErrUnexpectedEOF
 		}
 		plen = int(binary.BigEndian.Uint32(l[:]))
 		if plen < 1 || plen >= size {
-			return nil, fmt.Errorf("%w: compressed payload of %d bytes for %d", ErrFrameLength, plen, size)
+			return 0, 0, fmt.Errorf("%w: compressed payload of %d bytes for %d", ErrFrameLength, plen, size)
 		}
 	default:
-		return nil, fmt.Errorf("%w %d", ErrFrameCodec, codec[0])
+		return 0, 0, fmt.Errorf("%w %d", ErrFrameCodec, codec[0])
 	}
-	payload, err := d.payload(plen)
-	if err != nil {
-		return nil, err
-	}
-	if Codec(codec[0]) == CodecNone {
-		return payload, nil
-	}
+	return Codec(codec[0]), plen, nil
+}
+
+// inflate decodes a bare frame's compressed payload, which must decode to
+// exactly size bytes.
+func (d *Decoder) inflate(payload []byte, size int) ([]byte, error) {
 	limit := min(size+1, MaxSize)
 	if cap(d.out) < limit {
 		d.out = make([]byte, growTo(cap(d.out), limit))

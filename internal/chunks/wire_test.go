@@ -166,6 +166,25 @@ func TestBareFrames(t *testing.T) {
 	if err := e.WriteBare(nil); err == nil {
 		t.Fatal("empty bare frame written")
 	}
+	// The same frames as readers (an uncompressed one read from the
+	// stream as it is consumed).
+	d2, err := NewDecoder(bytes.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	for _, want := range [][]byte{text, noise, {7}} {
+		r, err := d2.BareReader(len(want))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := io.ReadAll(r); err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("bare frame of %d bytes as a reader: %v", len(want), err)
+		}
+	}
+	if d2.Wire != int64(len(good)) {
+		t.Fatalf("read %d bytes as readers, counted %d", len(good), d2.Wire)
+	}
 
 	zlen := int(binary.BigEndian.Uint32(good[1:5]))
 	for name, c := range map[string]struct {
@@ -187,6 +206,18 @@ func TestBareFrames(t *testing.T) {
 		}
 		if _, err := d.NextBare(c.size); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+		d.Close()
+		d, err = NewDecoder(bytes.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := d.BareReader(c.size)
+		if err == nil {
+			_, err = io.ReadAll(r)
+		}
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s, as a reader: %v, want %v", name, err, c.want)
 		}
 		d.Close()
 	}
