@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"syscall"
@@ -276,6 +277,75 @@ func TestHostileRequests(t *testing.T) {
 		}
 		if code != want {
 			t.Errorf("%s: code %q, want %q", what, code, want)
+		}
+	}
+	// A file offered whole: entries that cannot be, sections that do not
+	// match the offer, bytes short or long.
+	whole := func(path string, size int64) wireEntry {
+		return wireEntry{Path: path, Type: typeFile, Mode: 0o644, Size: size, Nlink: 1, Whole: true}
+	}
+	wseq := uint64(1)
+	wbatch := func(what, want string, es ...wireEntry) batchResp {
+		t.Helper()
+		reply, code := serve(t, r, OpBatch, bytes.NewReader(batchBody(t, batchReq{Session: sess, Seq: wseq, Entries: es})))
+		wseq++
+		if code != want {
+			t.Errorf("%s: code %q, want %q", what, code, want)
+		}
+		var br batchResp
+		if code == "" {
+			must(t, json.Unmarshal(reply, &br))
+		}
+		return br
+	}
+	withList := whole("w", int64(len(big)))
+	withList.Chunks = file("w", big).Chunks
+	wbatch("whole with a list", CodeProtocol, withList)
+	wbatch("whole and small", CodeProtocol, whole("w", inlineMax))
+	wbatch("whole directory", CodeProtocol, wireEntry{Path: "w", Type: typeDir, Whole: true})
+	grouped := whole("w", 1<<20)
+	grouped.Nlink = 2
+	wbatch("whole, of a hard-link group", CodeProtocol, grouped)
+	wbatch("whole, escaping", CodeProtocol, whole("../w", 1<<20))
+	wbatch("whole, under a symlink", CodeInternal, whole("evil/w", 1<<20))
+	must(t, os.WriteFile(p.dst+"/held", []byte("something"), 0o644))
+	wbytes := randBytes(12, 300<<10)
+	br = wbatch("whole", "", whole("w", int64(len(wbytes))), whole("held", 1<<20))
+	if len(br.Need) != 1 || !br.Need[0].Whole || br.Need[0].Path != "w" || len(br.ListWanted) != 1 || string(br.ListWanted[0]) != "held" {
+		t.Fatalf("offered whole: want the bytes of w and the list of held: %+v", br)
+	}
+	bare := func(data []byte) []byte {
+		var b bytes.Buffer
+		enc, err := chunks.NewEncoder(&b)
+		must(t, err)
+		must(t, enc.WriteBare(data))
+		enc.Close()
+		return b.Bytes()
+	}
+	whdr := jsonLine(t, chunksReq{Session: sess, Path: "w", Whole: true})
+	// In order: the last one completes the file (its extra byte is read
+	// as the next section's header).
+	for _, c := range []struct {
+		what string
+		body []byte
+	}{
+		{"whole section of a file listed", append(jsonLine(t, chunksReq{Session: sess, Path: "f", Whole: true}), bare(big)...)},
+		{"listed section of a file whole", append(jsonLine(t, chunksReq{Session: sess, Path: "w", N: 1}), good...)},
+		{"whole with frames", append(jsonLine(t, chunksReq{Session: sess, Path: "w", N: 1, Whole: true}), bare(wbytes)...)},
+		{"whole, garbage", append(bytes.Clone(whdr), bytes.Repeat([]byte{0xee}, 5000)...)},
+		{"whole, a frame inflating", append(bytes.Clone(whdr), bare(make([]byte, len(wbytes)+1000))...)},
+		{"whole, a section of a file asked", append(jsonLine(t, chunksReq{Session: sess, Path: "held", Whole: true}), bare(wbytes)...)},
+		{"whole, cut short", append(bytes.Clone(whdr), bare(wbytes)[:1000]...)},
+		{"whole, bytes longer", append(bytes.Clone(whdr), bare(append(bytes.Clone(wbytes), 1))...)},
+	} {
+		err := r.Serve(context.Background(), OpChunks, bytes.NewReader(c.body), io.Discard)
+		// A stream cut short is an error, not a protocol one (the
+		// connection broke).
+		if code := ErrorCode(err); code != CodeProtocol && c.what != "whole, cut short" || code == "" || code == CodeProtocol && c.what == "whole, cut short" {
+			t.Errorf("%s: %v", c.what, err)
+		}
+		if _, err := os.Lstat(p.dst + "/w"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: a file sent whole under its real name before commit: %v", c.what, err)
 		}
 	}
 	bad("commit with a file awaiting chunks", OpCommit, bytes.NewReader(jsonLine(t, commitReq{Session: sess})), CodeProtocol)

@@ -215,6 +215,15 @@ type pendingFile struct {
 	list    []chunks.Chunk
 	rewrite bool
 	busy    bool
+	whole   bool // offered whole: its bytes come, not its chunks
+}
+
+// pending is what the file counts in session.pendingChunks.
+func (pf *pendingFile) pending() int {
+	if pf.whole {
+		return 1
+	}
+	return len(pf.list)
 }
 
 // NewReceiver opens the destination root (which must exist) and the state
@@ -643,6 +652,9 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		}
 		inBatch[e.Path] = true
 		pending += len(lists[i])
+		if e.Whole {
+			pending++ // its list comes with its bytes
+		}
 	}
 	if len(s.seen)+len(req.Entries) > maxSessionPaths {
 		return nil, protof("more than %d paths in a session", maxSessionPaths)
@@ -685,6 +697,14 @@ func (r *Receiver) batch(ctx context.Context, body io.Reader) (any, error) {
 		case typeSymlink:
 			err = r.applySymlink(s, e)
 		case typeFile:
+			if e.Whole {
+				var want bool
+				if want, err = r.offerWhole(s, parents, e, &resp); err == nil && want {
+					delete(s.seen, e.Path) // its list comes in this session
+					resp.ListWanted = append(resp.ListWanted, []byte(e.Path))
+				}
+				break
+			}
 			var data []byte
 			if inline != nil {
 				data = inline[i]
@@ -808,6 +828,12 @@ func checkEntry(e *wireEntry) ([]chunks.Chunk, error) {
 			return nil, protof("%q: link to itself", e.Path)
 		}
 	case typeFile:
+		if e.Whole {
+			if len(e.Chunks) > 0 || e.Delta != nil || e.Base != nil || e.Inline || e.Size <= inlineMax || e.Nlink > 1 {
+				return nil, protof("%q: offered whole, and with a list, inline, of %d bytes or of a hard-link group", e.Path, e.Size)
+			}
+			return nil, nil // cut from its bytes as they come
+		}
 		if e.Inline {
 			if len(e.Chunks) > 0 || e.Delta != nil || e.Base != nil {
 				return nil, protof("%q: inline, and with a list", e.Path)
@@ -831,7 +857,7 @@ func checkEntry(e *wireEntry) ([]chunks.Chunk, error) {
 	default:
 		return nil, protof("%q: unknown entry type %q", e.Path, e.Type)
 	}
-	if len(e.Chunks) > 0 || e.Delta != nil || e.Base != nil || e.Inline {
+	if len(e.Chunks) > 0 || e.Delta != nil || e.Base != nil || e.Inline || e.Whole {
 		return nil, protof("%q: chunk list on a non-file", e.Path)
 	}
 	return nil, nil
@@ -1100,6 +1126,108 @@ func (r *Receiver) applyFile(ctx context.Context, s, owner *session, parents *tr
 	return nil
 }
 
+// offerWhole takes a file offered whole: it awaits its bytes (a need of
+// them all), unless something is at its path or a temporary of it is
+// (an interrupted copy): then it wants the file's list (want), to keep
+// what is there.
+func (r *Receiver) offerWhole(s *session, parents *treesync.Parents, e *wireEntry, resp *batchResp) (want bool, err error) {
+	pfd, base, err := parents.Open(e.Path)
+	if err != nil {
+		return false, errAt("open parent of", e.Path, err)
+	}
+	if _, err := lstatAt(pfd, base); err != unix.ENOENT {
+		if err != nil {
+			return false, errAt("stat", e.Path, err)
+		}
+		return true, nil
+	}
+	if chunks.HasTemp(pfd, base) {
+		return true, nil
+	}
+	s.fmu.Lock()
+	s.files[e.Path] = &pendingFile{e: *e, rewrite: true, whole: true}
+	s.pendingChunks++
+	s.fmu.Unlock()
+	n := need{Whole: true}
+	putName(&n.Path, &n.PathB, e.Path)
+	resp.Need = append(resp.Need, n)
+	return false, nil
+}
+
+// receiveWhole writes the file e from its bytes, sent whole in frames
+// from d, and returns its list.
+func (r *Receiver) receiveWhole(ctx context.Context, s, owner *session, parents *treesync.Parents, e *wireEntry, d *chunks.Decoder) ([]chunks.Chunk, error) {
+	pfd, _, err := parents.Open(e.Path)
+	if err != nil {
+		return nil, errAt("open parent of", e.Path, err)
+	}
+	l, ast, err := r.ix.ReceiveAt(ctx, pfd, e.Path, e.Size, &wholeReader{d: d, left: e.Size}, maxFileChunks, &chunks.AssembleOptions{
+		Rewrite: true,
+		Perm:    e.Mode & 0o777,
+		Prepare: func(fd int, st *unix.Stat_t) error { return fsetMeta(fd, st, e) },
+		Defer:   true,
+	})
+	if errors.Is(err, chunks.ErrTooManyChunks) {
+		return nil, protof("%v", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := r.stage(owner, ast.Staged); err != nil {
+		return nil, err
+	}
+	s.stats.FilesCopied++
+	s.stats.BytesCopied += e.Size
+	return l, nil
+}
+
+// wholeReader reads a file's bytes sent whole: frames of wholePiece bytes
+// (the last shorter) until left is read, then io.EOF.
+type wholeReader struct {
+	d    *chunks.Decoder
+	left int64
+	cur  io.Reader // the frame being read
+}
+
+func (w *wholeReader) Read(b []byte) (int, error) {
+	for {
+		if w.cur == nil {
+			if w.left == 0 {
+				return 0, io.EOF
+			}
+			n := int(min(w.left, wholePiece))
+			r, err := w.d.BareReader(n)
+			if err != nil {
+				return 0, w.fail(err)
+			}
+			w.cur, w.left = r, w.left-int64(n)
+		}
+		n, err := w.cur.Read(b)
+		if err == io.EOF {
+			w.cur = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		if err != nil {
+			return n, w.fail(err)
+		}
+		return n, nil
+	}
+}
+
+// fail is a frame's error: a protocol one, or a connection cut mid-stream.
+func (w *wholeReader) fail(err error) error {
+	if errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) || errors.Is(err, chunks.ErrFrameData) {
+		return protof("file sent whole: %v", err)
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("file sent whole, stream cut: %w", err)
+}
+
 // assemble makes the file e from its chunk list, with its metadata, in
 // the directory parents opens.
 func (r *Receiver) assemble(ctx context.Context, s, owner *session, parents *treesync.Parents, e *wireEntry, l []chunks.Chunk, rewrite bool, sup chunks.Supplier) error {
@@ -1261,9 +1389,15 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 			return nil, protof("one chunks request, two sessions")
 		}
 		var missing []chunks.Hash
-		s, missing, err = r.chunksOf(ctx, d, parents, &req)
+		var whole []chunks.Chunk
+		s, missing, whole, err = r.chunksOf(ctx, d, parents, &req)
 		if err != nil {
 			return nil, err
+		}
+		if whole != nil {
+			fl := fileList{Chunks: encodeList(whole)}
+			putName(&fl.Path, &fl.PathB, req.Path)
+			resp.Lists = append(resp.Lists, fl)
 		}
 		if len(missing) > 0 {
 			n := need{Hashes: encodeHashes(missing)}
@@ -1278,38 +1412,47 @@ func (r *Receiver) chunks(ctx context.Context, body io.Reader) (any, error) {
 }
 
 // chunksOf assembles one file of a chunks request from the req.N frames
-// that follow its header, and returns the chunks it still lacks.
-func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, parents *treesync.Parents, req *chunksReq) (*session, []chunks.Hash, error) {
+// that follow its header, and returns the chunks it still lacks; or, for
+// a file sent whole, receives its bytes and returns its list.
+func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, parents *treesync.Parents, req *chunksReq) (_ *session, missing []chunks.Hash, whole []chunks.Chunk, _ error) {
 	path, err := getName(req.Path, req.PathB)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	req.Path = path
 	s, err := r.current(req.Session)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	s.fmu.Lock()
 	pf := s.files[req.Path]
 	if pf == nil || pf.busy {
 		s.fmu.Unlock()
-		return nil, nil, protof("no file %q awaiting chunks", req.Path)
+		return nil, nil, nil, protof("no file %q awaiting chunks", req.Path)
+	}
+	if req.Whole != pf.whole || req.Whole && req.N != 0 {
+		s.fmu.Unlock()
+		return nil, nil, nil, protof("%q: a section whole (%v, %d frames) for a file offered whole (%v)", req.Path, req.Whole, req.N, pf.whole)
 	}
 	if req.N < 0 || req.N > len(pf.list) {
 		s.fmu.Unlock()
-		return nil, nil, protof("%d frames for a file of %d chunks", req.N, len(pf.list))
+		return nil, nil, nil, protof("%d frames for a file of %d chunks", req.N, len(pf.list))
 	}
 	pf.busy = true
 	s.fmu.Unlock()
 
-	sup := &frameSupplier{d: d, max: req.N}
 	ls := &session{} // the assembly's counts, merged under the lock
-	err = r.assemble(ctx, ls, s, parents, &pf.e, pf.list, pf.rewrite, sup)
-	if err == nil || errors.Is(err, errMissing) {
-		// Frames of this file that were not needed (found at hand since)
-		// are read past, to the next file's header.
-		if derr := sup.drain(); derr != nil {
-			err = derr
+	sup := &frameSupplier{d: d, max: req.N}
+	if pf.whole {
+		whole, err = r.receiveWhole(ctx, ls, s, parents, &pf.e, d)
+	} else {
+		err = r.assemble(ctx, ls, s, parents, &pf.e, pf.list, pf.rewrite, sup)
+		if err == nil || errors.Is(err, errMissing) {
+			// Frames of this file that were not needed (found at hand
+			// since) are read past, to the next file's header.
+			if derr := sup.drain(); derr != nil {
+				err = derr
+			}
 		}
 	}
 
@@ -1318,20 +1461,20 @@ func (r *Receiver) chunksOf(ctx context.Context, d *chunks.Decoder, parents *tre
 	pf.busy = false
 	addStats(&s.cstats, &ls.stats)
 	if _, cerr := r.current(req.Session); cerr != nil {
-		return nil, nil, cerr
+		return nil, nil, nil, cerr
 	}
 	if err != nil {
 		if errors.Is(err, errMissing) && len(sup.missing) > 0 {
-			return s, sup.missing, nil
+			return s, sup.missing, nil, nil
 		}
 		if errors.Is(err, chunks.ErrFrameHash) {
-			return nil, nil, protof("%v", err) // bytes sent under another chunk's name
+			return nil, nil, nil, protof("%v", err) // bytes sent under another chunk's name
 		}
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	delete(s.files, req.Path)
-	s.pendingChunks -= len(pf.list)
-	return s, nil, nil
+	s.pendingChunks -= pf.pending()
+	return s, nil, whole, nil
 }
 
 // total is the session's counts: the batches' and the chunks requests'.

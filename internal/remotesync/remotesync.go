@@ -19,7 +19,11 @@
 // resends nothing, and an interrupted transfer resumes. A small file the
 // receiver cannot hold (a first copy to an empty destination, a one-chunk
 // file rewritten in place) goes inline with its batch instead: for it the
-// list and the round trip would cost more than its bytes.
+// list and the round trip would cost more than its bytes. A larger file
+// going to a destination that held no file when the pass began is sent
+// whole, unread until then: the receiver cuts and hashes it as it writes
+// it and returns its list, so a first copy reads and hashes each byte
+// once, at the destination, and no list crosses before the data.
 //
 // The commit applies what must wait for every file to be in place (hard
 // links, deletions, whose bytes a renamed file may still need, directory
@@ -144,10 +148,13 @@ type Stats struct {
 	// Full says the pass was a full listing (first pass, lost state,
 	// Verify), not a delta.
 	Full bool
+	// FilesWhole counts the files sent whole (wireEntry.Whole), cut at
+	// the destination.
+	FilesWhole int64
 }
 
 // Protocol version, sent in begin; a receiver refuses any other.
-const protoVersion = 4 // 2: chunks requests carry several files; 3: chunk list deltas; 4: compressed batches with inline files, in sequence
+const protoVersion = 5 // 2: chunks requests carry several files; 3: chunk list deltas; 4: compressed batches with inline files, in sequence; 5: files sent whole
 
 // Caps on what a receiver accepts.
 const (
@@ -201,6 +208,15 @@ type wireEntry struct {
 	// the round trip asking for the data, both larger than a small file's
 	// bytes are worth, are spared.
 	Inline bool `json:"i,omitempty"`
+	// Whole replaces Chunks for a file larger than inlineMax, offered to
+	// a receiver that held no file when the session opened (and that no
+	// other file of the pass may share content with): its bytes follow
+	// whole in a chunks request, once the receiver asks for them
+	// (need.Whole), and the receiver cuts them and returns the list
+	// (chunksResp.Lists). A receiver that holds something at the path,
+	// or an interrupted copy's temporary, asks for the list instead
+	// (batchResp.ListWanted), to keep what landed.
+	Whole bool `json:"w,omitempty"`
 }
 
 type beginReq struct {
@@ -237,7 +253,8 @@ type batchReq struct {
 type need struct {
 	Path   string `json:"p,omitempty"`
 	PathB  []byte `json:"pb,omitempty"`
-	Hashes []byte `json:"h"` // 32 bytes each
+	Hashes []byte `json:"h"`           // 32 bytes each
+	Whole  bool   `json:"w,omitempty"` // a file offered whole: all its bytes, no hashes
 }
 
 type batchResp struct {
@@ -252,9 +269,13 @@ type batchResp struct {
 	Need []need `json:"need,omitempty"`
 	// Relist names the files sent as a delta whose base this side does
 	// not hold: not applied; the sender sends their whole lists.
-	Relist [][]byte  `json:"relist,omitempty"`
-	Diffs  [][]byte  `json:"diffs,omitempty"` // files found different by content (Verify)
-	Stats  wireStats `json:"stats"`
+	Relist [][]byte `json:"relist,omitempty"`
+	// ListWanted names files offered whole that were not applied: the
+	// receiver holds something at their path, or part of them, and wants
+	// their lists (sent in this session).
+	ListWanted [][]byte  `json:"lw,omitempty"`
+	Diffs      [][]byte  `json:"diffs,omitempty"` // files found different by content (Verify)
+	Stats      wireStats `json:"stats"`
 }
 
 // chunksReq heads one file's section of a chunks request: N frames of
@@ -265,13 +286,30 @@ type chunksReq struct {
 	Path    string `json:"p,omitempty"`
 	PathB   []byte `json:"pb,omitempty"`
 	N       int    `json:"n"`
+	// Whole: the section is the file's bytes (a file offered whole),
+	// Size of them in bare frames (chunks.Encoder.WriteBare) of
+	// wholePiece bytes, the last one shorter; N is 0.
+	Whole bool `json:"w,omitempty"`
 }
+
+// wholePiece is the bytes of a frame of a file sent whole: the sender
+// probes each for compression, the receiver holds one at a time.
+const wholePiece = 1 << 20
 
 type chunksResp struct {
 	// Missing names the files still lacking chunks, and which: they are
 	// sent again.
-	Missing []need    `json:"missing,omitempty"`
-	Stats   wireStats `json:"stats"`
+	Missing []need `json:"missing,omitempty"`
+	// Lists are the chunk lists of the files received whole.
+	Lists []fileList `json:"lists,omitempty"`
+	Stats wireStats  `json:"stats"`
+}
+
+// fileList is a file's chunk list, chunkRec bytes a chunk.
+type fileList struct {
+	Path   string `json:"p,omitempty"`
+	PathB  []byte `json:"pb,omitempty"`
+	Chunks []byte `json:"c"`
 }
 
 // maxStreamFiles bounds the files of one chunks request.

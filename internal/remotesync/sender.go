@@ -104,6 +104,19 @@ type srcEntry struct {
 	// ready is closed once a file to chunk was chunked (or given up):
 	// the pass sends entries while later files are still being read.
 	ready chan struct{}
+	// whole: the pass offers the file whole (wireEntry.Whole), not
+	// chunked; its list comes back from the receiver.
+	whole bool
+}
+
+// holdsFile says whether the acknowledged state has a regular file.
+func (st *senderState) holdsFile() bool {
+	for _, e := range st.Entries {
+		if e.Type == typeFile {
+			return true
+		}
+	}
+	return false
 }
 
 const stateMagic = "EFSDRSS3" // 2: lists of 128 KiB chunks on average; 3: of 64 KiB, normalization level 1 (the receiver's index too: both rechunk once)
@@ -236,6 +249,8 @@ type pass struct {
 	keptBytes atomic.Int64
 
 	closing sync.WaitGroup // closeSource's closes in the background
+
+	stopChunking func() // startChunking's, once started
 }
 
 // Small files' bytes are kept from chunking to sending up to these bounds:
@@ -287,11 +302,10 @@ func (p *pass) run() error {
 	if err := p.walk(); err != nil {
 		return err
 	}
-	// Files are chunked in walk order in the background while the entries
-	// before them are sent: the link is busy from the start.
-	stop := p.startChunking()
 	defer func() {
-		stop()
+		if p.stopChunking != nil {
+			p.stopChunking()
+		}
 		p.closing.Wait()
 		for _, e := range p.kept { // not into the acknowledged state
 			e.data = nil
@@ -512,6 +526,78 @@ func racyWindow(ctime int64) time.Duration {
 	return 100 * time.Millisecond
 }
 
+// markWhole chooses the files a pass sends whole to a receiver that held
+// no file when the session opened: files to read (new or
+// changed since the acknowledged state), larger than inlineMax, alone in
+// their hard-link group, last changed long enough ago that a write while
+// they are read would change their ctime (racyWindow: the check after
+// the read relies on it), and sharing no content with another file of
+// the pass as far as a sample tells — files of one size whose first,
+// middle and last 4 KiB match are chunked, so that a copy's bytes cross
+// once. (Content shared otherwise, e.g. by files of different sizes,
+// crosses once per file in a first copy, as with rsync.)
+func (p *pass) markWhole() {
+	type cand struct {
+		path string
+		e    *srcEntry
+	}
+	bySize := map[int64][]cand{}
+	now := time.Now().UnixNano() // the real clock, as the kernel's ctimes
+	for _, path := range p.order {
+		e := p.cur[path]
+		if e == nil || e.Type != typeFile || !e.Racy || e.Size <= inlineMax || e.Nlink > 1 ||
+			now-e.Ctime < int64(racyWindow(e.Ctime)) {
+			continue
+		}
+		bySize[e.Size] = append(bySize[e.Size], cand{path, e})
+	}
+	parents := treesync.NewParents(p.rootFd)
+	defer parents.Close()
+	for _, cs := range bySize {
+		if len(cs) == 1 {
+			cs[0].e.whole = true
+			continue
+		}
+		keys := make([]chunks.Hash, len(cs))
+		count := map[chunks.Hash]int{}
+		for i, c := range cs {
+			k, ok := p.sampleKey(parents, c.path, c.e.Size)
+			if !ok {
+				continue // chunked: the reader finds out what happened
+			}
+			keys[i] = k
+			count[k]++
+		}
+		for i, c := range cs {
+			if count[keys[i]] == 1 {
+				c.e.whole = true
+			}
+		}
+	}
+}
+
+// sampleKey hashes 4 KiB at the start, middle and end of the file at path
+// of size bytes.
+func (p *pass) sampleKey(parents *treesync.Parents, path string, size int64) (chunks.Hash, bool) {
+	pfd, base, err := parents.Open(path)
+	if err != nil {
+		return chunks.Hash{}, false
+	}
+	fd, err := openRead(pfd, base)
+	if err != nil {
+		return chunks.Hash{}, false
+	}
+	defer unix.Close(fd)
+	const n = 4 << 10
+	b := make([]byte, 3*n)
+	for i, off := range []int64{0, size/2 - n/2, size - n} {
+		if got, err := treesync.PreadFull(fd, b[i*n:(i+1)*n], off); err != nil || got != n {
+			return chunks.Hash{}, false
+		}
+	}
+	return chunks.Sum(b), true
+}
+
 // startChunking chunks the files whose identity changed since the
 // acknowledged state, in walk order, Workers at a time, closing each
 // one's ready channel when done; stop cancels what has not started and
@@ -523,7 +609,7 @@ func (p *pass) startChunking() (stop func()) {
 	}
 	var todo []file
 	for _, path := range p.order {
-		if e := p.cur[path]; e.Type == typeFile && e.Racy {
+		if e := p.cur[path]; e.Type == typeFile && e.Racy && !e.whole {
 			e.ready = make(chan struct{})
 			todo = append(todo, file{path, e})
 		}
@@ -797,40 +883,78 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 		}
 		return nil
 	}
-	for _, path := range p.order {
+	visit := func(path string) error {
 		e := p.cur[path]
 		if e == nil {
-			continue
+			return nil
 		}
 		if e.ready != nil {
 			var err error
 			if e, err = p.chunked(path, e, early); err != nil {
-				return session, err
+				return err
 			}
 			if e == nil {
-				continue
+				return nil
 			}
 		}
 		// A group's file rewritten at the receiver is a new inode: its
 		// other names are linked again. (The group's file comes first.)
 		if e.Type == typeLink && p.cur[e.Target] == nil {
 			delete(p.cur, path) // the group's file vanished
-			continue
+			return nil
 		}
 		if !full && !p.s.pending[path] && sameEntry(old[path], e) && !(e.Type == typeLink && mark[e.Target]) {
-			continue
+			return nil
 		}
 		mark[path] = true
 		w := e.wire(path)
 		o := old[path]
-		if p.inlines(path, e, full) {
+		if e.whole {
+			w.Whole = true
+		} else if p.inlines(path, e, full) {
 			w.Chunks, w.Inline = nil, true
 		} else if !full && e.Type == typeFile && o != nil && o.Type == typeFile && len(o.List) > 0 && len(e.List) > 0 {
 			if d := encodeDelta(o.List, e.List); len(d)+32 < len(w.Chunks) {
 				w.Chunks, w.Delta, w.Base = nil, d, listSum(o.List)
 			}
 		}
-		if err := addEntry(w, e); err != nil {
+		return addEntry(w, e)
+	}
+	start := 0
+	if (full || !p.s.st.holdsFile()) && !p.o.Verify && p.stopChunking == nil {
+		// A pass that may find the receiver without any file (a full
+		// listing, or none acknowledged) opens its session with the
+		// entries before the first file (the root at least): the reply
+		// says whether the receiver holds any file, which decides the
+		// files sent whole, not to be read before they are sent.
+		for ; start < len(p.order); start++ {
+			if e := p.cur[p.order[start]]; e != nil && e.Type == typeFile {
+				break
+			}
+			if err := visit(p.order[start]); err != nil {
+				return session, err
+			}
+		}
+		if len(batch) == 0 && p.cur[""] != nil {
+			mark[""] = true
+			if err := addEntry(p.cur[""].wire(""), p.cur[""]); err != nil {
+				return session, err
+			}
+		}
+		if err := flush(); err != nil {
+			return session, err
+		}
+		if p.empty {
+			p.markWhole()
+		}
+	}
+	if p.stopChunking == nil {
+		// Files are chunked in walk order in the background while the
+		// entries before them are sent: the link is busy from the start.
+		p.stopChunking = p.startChunking()
+	}
+	for _, path := range p.order[start:] {
+		if err := visit(path); err != nil {
 			return session, err
 		}
 	}
@@ -1112,10 +1236,30 @@ func (p *pass) batch(req batchReq, srcs []*srcEntry) (string, error) {
 			files[w.Path+string(w.PathB)] = srcs[i]
 		}
 	}
-	if len(resp.Relist) > 0 {
+	if len(resp.Relist) > 0 || len(resp.ListWanted) > 0 {
 		// Their whole lists, at once: the receiver did not apply them.
 		again := batchReq{Session: session, Seq: p.seq.Add(1)}
 		var againSrcs []*srcEntry
+		if len(resp.ListWanted) > 0 {
+			parents := treesync.NewParents(p.rootFd)
+			defer parents.Close()
+			for _, b := range resp.ListWanted {
+				path := string(b)
+				e := files[path]
+				if e == nil || !e.whole {
+					return session, fmt.Errorf("receiver wants the list of %q, not offered whole", path)
+				}
+				if p.chunkFile(parents, path, e); e.chunkError != nil {
+					if errors.Is(e.chunkError, errGone) {
+						return session, fmt.Errorf("source %q: %w", path, ErrSourceChanged)
+					}
+					return session, e.chunkError
+				}
+				e.whole = false
+				again.Entries = append(again.Entries, e.wire(path))
+				againSrcs = append(againSrcs, e)
+			}
+		}
 		deltas := map[string]bool{}
 		for _, w := range req.Entries {
 			if w.Delta != nil {
@@ -1164,6 +1308,13 @@ func (p *pass) batch(req batchReq, srcs []*srcEntry) (string, error) {
 			return session, err
 		}
 		e := files[path]
+		if e != nil && n.Whole != e.whole {
+			return session, fmt.Errorf("receiver asks %q whole (%v), offered whole (%v)", path, n.Whole, e.whole)
+		}
+		if e != nil && n.Whole {
+			jobs = append(jobs, fileJob{path: path, e: e, whole: true})
+			continue
+		}
 		hs, err := decodeHashes(n.Hashes, maxFileChunks)
 		if err == nil && e == nil {
 			err = fmt.Errorf("receiver asks chunks of %q, not a file sent", path)
@@ -1204,9 +1355,10 @@ func (p *pass) jobFailure() error {
 
 // fileJob is a file and the chunks of it to send.
 type fileJob struct {
-	path string
-	e    *srcEntry
-	hs   []chunks.Hash
+	path  string
+	e     *srcEntry
+	hs    []chunks.Hash
+	whole bool // all its bytes, for the receiver to cut
 }
 
 // Grouping of files into chunks requests: a group closes at this many
@@ -1267,6 +1419,9 @@ func (p *pass) sendGroups(session string, jobs []fileJob, shared bool, retry fun
 		bytes := 0
 		for _, h := range j.hs {
 			bytes += lens[h]
+		}
+		if j.whole {
+			bytes = int(j.e.Size)
 		}
 		if cur == nil || len(cur.jobs) >= groupFiles || size > 0 && size+bytes > groupBytes {
 			cur = &group{deps: map[chan struct{}]bool{}, done: make(chan struct{})}
@@ -1433,12 +1588,53 @@ func (p *pass) sendChunks(ctx context.Context, session string, jobs []fileJob, r
 	if err := decodeReply(countingReader{rc, &p.wire}, resp); err != nil {
 		return fmt.Errorf("%s %q…: %w", OpChunks, jobs[0].path, err)
 	}
+	return p.takeLists(jobs, resp.Lists)
+}
+
+// takeLists keeps the lists the receiver returned for the files of jobs
+// sent whole: one for each, of the file's size.
+func (p *pass) takeLists(jobs []fileJob, lists []fileList) error {
+	whole := map[string]*srcEntry{}
+	for _, j := range jobs {
+		if j.whole {
+			whole[j.path] = j.e
+		}
+	}
+	n := len(whole)
+	for _, fl := range lists {
+		path, err := getName(fl.Path, fl.PathB)
+		if err != nil {
+			return err
+		}
+		e := whole[path]
+		if e == nil {
+			return fmt.Errorf("receiver returns a list of %q, not sent whole", path)
+		}
+		l, err := decodeList(fl.Chunks)
+		if err != nil {
+			return fmt.Errorf("receiver's list of %q: %w", path, err)
+		}
+		if chunks.Size(l) != e.Size {
+			return fmt.Errorf("receiver's list of %q: %d bytes for a file of %d", path, chunks.Size(l), e.Size)
+		}
+		e.List, e.Racy = l, false
+		delete(whole, path)
+	}
+	for path := range whole {
+		return fmt.Errorf("receiver returned no list of %q, sent whole", path)
+	}
+	p.mu.Lock()
+	p.stats.FilesWhole += int64(n)
+	p.mu.Unlock()
 	return nil
 }
 
 // writeSection writes one file's header and its chunks, re-read from the
 // source and checked against the list sent for it.
 func (p *pass) writeSection(enc *chunks.Encoder, w io.Writer, session string, j fileJob, buf *[]byte, frames *int64) error {
+	if j.whole {
+		return p.writeWhole(enc, w, session, j, buf, frames)
+	}
 	at := make(map[chunks.Hash]chunks.Chunk, len(j.e.List))
 	for _, c := range j.e.List {
 		if _, ok := at[c.Hash]; !ok {
@@ -1506,6 +1702,58 @@ func (p *pass) writeSection(enc *chunks.Encoder, w io.Writer, session string, j 
 	}
 	if stable && !sameIdentity(fd, j.e) {
 		return fmt.Errorf("source %q: %w", j.path, ErrSourceChanged)
+	}
+	return nil
+}
+
+// writeWhole writes the section of a file sent whole: its header, then its
+// bytes in frames of wholePiece, read once. The file must be the one
+// walked (same inode, size, mtime and ctime) before and after the read,
+// else it changed meanwhile and the pass ends (ErrSourceChanged) for the
+// next to send what it holds then; markWhole chose files whose ctime
+// would show such a write.
+func (p *pass) writeWhole(enc *chunks.Encoder, w io.Writer, session string, j fileJob, buf *[]byte, frames *int64) error {
+	creq := chunksReq{Session: session, Whole: true}
+	putName(&creq.Path, &creq.PathB, j.path)
+	hdr, _ := json.Marshal(creq)
+	if _, err := w.Write(append(hdr, '\n')); err != nil {
+		return err
+	}
+	changed := fmt.Errorf("source %q: %w", j.path, ErrSourceChanged)
+	pfd, base, err := treesync.OpenParent(p.rootFd, j.path)
+	if err != nil {
+		return changed
+	}
+	defer unix.Close(pfd)
+	fd, err := openRead(pfd, base)
+	if err == unix.ENOENT || err == unix.ELOOP || err == unix.ENXIO {
+		return changed
+	}
+	if err != nil {
+		return errAt("open source", j.path, err)
+	}
+	f := os.NewFile(uintptr(fd), j.path)
+	defer p.closeSource(f, j.e.Size)
+	if !sameIdentity(fd, j.e) {
+		return changed
+	}
+	if cap(*buf) < wholePiece {
+		*buf = make([]byte, wholePiece)
+	}
+	for off := int64(0); off < j.e.Size; {
+		n := int(min(j.e.Size-off, wholePiece))
+		b := (*buf)[:n]
+		if got, err := treesync.PreadFull(fd, b, off); err != nil || got != n {
+			return changed
+		}
+		if err := enc.WriteBare(b); err != nil {
+			return err
+		}
+		*frames++
+		off += int64(n)
+	}
+	if !sameIdentity(fd, j.e) {
+		return changed
 	}
 	return nil
 }
