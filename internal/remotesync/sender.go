@@ -251,6 +251,19 @@ type pass struct {
 	closing sync.WaitGroup // closeSource's closes in the background
 
 	stopChunking func() // startChunking's, once started
+
+	// wallClock, if set, replaces time.Now where a ctime is judged recent
+	// (tests); not SenderOptions.Now: the kernel's timestamps are the
+	// real clock's.
+	wallClock func() time.Time
+}
+
+// realNow is the real clock, which the kernel's ctimes come from.
+func (p *pass) realNow() time.Time {
+	if p.wallClock != nil {
+		return p.wallClock()
+	}
+	return time.Now()
 }
 
 // Small files' bytes are kept from chunking to sending up to these bounds:
@@ -325,6 +338,7 @@ func (p *pass) run() error {
 	session, err := p.send(&breq, full)
 	if errors.Is(err, errNeedFull) {
 		full, breq.Full = true, true
+		p.resetChunking()
 		session, err = p.send(&breq, true)
 	}
 	p.mu.Lock()
@@ -353,6 +367,23 @@ func (p *pass) run() error {
 		return nil
 	}
 	return s.saveState()
+}
+
+// resetChunking stops the chunking under way and forgets the files offered
+// whole, for a pass that starts again as a full listing (the receiver
+// may hold files after all): what was chunked stays, what was not (or was
+// cancelled) is chunked again.
+func (p *pass) resetChunking() {
+	if p.stopChunking != nil {
+		p.stopChunking()
+		p.stopChunking = nil
+	}
+	for _, e := range p.cur {
+		e.whole = false
+		if e.ready != nil && e.chunkError != nil && !errors.Is(e.chunkError, errGone) {
+			e.ready, e.chunkError = nil, nil
+		}
+	}
 }
 
 // update takes the receiver's counts.
@@ -542,7 +573,7 @@ func (p *pass) markWhole() {
 		e    *srcEntry
 	}
 	bySize := map[int64][]cand{}
-	now := time.Now().UnixNano() // the real clock, as the kernel's ctimes
+	now := p.realNow().UnixNano()
 	for _, path := range p.order {
 		e := p.cur[path]
 		if e == nil || e.Type != typeFile || !e.Racy || e.Size <= inlineMax || e.Nlink > 1 ||
@@ -708,7 +739,7 @@ func (p *pass) chunkFile(parents *treesync.Parents, path string, e *srcEntry) {
 	}
 	e.Size, e.Mtime, e.Ctime, e.Mode, e.UID, e.GID = st.Size, st.Mtim.Nano(), st.Ctim.Nano(), st.Mode&0o7777, st.Uid, st.Gid
 	// The real clock: it is compared with the kernel's timestamps.
-	e.Racy = e.Ctime > time.Now().Add(-racyWindow(e.Ctime)).UnixNano()
+	e.Racy = e.Ctime > p.realNow().Add(-racyWindow(e.Ctime)).UnixNano()
 	var r io.Reader = io.LimitReader(f, st.Size)
 	var data []byte
 	if st.Size > 0 && st.Size <= keepMax {
@@ -921,23 +952,23 @@ func (p *pass) send(breq *beginReq, full bool) (_ string, err error) {
 		return addEntry(w, e)
 	}
 	start := 0
-	if (full || !p.s.st.holdsFile()) && !p.o.Verify && p.stopChunking == nil {
-		// A pass that may find the receiver without any file (a full
-		// listing, or none acknowledged) opens its session with the
-		// entries before the first file (the root at least): the reply
-		// says whether the receiver holds any file, which decides the
-		// files sent whole, not to be read before they are sent.
+	switch {
+	case p.o.Verify || p.stopChunking != nil:
+	case !full && !p.s.st.holdsFile():
+		// A delta from an acknowledged tree without files: the receiver
+		// holds none (a temporary a failed pass left, or a file at a
+		// path, makes it ask for that file's list).
+		p.markWhole()
+	case full:
+		// A full listing opens its session with the entries before the
+		// first file (the root at least): the reply says whether the
+		// receiver holds any file, which decides the files sent whole,
+		// not to be read before they are sent.
 		for ; start < len(p.order); start++ {
 			if e := p.cur[p.order[start]]; e != nil && e.Type == typeFile {
 				break
 			}
 			if err := visit(p.order[start]); err != nil {
-				return session, err
-			}
-		}
-		if len(batch) == 0 && p.cur[""] != nil {
-			mark[""] = true
-			if err := addEntry(p.cur[""].wire(""), p.cur[""]); err != nil {
 				return session, err
 			}
 		}

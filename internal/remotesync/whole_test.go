@@ -113,10 +113,12 @@ func TestMarkWhole(t *testing.T) {
 	writeFile(t, p.src+"/small", randBytes(5, inlineMax), 0o644, old)
 	settled(t, p.src)
 	writeFile(t, p.src+"/recent", randBytes(6, 1<<20), 0o644, old)
+	written := time.Now() // the clock markWhole sees: "recent" was just written
 	fd, err := unix.Open(p.src, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	must(t, err)
 	defer unix.Close(fd)
-	ps := &pass{s: p.s, ctx: context.Background(), rootFd: fd, cur: map[string]*srcEntry{}}
+	ps := &pass{s: p.s, ctx: context.Background(), rootFd: fd, cur: map[string]*srcEntry{},
+		wallClock: func() time.Time { return written }}
 	must(t, ps.walk())
 	ps.markWhole()
 	for name, want := range map[string]bool{"a": true, "other": true, "copy1": false, "copy2": false,
@@ -149,6 +151,31 @@ func TestWholeIntoEmptyDestination(t *testing.T) {
 	settled(t, p.src)
 	if st := p.mustPass(nil, PassOptions{}); st.FilesWhole != 0 || st.FilesCopied != 1 {
 		t.Fatalf("third pass: %+v", st)
+	}
+}
+
+// A delta offering files whole to a receiver that lost its state starts
+// again as a full listing: the receiver holds a file, so nothing goes
+// whole, and the bytes it holds under another name do not cross.
+func TestWholeThenFullListing(t *testing.T) {
+	t.Parallel()
+	p := newPair(t)
+	must(t, os.Mkdir(p.src+"/d", 0o755))
+	p.mustPass(nil, PassOptions{})
+	a, b := randBytes(14, 4<<20), randBytes(15, 3<<20)
+	writeFile(t, p.src+"/d/a", a, 0o644, old)
+	writeFile(t, p.src+"/b", b, 0o644, old)
+	must(t, p.r.Close())
+	writeFile(t, p.dst+"/elsewhere", a, 0o644, old)
+	must(t, os.Remove(p.rcState))
+	must(t, os.Remove(p.rcState+".index")) // rebuilt by scanning: it finds "elsewhere"
+	p.r = nil
+	p.openReceiver()
+	settled(t, p.src)
+	st := p.mustPass(nil, PassOptions{})
+	t.Logf("%+v", st)
+	if !st.Full || st.FilesWhole != 0 || st.FilesCopied != 2 || st.BytesSent > int64(len(b))+64<<10 {
+		t.Fatalf("pass after the receiver lost its state: %+v", st)
 	}
 }
 
