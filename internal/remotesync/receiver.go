@@ -1145,7 +1145,7 @@ func (r *Receiver) offerWhole(s *session, parents *treesync.Parents, e *wireEntr
 		return true, nil
 	}
 	s.fmu.Lock()
-	s.files[e.Path] = &pendingFile{e: *e, rewrite: true, whole: true}
+	s.files[e.Path] = &pendingFile{e: *e, whole: true}
 	s.pendingChunks++
 	s.fmu.Unlock()
 	n := need{Whole: true}
@@ -1161,8 +1161,8 @@ func (r *Receiver) receiveWhole(ctx context.Context, s, owner *session, parents 
 	if err != nil {
 		return nil, errAt("open parent of", e.Path, err)
 	}
+	// Always a new temporary and a new inode: nothing was at the path.
 	l, ast, err := r.ix.ReceiveAt(ctx, pfd, e.Path, e.Size, &wholeReader{d: d, left: e.Size}, maxFileChunks, &chunks.AssembleOptions{
-		Rewrite: true,
 		Perm:    e.Mode & 0o777,
 		Prepare: func(fd int, st *unix.Stat_t) error { return fsetMeta(fd, st, e) },
 		Defer:   true,
