@@ -524,7 +524,7 @@ func (r *Receiver) readBatch(body io.Reader) (_ *batchReq, _ [][]byte, release f
 				continue
 			}
 			b, err := d.NextBare(int(req.Entries[i].Size))
-			if errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) || errors.Is(err, chunks.ErrFrameData) {
+			if badFrame(err) {
 				return nil, nil, release, protof("inline bytes of entry %d: %v", i, err)
 			}
 			if err != nil {
@@ -1217,9 +1217,15 @@ func (w *wholeReader) Read(b []byte) (int, error) {
 	}
 }
 
+// badFrame says whether err is a decoder's refusal of a malformed frame
+// (a protocol error of the peer), not a broken stream.
+func badFrame(err error) bool {
+	return errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) || errors.Is(err, chunks.ErrFrameData)
+}
+
 // fail is a frame's error: a protocol one, or a connection cut mid-stream.
 func (w *wholeReader) fail(err error) error {
-	if errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) || errors.Is(err, chunks.ErrFrameData) {
+	if badFrame(err) {
 		return protof("file sent whole: %v", err)
 	}
 	if err == io.EOF {
@@ -1312,8 +1318,7 @@ func (f *frameSupplier) next() (chunks.Hash, []byte, error) {
 		return h, nil, protof("stream ends after %d of %d frames", f.read, f.max)
 	}
 	if err != nil {
-		if errors.Is(err, chunks.ErrFrameLength) || errors.Is(err, chunks.ErrFrameCodec) ||
-			errors.Is(err, chunks.ErrFrameData) || errors.Is(err, chunks.ErrFrameHash) {
+		if badFrame(err) || errors.Is(err, chunks.ErrFrameHash) {
 			return h, nil, protof("%v", err)
 		}
 		return h, nil, err
