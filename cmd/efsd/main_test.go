@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/efs/types"
 
+	"github.com/efsd/efsd/internal/api"
 	"github.com/efsd/efsd/internal/efstest"
 	"github.com/efsd/efsd/internal/efstest/deploy"
 	"github.com/efsd/efsd/internal/gctune"
@@ -89,14 +90,7 @@ func TestConfigFileAccounts(t *testing.T) {
 }
 
 func client(url, key, secret string) *efs.Client {
-	return efs.New(efs.Options{
-		BaseEndpoint: aws.String(url),
-		Region:       "us-east-1",
-		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: key, SecretAccessKey: secret}, nil
-		}),
-		RetryMaxAttempts: 1,
-	})
+	return efstest.NewClient(url, api.Credential{AccessKeyID: key, SecretAccessKey: secret}, "us-east-1")
 }
 
 // buildBinary returns the efsd binary, built once for all of this

@@ -23,6 +23,7 @@ import (
 
 	"github.com/efsd/efsd/bench/internal/loadgen"
 	"github.com/efsd/efsd/bench/internal/procs"
+	"github.com/efsd/efsd/internal/sdkhttp"
 )
 
 // The development credential efsd accepts without accounts in its config.
@@ -323,7 +324,7 @@ func (in *instance) normalClient(a account) *efs.Client {
 			return aws.Credentials{AccessKeyID: a.key, SecretAccessKey: a.secret}, nil
 		}),
 		RetryMaxAttempts: 1,
-		HTTPClient:       hc,
+		HTTPClient:       sdkhttp.Buffered(hc),
 	})
 	in.clients[k] = c
 	return c

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/efs/types"
@@ -25,6 +26,7 @@ import (
 	"github.com/efsd/efsd/bench/internal/report"
 	"github.com/efsd/efsd/bench/internal/stats"
 	"github.com/efsd/efsd/bench/internal/trees"
+	"github.com/efsd/efsd/internal/sdkhttp"
 )
 
 // The NFS data-plane suite (issue #12 §1, issue #13): a mount target of
@@ -652,6 +654,7 @@ func (h *harness) startEfsdNFS(base string) (nfsTarget, *server, error) {
 		return nfsTarget{}, s, err
 	}
 	ec := ec2.New(ec2.Options{BaseEndpoint: aws.String(s.url), Region: region, RetryMaxAttempts: 1,
+		HTTPClient: sdkhttp.Buffered(awshttp.NewBuildableClient()),
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: devKey, SecretAccessKey: devSecret}, nil
 		})})

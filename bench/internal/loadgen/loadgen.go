@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 
 	"github.com/efsd/efsd/bench/internal/stats"
+	"github.com/efsd/efsd/internal/sdkhttp"
 )
 
 // Op is one operation; i is its index in [0, Count).
@@ -111,9 +112,9 @@ func Run(parent context.Context, c Config, op Op) Result {
 
 // newHTTPClient is the HTTP client every EFS client gets: keep-
 // alive with enough idle connections for the highest concurrency, loopback
-// only (the dialer refuses anything else).
-func newHTTPClient() *awshttp.BuildableClient {
-	return awshttp.NewBuildableClient().
+// only (the dialer refuses anything else), bodies sent as sdkhttp says.
+func newHTTPClient() aws.HTTPClient {
+	return sdkhttp.Buffered(awshttp.NewBuildableClient().
 		WithTimeout(60 * time.Second).
 		WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConns = 256
@@ -122,7 +123,7 @@ func newHTTPClient() *awshttp.BuildableClient {
 		}).
 		WithDialerOptions(func(d *net.Dialer) {
 			d.Control = loopbackOnly
-		})
+		}))
 }
 
 // Client returns an EFS client for endpoint (an http://127.x.y.z:port URL)
