@@ -52,34 +52,43 @@ func (ix *Index) ReceiveAt(ctx context.Context, pfd int, rel string, size int64,
 	if w.syncEvery == 0 {
 		w.syncEvery = defaultSyncEvery
 	}
+	wb := newWriteBehind(w)
 	// One byte more than size: a stream that goes on is refused, not cut
 	// short.
-	c := newChunker(io.LimitReader(r, size+1), sizesFor(size), size)
+	tee := &teeReader{src: io.LimitReader(r, size+1), wb: wb, size: size}
+	// fail stops the writer, keeps what landed (it survives a power loss
+	// too) and returns err.
+	fail := func(err error) ([]Chunk, Stats, error) {
+		tee.flush()
+		wb.stop()
+		w.sync()
+		return nil, st, fmt.Errorf("receive %s: %w", rel, err)
+	}
+	c := newChunker(tee, sizesFor(size), size)
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, st, fmt.Errorf("receive %s: %w", rel, err)
+			return fail(err)
 		}
 		off, data, err := c.next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			w.sync() // what landed survives a power loss too
-			return nil, st, fmt.Errorf("receive %s: %w", rel, err)
+			return fail(err)
 		}
 		if off+int64(len(data)) > size {
-			return nil, st, fmt.Errorf("receive %s: more than %d bytes", rel, size)
+			return fail(fmt.Errorf("more than %d bytes", size))
 		}
 		if len(l) == maxChunks {
-			return nil, st, fmt.Errorf("receive %s: %w (%d)", rel, ErrTooManyChunks, maxChunks)
+			return fail(fmt.Errorf("%w (%d)", ErrTooManyChunks, maxChunks))
 		}
-		h := Sum(data)
-		if err := w.write(data, off); err != nil {
-			return nil, st, fmt.Errorf("receive %s: %w", rel, err)
-		}
-		l = append(l, Chunk{Hash: h, Offset: off, Length: len(data)})
+		l = append(l, Chunk{Hash: Sum(data), Offset: off, Length: len(data)})
 		st.Fetched++
 		st.FetchedBytes += int64(len(data))
+	}
+	tee.flush()
+	if err := wb.stop(); err != nil {
+		return nil, st, fmt.Errorf("receive %s: %w", rel, err)
 	}
 	if got := Size(l); got != size {
 		w.sync()
