@@ -27,6 +27,11 @@ type destination interface {
 	// hostPath is the destination's data directory on this host, which
 	// error messages hide; "" for a destination elsewhere.
 	hostPath() string
+	// failed tells the destination's side, if it lives elsewhere and
+	// cannot know, that a pass failed here with status and msg, and when
+	// the next attempt is due. Best effort: a side that cannot be told
+	// says its source is not heard from.
+	failed(ctx context.Context, err error, status, msg string, retryIn time.Duration)
 	close() error
 }
 
@@ -61,6 +66,10 @@ func (d *localDestination) ready(ctx context.Context) (bool, error) {
 
 func (d *localDestination) hostPath() string { return d.dst }
 func (d *localDestination) close() error     { return nil }
+
+// failed: the destination is this deployment's; its status is the one
+// the worker records.
+func (d *localDestination) failed(context.Context, error, string, string, time.Duration) {}
 
 // pass checks the roots first, so that a missing side is reported as such.
 func (d *localDestination) pass(ctx context.Context, o passOptions) (passStats, error) {

@@ -1,7 +1,9 @@
 package replication
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,8 +11,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/efsd/efsd/internal/efs"
 	"github.com/efsd/efsd/internal/remotesync"
@@ -35,6 +39,27 @@ const codeNotReady = "notready"
 
 // opReady is answered by ServePeer itself: may passes start?
 const opReady = "ready"
+
+// opStatus is answered by ServePeer itself: the source's side failed a
+// pass for a reason of its own (its file system unreadable, missing), which
+// its destination's deployment shows rather than "not heard from".
+const opStatus = "status"
+
+// sourceStatus is the body of opStatus.
+type sourceStatus struct {
+	Status  string `json:"status"`  // PAUSED or ERROR
+	Message string `json:"message"` // the source side's StatusMessage
+	// RetryIn is when the source tries again: until then (and a silence
+	// after it) the destination does not call it unheard from.
+	RetryIn time.Duration `json:"retryIn"`
+}
+
+// Bounds of a sourceStatus, as read by the destination.
+const (
+	maxStatusBody    = 4 << 10
+	maxStatusMessage = 1024
+	maxStatusRetryIn = time.Hour
+)
 
 // remoteDestination is a file system of a peer deployment, reached through
 // remotesync over the peer link.
@@ -107,6 +132,28 @@ func (d *remoteDestination) pass(ctx context.Context, o passOptions) (passStats,
 	return out, err
 }
 
+// failed reports a failure of the source's side to the peer: not one the
+// peer caused (it knows those) or could not hear (it says so itself).
+func (d *remoteDestination) failed(ctx context.Context, err error, status, msg string, retryIn time.Duration) {
+	var ue *unreachableError
+	var remote *remotesync.RemoteError
+	if errors.As(err, &ue) || errors.As(err, &remote) {
+		return
+	}
+	body, jerr := json.Marshal(sourceStatus{Status: status, Message: msg, RetryIn: retryIn})
+	if jerr != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rc, terr := d.tr.RoundTrip(ctx, opStatus, bytes.NewReader(body))
+	if terr != nil {
+		d.log.Debug("tell the destination's deployment of a failed pass", "err", terr)
+		return
+	}
+	rc.Close()
+}
+
 // unconfigured is the transport to a peer this deployment no longer has
 // in its configuration: every pass fails, saying so.
 type unconfigured string
@@ -149,6 +196,9 @@ type receiver struct {
 	inflight  int
 	lastHeard time.Time // on this deployment's clock
 	silent    bool      // PAUSED for silence has been recorded
+	// quietUntil: the source reported a failure and its next attempt;
+	// not called silent before then.
+	quietUntil time.Time
 }
 
 // silence is how long a destination waits for its source's next request
@@ -226,7 +276,7 @@ func (m *Manager) watchSilence(ctx context.Context) {
 	now := m.opts.Now()
 	for id, rc := range m.receivers {
 		rc.mu.Lock()
-		if rc.inflight == 0 && !rc.silent && now.Sub(rc.lastHeard) > m.silence() {
+		if rc.inflight == 0 && !rc.silent && now.Sub(rc.lastHeard) > m.silence() && now.After(rc.quietUntil) {
 			rc.silent = true
 			due = append(due, quiet{id, rc.peer, rc.lastHeard})
 		}
@@ -275,10 +325,48 @@ func (m *Manager) ServePeer(ctx context.Context, peer, id, op string, body io.Re
 		rc.lastHeard = m.opts.Now()
 		rc.mu.Unlock()
 	}()
-	if op == opReady {
+	switch op {
+	case opReady:
 		return nil
+	case opStatus:
+		return m.sourceFailed(ctx, rc, peer, id, body)
 	}
 	return rc.rcv.Serve(ctx, op, body, w)
+}
+
+// sourceFailed records at the destination's side what the source's side
+// reported of a failed pass: its status, its message (said to come from
+// there) and, until its next attempt, no "not heard from".
+func (m *Manager) sourceFailed(ctx context.Context, rc *receiver, peer, id string, body io.Reader) error {
+	b, err := io.ReadAll(io.LimitReader(body, maxStatusBody+1))
+	if err != nil {
+		return err
+	}
+	var st sourceStatus
+	if len(b) > maxStatusBody || json.Unmarshal(b, &st) != nil || (st.Status != efs.RepPaused && st.Status != efs.RepError) ||
+		st.RetryIn < 0 || st.Message == "" {
+		return &remotesync.RemoteError{Code: remotesync.CodeProtocol, Message: "malformed source status"}
+	}
+	rc.mu.Lock()
+	rc.quietUntil = m.opts.Now().Add(min(st.RetryIn, maxStatusRetryIn) + m.silence())
+	rc.silent = false
+	rc.mu.Unlock()
+	return m.svc.RecordProgress(ctx, id, efs.Progress{Status: st.Status, StatusMessage: reportedBy(peer, st.Message)})
+}
+
+// reportedBy is the StatusMessage shown for what peer reported: one line
+// of valid UTF-8, at most maxStatusMessage characters of the peer's.
+func reportedBy(peer, msg string) string {
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(msg, "\uFFFD"))
+	if r := []rune(msg); len(r) > maxStatusMessage {
+		msg = string(r[:maxStatusMessage]) + "…"
+	}
+	return fmt.Sprintf("The source deployment '%s' reports: %s", peer, msg)
 }
 
 // settlePeer carries a configuration's deletion to the peer holding its

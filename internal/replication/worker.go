@@ -157,6 +157,7 @@ func (w *worker) run(ctx context.Context) {
 			if w.record(ctx, status, msg, time.Time{}) != nil {
 				return
 			}
+			w.dest.failed(ctx, err, status, msg, wait)
 			if watch != nil && status == efs.RepError {
 				watch.Close() // the source may be gone; watch again once it is back
 				watch = nil

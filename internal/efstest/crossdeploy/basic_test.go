@@ -290,3 +290,49 @@ func TestDeleteAtEitherSide(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceFailureShownAtDestination: a pass that fails at A for a reason
+// of A's own (its source's data is missing) shows at B as A reports it,
+// not as a source unheard from, though A's retries back off well past B's
+// silence (3 × rescan); both sides return to ENABLED once the data is
+// back.
+func TestSourceFailureShownAtDestination(t *testing.T) {
+	t.Parallel()
+	p := newPair(t, false)
+	src := createFS(t, p.ca, "status-src")
+	srcID := *src.FileSystemId
+	srcDir := p.a.VolumePath(efstest.AccountA.Account, regionA, srcID)
+	writeTree(t, srcDir, 3, 6)
+	dstID := replicate(t, p.ca, srcID, types.DestinationToCreate{Region: aws.String(regionB)})
+	_, dstDir := p.volumes(srcID, dstID)
+	converge(t, p.cb, dstID, srcDir, dstDir, time.Now(), 60*time.Second)
+
+	must(t, os.Rename(srcDir, srcDir+".away"))
+	const missing = "The source file system's data is missing"
+	const fromA = "The source deployment 'a' reports: " + missing
+	atA := func() (bool, string) {
+		d, state := destination(t, p.ca, srcID)
+		return d != nil && d.Status == types.ReplicationStatusError && strings.HasPrefix(aws.ToString(d.StatusMessage), missing), state
+	}
+	atB := func() (bool, string) {
+		d, state := destination(t, p.cb, dstID)
+		return d != nil && d.Status == types.ReplicationStatusError && strings.HasPrefix(aws.ToString(d.StatusMessage), fromA), state
+	}
+	poll(t, 30*time.Second, 100*time.Millisecond, "A: ERROR "+missing, atA)
+	poll(t, 30*time.Second, 100*time.Millisecond, "B: ERROR "+fromA, atB)
+	// A's retries back off (0.1 s doubling): within 15 s one waits 6.4 s,
+	// twice B's silence. B must go on saying what A reported.
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if ok, state := atB(); !ok {
+			t.Fatalf("B while A's source is missing: %s", state)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dstDir, "d0/e0/f000.bin")); err != nil {
+		t.Errorf("B's copy lost data while A's source was missing: %v", err)
+	}
+
+	must(t, os.Rename(srcDir+".away", srcDir))
+	back := time.Now()
+	waitStatus(t, p.ca, srcID, types.ReplicationStatusEnabled, 60*time.Second)
+	converge(t, p.cb, dstID, srcDir, dstDir, back, 60*time.Second)
+}
