@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -53,9 +54,14 @@ Usage:
       asks the running efsd to verify replication destinations by content
       now (all, or the configuration of that source or destination file
       system), repairing what differs; shows progress and a summary
-  efsd peer-id [--data-dir DIR] [--config FILE]
+  efsd peer-id [--data-dir DIR] [--config FILE] [--rotate | --promote]
       prints this deployment's peer certificate fingerprint (SHA-256), the
-      certificateSha256 its peers pin; makes the identity if there is none
+      certificateSha256 its peers pin; makes the identity if there is none.
+      To replace it: --rotate makes (once) and prints the next identity's,
+      which the peers add as nextCertificateSha256; --promote then makes it
+      the one presented from the next start (restart efsd), keeping the old
+      one in DATA_DIR/peer/previous; last, the peers replace
+      certificateSha256 with it and drop nextCertificateSha256
 
 Flags (each also settable by the environment variable shown, and, except
 --config, by the config file; a flag beats the environment, which beats the
@@ -178,20 +184,35 @@ func (m *Main) loadConfig(configFlag, dataDirFlag string) (*FileConfig, daemon.C
 
 // runPeerID prints the deployment's certificate fingerprint, making its
 // identity first if needed (before the first start, so that two
-// deployments can be configured with each other's before either runs).
+// deployments can be configured with each other's before either runs);
+// with --rotate the next identity's, with --promote it makes the next one
+// current.
 func (m *Main) runPeerID(args []string) error {
 	fset := flag.NewFlagSet("efsd peer-id", flag.ContinueOnError)
 	fset.SetOutput(m.Stderr)
 	dataDir := fset.String("data-dir", "", "data directory (EFSD_DATA_DIR)")
 	configPath := fset.String("config", "", "config file (EFSD_CONFIG)")
+	rotate := fset.Bool("rotate", false, "print the next identity's fingerprint, making it if needed, for the peers' nextCertificateSha256")
+	promote := fset.Bool("promote", false, "make the next identity the one presented from the next start on (the current one is kept as the previous)")
 	if err := fset.Parse(args); err != nil {
 		return err
+	}
+	if *rotate && *promote {
+		return errors.New("efsd peer-id: --rotate and --promote are two steps of a rotation; give one")
 	}
 	_, cfg, err := m.loadConfig(*configPath, *dataDir)
 	if err != nil {
 		return err
 	}
-	id, err := peer.LoadIdentity(filepath.Join(cfg.DataDir, "peer"))
+	dir := filepath.Join(cfg.DataDir, "peer")
+	load := peer.LoadIdentity
+	switch {
+	case *rotate:
+		load = peer.NextIdentity
+	case *promote:
+		load = peer.PromoteIdentity
+	}
+	id, err := load(dir)
 	if err != nil {
 		return err
 	}

@@ -129,6 +129,9 @@ type PeerConfig struct {
 	Regions           []string `json:"regions"`
 	Accounts          []string `json:"accounts"`
 	CertificateSHA256 string   `json:"certificateSha256"`
+	// NextCertificateSHA256 is pinned too while the peer rotates its
+	// identity (`efsd peer-id --rotate` there prints it).
+	NextCertificateSHA256 string `json:"nextCertificateSha256"`
 }
 
 // LoadFileConfig reads and checks a config file. Unknown keys are errors,
@@ -177,7 +180,8 @@ func (c *FileConfig) daemonConfig() (daemon.Config, error) {
 				return cfg, fmt.Errorf("config: peer %s: region %q is not an AWS region", p.Name, r)
 			}
 		}
-		pc := peer.Config{Name: p.Name, Endpoint: p.Endpoint, Regions: p.Regions, Accounts: p.Accounts, CertSHA256: p.CertificateSHA256}
+		pc := peer.Config{Name: p.Name, Endpoint: p.Endpoint, Regions: p.Regions, Accounts: p.Accounts, CertSHA256: p.CertificateSHA256,
+			NextCertSHA256: p.NextCertificateSHA256}
 		if err := pc.Check(); err != nil {
 			return cfg, fmt.Errorf("config: %w", err)
 		}

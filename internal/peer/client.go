@@ -36,7 +36,6 @@ func NewClient(id *Identity, set *Set, log *slog.Logger) *Client {
 	}
 	c := &Client{set: set, log: log, https: map[string]*http.Client{}}
 	for _, p := range set.peers {
-		pin := p.CertSHA256
 		tr := &http.Transport{
 			TLSClientConfig: &tls.Config{
 				MinVersion:   tls.VersionTLS13,
@@ -46,8 +45,8 @@ func NewClient(id *Identity, set *Set, log *slog.Logger) *Client {
 				// not by a chain or a name.
 				InsecureSkipVerify: true,
 				VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-					if len(raw) == 0 || Fingerprint(raw[0]) != pin {
-						return fmt.Errorf("peer %s presented a certificate other than the pinned one", p.Name)
+					if len(raw) == 0 || !p.pins(Fingerprint(raw[0])) {
+						return fmt.Errorf("peer %s presented a certificate other than the pinned ones", p.Name)
 					}
 					return nil
 				},

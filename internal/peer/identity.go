@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -47,6 +48,70 @@ func LoadIdentity(dir string) (*Identity, error) {
 		return nil, fmt.Errorf("load peer identity: %w", err)
 	}
 	return &Identity{Cert: cert, Fingerprint: Fingerprint(cert.Certificate[0])}, nil
+}
+
+// Rotation: a new identity is made beside the one presented
+// (DATA_DIR/peer/next), pinned at the peers as their
+// nextCertificateSha256, then promoted; the old one is kept in
+// DATA_DIR/peer/previous until the next promotion.
+const (
+	nextDir     = "next"
+	previousDir = "previous"
+)
+
+// NextIdentity returns the identity that PromoteIdentity would make
+// current, making it first if there is none.
+func NextIdentity(dir string) (*Identity, error) {
+	return LoadIdentity(filepath.Join(dir, nextDir))
+}
+
+// PromoteIdentity makes the next identity the one presented (from the
+// next start on) and keeps the current one as the previous. The next
+// pair is copied over the current one, the key before the certificate,
+// each through a temporary renamed into place, and removed last:
+// interrupted, the current pair does not load (its key is not its
+// certificate's) and running PromoteIdentity again completes it.
+func PromoteIdentity(dir string) (*Identity, error) {
+	nd := filepath.Join(dir, nextDir)
+	next, err := tls.LoadX509KeyPair(filepath.Join(nd, certFile), filepath.Join(nd, keyFile))
+	if err != nil {
+		return nil, fmt.Errorf("promote peer identity: no next identity (efsd peer-id --rotate makes one): %w", err)
+	}
+	cp, kp := filepath.Join(dir, certFile), filepath.Join(dir, keyFile)
+	if cur, err := tls.LoadX509KeyPair(cp, kp); err == nil && !bytes.Equal(cur.Certificate[0], next.Certificate[0]) {
+		pd := filepath.Join(dir, previousDir)
+		if err := os.MkdirAll(pd, 0o700); err != nil {
+			return nil, fmt.Errorf("promote peer identity: %w", err)
+		}
+		if err := copyPair(dir, pd); err != nil {
+			return nil, fmt.Errorf("promote peer identity: keep the previous: %w", err)
+		}
+	}
+	if err := copyPair(nd, dir); err != nil {
+		return nil, fmt.Errorf("promote peer identity: %w", err)
+	}
+	if err := os.RemoveAll(nd); err != nil {
+		return nil, fmt.Errorf("promote peer identity: %w", err)
+	}
+	return LoadIdentity(dir)
+}
+
+// copyPair copies the key, then the certificate, from one identity
+// directory to another.
+func copyPair(from, to string) error {
+	for _, f := range []struct {
+		name string
+		mode os.FileMode
+	}{{keyFile, 0o600}, {certFile, 0o644}} {
+		b, err := os.ReadFile(filepath.Join(from, f.name))
+		if err == nil {
+			err = writeFile(filepath.Join(to, f.name), b, f.mode)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Fingerprint is the pin of a DER certificate.

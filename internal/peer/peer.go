@@ -34,6 +34,15 @@ type Config struct {
 	Accounts []string
 	// CertSHA256 is the pinned fingerprint of the peer's certificate.
 	CertSHA256 string
+	// NextCertSHA256, when set, is pinned too: the identity the peer will
+	// present after a rotation (`efsd peer-id --rotate` there prints it),
+	// accepted beside the current one until the rotation is done.
+	NextCertSHA256 string
+}
+
+// pins says whether fp is one of the peer's pinned fingerprints.
+func (c Config) pins(fp string) bool {
+	return fp == c.CertSHA256 || c.NextCertSHA256 != "" && fp == c.NextCertSHA256
 }
 
 var (
@@ -56,6 +65,9 @@ func (c Config) Check() error {
 	if !fingerprint.MatchString(c.CertSHA256) {
 		return fmt.Errorf("peer %s: certificateSha256 must be 64 lowercase hex digits (efsd peer-id prints it)", c.Name)
 	}
+	if c.NextCertSHA256 != "" && (!fingerprint.MatchString(c.NextCertSHA256) || c.NextCertSHA256 == c.CertSHA256) {
+		return fmt.Errorf("peer %s: nextCertificateSha256 must be 64 lowercase hex digits other than certificateSha256 (efsd peer-id --rotate prints it)", c.Name)
+	}
 	return nil
 }
 
@@ -72,10 +84,13 @@ func NewSet(peers []Config, local func(region string) bool) (*Set, error) {
 		if err := p.Check(); err != nil {
 			return nil, err
 		}
-		if names[p.Name] || prints[p.CertSHA256] {
-			return nil, fmt.Errorf("peer %s: name or certificateSha256 used twice", p.Name)
+		if names[p.Name] || prints[p.CertSHA256] || prints[p.NextCertSHA256] {
+			return nil, fmt.Errorf("peer %s: name or certificate fingerprint used twice", p.Name)
 		}
 		names[p.Name], prints[p.CertSHA256] = true, true
+		if p.NextCertSHA256 != "" {
+			prints[p.NextCertSHA256] = true
+		}
 		for _, r := range p.Regions {
 			if local(r) {
 				return nil, fmt.Errorf("peer %s: region %s is served by this deployment", p.Name, r)
@@ -126,7 +141,7 @@ func (s *Set) byName(name string) (Config, bool) {
 // byFingerprint finds the peer presenting a certificate.
 func (s *Set) byFingerprint(fp string) (Config, bool) {
 	for _, p := range s.peers {
-		if p.CertSHA256 == fp {
+		if p.pins(fp) {
 			return p, true
 		}
 	}

@@ -225,6 +225,11 @@ func TestSetRules(t *testing.T) {
 		{{Name: "b", Endpoint: "https://h:1", Regions: []string{"eu-west-1"}, CertSHA256: "xyz"}},
 		{{Name: "b", Endpoint: "https://h:1", Regions: []string{"eu-west-1"}, CertSHA256: fp},
 			{Name: "c", Endpoint: "https://h:2", Regions: []string{"eu-west-1"}, CertSHA256: strings.Repeat("b", 64)}},
+		{{Name: "b", Endpoint: "https://h:1", Regions: []string{"eu-west-1"}, CertSHA256: fp, NextCertSHA256: fp}},
+		{{Name: "b", Endpoint: "https://h:1", Regions: []string{"eu-west-1"}, CertSHA256: fp, NextCertSHA256: "XYZ"}},
+		// A peer's next pin is another peer's current one.
+		{{Name: "b", Endpoint: "https://h:1", Regions: []string{"eu-west-1"}, CertSHA256: fp, NextCertSHA256: strings.Repeat("b", 64)},
+			{Name: "c", Endpoint: "https://h:2", Regions: []string{"ap-south-1"}, CertSHA256: strings.Repeat("b", 64)}},
 	} {
 		if _, err := NewSet(bad, local); err == nil {
 			t.Errorf("accepted %+v", bad)
@@ -242,5 +247,92 @@ func TestSetRules(t *testing.T) {
 	}
 	if _, ok := s.Route("3", "eu-west-1"); ok {
 		t.Fatal("routed an account no peer serves")
+	}
+}
+
+// A rotation: the next identity is made once and presented only after it
+// is promoted; the old one is kept as the previous; a peer pinning both
+// takes either, and only those; an interrupted promotion is completed by
+// running it again.
+func TestIdentityRotation(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "peer")
+	cur, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := PromoteIdentity(dir); err == nil {
+		t.Fatal("promoted without a next identity")
+	}
+	next, err := NextIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := NextIdentity(dir)
+	if err != nil || again.Fingerprint != next.Fingerprint || next.Fingerprint == cur.Fingerprint {
+		t.Fatalf("next %s, then %s (%v); current %s", next.Fingerprint, again.Fingerprint, err, cur.Fingerprint)
+	}
+	if still, err := LoadIdentity(dir); err != nil || still.Fingerprint != cur.Fingerprint {
+		t.Fatalf("made a next identity and the current one changed: %v", err)
+	}
+
+	set, err := NewSet([]Config{{Name: "a", Endpoint: "https://h:1", Regions: []string{"us-east-1"},
+		CertSHA256: cur.Fingerprint, NextCertSHA256: next.Fingerprint}}, func(string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for fp, want := range map[string]bool{cur.Fingerprint: true, next.Fingerprint: true, newIdentity(t).Fingerprint: false} {
+		if _, ok := set.byFingerprint(fp); ok != want {
+			t.Errorf("byFingerprint(%s) = %v, want %v", fp, ok, want)
+		}
+	}
+
+	// Interrupted after the key was copied: the pair does not load.
+	key, err := os.ReadFile(filepath.Join(dir, nextDir, keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, previousDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyPair(dir, filepath.Join(dir, previousDir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFile(filepath.Join(dir, keyFile), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadIdentity(dir); err == nil {
+		t.Fatal("a half-promoted identity loaded")
+	}
+	got, err := PromoteIdentity(dir)
+	if err != nil || got.Fingerprint != next.Fingerprint {
+		t.Fatalf("promoted %v (%v), want %s", got, err, next.Fingerprint)
+	}
+	if now, err := LoadIdentity(dir); err != nil || now.Fingerprint != next.Fingerprint {
+		t.Fatalf("after promotion: %v", err)
+	}
+	prev, err := LoadIdentity(filepath.Join(dir, previousDir))
+	if err != nil || prev.Fingerprint != cur.Fingerprint {
+		t.Fatalf("previous: %v (%v), want %s", prev, err, cur.Fingerprint)
+	}
+	if _, err := os.Stat(filepath.Join(dir, nextDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("next identity left after promotion: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, keyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("promoted key file: %v %v", fi, err)
+	}
+}
+
+// A client pinning a peer's current and next certificates talks to it
+// before and after the peer presents the next one.
+func TestClientTakesNextPin(t *testing.T) {
+	p := start(t, 0)
+	other := newIdentity(t)
+	aSet, err := NewSet([]Config{{Name: "b", Endpoint: p.endpoint, Regions: []string{"eu-west-1"},
+		CertSHA256: other.Fingerprint, NextCertSHA256: p.b.Fingerprint}}, func(string) bool { return false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewClient(p.a, aSet, nil).CreateDestination(context.Background(), "b", &efs.RemoteCreate{ID: "rep-1"}); err != nil {
+		t.Fatalf("b presents the pinned next certificate: %v", err)
 	}
 }

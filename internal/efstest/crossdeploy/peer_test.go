@@ -16,6 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/efs/types"
+
+	"github.com/efsd/efsd/internal/efstest"
 	"github.com/efsd/efsd/internal/efstest/deploy"
 )
 
@@ -125,4 +129,76 @@ func selfSigned(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestPeerIdentityRotation: A replaces its peer identity and no change is
+// lost: B pins A's next identity beside the current one, A promotes it and
+// restarts, B drops the old pin; replication goes on after each step, and
+// at the end B's peer listener refuses A's old certificate and serves its
+// new one.
+func TestPeerIdentityRotation(t *testing.T) {
+	t.Parallel()
+	p := newPair(t, false)
+	src := createFS(t, p.ca, "rotate-src")
+	srcID := *src.FileSystemId
+	srcDir := p.a.VolumePath(efstest.AccountA.Account, regionA, srcID)
+	writeTree(t, srcDir, 5, 6)
+	dstID := replicate(t, p.ca, srcID, types.DestinationToCreate{Region: aws.String(regionB)})
+	_, dstDir := p.volumes(srcID, dstID)
+	converge(t, p.cb, dstID, srcDir, dstDir, time.Now(), 60*time.Second)
+
+	old := deploy.Fingerprint(t, p.a)
+	next := deploy.PeerID(t, p.a, "--rotate")
+	if next == old || deploy.PeerID(t, p.a, "--rotate") != next || deploy.Fingerprint(t, p.a) != old {
+		t.Fatalf("rotate: current %s, next %s: want a new next identity, made once, the current one unchanged", old, next)
+	}
+	for i, step := range []struct {
+		name string
+		do   func()
+	}{
+		{"B pins A's next identity too", func() {
+			p.b.Stop()
+			deploy.Pin(t, p.b, "a", old, next)
+			p.b.Restart()
+		}},
+		{"A presents its next identity", func() {
+			p.a.Stop()
+			if got := deploy.PeerID(t, p.a, "--promote"); got != next {
+				t.Fatalf("promote printed %s, want %s", got, next)
+			}
+			p.a.Restart()
+		}},
+		{"B pins only A's new identity", func() {
+			p.b.Stop()
+			deploy.Pin(t, p.b, "a", next, "")
+			p.b.Restart()
+		}},
+	} {
+		step.do()
+		change(t, srcDir, i)
+		start := time.Now()
+		converge(t, p.cb, dstID, srcDir, dstDir, start, 60*time.Second)
+		t.Logf("%s: replicated again in %v", step.name, time.Since(start).Round(time.Millisecond))
+	}
+
+	dir := filepath.Join(p.a.DataDir, "peer")
+	for _, c := range []struct {
+		name string
+		dir  string
+		ok   bool
+	}{{"A's previous certificate", filepath.Join(dir, "previous"), false}, {"A's current certificate", dir, true}} {
+		id, err := tls.LoadX509KeyPair(filepath.Join(c.dir, "tls.crt"), filepath.Join(c.dir, "tls.key"))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		tr := &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{id}, InsecureSkipVerify: true}}
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://" + p.b.PeerAddr + "/erp/v1/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		tr.CloseIdleConnections()
+		if (err == nil) != c.ok {
+			t.Errorf("%s at B's peer listener: %s", c.name, errOrStatus(resp, err))
+		}
+	}
 }

@@ -23,6 +23,13 @@ var fingerprintRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // the SHA-256 of its certificate as it prints it (64 lowercase hex).
 func Fingerprint(t testing.TB, d *Deployment) string {
 	t.Helper()
+	return PeerID(t, d)
+}
+
+// PeerID runs `efsd peer-id --data-dir DIR` with args (--rotate,
+// --promote) on d's data directory and returns the fingerprint it prints.
+func PeerID(t testing.TB, d *Deployment, args ...string) string {
+	t.Helper()
 	// A deployment not yet started has no data directory; making it is
 	// efsd's business at first start, not what this helper is about.
 	if err := os.MkdirAll(d.DataDir, 0o700); err != nil {
@@ -31,17 +38,40 @@ func Fingerprint(t testing.TB, d *Deployment) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, Binary(t), "peer-id", "--data-dir", d.DataDir)
+	args = append([]string{"peer-id", "--data-dir", d.DataDir}, args...)
+	cmd := exec.CommandContext(ctx, Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		// Only the end of stderr: a usage text says nothing the error does not.
-		t.Fatalf("%s: efsd peer-id --data-dir %s: %v\n%s%s", d.Name, d.DataDir, err, stdout.String(), lastLines(stderr.String(), 5))
+		t.Fatalf("%s: efsd %s: %v\n%s%s", d.Name, strings.Join(args, " "), err, stdout.String(), lastLines(stderr.String(), 5))
 	}
 	fp := strings.TrimSuffix(stdout.String(), "\n")
 	if !fingerprintRE.MatchString(fp) {
-		t.Fatalf("%s: efsd peer-id printed %q, want one line of 64 lowercase hex", d.Name, stdout.String())
+		t.Fatalf("%s: efsd %s printed %q, want one line of 64 lowercase hex", d.Name, strings.Join(args, " "), stdout.String())
 	}
 	return fp
+}
+
+// Pin sets the fingerprints d pins for its peer named peer: current, and
+// next unless empty (the nextCertificateSha256 of a rotation). d reads
+// them at its next start.
+func Pin(t testing.TB, d *Deployment, peer, current, next string) {
+	t.Helper()
+	peers, _ := d.file["peers"].([]any)
+	for _, p := range peers {
+		if m, ok := p.(map[string]any); ok && m["name"] == peer {
+			m["certificateSha256"] = current
+			delete(m, "nextCertificateSha256")
+			if next != "" {
+				m["nextCertificateSha256"] = next
+			}
+			if err := d.writeConfig(); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("deploy: %s has no peer named %q", d.Name, peer)
 }
 
 // LinkOptions says how Connect links two deployments.
