@@ -299,13 +299,7 @@ func TestDeleteAtEitherSide(t *testing.T) {
 func TestSourceFailureShownAtDestination(t *testing.T) {
 	t.Parallel()
 	p := newPair(t, false)
-	src := createFS(t, p.ca, "status-src")
-	srcID := *src.FileSystemId
-	srcDir := p.a.VolumePath(efstest.AccountA.Account, regionA, srcID)
-	writeTree(t, srcDir, 3, 6)
-	dstID := replicate(t, p.ca, srcID, types.DestinationToCreate{Region: aws.String(regionB)})
-	_, dstDir := p.volumes(srcID, dstID)
-	converge(t, p.cb, dstID, srcDir, dstDir, time.Now(), 60*time.Second)
+	srcID, dstID, srcDir, dstDir := p.replicated(t, "status-src", 3, 6)
 
 	must(t, os.Rename(srcDir, srcDir+".away"))
 	const missing = "The source file system's data is missing"

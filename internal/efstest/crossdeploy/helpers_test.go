@@ -248,6 +248,20 @@ func converge(t *testing.T, c *efs.Client, dstID, srcDir, dstDir string, since t
 	}
 }
 
+// replicated makes a file system at A holding a tree of files files
+// (writeTree with seed), replicates it to a new one at B and waits until
+// B's copy is identical.
+func (p *pair) replicated(t *testing.T, token string, seed uint64, files int) (srcID, dstID, srcDir, dstDir string) {
+	t.Helper()
+	srcID = *createFS(t, p.ca, token).FileSystemId
+	srcDir = p.a.VolumePath(efstest.AccountA.Account, regionA, srcID)
+	writeTree(t, srcDir, seed, files)
+	dstID = replicate(t, p.ca, srcID, types.DestinationToCreate{Region: aws.String(regionB)})
+	_, dstDir = p.volumes(srcID, dstID)
+	converge(t, p.cb, dstID, srcDir, dstDir, time.Now(), 60*time.Second)
+	return srcID, dstID, srcDir, dstDir
+}
+
 // volumes are the directories of src at A and dst at B (account A).
 func (p *pair) volumes(src, dst string) (string, string) {
 	return p.a.VolumePath(efstest.AccountA.Account, regionA, src), p.b.VolumePath(efstest.AccountA.Account, regionB, dst)

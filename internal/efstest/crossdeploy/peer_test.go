@@ -16,10 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/efs/types"
-
-	"github.com/efsd/efsd/internal/efstest"
 	"github.com/efsd/efsd/internal/efstest/deploy"
 )
 
@@ -139,13 +135,7 @@ func selfSigned(t *testing.T) tls.Certificate {
 func TestPeerIdentityRotation(t *testing.T) {
 	t.Parallel()
 	p := newPair(t, false)
-	src := createFS(t, p.ca, "rotate-src")
-	srcID := *src.FileSystemId
-	srcDir := p.a.VolumePath(efstest.AccountA.Account, regionA, srcID)
-	writeTree(t, srcDir, 5, 6)
-	dstID := replicate(t, p.ca, srcID, types.DestinationToCreate{Region: aws.String(regionB)})
-	_, dstDir := p.volumes(srcID, dstID)
-	converge(t, p.cb, dstID, srcDir, dstDir, time.Now(), 60*time.Second)
+	_, dstID, srcDir, dstDir := p.replicated(t, "rotate-src", 5, 6)
 
 	old := deploy.Fingerprint(t, p.a)
 	next := deploy.PeerID(t, p.a, "--rotate")
