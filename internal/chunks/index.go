@@ -30,6 +30,7 @@ type Index struct {
 	mu     sync.Mutex
 	byHash map[Hash][]Loc
 	byPath map[string][]Chunk
+	pieces sync.Pool // *[]byte of behindPiece bytes, for ReceiveAt
 }
 
 // OpenIndex opens the destination root dir with an empty index; Scan fills

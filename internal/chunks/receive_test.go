@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -93,26 +94,31 @@ type iotestErr struct{}
 
 func (iotestErr) Read([]byte) (int, error) { return 0, errTest }
 
-// BenchmarkReceive measures ReceiveAt on one stream: a 64 MiB file cut,
-// hashed and written to a temporary (the page cache) and renamed; its
-// durability (fdatasync) is left to a staged publish, as a pass does.
+// BenchmarkReceive measures ReceiveAt on one stream: a file cut, hashed
+// and written to a temporary (the page cache) and renamed; its
+// durability (fdatasync) is left to a staged publish, as a pass does. A
+// 64 MiB file, and 160 KiB ones (tree (c)'s average size).
 func BenchmarkReceive(b *testing.B) {
-	dst := b.TempDir()
-	ix := openIndex(b, dst)
-	data := randBytes(4, 64<<20)
-	pfd, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer unix.Close(pfd)
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		_, st, err := ix.ReceiveAt(context.Background(), pfd, "f", int64(len(data)), bytes.NewReader(data), 1<<20, &AssembleOptions{Defer: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := unix.Unlinkat(pfd, st.Staged.tmp, 0); err != nil {
-			b.Fatal(err)
-		}
+	for _, size := range []int{64 << 20, 160 << 10} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			dst := b.TempDir()
+			ix := openIndex(b, dst)
+			data := randBytes(4, size)
+			pfd, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer unix.Close(pfd)
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				_, st, err := ix.ReceiveAt(context.Background(), pfd, "f", int64(len(data)), bytes.NewReader(data), 1<<20, &AssembleOptions{Defer: true})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := unix.Unlinkat(pfd, st.Staged.tmp, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

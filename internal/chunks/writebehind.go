@@ -3,6 +3,7 @@ package chunks
 import (
 	"errors"
 	"io"
+	"sync"
 )
 
 // A file received whole is written by a goroutine of its own while the
@@ -19,8 +20,12 @@ const (
 // with it). The reader (teeReader) takes a free piece, fills it from the
 // stream, lets the chunker copy it out, then queues it; the writer
 // returns it. stop must be called before the temporary is closed.
+// Whole pieces come from, and go back to, a pool shared by every receipt
+// (pool), so a tree of large files does not allocate them per file; a
+// file smaller than a piece gets a buffer of its size.
 type writeBehind struct {
 	w       *partWriter
+	pool    *sync.Pool
 	queue   chan behindWrite
 	free    chan []byte
 	done    chan struct{}
@@ -35,8 +40,8 @@ type behindWrite struct {
 	off int64
 }
 
-func newWriteBehind(w *partWriter) *writeBehind {
-	wb := &writeBehind{w: w, queue: make(chan behindWrite, behindPieces), free: make(chan []byte, behindPieces),
+func newWriteBehind(w *partWriter, pool *sync.Pool) *writeBehind {
+	wb := &writeBehind{w: w, pool: pool, queue: make(chan behindWrite, behindPieces), free: make(chan []byte, behindPieces),
 		done: make(chan struct{}), failed: make(chan struct{})}
 	go wb.run()
 	return wb
@@ -65,15 +70,26 @@ func (wb *writeBehind) piece(n int) ([]byte, error) {
 	}
 	select {
 	case b := <-wb.free:
-		return b[:n], nil
+		if cap(b) >= n {
+			return b[:n], nil
+		}
 	default:
 	}
 	if wb.made < behindPieces {
 		wb.made++
-		return make([]byte, n, behindPiece), nil
+		if n == behindPiece {
+			if b, ok := wb.pool.Get().(*[]byte); ok {
+				return (*b)[:n], nil
+			}
+		}
+		return make([]byte, n), nil
 	}
 	select {
 	case b := <-wb.free:
+		if cap(b) < n {
+			// Only the last piece of a file is short, and none follows it.
+			return nil, errors.New("write-behind: a short piece reused")
+		}
 		return b[:n], nil
 	case <-wb.failed:
 		return nil, wb.err
@@ -91,7 +107,16 @@ func (wb *writeBehind) stop() error {
 		close(wb.queue)
 	}
 	<-wb.done
-	return wb.err
+	for {
+		select {
+		case b := <-wb.free:
+			if cap(b) == behindPiece {
+				wb.pool.Put(&b)
+			}
+		default:
+			return wb.err
+		}
+	}
 }
 
 // teeReader reads the first size bytes of src in pieces, each queued for

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"testing/iotest"
 
@@ -41,7 +42,7 @@ func TestWriteBehindFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	wb := newWriteBehind(&partWriter{fd: fd})
+	wb := newWriteBehind(&partWriter{fd: fd}, &sync.Pool{})
 	const size = 64 * behindPiece
 	tee := &teeReader{src: bytes.NewReader(make([]byte, size)), wb: wb, size: size}
 	n, err := io.Copy(io.Discard, tee)
