@@ -52,7 +52,7 @@ func (ix *Index) ReceiveAt(ctx context.Context, pfd int, rel string, size int64,
 	if w.syncEvery == 0 {
 		w.syncEvery = defaultSyncEvery
 	}
-	wb := newWriteBehind(w, &ix.pieces)
+	wb := newWriteBehind(w, &ix.pieces, size)
 	// One byte more than size: a stream that goes on is refused, not cut
 	// short.
 	tee := &teeReader{src: io.LimitReader(r, size+1), wb: wb, size: size}

@@ -20,12 +20,13 @@ const (
 // with it). The reader (teeReader) takes a free piece, fills it from the
 // stream, lets the chunker copy it out, then queues it; the writer
 // returns it. stop must be called before the temporary is closed.
-// Whole pieces come from, and go back to, a pool shared by every receipt
-// (pool), so a tree of large files does not allocate them per file; a
-// file smaller than a piece gets a buffer of its size.
+// Pieces are of one size, a whole piece or the file's if smaller; whole
+// ones come from, and go back to, a pool shared by every receipt (pool),
+// so a tree of large files does not allocate them per file.
 type writeBehind struct {
 	w       *partWriter
 	pool    *sync.Pool
+	size    int // of every piece
 	queue   chan behindWrite
 	free    chan []byte
 	done    chan struct{}
@@ -40,8 +41,8 @@ type behindWrite struct {
 	off int64
 }
 
-func newWriteBehind(w *partWriter, pool *sync.Pool) *writeBehind {
-	wb := &writeBehind{w: w, pool: pool, queue: make(chan behindWrite, behindPieces), free: make(chan []byte, behindPieces),
+func newWriteBehind(w *partWriter, pool *sync.Pool, fileSize int64) *writeBehind {
+	wb := &writeBehind{w: w, pool: pool, size: int(min(behindPiece, fileSize)), queue: make(chan behindWrite, behindPieces), free: make(chan []byte, behindPieces),
 		done: make(chan struct{}), failed: make(chan struct{})}
 	go wb.run()
 	return wb
@@ -59,9 +60,9 @@ func (wb *writeBehind) run() {
 	}
 }
 
-// piece returns a buffer of n bytes (n ≤ behindPiece): a free one, a new
-// one while fewer than behindPieces exist, or the next one the writer
-// frees. It fails once the writer has.
+// piece returns a buffer of n bytes (n ≤ wb.size): a free one, a new one
+// while fewer than behindPieces exist, or the next one the writer frees.
+// It fails once the writer has.
 func (wb *writeBehind) piece(n int) ([]byte, error) {
 	select {
 	case <-wb.failed:
@@ -70,26 +71,20 @@ func (wb *writeBehind) piece(n int) ([]byte, error) {
 	}
 	select {
 	case b := <-wb.free:
-		if cap(b) >= n {
-			return b[:n], nil
-		}
+		return b[:n], nil
 	default:
 	}
 	if wb.made < behindPieces {
 		wb.made++
-		if n == behindPiece {
+		if wb.size == behindPiece {
 			if b, ok := wb.pool.Get().(*[]byte); ok {
 				return (*b)[:n], nil
 			}
 		}
-		return make([]byte, n), nil
+		return make([]byte, n, wb.size), nil
 	}
 	select {
 	case b := <-wb.free:
-		if cap(b) < n {
-			// Only the last piece of a file is short, and none follows it.
-			return nil, errors.New("write-behind: a short piece reused")
-		}
 		return b[:n], nil
 	case <-wb.failed:
 		return nil, wb.err
@@ -110,7 +105,7 @@ func (wb *writeBehind) stop() error {
 	for {
 		select {
 		case b := <-wb.free:
-			if cap(b) == behindPiece {
+			if wb.size == behindPiece {
 				wb.pool.Put(&b)
 			}
 		default:

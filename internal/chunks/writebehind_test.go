@@ -42,8 +42,8 @@ func TestWriteBehindFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	wb := newWriteBehind(&partWriter{fd: fd}, &sync.Pool{})
 	const size = 64 * behindPiece
+	wb := newWriteBehind(&partWriter{fd: fd}, &sync.Pool{}, size)
 	tee := &teeReader{src: bytes.NewReader(make([]byte, size)), wb: wb, size: size}
 	n, err := io.Copy(io.Discard, tee)
 	if !errors.Is(err, unix.EBADF) {

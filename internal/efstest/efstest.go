@@ -16,7 +16,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/smithy-go/middleware"
@@ -117,7 +116,7 @@ func NewClient(url string, cred api.Credential, region string, opts ...func(*efs
 			return aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey}, nil
 		}),
 		RetryMaxAttempts: 1,
-		HTTPClient:       sdkhttp.Buffered(awshttp.NewBuildableClient()),
+		HTTPClient:       sdkhttp.New(),
 	}, opts...)
 }
 
@@ -131,7 +130,7 @@ func (s *Server) EC2Client(cred api.Credential, region string) *ec2.Client {
 			return aws.Credentials{AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey}, nil
 		}),
 		RetryMaxAttempts: 1,
-		HTTPClient:       sdkhttp.Buffered(awshttp.NewBuildableClient()),
+		HTTPClient:       sdkhttp.New(),
 	})
 }
 

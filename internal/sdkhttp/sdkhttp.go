@@ -18,7 +18,11 @@ import (
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 )
+
+// New is the SDK's default HTTP client, Buffered.
+func New() aws.HTTPClient { return Buffered(awshttp.NewBuildableClient()) }
 
 // Buffered returns c sending every request with its body read into memory
 // first, in a reader only net/http holds, so nothing closes it under

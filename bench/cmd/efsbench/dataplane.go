@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/efs"
 	"github.com/aws/aws-sdk-go-v2/service/efs/types"
@@ -654,7 +653,7 @@ func (h *harness) startEfsdNFS(base string) (nfsTarget, *server, error) {
 		return nfsTarget{}, s, err
 	}
 	ec := ec2.New(ec2.Options{BaseEndpoint: aws.String(s.url), Region: region, RetryMaxAttempts: 1,
-		HTTPClient: sdkhttp.Buffered(awshttp.NewBuildableClient()),
+		HTTPClient: sdkhttp.New(),
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{AccessKeyID: devKey, SecretAccessKey: devSecret}, nil
 		})})
