@@ -100,6 +100,14 @@ type xdSample struct {
 	OwnCount  int64   `json:"own_count_bytes,omitempty"` // rsync --stats: sent + received
 	Files     int64   `json:"files"`                     // files changed or copied
 	DataBytes int64   `json:"data_bytes"`                // bytes of those files (or of the change)
+	// CPU is the tool's processes' user+system CPU seconds over the step:
+	// efsd's A and B; rsync's client and the daemon's process that served
+	// it. Kernel threads (writeback) and the proxy are not in it.
+	CPU float64 `json:"tool_cpu_s,omitempty"`
+	// SyncAfter (rsync without --fsync) is how long one syncfs of the
+	// destination's file system took right after rsync returned: what it
+	// still owed to make its copy as durable as efsd's acknowledged pass.
+	SyncAfter float64 `json:"syncfs_after_s,omitempty"`
 }
 
 func (s xdSample) wire() int64 { return s.WireFwd + s.WireBack }
@@ -418,7 +426,7 @@ var rsyncStat = regexp.MustCompile(`(?m)^Total bytes (sent|received): ([0-9,]+)`
 
 // rsyncPush runs `rsync -a --delete --stats SRC/ rsync://PROXY/MODULE/`
 // and returns its wall time and its own count of bytes sent + received.
-func (h *harness) rsyncPush(rd *rsyncd, src, module string, fsync bool) (float64, int64, error) {
+func (h *harness) rsyncPush(rd *rsyncd, src, module string, fsync bool) (wall float64, own int64, cpu float64, err error) {
 	ctx, cancel := context.WithTimeout(h.ctx, 30*time.Minute)
 	defer cancel()
 	args := []string{"-a", "--delete", "--stats", src + "/", rd.url + "/" + module + "/"}
@@ -433,13 +441,38 @@ func (h *harness) rsyncPush(rd *rsyncd, src, module string, fsync bool) (float64
 	var out strings.Builder
 	cmd.Stdout = &out
 	t0 := time.Now()
-	err := cmd.Run()
-	wall := time.Since(t0).Seconds()
+	err = cmd.Run()
+	wall = time.Since(t0).Seconds()
 	if err != nil {
-		return 0, 0, fmt.Errorf("rsync %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return 0, 0, 0, fmt.Errorf("rsync %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
-	own, err := rsyncOwnCount(out.String())
-	return wall, own, err
+	own, err = rsyncOwnCount(out.String())
+	return wall, own, procs.ChildCPU(cmd.ProcessState), err
+}
+
+// daemonCPU is the rsync daemon's CPU seconds with the children it
+// reaped, once it has none left (the one that served the last push
+// may still be exiting when the client returns).
+func (rd *rsyncd) daemonCPU() (float64, error) {
+	if err := procs.WaitChildless(rd.proc.PID, 30*time.Second); err != nil {
+		return 0, err
+	}
+	return procs.ReadFamilyCPU(rd.proc.PID)
+}
+
+// syncfs makes the file system holding dir durable (one syncfs, what
+// efsd's receiver does at a commit) and returns how long it took.
+func syncfs(dir string) (float64, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	t0 := time.Now()
+	if err := unix.Syncfs(fd); err != nil {
+		return 0, fmt.Errorf("syncfs %s: %w", dir, err)
+	}
+	return time.Since(t0).Seconds(), nil
 }
 
 // rsyncOwnCount adds up the "Total bytes sent" and "Total bytes received"
@@ -480,15 +513,31 @@ func (h *harness) xdRsyncBlock(raw *xdRaw, rd *rsyncd, link *netshape.Link, it *
 		unix.Sync()
 	}()
 	push := func(step string, files, data int64) error {
+		d0, err := rd.daemonCPU()
+		if err != nil {
+			return err
+		}
 		f0, b0 := link.Bytes()
-		wall, own, err := h.rsyncPush(rd, it.stage, spec.Name, fsync)
+		wall, own, cpu, err := h.rsyncPush(rd, it.stage, spec.Name, fsync)
 		if err != nil {
 			return err
 		}
 		f1, b1 := link.Bytes()
+		var after float64
+		if !fsync {
+			if after, err = syncfs(dst); err != nil {
+				return err
+			}
+		}
+		d1, err := rd.daemonCPU()
+		if err != nil {
+			return err
+		}
 		raw.Samples = append(raw.Samples, xdSample{Rep: rep, Condition: cond.Name, Tree: spec.Name, Step: step, Tool: tool,
-			Wall: wall, WireFwd: f1 - f0, WireBack: b1 - b0, OwnCount: own, Files: files, DataBytes: data})
-		h.logf("  %s %s: %.3fs, %s on the wire (rsync's own count %s)", name, step, wall, mb(f1-f0+b1-b0), mb(own))
+			Wall: wall, WireFwd: f1 - f0, WireBack: b1 - b0, OwnCount: own, Files: files, DataBytes: data,
+			CPU: cpu + d1 - d0, SyncAfter: after})
+		h.logf("  %s %s: %.3fs (then syncfs %.3fs), %.2f CPU-s, %s on the wire (rsync's own count %s)",
+			name, step, wall, after, cpu+d1-d0, mb(f1-f0+b1-b0), mb(own))
 		return nil
 	}
 	unix.Sync()
@@ -900,10 +949,20 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 		}
 	}()
 	dst := x.b.volumeDirIn(regionB, dstID)
-	add := func(step string, wall float64, fwd, back, files, data int64) {
+	add := func(step string, wall float64, fwd, back, files, data int64, cpu float64) {
 		raw.Samples = append(raw.Samples, xdSample{Rep: rep, Condition: cond.Name, Tree: spec.Name, Step: step, Tool: xdToolEfsd,
-			Wall: wall, WireFwd: fwd, WireBack: back, Files: files, DataBytes: data})
-		h.logf("  efsd %s: %.3fs, %s on the wire", step, wall, mb(fwd+back))
+			Wall: wall, WireFwd: fwd, WireBack: back, Files: files, DataBytes: data, CPU: cpu})
+		h.logf("  efsd %s: %.3fs, %.2f CPU-s, %s on the wire", step, wall, cpu, mb(fwd+back))
+	}
+	// cpu is A's and B's CPU seconds so far (read again once a step's
+	// pass is found: they idle by then).
+	cpu := func() (float64, error) {
+		ua, err := procs.ReadUsage(x.a.proc.PID)
+		if err != nil {
+			return 0, err
+		}
+		ub, err := procs.ReadUsage(x.b.proc.PID)
+		return ua.CPU + ub.CPU, err
 	}
 
 	unix.Sync()
@@ -912,6 +971,10 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 	link := strings.Fields(cond.Name)[0]
 	profiled := sync.OnceFunc(h.profile(x, fmt.Sprintf("xdeploy-%s-%s-initial-%d", spec.Name, link, rep), h.xdProfile))
 	defer profiled()
+	c0, err := cpu()
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
 	if err := os.Rename(staged, inSrc); err != nil {
 		return err
@@ -923,17 +986,25 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 		return fmt.Errorf("B after the initial copy: %w", err)
 	}
 	f1, b1 := x.link.Bytes()
+	c1, err := cpu()
+	if err != nil {
+		return err
+	}
 	// The timestamp A reports must then cover the change (not timed: it
 	// is whole seconds, as EFS reports it).
 	if _, err := h.waitCovered(x.a, it.srcID, t0, 30*time.Minute, 20*time.Millisecond); err != nil {
 		return err
 	}
-	add(xdStepInitial, end.Sub(t0).Seconds(), f1-f0, b1-b0, int64(spec.Files), spec.TotalBytes())
+	add(xdStepInitial, end.Sub(t0).Seconds(), f1-f0, b1-b0, int64(spec.Files), spec.TotalBytes(), c1-c0)
 
 	unix.Sync()
 	profiled() // one CPU profile at a time
 	defer h.profile(x, fmt.Sprintf("xdeploy-%s-%s-change-%d", spec.Name, link, rep), h.xdProfile)()
 	f0, b0 = x.link.Bytes()
+	// From before the writes: a pass may start while they are made.
+	if c0, err = cpu(); err != nil {
+		return err
+	}
 	changed, n, err := h.xdChange(it, inSrc, rep)
 	if err != nil {
 		return err
@@ -946,10 +1017,13 @@ func (h *harness) xdEfsdBlock(raw *xdRaw, x *xdPair, it *xdItem, cond xdConditio
 		return fmt.Errorf("B after the change: %w", err)
 	}
 	f1, b1 = x.link.Bytes()
+	if c1, err = cpu(); err != nil {
+		return err
+	}
 	if _, err := h.waitCovered(x.a, it.srcID, tc, 10*time.Minute, 20*time.Millisecond); err != nil {
 		return err
 	}
-	add(xdChangeStep(spec), end.Sub(tc).Seconds(), f1-f0, b1-b0, int64(len(changed)), n)
+	add(xdChangeStep(spec), end.Sub(tc).Seconds(), f1-f0, b1-b0, int64(len(changed)), n, c1-c0)
 
 	if err := h.unreplicateB(x, it.srcID, dstID); err != nil {
 		return err

@@ -146,6 +146,49 @@ func ReadUsage(pid int) (Usage, error) {
 	return u, nil
 }
 
+// ReadFamilyCPU is a process's user+system CPU seconds plus those of
+// the children it has waited for (cutime+cstime): a daemon's, such as
+// rsync's, which forks a process per connection.
+func ReadFamilyCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatFamilyCPU(string(b))
+}
+
+// WaitChildless waits until pid has no child process (a daemon reaped
+// the one that served a connection), or limit passes.
+func WaitChildless(pid int, limit time.Duration) error {
+	alive := func() error { return nil }
+	return Poll(limit, 2*time.Millisecond, fmt.Sprintf("process %d without children", pid), alive, func() (bool, error) {
+		return len(descendants(pid)) == 1, nil
+	})
+}
+
+// parseStatFamilyCPU returns utime+stime+cutime+cstime in seconds from a
+// /proc/PID/stat line.
+func parseStatFamilyCPU(s string) (float64, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime … cstime are fields 14–17.
+	if len(f) < 15 {
+		return 0, errors.New("short stat")
+	}
+	var sum int64
+	for _, x := range f[11:15] {
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return float64(sum) / clkTck, nil
+}
+
 // parseStatCPU returns utime+stime in seconds from a /proc/PID/stat line.
 // The command name (field 2) may contain spaces and parentheses, so fields
 // are counted from the last ')'.

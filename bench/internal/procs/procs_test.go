@@ -1,8 +1,11 @@
 package procs
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +19,49 @@ func TestParseStatCPU(t *testing.T) {
 	}
 	if _, err := parseStatCPU("garbage"); err == nil {
 		t.Error("want error")
+	}
+}
+
+func TestParseStatFamilyCPU(t *testing.T) {
+	line := "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 70 30 20 0 1 0 100 1000 10"
+	cpu, err := parseStatFamilyCPU(line)
+	if err != nil || cpu != 4.0 {
+		t.Fatalf("cpu %v, err %v", cpu, err)
+	}
+	if _, err := parseStatFamilyCPU("1 (x) S 1 2"); err == nil {
+		t.Error("want error")
+	}
+}
+
+// TestFamilyCPU: the CPU of a child a process waited for shows in its
+// family's CPU, not in its own.
+func TestFamilyCPU(t *testing.T) {
+	p, err := Start("sh", filepath.Join(t.TempDir(), "log"), nil, "-c",
+		"sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done'; exec sleep 30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(time.Second)
+	// Childless once the loop's shell was reaped and sleep took over.
+	if err := Poll(20*time.Second, 10*time.Millisecond, "sleep", func() error { return nil }, func() (bool, error) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p.PID))
+		return err == nil && strings.TrimSpace(string(b)) == "sleep", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitChildless(p.PID, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	family, err := ReadFamilyCPU(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := ReadUsage(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if family-own.CPU < 0.05 {
+		t.Fatalf("family %.2fs, own %.2fs: the child's loop is not counted", family, own.CPU)
 	}
 }
 
