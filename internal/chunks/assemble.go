@@ -21,6 +21,25 @@ type Supplier interface {
 	Fetch(ctx context.Context, want []Chunk, deliver func(h Hash, data []byte) error) error
 }
 
+// Held supplies a file's whole content from memory, the bytes its list
+// was cut and hashed from (List): Assemble writes them as they are, with
+// no second hash and no search of the index for bytes already at hand (a
+// small file that came inline with its batch).
+type Held []byte
+
+// Fetch delivers the wanted chunks from the held bytes.
+func (h Held) Fetch(_ context.Context, want []Chunk, deliver func(Hash, []byte) error) error {
+	for _, c := range want {
+		if c.Offset+int64(c.Length) > int64(len(h)) {
+			return fmt.Errorf("chunk at %d beyond the %d bytes held", c.Offset, len(h))
+		}
+		if err := deliver(c.Hash, h[c.Offset:c.Offset+int64(c.Length)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Stats says where an assembled file's chunks came from.
 type Stats struct {
 	// Unchanged: the file already held the list's content and was left
@@ -130,6 +149,10 @@ func (ix *Index) AssembleAt(ctx context.Context, pfd int, rel string, l []Chunk,
 		return st, fmt.Errorf("assemble %s: name reserved for temporaries", rel)
 	}
 	size := Size(l)
+	held, isHeld := sup.(Held)
+	if isHeld && int64(len(held)) != size {
+		return st, fmt.Errorf("assemble %s: %d bytes held for a list of %d", rel, len(held), size)
+	}
 	buf := make([]byte, 0, maxLength(l)) // not MaxSize: most files are small
 
 	if !o.Rewrite && ix.mayHold(rel, l) && ix.holds(pfd, base, l, size, buf) {
@@ -187,6 +210,10 @@ func (ix *Index) AssembleAt(ctx context.Context, pfd int, rel string, l []Chunk,
 		if err := ctx.Err(); err != nil {
 			return st, fmt.Errorf("assemble %s: %w", rel, err)
 		}
+		if isHeld {
+			want = append(want, c)
+			continue
+		}
 		b := buf[:c.Length]
 		ok, stale := ix.read(c.Hash, b)
 		st.Stale += stale
@@ -213,7 +240,7 @@ func (ix *Index) AssembleAt(ctx context.Context, pfd int, rel string, l []Chunk,
 			if !wanted[h] {
 				return fmt.Errorf("supplier sent chunk %s, not asked for or sent twice", h)
 			}
-			if Sum(data) != h {
+			if !isHeld && Sum(data) != h {
 				return fmt.Errorf("supplier: %w %s", ErrFrameHash, h)
 			}
 			if err := w.put(h, data); err != nil {

@@ -308,3 +308,37 @@ func TestDeferredAssembly(t *testing.T) {
 		t.Fatalf("temporaries left: %v", ents)
 	}
 }
+
+// Held bytes are written as they are, chunks the index knows elsewhere
+// included (no search, no second read); held bytes of another size than
+// the list's are refused before anything is written.
+func TestAssembleHeld(t *testing.T) {
+	tr := newTrees(t)
+	tr.index(t)
+	data := randBytes(40, 300<<10)
+	l := listOf(t, data)
+	if len(l) < 2 {
+		t.Fatalf("%d chunks, want several", len(l))
+	}
+	// The index knows the same bytes as another file: a search would
+	// copy them from there (Local), Held takes its own.
+	writeFile(t, filepath.Join(tr.dst, "other"), data)
+	if _, err := tr.ix.Assemble(context.Background(), "other", l, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := tr.ix.Assemble(context.Background(), "f", l, Held(data), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Local != 0 || st.Fetched != len(l) || st.FetchedBytes != int64(len(data)) {
+		t.Fatalf("stats %+v, want every chunk from the held bytes", st)
+	}
+	mustEqualFile(t, filepath.Join(tr.dst, "f"), data)
+
+	if _, err := tr.ix.Assemble(context.Background(), "g", l, Held(data[:len(data)-1]), nil); err == nil {
+		t.Fatal("held bytes shorter than the list were taken")
+	}
+	if _, err := os.Lstat(filepath.Join(tr.dst, "g")); !os.IsNotExist(err) {
+		t.Fatalf("g after a refused assembly: %v", err)
+	}
+}

@@ -1032,7 +1032,7 @@ func (r *Receiver) updateMeta(s *session, pfd int, base string, e *wireEntry, st
 
 // applyFile keeps a destination file that holds the content, else
 // assembles it now if every chunk is at hand (inline: its bytes came with
-// the batch), else records what it needs.
+// the batch, and l was cut from them), else records what it needs.
 //
 // s takes its counts; owner is the session (whose the staged file is, and
 // the hard-link groups' claims).
@@ -1096,7 +1096,7 @@ func (r *Receiver) applyFile(ctx context.Context, s, owner *session, parents *tr
 		}
 	}
 	if inline != nil {
-		return r.assemble(ctx, s, owner, parents, e, l, rewrite, inlineSupplier(inline))
+		return r.assemble(ctx, s, owner, parents, e, l, rewrite, chunks.Held(inline))
 	}
 	lack, err := r.ix.NeedAt(pfd, base, e.Path, l)
 	if err != nil {
@@ -1331,22 +1331,6 @@ func (f *frameSupplier) next() (chunks.Hash, []byte, error) {
 func (f *frameSupplier) drain() error {
 	for f.read < f.max {
 		if _, _, err := f.next(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// inlineSupplier hands Assemble a file's bytes that came inline with its
-// batch (Assemble checks each chunk against its hash).
-type inlineSupplier []byte
-
-func (in inlineSupplier) Fetch(_ context.Context, want []chunks.Chunk, deliver func(chunks.Hash, []byte) error) error {
-	for _, c := range want {
-		if c.Offset+int64(c.Length) > int64(len(in)) {
-			return fmt.Errorf("chunk at %d beyond the %d inline bytes", c.Offset, len(in))
-		}
-		if err := deliver(c.Hash, in[c.Offset:c.Offset+int64(c.Length)]); err != nil {
 			return err
 		}
 	}
