@@ -1179,6 +1179,9 @@ func (p *pass) encodeBatch(req *batchReq, srcs []*srcEntry) (_ []byte, large boo
 	buf.Write(z)
 	enc := p.s.zstd.Encoder(&buf)
 	var chunksInline int64
+	// The entries come in walk order: a directory's files together.
+	parents := treesync.NewParents(p.rootFd)
+	defer parents.Close()
 	for i := range req.Entries {
 		if !req.Entries[i].Inline {
 			continue
@@ -1187,7 +1190,7 @@ func (p *pass) encodeBatch(req *batchReq, srcs []*srcEntry) (_ []byte, large boo
 		data := e.data
 		if data == nil {
 			path, _ := getName(req.Entries[i].Path, req.Entries[i].PathB)
-			if data, err = p.readInline(path, e); err != nil {
+			if data, err = p.readInline(parents, path, e); err != nil {
 				return nil, false, err
 			}
 		}
@@ -1206,12 +1209,11 @@ func (p *pass) encodeBatch(req *batchReq, srcs []*srcEntry) (_ []byte, large boo
 
 // readInline reads a small file whose bytes were not kept from chunking,
 // checked against the list sent for it.
-func (p *pass) readInline(path string, e *srcEntry) ([]byte, error) {
-	pfd, base, err := treesync.OpenParent(p.rootFd, path)
+func (p *pass) readInline(parents *treesync.Parents, path string, e *srcEntry) ([]byte, error) {
+	pfd, base, err := parents.Open(path)
 	if err != nil {
 		return nil, errAt("open source", path, err)
 	}
-	defer unix.Close(pfd)
 	fd, err := openRead(pfd, base)
 	if err != nil {
 		return nil, errAt("open source", path, err)
