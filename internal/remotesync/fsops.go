@@ -1,7 +1,9 @@
 package remotesync
 
 import (
+	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -121,8 +124,29 @@ func fchmodNoFollow(dirfd int, name string, perm uint32) error {
 
 // readNames lists a directory, without "." and "..", sorted.
 func readNames(fd int) ([]string, error) {
+	ds, err := readDirents(fd)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.name
+	}
+	return names, nil
+}
+
+// dirent is a directory entry's name and its type as the directory
+// records it (unix.DT_*; DT_UNKNOWN where the file system does not).
+type dirent struct {
+	name string
+	typ  uint8
+}
+
+// readDirents lists the directory fd (without "." and ".."), sorted by
+// name.
+func readDirents(fd int) ([]dirent, error) {
 	buf := make([]byte, 64<<10)
-	var names []string
+	var ds []dirent
 	for {
 		var n int
 		err := ignoringEINTR(func() (err error) { n, err = unix.Getdents(fd, buf); return err })
@@ -132,10 +156,37 @@ func readNames(fd int) ([]string, error) {
 		if n <= 0 {
 			break
 		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		if ds, err = parseDirents(buf[:n], ds); err != nil {
+			return nil, err
+		}
 	}
-	slices.Sort(names)
-	return names, nil
+	slices.SortFunc(ds, func(a, b dirent) int { return strings.Compare(a.name, b.name) })
+	return ds, nil
+}
+
+// parseDirents appends the linux_dirent64 records of b to ds: d_ino (8
+// bytes), d_off (8), d_reclen (2), d_type (1), then the name, NUL
+// terminated and padded to d_reclen.
+func parseDirents(b []byte, ds []dirent) ([]dirent, error) {
+	const head = 19
+	for len(b) > 0 {
+		if len(b) < head {
+			return ds, fmt.Errorf("directory entry of %d bytes", len(b))
+		}
+		reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+		if reclen < head || reclen > len(b) {
+			return ds, fmt.Errorf("directory entry length %d of %d bytes", reclen, len(b))
+		}
+		name := b[head:reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		if n := string(name); n != "." && n != ".." {
+			ds = append(ds, dirent{name: n, typ: b[18]})
+		}
+		b = b[reclen:]
+	}
+	return ds, nil
 }
 
 func openRead(dirfd int, name string) (int, error) {

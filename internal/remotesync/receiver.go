@@ -1664,14 +1664,18 @@ func (r *Receiver) deletePath(s *session, p string) error {
 // removeUnlisted deletes, below the directory fd, whatever a full listing
 // did not name, and leftover temporaries (every listed file is in place).
 func (r *Receiver) removeUnlisted(s *session, fd int, rel string) error {
-	names, err := readNames(fd)
+	ds, err := readDirents(fd)
 	if err != nil {
 		return errAt("read directory", rel, err)
 	}
-	for _, n := range names {
-		p := n
+	for _, d := range ds {
+		n, p := d.name, d.name
 		if rel != "" {
 			p = rel + "/" + n
+		}
+		tmp := strings.HasPrefix(n, treesync.TmpPrefix)
+		if !tmp && s.seen[p] && d.typ != unix.DT_DIR && d.typ != unix.DT_UNKNOWN {
+			continue // listed, and not a directory to look into: no stat
 		}
 		st, err := lstatAt(fd, n)
 		if err == unix.ENOENT {
@@ -1680,11 +1684,11 @@ func (r *Receiver) removeUnlisted(s *session, fd int, rel string) error {
 		if err != nil {
 			return errAt("stat", p, err)
 		}
-		if strings.HasPrefix(n, treesync.TmpPrefix) || !s.seen[p] {
+		if tmp || !s.seen[p] {
 			if err := r.removeEntry(s, fd, n, p, &st); err != nil {
 				return err
 			}
-			if strings.HasPrefix(n, treesync.TmpPrefix) && typeOf(&st) != unix.S_IFDIR {
+			if tmp && typeOf(&st) != unix.S_IFDIR {
 				s.stats.Deleted-- // a temporary is not an entry
 			}
 			continue

@@ -2,6 +2,7 @@ package remotesync
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/efsd/efsd/internal/chunks"
+	"github.com/efsd/efsd/internal/treesync"
 )
 
 func needRoot(t *testing.T) {
@@ -523,5 +527,58 @@ func TestInlineOverUnindexedFile(t *testing.T) {
 	writeFile(t, p.src+"/g", randBytes(400_003, 4096), 0o644, old)
 	if st := p.mustPass(nil, PassOptions{}); st.Full || st.FilesCompared != 1 || st.FilesCopied != 1 || st.ChunksSent != 1 {
 		t.Fatalf("new file over an unindexed one: %+v", st)
+	}
+}
+
+// A full listing removes whatever the source does not have, of every
+// type and at every depth, and temporaries left beside listed files;
+// listed entries are not touched.
+func TestFullListingRemovesStrays(t *testing.T) {
+	t.Parallel()
+	p := newPair(t)
+	writeFile(t, p.src+"/top", []byte("top"), 0o644, old)
+	writeFile(t, p.src+"/d/e/f", []byte("deep"), 0o644, old)
+	must(t, os.Symlink("f", p.src+"/d/e/l"))
+	p.mustPass(nil, PassOptions{})
+	before := scan(t, p.dst)
+
+	must(t, os.Remove(p.rcState)) // the next pass lists everything
+	p.openReceiver()
+	strays := []string{"/stray", "/d/stray-dir/x", "/d/e/stray", "/d/e/" + treesync.TmpPrefix + "f.part"}
+	for _, s := range strays {
+		must(t, os.MkdirAll(filepath.Dir(p.dst+s), 0o755))
+		must(t, os.WriteFile(p.dst+s, []byte("not at the source"), 0o644))
+	}
+	must(t, os.Symlink("nowhere", p.dst+"/d/stray-link"))
+	st := p.mustPass(nil, PassOptions{})
+	if !st.Full || st.Deleted != int64(len(strays)+1) {
+		t.Fatalf("not a full listing, or not every stray deleted: %+v", st)
+	}
+	// The directories the strays were removed from changed; their files
+	// did not.
+	delete(before, "d")
+	delete(before, "d/e")
+	untouched(t, before, scan(t, p.dst))
+}
+
+// parseDirents refuses records that do not fit, rather than looping or
+// reading past the buffer.
+func TestParseDirentsHostile(t *testing.T) {
+	rec := func(name string, reclen int) []byte {
+		b := make([]byte, reclen)
+		binary.NativeEndian.PutUint16(b[16:], uint16(reclen))
+		b[18] = unix.DT_REG
+		copy(b[19:], name)
+		return b
+	}
+	ds, err := parseDirents(append(rec("a", 24), rec("bc", 24)...), nil)
+	if err != nil || len(ds) != 2 || ds[0].name != "a" || ds[1].name != "bc" || ds[1].typ != unix.DT_REG {
+		t.Fatalf("two records: %+v, %v", ds, err)
+	}
+	for _, b := range [][]byte{rec("a", 24)[:10], rec("a", 24)[:20], func() []byte { b := rec("a", 24); b[16], b[17] = 0, 0; return b }(),
+		func() []byte { b := rec("a", 24); binary.NativeEndian.PutUint16(b[16:], 200); return b }()} {
+		if _, err := parseDirents(b, nil); err == nil {
+			t.Errorf("%x: accepted", b)
+		}
 	}
 }
