@@ -3,6 +3,7 @@ package chunks
 import (
 	"errors"
 	"io"
+	"sync"
 )
 
 // The content-defined chunker: FastCDC (Xia et al., USENIX ATC 2016) with
@@ -28,15 +29,41 @@ type chunker struct {
 	eof    bool
 }
 
-// newChunker cuts r, which should yield size bytes: its first buffer
-// holds a small file whole (and one byte more, to meet the end without
-// growing), so a 4 KiB file does not cost a zeroed 64 KiB buffer.
-func newChunker(r io.Reader, sz sizes, size int64) *chunker {
+// newChunker cuts r, which should yield size bytes (-1: unknown). Its
+// buffer is sized once for the file: a small file's whole (and one byte
+// more, to meet the end without growing), so a 4 KiB file does not cost
+// a zeroed 64 KiB buffer; a larger one's up to the read-ahead limit,
+// taken from bufs (when given, for the small set's chunkerBuf) so that a
+// tree of files does not allocate and zero a buffer for each. release
+// gives it back.
+func newChunker(r io.Reader, sz sizes, size int64, bufs *sync.Pool) *chunker {
 	c := &chunker{r: r, sz: sz}
-	if size >= 0 && size < chunkerStart {
+	limit := max(2*sz.max, chunkerBuf)
+	switch {
+	case size < 0:
+		// Unknown: grown from chunkerStart as the bytes come.
+	case size < chunkerStart:
 		c.buf = make([]byte, 0, size+1)
+	case bufs != nil && limit == chunkerBuf:
+		if b, ok := bufs.Get().(*[]byte); ok {
+			c.buf = (*b)[:0]
+		} else {
+			c.buf = make([]byte, 0, chunkerBuf)
+		}
+	default:
+		c.buf = make([]byte, 0, min(size+1, int64(limit)))
 	}
 	return c
+}
+
+// release returns the chunker's buffer to bufs if it is one of theirs
+// (the chunks it returned are invalid from then on).
+func (c *chunker) release(bufs *sync.Pool) {
+	if bufs != nil && cap(c.buf) == chunkerBuf {
+		b := c.buf[:0]
+		bufs.Put(&b)
+	}
+	c.buf = nil
 }
 
 // chunkerStart is the chunker's largest first buffer: most files are

@@ -77,8 +77,13 @@ func TestListChoosesSetBySize(t *testing.T) {
 // listWith is the list of b cut with the set sz.
 func listWith(t testing.TB, b []byte, sz sizes) []Chunk {
 	t.Helper()
+	return listFrom(t, newChunker(bytes.NewReader(b), sz, int64(len(b)), nil))
+}
+
+// listFrom is the list ch cuts.
+func listFrom(t testing.TB, ch *chunker) []Chunk {
+	t.Helper()
 	var l []Chunk
-	ch := newChunker(bytes.NewReader(b), sz, int64(len(b)))
 	for {
 		off, data, err := ch.next()
 		if errors.Is(err, io.EOF) {
@@ -105,4 +110,23 @@ func TestSplitConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A chunker's buffer taken from a pool, used by a larger file before, or
+// grown from nothing for a size not given, cuts as a buffer of its own.
+func TestChunkerBuffers(t *testing.T) {
+	var pool sync.Pool
+	for i, size := range []int{5 << 20, 100 << 10, 3<<20 + 7, 70 << 10, chunkerBuf, chunkerBuf + 1, 64<<10 - 1, 9 << 20} {
+		data := randBytes(uint64(90+i), size)
+		sz := sizesFor(int64(size))
+		want := listWith(t, data, sz)
+		ch := newChunker(bytes.NewReader(data), sz, int64(size), &pool)
+		if got := listFrom(t, ch); !slices.Equal(got, want) {
+			t.Fatalf("size %d, pooled buffer: cut differently", size)
+		}
+		ch.release(&pool)
+		if got := listFrom(t, newChunker(bytes.NewReader(data), sz, -1, nil)); !slices.Equal(got, want) {
+			t.Fatalf("size %d, size unknown: cut differently", size)
+		}
+	}
 }

@@ -95,7 +95,7 @@ type Chunk struct {
 // chunk sizes, so the same content must be split with the same size
 // wherever its chunks are to match.
 func Split(r io.Reader, size int64, fn func(c Chunk, data []byte) error) error {
-	ch := newChunker(r, sizesFor(size), size)
+	ch := newChunker(r, sizesFor(size), size, nil)
 	for {
 		off, data, err := ch.next()
 		if errors.Is(err, io.EOF) {

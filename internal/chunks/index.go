@@ -31,6 +31,7 @@ type Index struct {
 	byHash map[Hash][]Loc
 	byPath map[string][]Chunk
 	pieces sync.Pool // *[]byte of behindPiece bytes, for ReceiveAt
+	cuts   sync.Pool // *[]byte of chunkerBuf bytes, ReceiveAt's chunkers
 }
 
 // OpenIndex opens the destination root dir with an empty index; Scan fills

@@ -52,7 +52,7 @@ func (ix *Index) ReceiveAt(ctx context.Context, pfd int, rel string, size int64,
 	if w.syncEvery == 0 {
 		w.syncEvery = defaultSyncEvery
 	}
-	wb := newWriteBehind(w, &ix.pieces, size)
+	wb := newWriteBehind(w, &ix.pieces)
 	// One byte more than size: a stream that goes on is refused, not cut
 	// short.
 	tee := &teeReader{src: io.LimitReader(r, size+1), wb: wb, size: size}
@@ -64,7 +64,8 @@ func (ix *Index) ReceiveAt(ctx context.Context, pfd int, rel string, size int64,
 		w.sync()
 		return nil, st, fmt.Errorf("receive %s: %w", rel, err)
 	}
-	c := newChunker(tee, sizesFor(size), size)
+	c := newChunker(tee, sizesFor(size), size, &ix.cuts)
+	defer c.release(&ix.cuts)
 	for {
 		if err := ctx.Err(); err != nil {
 			return fail(err)

@@ -20,13 +20,12 @@ const (
 // with it). The reader (teeReader) takes a free piece, fills it from the
 // stream, lets the chunker copy it out, then queues it; the writer
 // returns it. stop must be called before the temporary is closed.
-// Pieces are of one size, a whole piece or the file's if smaller; whole
-// ones come from, and go back to, a pool shared by every receipt (pool),
-// so a tree of large files does not allocate them per file.
+// Pieces are all of behindPiece bytes (the last one of a file, or a small
+// file's only one, used in part), from and back to a pool shared by every
+// receipt (pool), so a tree of files does not allocate them per file.
 type writeBehind struct {
 	w       *partWriter
 	pool    *sync.Pool
-	size    int // of every piece
 	queue   chan behindWrite
 	free    chan []byte
 	done    chan struct{}
@@ -41,8 +40,8 @@ type behindWrite struct {
 	off int64
 }
 
-func newWriteBehind(w *partWriter, pool *sync.Pool, fileSize int64) *writeBehind {
-	wb := &writeBehind{w: w, pool: pool, size: int(min(behindPiece, fileSize)), queue: make(chan behindWrite, behindPieces), free: make(chan []byte, behindPieces),
+func newWriteBehind(w *partWriter, pool *sync.Pool) *writeBehind {
+	wb := &writeBehind{w: w, pool: pool, queue: make(chan behindWrite, behindPieces), free: make(chan []byte, behindPieces),
 		done: make(chan struct{}), failed: make(chan struct{})}
 	go wb.run()
 	return wb
@@ -60,7 +59,7 @@ func (wb *writeBehind) run() {
 	}
 }
 
-// piece returns a buffer of n bytes (n ≤ wb.size): a free one, a new one
+// piece returns a buffer of n bytes (n ≤ behindPiece): a free one, a new one
 // while fewer than behindPieces exist, or the next one the writer frees.
 // It fails once the writer has.
 func (wb *writeBehind) piece(n int) ([]byte, error) {
@@ -76,12 +75,10 @@ func (wb *writeBehind) piece(n int) ([]byte, error) {
 	}
 	if wb.made < behindPieces {
 		wb.made++
-		if wb.size == behindPiece {
-			if b, ok := wb.pool.Get().(*[]byte); ok {
-				return (*b)[:n], nil
-			}
+		if b, ok := wb.pool.Get().(*[]byte); ok {
+			return (*b)[:n], nil
 		}
-		return make([]byte, n, wb.size), nil
+		return make([]byte, n, behindPiece), nil
 	}
 	select {
 	case b := <-wb.free:
@@ -105,9 +102,7 @@ func (wb *writeBehind) stop() error {
 	for {
 		select {
 		case b := <-wb.free:
-			if wb.size == behindPiece {
-				wb.pool.Put(&b)
-			}
+			wb.pool.Put(&b)
 		default:
 			return wb.err
 		}

@@ -43,7 +43,7 @@ func TestWriteBehindFails(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	const size = 64 * behindPiece
-	wb := newWriteBehind(&partWriter{fd: fd}, &sync.Pool{}, size)
+	wb := newWriteBehind(&partWriter{fd: fd}, &sync.Pool{})
 	tee := &teeReader{src: bytes.NewReader(make([]byte, size)), wb: wb, size: size}
 	n, err := io.Copy(io.Discard, tee)
 	if !errors.Is(err, unix.EBADF) {
