@@ -168,46 +168,34 @@ func WaitChildless(pid int, limit time.Duration) error {
 
 // parseStatFamilyCPU returns utime+stime+cutime+cstime in seconds from a
 // /proc/PID/stat line.
-func parseStatFamilyCPU(s string) (float64, error) {
+func parseStatFamilyCPU(s string) (float64, error) { return statTicks(s, 4) }
+
+// parseStatCPU returns utime+stime in seconds from a /proc/PID/stat line.
+func parseStatCPU(s string) (float64, error) { return statTicks(s, 2) }
+
+// statTicks adds up the n fields of a /proc/PID/stat line from utime
+// (field 14: utime, stime, cutime, cstime), in seconds. The command name
+// (field 2) may contain spaces and parentheses, so fields are counted
+// from the last ')'.
+func statTicks(s string, n int) (float64, error) {
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
 		return 0, errors.New("malformed stat")
 	}
 	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); utime … cstime are fields 14–17.
-	if len(f) < 15 {
+	// f[0] is field 3 (state), so field 14 is f[11].
+	if len(f) < 11+n {
 		return 0, errors.New("short stat")
 	}
 	var sum int64
-	for _, x := range f[11:15] {
-		n, err := strconv.ParseInt(x, 10, 64)
+	for _, x := range f[11 : 11+n] {
+		v, err := strconv.ParseInt(x, 10, 64)
 		if err != nil {
 			return 0, err
 		}
-		sum += n
+		sum += v
 	}
 	return float64(sum) / clkTck, nil
-}
-
-// parseStatCPU returns utime+stime in seconds from a /proc/PID/stat line.
-// The command name (field 2) may contain spaces and parentheses, so fields
-// are counted from the last ')'.
-func parseStatCPU(s string) (float64, error) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); utime is field 14, stime field 15.
-	if len(f) < 13 {
-		return 0, errors.New("short stat")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return float64(ut+st) / clkTck, nil
 }
 
 // parseStatusMem returns VmRSS and VmHWM in bytes.
